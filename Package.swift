@@ -1,0 +1,53 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Layers, bottom to top: CLMDB/CLZ4 (system libraries) → SextantKernels (pure compute)
+// → SextantStorage (the only code that calls mdb_*) → SextantCore / SextantFilter /
+// SextantFormats (types, predicates, file formats) → Sextant (engine) → sextant (CLI).
+let package = Package(
+    name: "Sextant",
+    products: [
+        .library(name: "Sextant", targets: ["Sextant"]),
+        .executable(name: "sextant", targets: ["sextant"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLMDB",
+            path: "Sources/CLMDB",
+            pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLZ4",
+            path: "Sources/CLZ4",
+            pkgConfig: "liblz4",
+            providers: [.apt(["liblz4-dev"])]
+        ),
+        .target(name: "SextantKernels"),
+        .target(name: "SextantStorage", dependencies: ["CLMDB", "CLZ4"]),
+        .target(name: "SextantCore"),
+        .target(name: "SextantFilter", dependencies: ["SextantCore"]),
+        .target(name: "SextantFormats", dependencies: ["SextantCore"]),
+        .target(
+            name: "Sextant",
+            dependencies: ["SextantKernels", "SextantStorage", "SextantCore", "SextantFilter", "SextantFormats"]
+        ),
+        .executableTarget(
+            name: "sextant",
+            dependencies: ["Sextant", "SextantFormats", "SextantTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .target(name: "SextantTestSupport", dependencies: ["Sextant", "SextantFormats"]),
+        .testTarget(name: "SextantKernelsTests", dependencies: ["SextantKernels"]),
+        .testTarget(name: "SextantStorageTests", dependencies: ["SextantStorage", "CLMDB"]),
+        .testTarget(name: "SextantFilterTests", dependencies: ["SextantFilter", "SextantCore"]),
+        .testTarget(name: "SextantFormatsTests", dependencies: ["SextantFormats", "SextantCore"]),
+        .testTarget(
+            name: "SextantTests",
+            dependencies: ["Sextant", "SextantTestSupport", "SextantStorage"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

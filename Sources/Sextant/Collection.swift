@@ -1,0 +1,267 @@
+import Foundation
+import SextantStorage
+
+/// A handle on one collection of a ``Store``. Cheap; thread-safe; valid until the store closes
+/// or the collection is dropped (operations then throw ``SextantError/Code/notFound``).
+public final class Collection: Sendable {
+    public let store: Store
+    public let info: CollectionInfo
+
+    init(store: Store, info: CollectionInfo) {
+        self.store = store
+        self.info = info
+    }
+
+    public var name: String { info.name }
+    public var dimension: Int { info.dimension }
+    public var metric: Metric { info.metric }
+    public var schema: Schema { info.schema }
+
+    var db: Store.Databases { store.db }
+    var cid: UInt32 { info.id }
+
+    /// Throws notFound unless this collection (this id, not just this name) still exists.
+    func state(_ txn: Transaction) throws -> CollectionState {
+        guard let s = try CollectionState.read(txn, db.state, cid: cid) else {
+            throw SextantError(.notFound, "collection '\(name)' was dropped", context: ["collection": name])
+        }
+        return s
+    }
+
+    // MARK: Validation
+
+    /// Checks a vector against the collection: dimension, finiteness, non-zero for cosine.
+    func validate(vector: [Float], row: Int?) throws(SextantError) {
+        var ctx: [String: String] = ["collection": name]
+        if let row { ctx["row"] = String(row) }
+        guard vector.count == dimension else {
+            ctx["expected"] = String(dimension); ctx["got"] = String(vector.count)
+            throw SextantError(.dimensionMismatch, "vector has \(vector.count) components; collection '\(name)' has dimension \(dimension)", context: ctx)
+        }
+        var nonZero = false
+        for (i, x) in vector.enumerated() {
+            if !x.isFinite {
+                ctx["component"] = String(i)
+                throw SextantError(.nonFiniteValue, "vector component \(i) is \(x)", context: ctx)
+            }
+            if x != 0 { nonZero = true }
+        }
+        if metric == .cosine && !nonZero {
+            throw SextantError(.invalidArgument, "a zero vector has no cosine distance", context: ctx)
+        }
+    }
+
+    /// Converts named attributes into a schema-ordered row, checking names, types and nullability.
+    func attributeRow(_ attrs: [String: AttributeValue], row: Int?) throws(SextantError) -> AttributeRow {
+        var out = AttributeRow(nullsFor: schema.count)
+        var ctx: [String: String] = ["collection": name]
+        if let row { ctx["row"] = String(row) }
+        for (key, value) in attrs {
+            guard let pos = schema.position(of: key) else {
+                ctx["field"] = key
+                throw SextantError(.unknownAttribute, "unknown attribute '\(key)'", context: ctx)
+            }
+            out.values[pos] = try Collection.coerce(value, to: schema.fields[pos], context: ctx)
+        }
+        for (i, f) in schema.fields.enumerated() where !f.nullable && out.values[i].isNull {
+            ctx["field"] = f.name
+            throw SextantError(.nullViolation, "attribute '\(f.name)' may not be null", context: ctx)
+        }
+        return out
+    }
+
+    static func coerce(_ v: AttributeValue, to f: Field, context: [String: String]) throws(SextantError) -> AttributeValue {
+        var ctx = context
+        ctx["field"] = f.name
+        func mismatch() -> SextantError {
+            ctx["expected"] = f.type.schemaSpelling
+            return SextantError(.typeMismatch, "attribute '\(f.name)' is \(f.type.schemaSpelling); got \(v)", context: ctx)
+        }
+        switch (f.type, v) {
+        case (_, .null): return .null
+        case (.string, .string), (.int, .int), (.bool, .bool), (.stringList, .stringList), (.intList, .intList):
+            return v
+        case (.double, .double(let d)):
+            guard d.isFinite else { throw SextantError(.nonFiniteValue, "attribute '\(f.name)' is \(d)", context: ctx) }
+            return v
+        case (.double, .int(let i)):
+            return .double(Double(i))
+        case (.int, .double(let d)):
+            // JSON writers print 3 as 3.0; accept integral values exactly representable.
+            guard let i = Int64(exactly: d) else { throw mismatch() }
+            return .int(i)
+        case (.intList, .stringList(let l)) where l.isEmpty:
+            return .intList([])
+        case (.stringList, .intList(let l)) where l.isEmpty:
+            return .stringList([])
+        default:
+            throw mismatch()
+        }
+    }
+
+    // MARK: Writes
+
+    /// Inserts or replaces one row.
+    public func upsert(_ row: Row) throws {
+        try upsert([row])
+    }
+
+    /// Inserts or replaces `id`'s vector and attributes.
+    public func upsert(id: UInt64, vector: [Float], attributes: [String: AttributeValue] = [:]) throws {
+        try upsert([Row(id: id, vector: vector, attributes: attributes)])
+    }
+
+    /// Inserts or replaces many rows in one transaction: all of them or, on any error, none.
+    /// A later row with the same id replaces an earlier one.
+    public func upsert(_ rows: [Row]) throws {
+        var encoded: [PreparedRow] = []
+        encoded.reserveCapacity(rows.count)
+        for (i, r) in rows.enumerated() {
+            encoded.append(try prepare(r, position: i))
+        }
+        try store.env.write { txn in try write(encoded, txn) }
+    }
+
+    struct PreparedRow {
+        var id: UInt64
+        var vector: [Float]
+        var attributes: [UInt8]
+    }
+
+    func prepare(_ r: Row, position: Int) throws(SextantError) -> PreparedRow {
+        try validate(vector: r.vector, row: position)
+        let attrs = try attributeRow(r.attributes, row: position)
+        var bytes: [UInt8] = []
+        withUnsafeBytes(of: r.id.littleEndian) { bytes.append(contentsOf: $0) }
+        AttributeCodec.encode(attrs, schema: schema, into: &bytes)
+        return PreparedRow(id: r.id, vector: r.vector, attributes: bytes)
+    }
+
+    func write(_ rows: [PreparedRow], _ txn: Transaction) throws {
+        var st = try state(txn)
+        for r in rows {
+            let existing = try Keys.withExternalKey(cid, r.id) { k in try txn.withValue(db.ids, key: k) { v in try Collection.slot(v) } }
+            let slot: UInt32
+            if let existing {
+                slot = existing
+            } else {
+                slot = try allocateSlot(txn, &st)
+                try Keys.withExternalKey(cid, r.id) { k in
+                    try withUnsafeBytes(of: slot.littleEndian) { v in try txn.put(db.ids, key: k, value: v) }
+                }
+                st.count += 1
+            }
+            try Keys.withRowKey(cid, slot) { k in
+                try r.attributes.withUnsafeBytes { v in try txn.put(db.rows, key: k, value: v) }
+                try txn.reserve(db.vectors, key: k, count: 8 + 4 * dimension) { out in
+                    out.storeBytes(of: r.id.littleEndian, toByteOffset: 0, as: UInt64.self)
+                    r.vector.withUnsafeBytes { src in
+                        // Float32 little-endian on every platform Swift targets here.
+                        UnsafeMutableRawBufferPointer(rebasing: out[8...]).copyMemory(from: src)
+                    }
+                }
+            }
+        }
+        try st.write(txn, db.state, cid: cid)
+    }
+
+    static func slot(_ v: UnsafeRawBufferPointer) throws(SextantError) -> UInt32 {
+        guard v.count == 4 else { throw SextantError(.corrupted, "id map entry has \(v.count) bytes") }
+        return UInt32(littleEndian: v.loadUnaligned(as: UInt32.self))
+    }
+
+    /// The lowest freed slot, or a new one past the end.
+    private func allocateSlot(_ txn: Transaction, _ st: inout CollectionState) throws -> UInt32 {
+        let prefix = Keys.prefix(cid)
+        let reused: UInt32? = try txn.withCursor(db.free) { c in
+            guard try c.seek(prefix), let (kc, slot) = Keys.decodeRow(c.key), kc == cid else { return nil }
+            try c.deleteCurrent()
+            return slot
+        }
+        if let reused { return reused }
+        guard st.nextSlot < UInt32.max else {
+            throw SextantError(.limitExceeded, "collection '\(name)' has used all 2^32-1 row slots", context: ["collection": name])
+        }
+        defer { st.nextSlot += 1 }
+        return st.nextSlot
+    }
+
+    /// Deletes a row; returns whether it existed.
+    @discardableResult
+    public func delete(_ id: UInt64) throws -> Bool {
+        try delete([id]) == 1
+    }
+
+    /// Deletes rows in one transaction; returns how many existed.
+    @discardableResult
+    public func delete(_ ids: [UInt64]) throws -> Int {
+        try store.env.write { txn in
+            var st = try state(txn)
+            var n = 0
+            for id in ids {
+                guard let slot = try Keys.withExternalKey(cid, id, { k in try txn.withValue(db.ids, key: k) { v in try Collection.slot(v) } }) else { continue }
+                try Keys.withExternalKey(cid, id) { k in _ = try txn.delete(db.ids, key: k) }
+                try Keys.withRowKey(cid, slot) { k in
+                    _ = try txn.delete(db.rows, key: k)
+                    _ = try txn.delete(db.vectors, key: k)
+                    try txn.put(db.free, key: k, value: UnsafeRawBufferPointer(start: nil, count: 0))
+                }
+                st.count -= 1
+                n += 1
+            }
+            try st.write(txn, db.state, cid: cid)
+            return n
+        }
+    }
+
+    // MARK: Reads
+
+    /// The number of live rows.
+    public func count() throws -> Int {
+        try store.env.read { txn in Int(try state(txn).count) }
+    }
+
+    /// The row with external id `id`, or nil.
+    public func get(_ id: UInt64) throws -> Record? {
+        try store.env.read { txn in
+            _ = try state(txn)
+            guard let slot = try Keys.withExternalKey(cid, id, { k in try txn.withValue(db.ids, key: k) { v in try Collection.slot(v) } }) else { return nil }
+            return try record(txn, slot: slot)
+        }
+    }
+
+    func record(_ txn: Transaction, slot: UInt32) throws -> Record {
+        try Keys.withRowKey(cid, slot) { k in
+            guard let (ext, attrs) = try txn.withValue(db.rows, key: k, { v in try decodeRowRecord(v) }) else {
+                throw SextantError(.corrupted, "slot \(slot) is mapped but has no row record", context: ["collection": name, "slot": String(slot)])
+            }
+            guard let vec = try txn.withValue(db.vectors, key: k, { v in try decodeVectorRecord(v, expectedID: ext) }) else {
+                throw SextantError(.corrupted, "slot \(slot) has no vector record", context: ["collection": name, "slot": String(slot)])
+            }
+            var named: [String: AttributeValue] = [:]
+            for (i, f) in schema.fields.enumerated() where !attrs.values[i].isNull { named[f.name] = attrs.values[i] }
+            return Record(id: ext, vector: vec, attributes: named)
+        }
+    }
+
+    func decodeRowRecord(_ v: UnsafeRawBufferPointer) throws -> (UInt64, AttributeRow) {
+        guard v.count >= 9 else { throw SextantError(.corrupted, "row record has \(v.count) bytes", context: ["collection": name]) }
+        let ext = UInt64(littleEndian: v.loadUnaligned(as: UInt64.self))
+        let attrs = try AttributeCodec.decode(UnsafeRawBufferPointer(rebasing: v[8...]), schema: schema)
+        return (ext, attrs)
+    }
+
+    func decodeVectorRecord(_ v: UnsafeRawBufferPointer, expectedID: UInt64?) throws(SextantError) -> [Float] {
+        guard v.count == 8 + 4 * dimension else {
+            throw SextantError(.corrupted, "vector record has \(v.count) bytes, expected \(8 + 4 * dimension)", context: ["collection": name])
+        }
+        let ext = UInt64(littleEndian: v.loadUnaligned(as: UInt64.self))
+        if let expectedID, ext != expectedID {
+            throw SextantError(.corrupted, "vector record belongs to id \(ext), row record to \(expectedID)", context: ["collection": name])
+        }
+        return [Float](unsafeUninitializedCapacity: dimension) { buf, n in
+            UnsafeMutableRawBufferPointer(buf).copyMemory(from: UnsafeRawBufferPointer(rebasing: v[8...]))
+            n = dimension
+        }
+    }
+}

@@ -1,0 +1,39 @@
+import SextantStorage
+
+extension Store {
+    /// How a store is opened. Every value has a default; change only what you need.
+    public struct Configuration: Sendable {
+        /// Open for reading only (several processes may do so while one writes).
+        public var readOnly: Bool = false
+        /// Create the store when the directory holds none.
+        public var createIfMissing: Bool = true
+        /// How commits reach the disk (default: fsync on every commit).
+        public var syncMode: StorageConfiguration.SyncMode = .durable
+        /// Initial address space reserved for the map; it grows by itself.
+        public var initialMapSize: Int = 1 << 30
+        /// Upper bound for map growth.
+        public var maxMapSize: Int = 1 << 40
+        /// Concurrent readers across all processes.
+        public var maxReaders: UInt32 = 126
+        /// Threads a multi-query search may use (default: all cores).
+        public var searchThreads: Int = max(1, ProcessInfoCores.count)
+        /// Test hook: fails chosen `mdb_*` calls.
+        public var faultInjector: FaultInjector? = nil
+
+        public init() {}
+    }
+}
+
+enum ProcessInfoCores {
+    static let count: Int = {
+        #if canImport(Glibc)
+        let n = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        return n > 0 ? n : 1
+        #else
+        return 1
+        #endif
+    }()
+}
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,107 @@
+/// An index recipe in the style of FAISS's index factory: comma-separated components.
+///
+/// ```
+/// recipe    := component ("," component)*
+/// component := "Flat"                 exact scan of full vectors (the default)
+///            | "HNSW" M ["_" efC]     graph with M links per node (efConstruction, default 200)
+///            | "PQ" m "x" bits ["fs"] product quantizer: m sub-quantizers of 8 or 4 bits
+///                                     ("fs" = 4-bit fast-scan layout)
+///            | "OPQ" m                learned rotation before PQ with m sub-spaces
+///            | "Refine"               re-rank candidates with full vectors
+/// ```
+/// Component names are case-insensitive; ``description`` is the canonical spelling, which is
+/// what the store persists. At most one of each kind; OPQ and Refine require PQ.
+public struct IndexRecipe: Sendable, Equatable, Hashable, CustomStringConvertible {
+    public enum Component: Sendable, Equatable, Hashable {
+        case flat
+        case hnsw(m: Int, efConstruction: Int)
+        case pq(m: Int, bits: Int, fastScan: Bool)
+        case opq(m: Int)
+        case refine
+    }
+
+    public private(set) var components: [Component]
+
+    public init(parsing text: String) throws(SextantError) {
+        var comps: [Component] = []
+        var column = 1
+        for raw in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let part = raw.trimmingCharacters(in: .whitespaces)
+            let at = column + (raw.count - raw.drop(while: { $0 == " " }).count)
+            column += raw.count + 1
+            func fail(_ expected: String) -> SextantError {
+                SextantError(.invalidArgument, "index recipe '\(text)' at column \(at): expected \(expected), found '\(part)'",
+                             context: ["position": String(at), "expected": expected])
+            }
+            let lower = part.lowercased()
+            var comp: Component
+            if lower == "flat" {
+                comp = .flat
+            } else if lower == "refine" {
+                comp = .refine
+            } else if lower.hasPrefix("hnsw") {
+                let rest = lower.dropFirst(4).split(separator: "_", omittingEmptySubsequences: false)
+                guard rest.count == 1 || rest.count == 2, let m = Int(rest[0]), (2...256).contains(m) else {
+                    throw fail("HNSW<M> with M in 2…256, optionally _<efConstruction>")
+                }
+                var ef = 200
+                if rest.count == 2 {
+                    guard let e = Int(rest[1]), (1...100_000).contains(e) else { throw fail("an efConstruction of 1…100000 after '_'") }
+                    ef = e
+                }
+                comp = .hnsw(m: m, efConstruction: ef)
+            } else if lower.hasPrefix("opq") {
+                guard let m = Int(lower.dropFirst(3)), (1...4096).contains(m) else { throw fail("OPQ<m> with m in 1…4096") }
+                comp = .opq(m: m)
+            } else if lower.hasPrefix("pq") {
+                var body = lower.dropFirst(2)
+                var fs = false
+                if body.hasSuffix("fs") { fs = true; body = body.dropLast(2) }
+                let mb = body.split(separator: "x", omittingEmptySubsequences: false)
+                guard (1...2).contains(mb.count), let m = Int(mb[0]), (1...4096).contains(m) else {
+                    throw fail("PQ<m>x<bits> with m in 1…4096")
+                }
+                let bits = mb.count == 2 ? Int(mb[1]) : 8
+                guard let bits, bits == 8 || bits == 4 else { throw fail("PQ bits of 8 or 4") }
+                if fs && bits != 4 { throw fail("'fs' (fast-scan) only with 4-bit codes") }
+                comp = .pq(m: m, bits: bits, fastScan: fs)
+            } else {
+                throw fail("Flat, HNSW<M>, PQ<m>x<bits>, OPQ<m> or Refine")
+            }
+            func kind(_ c: Component) -> Int {
+                switch c { case .flat: 0; case .hnsw: 1; case .pq: 2; case .opq: 3; case .refine: 4 }
+            }
+            if comps.contains(where: { kind($0) == kind(comp) }) { throw fail("each component at most once") }
+            comps.append(comp)
+        }
+        func has(_ k: (Component) -> Bool) -> Bool { comps.contains(where: k) }
+        let hasPQ = has { if case .pq = $0 { true } else { false } }
+        if has({ $0 == .refine }) && !hasPQ {
+            throw SextantError(.invalidArgument, "index recipe '\(text)': Refine needs a PQ component", context: ["expected": "PQ before Refine"])
+        }
+        if has({ if case .opq = $0 { true } else { false } }) && !hasPQ {
+            throw SextantError(.invalidArgument, "index recipe '\(text)': OPQ needs a PQ component", context: ["expected": "PQ with OPQ"])
+        }
+        if has({ $0 == .flat }) && comps.count > 1 {
+            throw SextantError(.invalidArgument, "index recipe '\(text)': Flat stands alone", context: ["expected": "Flat alone"])
+        }
+        // Canonical order: OPQ, HNSW, PQ, Refine.
+        func order(_ c: Component) -> Int {
+            switch c { case .opq: 0; case .flat: 1; case .hnsw: 2; case .pq: 3; case .refine: 4 }
+        }
+        components = comps.sorted { order($0) < order($1) }
+    }
+
+    public var description: String {
+        components.map { c in
+            switch c {
+            case .flat: "Flat"
+            case .hnsw(let m, let ef): ef == 200 ? "HNSW\(m)" : "HNSW\(m)_\(ef)"
+            case .pq(let m, let bits, let fs): "PQ\(m)x\(bits)" + (fs ? "fs" : "")
+            case .opq(let m): "OPQ\(m)"
+            case .refine: "Refine"
+            }
+        }.joined(separator: ",")
+    }
+}
+import Foundation

@@ -1,0 +1,164 @@
+import Foundation
+import SextantStorage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Figures about a store, for `sextant stat`.
+public struct StoreStatistics: Sendable, Codable {
+    public struct CollectionStatistics: Sendable, Codable {
+        public var name: String
+        public var dimension: Int
+        public var metric: String
+        public var indexRecipe: String
+        public var schema: String
+        public var rows: Int
+        /// Freed slots waiting for reuse.
+        public var freeSlots: Int
+        /// Slots ever allocated (rows + free slots).
+        public var slots: Int
+    }
+    public var path: String
+    public var formatVersion: Int
+    public var fileBytes: Int
+    public var usedBytes: Int
+    public var mapBytes: Int
+    public var pageSize: Int
+    public var readersInUse: Int
+    public var maxReaders: Int
+    public var lastTransaction: Int
+    public var collections: [CollectionStatistics]
+}
+
+/// The outcome of ``Store/check()``.
+public struct CheckReport: Sendable, Codable {
+    /// Invariant violations found; empty means the store is consistent.
+    public var problems: [String]
+    /// How many rows, records and keys were verified.
+    public var rowsChecked: Int
+    public var collectionsChecked: Int
+    public var isConsistent: Bool { problems.isEmpty }
+}
+
+extension Store {
+    /// Sizes, counters and reader slots.
+    public func statistics() throws -> StoreStatistics {
+        let i = try env.info()
+        let infos = try collections()
+        let cs: [StoreStatistics.CollectionStatistics] = try env.read { txn in
+            try infos.map { c in
+                guard let st = try CollectionState.read(txn, db.state, cid: c.id) else {
+                    throw SextantError(.corrupted, "collection '\(c.name)' has no state record")
+                }
+                var free = 0
+                try txn.scan(db.free, prefix: Keys.prefix(c.id)) { _, _ in free += 1; return true }
+                return .init(name: c.name, dimension: c.dimension, metric: c.metric.rawValue, indexRecipe: c.indexRecipe,
+                             schema: c.schema.spelling, rows: Int(st.count), freeSlots: free, slots: Int(st.nextSlot))
+            }
+        }
+        return StoreStatistics(path: path, formatVersion: Store.formatVersion, fileBytes: i.fileSize, usedBytes: i.usedBytes,
+                               mapBytes: i.mapSize, pageSize: i.pageSize, readersInUse: i.readersInUse,
+                               maxReaders: i.maxReaders, lastTransaction: i.lastTransactionID, collections: cs)
+    }
+
+    /// LMDB's reader table (one line per slot: pid, thread, transaction id).
+    public func readers() throws -> [String] { try env.readerTable() }
+
+    /// Clears reader slots held by dead processes; returns how many.
+    @discardableResult
+    public func clearStaleReaders() throws -> Int { try env.clearStaleReaders() }
+
+    /// Writes a consistent hot backup into `destination` (a new or empty directory) while
+    /// writers go on; free pages are left out, so the copy is compact.
+    public func copy(to destination: String) throws {
+        try env.copy(to: destination, compact: true)
+    }
+
+    /// Verifies every invariant of the format (see SPEC.md, "Invariants").
+    public func check() throws -> CheckReport {
+        var problems: [String] = []
+        var rows = 0
+        let infos = try collections()
+        try env.read { txn in
+            func note(_ s: String) { if problems.count < 1000 { problems.append(s) } }
+            var known = Set<UInt32>()
+            for c in infos {
+                known.insert(c.id)
+                let coll = Collection(store: self, info: c)
+                guard let st = try CollectionState.read(txn, db.state, cid: c.id) else {
+                    note("collection '\(c.name)': no state record"); continue
+                }
+                let prefix = Keys.prefix(c.id)
+                var live = Set<UInt32>()
+                var idCount = 0
+                try txn.scan(db.ids, prefix: prefix) { k, v in
+                    idCount += 1
+                    guard let (_, ext) = Keys.decodeExternal(k), v.count == 4 else { note("'\(c.name)': malformed id-map entry"); return true }
+                    let slot = UInt32(littleEndian: v.loadUnaligned(as: UInt32.self))
+                    if slot >= st.nextSlot { note("'\(c.name)': id \(ext) maps to slot \(slot) past nextSlot \(st.nextSlot)") }
+                    if !live.insert(slot).inserted { note("'\(c.name)': slot \(slot) mapped twice") }
+                    // The row and vector records must exist and name this id.
+                    try Keys.withRowKey(c.id, slot) { rk in
+                        let rowID: UInt64? = try txn.withValue(db.rows, key: rk) { rv in
+                            do { return try coll.decodeRowRecord(rv).0 } catch { note("'\(c.name)': slot \(slot): \(error)"); return nil }
+                        } ?? nil
+                        if rowID == nil { note("'\(c.name)': id \(ext) (slot \(slot)) has no readable row record") }
+                        else if rowID != ext { note("'\(c.name)': slot \(slot) row record names id \(rowID!), id map says \(ext)") }
+                        let vecOK: Bool? = try txn.withValue(db.vectors, key: rk) { vv in
+                            do {
+                                let vec = try coll.decodeVectorRecord(vv, expectedID: ext)
+                                if vec.contains(where: { !$0.isFinite }) { note("'\(c.name)': id \(ext) has a non-finite component") }
+                                return true
+                            } catch { note("'\(c.name)': slot \(slot): \(error)"); return false }
+                        }
+                        if vecOK == nil { note("'\(c.name)': id \(ext) (slot \(slot)) has no vector record") }
+                    }
+                    rows += 1
+                    return true
+                }
+                var rowCount = 0, vecCount = 0, freeCount = 0
+                try txn.scan(db.rows, prefix: prefix) { k, _ in
+                    rowCount += 1
+                    if let (_, s) = Keys.decodeRow(k), !live.contains(s) { note("'\(c.name)': orphan row record at slot \(s)") }
+                    return true
+                }
+                try txn.scan(db.vectors, prefix: prefix) { k, _ in
+                    vecCount += 1
+                    if let (_, s) = Keys.decodeRow(k), !live.contains(s) { note("'\(c.name)': orphan vector record at slot \(s)") }
+                    return true
+                }
+                try txn.scan(db.free, prefix: prefix) { k, _ in
+                    freeCount += 1
+                    guard let (_, s) = Keys.decodeRow(k) else { note("'\(c.name)': malformed free-slot key"); return true }
+                    if live.contains(s) { note("'\(c.name)': slot \(s) is both free and live") }
+                    if s >= st.nextSlot { note("'\(c.name)': free slot \(s) past nextSlot \(st.nextSlot)") }
+                    return true
+                }
+                if idCount != Int(st.count) { note("'\(c.name)': state counts \(st.count) rows, id map has \(idCount)") }
+                if rowCount != idCount { note("'\(c.name)': \(rowCount) row records for \(idCount) ids") }
+                if vecCount != idCount { note("'\(c.name)': \(vecCount) vector records for \(idCount) ids") }
+                if idCount + freeCount != Int(st.nextSlot) {
+                    note("'\(c.name)': \(idCount) live + \(freeCount) free slots != \(st.nextSlot) allocated")
+                }
+            }
+            // No record may belong to a collection the catalog does not know.
+            for d in [db.state, db.ids, db.rows, db.vectors, db.free] {
+                try txn.scan(d) { k, _ in
+                    if k.count >= 4 {
+                        let cid = UInt32(bigEndian: k.loadUnaligned(as: UInt32.self))
+                        if !known.contains(cid) { note("\(d.name): record of unknown collection id \(cid)") }
+                    } else { note("\(d.name): short key") }
+                    return true
+                }
+            }
+        }
+        return CheckReport(problems: problems, rowsChecked: rows, collectionsChecked: infos.count)
+    }
+
+    /// Compacts the store at `path`: a compacting copy into a sibling directory, fsync, then an
+    /// atomic swap of the two directories. Refuses (``SextantError/Code/locked``) while any other
+    /// process or handle has the store open. Returns the data file's size before and after.
+    public static func compact(path: String) throws -> (before: Int, after: Int) {
+        try Environment.compact(path: path)
+    }
+}

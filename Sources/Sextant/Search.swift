@@ -1,0 +1,220 @@
+import Foundation
+import SextantKernels
+import SextantStorage
+
+/// Options for a search.
+public struct SearchOptions: Sendable {
+    /// Score every candidate with full vectors (always true for a `Flat` collection).
+    public var exact: Bool = true
+    public init(exact: Bool = true) { self.exact = exact }
+}
+
+/// One query of a multi-query search.
+public struct Query: Sendable {
+    public var vector: [Float]
+    public var k: Int
+    /// Rows must satisfy it; nil matches every row.
+    public var filter: Filter?
+    public init(vector: [Float], k: Int, filter: Filter? = nil) {
+        self.vector = vector
+        self.k = k
+        self.filter = filter
+    }
+}
+
+extension Collection {
+    /// The `k` nearest live rows satisfying `filter`, sorted by (distance, id).
+    ///
+    /// Returns exactly `min(k, matches)` results. Exact: every matching row is scored with its
+    /// full vector (the oracle every approximate plan is tested against).
+    public func search(_ vector: [Float], k: Int, filter: Filter? = nil, options: SearchOptions = SearchOptions()) throws -> [SearchResult] {
+        try search([Query(vector: vector, k: k, filter: filter)], options: options)[0]
+    }
+
+    /// Answers many queries; result `i` belongs to `queries[i]`.
+    ///
+    /// Queries with the same filter share one pass over the data (each vector read once serves
+    /// a group of queries), and groups run on ``Store/Configuration/searchThreads`` threads.
+    public func search(_ queries: [Query], options: SearchOptions = SearchOptions()) throws -> [[SearchResult]] {
+        // Validate and bind everything before touching the store.
+        var prepared: [PreparedQuery] = []
+        prepared.reserveCapacity(queries.count)
+        var bound: [Filter: BoundFilter] = [:]
+        for (i, q) in queries.enumerated() {
+            guard q.k >= 1 else {
+                throw SextantError(.invalidArgument, "k must be at least 1, got \(q.k)", context: ["query": String(i)])
+            }
+            do { try validate(vector: q.vector, row: nil) } catch { throw error.adding(["query": String(i)]) }
+            var filter: BoundFilter? = nil
+            if let p = q.filter, p != .matchAll {
+                if let b = bound[p] { filter = b } else {
+                    do { filter = try p.bind(to: schema) } catch { throw error.adding(["query": String(i)]) }
+                    bound[p] = filter
+                }
+            }
+            prepared.append(PreparedQuery(index: i, vector: metric == .cosine ? Collection.normalized(q.vector) : q.vector, k: q.k, predicate: q.filter == .matchAll ? nil : q.filter, filter: filter))
+        }
+        // Group by predicate: one data pass per group of up to `groupSize` queries.
+        var groups: [[PreparedQuery]] = []
+        var byPredicate: [Filter?: [PreparedQuery]] = [:]
+        var order: [Filter?] = []
+        for q in prepared {
+            if byPredicate[q.predicate] == nil { order.append(q.predicate) }
+            byPredicate[q.predicate, default: []].append(q)
+        }
+        let groupSize = 16
+        for p in order {
+            let qs = byPredicate[p]!
+            var i = 0
+            while i < qs.count {
+                groups.append(Array(qs[i..<min(i + groupSize, qs.count)]))
+                i += groupSize
+            }
+        }
+        let results = ResultSlots(count: queries.count)
+        let threads = min(max(1, store.configuration.searchThreads), groups.count)
+        let failure = FirstError()
+        if threads <= 1 {
+            for g in groups { try scan(g, into: results) }
+        } else {
+            let next = AtomicCounter()
+            let groups = groups
+            DispatchQueue.concurrentPerform(iterations: threads) { _ in
+                while failure.error == nil {
+                    let gi = next.increment()
+                    guard gi < groups.count else { return }
+                    do { try scan(groups[gi], into: results) } catch { failure.set(error) }
+                }
+            }
+        }
+        if let e = failure.error { throw e }
+        return results.values
+    }
+
+    struct PreparedQuery: @unchecked Sendable {
+        var index: Int
+        var vector: [Float]
+        var k: Int
+        var predicate: Filter?
+        var filter: BoundFilter?
+    }
+
+    static func normalized(_ v: [Float]) -> [Float] {
+        var s: Double = 0
+        for x in v { s += Double(x) * Double(x) }
+        let inv = Float(1 / s.squareRoot())
+        return v.map { $0 * inv }
+    }
+
+    /// One pass over the collection (or over the rows matching the group's filter) scoring
+    /// every query of the group.
+    ///
+    /// Vectors are copied from the map into a small contiguous block and scored with the tiled
+    /// many-queries kernel: each vector is read once for the whole group. Cosine is computed as
+    /// `1 − q̂·x / ‖x‖` with the query normalised once and ‖x‖ once per vector.
+    func scan(_ group: [PreparedQuery], into results: ResultSlots) throws {
+        let d = dimension
+        let kind: DistanceKind = metric == .l2 ? .l2 : .ip
+        let cosine = metric == .cosine
+        var heaps = group.map { TopK(k: $0.k) }
+        let queries = group.flatMap { $0.vector }
+        let nq = group.count
+        let block = max(8, min(256, (64 * 1024) / (4 * d)))
+        var vectors = [Float](repeating: 0, count: block * d)
+        var ids = [UInt64](repeating: 0, count: block)
+        var out = [Float](repeating: 0, count: nq * block)
+        var filled = 0
+
+        func flush() {
+            guard filled > 0 else { return }
+            queries.withUnsafeBytes { q in
+                vectors.withUnsafeBytes { v in
+                    out.withUnsafeMutableBufferPointer { o in
+                        Distance.tile(kind, queries: q.baseAddress!, queryCount: nq, vectors: v.baseAddress!,
+                                      vectorCount: filled, dimension: d, into: o.baseAddress!, outputRowStride: block)
+                        if cosine {
+                            for j in 0..<filled {
+                                let norm = Distance.norm(v.baseAddress! + 4 * j * d, dimension: d)
+                                let inv = norm > 0 ? 1 / norm : 0
+                                for i in 0..<nq { o[i * block + j] = 1 + o[i * block + j] * inv }
+                            }
+                        }
+                    }
+                }
+            }
+            for i in 0..<nq {
+                out.withUnsafeBufferPointer { o in
+                    ids.withUnsafeBufferPointer { idp in
+                        heaps[i].insert(distances: UnsafeBufferPointer(rebasing: o[(i * block)..<(i * block + filled)]),
+                                        ids: UnsafeBufferPointer(rebasing: idp[0..<filled]))
+                    }
+                }
+            }
+            filled = 0
+        }
+
+        func add(_ v: UnsafeRawBufferPointer) throws(SextantError) {
+            guard v.count == 8 + 4 * d else {
+                throw SextantError(.corrupted, "vector record has \(v.count) bytes, expected \(8 + 4 * d)", context: ["collection": name])
+            }
+            ids[filled] = UInt64(littleEndian: v.loadUnaligned(as: UInt64.self))
+            vectors.withUnsafeMutableBytes { dst in
+                UnsafeMutableRawBufferPointer(rebasing: dst[(4 * filled * d)..<(4 * (filled + 1) * d)])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: v[8...]))
+            }
+            filled += 1
+            if filled == block { flush() }
+        }
+
+        try store.env.read { txn in
+            _ = try state(txn)
+            let prefix = Keys.prefix(cid)
+            if let filter = group[0].filter {
+                try txn.withCursor(db.vectors) { vc in
+                    try txn.scan(db.rows, prefix: prefix) { k, v in
+                        guard v.count >= 9 else { throw SextantError(.corrupted, "row record has \(v.count) bytes", context: ["collection": name]) }
+                        let row = try AttributeCodec.decode(UnsafeRawBufferPointer(rebasing: v[8...]), schema: schema)
+                        if filter.matches(row) {
+                            guard try vc.seek(k), vc.key.elementsEqual(k) else {
+                                throw SextantError(.corrupted, "row without a vector record", context: ["collection": name])
+                            }
+                            try add(vc.value)
+                        }
+                        return true
+                    }
+                }
+            } else {
+                try txn.scan(db.vectors, prefix: prefix) { _, v in
+                    try add(v)
+                    return true
+                }
+            }
+            flush()
+        }
+        for (j, q) in group.enumerated() {
+            results.set(q.index, heaps[j].sortedResults().map { SearchResult(id: $0.id, distance: $0.distance) })
+        }
+    }
+}
+
+/// Result slots written by concurrent groups (each index exactly once).
+final class ResultSlots: @unchecked Sendable {
+    private var storage: [[SearchResult]]
+    private let lock = NSLock()
+    init(count: Int) { storage = Array(repeating: [], count: count) }
+    func set(_ i: Int, _ r: [SearchResult]) { lock.lock(); storage[i] = r; lock.unlock() }
+    var values: [[SearchResult]] { lock.lock(); defer { lock.unlock() }; return storage }
+}
+
+final class FirstError: @unchecked Sendable {
+    private var stored: (any Error)?
+    private let lock = NSLock()
+    var error: (any Error)? { lock.lock(); defer { lock.unlock() }; return stored }
+    func set(_ e: any Error) { lock.lock(); if stored == nil { stored = e }; lock.unlock() }
+}
+
+final class AtomicCounter: @unchecked Sendable {
+    private var value = 0
+    private let lock = NSLock()
+    func increment() -> Int { lock.lock(); defer { lock.unlock() }; value += 1; return value - 1 }
+}

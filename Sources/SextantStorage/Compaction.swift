@@ -1,0 +1,56 @@
+import CLMDB
+import Foundation
+import SextantCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Environment {
+    /// Compacts the store at `path`: a compacting copy into a sibling directory, fsync, then an
+    /// atomic swap of the two directories. Refuses (``SextantError/Code/locked``) while any other
+    /// process or handle has the store open. Returns the data file's size before and after.
+    public static func compact(path: String) throws -> (before: Int, after: Int) {
+        var config = StorageConfiguration(path: path)
+        config.createIfMissing = false
+        let env = try Environment(config)
+        defer { env.close() }
+        let canonical = env.path
+        let tmp = canonical + ".compact-\(getpid())"
+        let before = try env.info().fileSize
+        return try env.withExclusiveAccess {
+            try? Environment.removeStoreDirectory(tmp)
+            try env.copy(to: tmp, compact: true)
+            // Give the new directory its own lock file so that later openers lock the live store.
+            let fd = open(tmp + "/sextant.lock", O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+            if fd >= 0 { _ = Glibc.close(fd) }
+            if sextant_rename_exchange(tmp, canonical) != 0 {
+                // No RENAME_EXCHANGE here: fall back to two renames (a crash between them leaves
+                // the store at the `.old` path, never a half-written one).
+                let old = canonical + ".old-\(getpid())"
+                guard rename(canonical, old) == 0 else {
+                    throw SextantError(.io, "cannot move the store aside: \(String(cString: strerror(errno)))", context: ["path": canonical], underlying: errno)
+                }
+                guard rename(tmp, canonical) == 0 else {
+                    let e = errno
+                    _ = rename(old, canonical)
+                    throw SextantError(.io, "cannot move the compacted copy in place", context: ["path": canonical], underlying: e)
+                }
+                try? Environment.removeStoreDirectory(old)
+            } else {
+                try? Environment.removeStoreDirectory(tmp)
+            }
+            let dirfd = open((canonical as NSString).deletingLastPathComponent, O_RDONLY | O_CLOEXEC)
+            if dirfd >= 0 { _ = fsync(dirfd); _ = Glibc.close(dirfd) }
+            var st = stat()
+            let after = stat(canonical + "/data.mdb", &st) == 0 ? Int(st.st_size) : 0
+            return (before, after)
+        }
+    }
+
+    public static func removeStoreDirectory(_ p: String) throws {
+        for f in ["data.mdb", "lock.mdb", "sextant.lock"] { unlink(p + "/" + f) }
+        guard rmdir(p) == 0 || errno == ENOENT else {
+            throw SextantError(.io, "cannot remove '\(p)'", context: ["path": p], underlying: errno)
+        }
+    }
+}

@@ -1,0 +1,468 @@
+import CLMDB
+import SextantCore
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A named LMDB database inside an ``Environment``. Cheap to copy; valid while the environment is open.
+public struct Database: Sendable, Hashable {
+    public let name: String
+    let dbi: MDB_dbi
+}
+
+/// Flags for ``Environment/openDatabase(_:create:integerKeys:)``-style calls.
+public struct DatabaseOptions: OptionSet, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// Keys are native-endian unsigned integers (4 or 8 bytes), compared numerically.
+    public static let integerKey = DatabaseOptions(rawValue: UInt32(MDB_INTEGERKEY))
+}
+
+/// Sizes and counters of an environment, for `stat`.
+public struct EnvironmentInfo: Sendable {
+    public var mapSize: Int
+    public var pageSize: Int
+    /// Pages in use (the high-water mark of the data file).
+    public var usedPages: Int
+    public var usedBytes: Int { usedPages * pageSize }
+    public var maxReaders: Int
+    public var readersInUse: Int
+    public var lastTransactionID: Int
+    /// Bytes of `data.mdb` on disk.
+    public var fileSize: Int
+}
+
+/// One LMDB environment: a directory holding `data.mdb`, `lock.mdb` and `sextant.lock`.
+///
+/// - One serialized writer: ``write(_:)`` calls from any threads run one at a time, each on the
+///   calling thread from begin to commit, as LMDB requires.
+/// - Readers are concurrent and lock-free (MVCC): ``read(_:)`` sees the last committed snapshot.
+///   The environment uses `MDB_NOTLS`, so read transactions are not tied to thread-local slots.
+/// - Values handed to closures point into the map and are valid only inside the closure.
+/// - The map grows by itself on `MDB_MAP_FULL`: the write closure is then run again from the
+///   start in a fresh transaction, so it must not have effects outside the transaction that a
+///   second run would repeat wrongly.
+/// - A directory can be open only once per process; a second open throws ``SextantError/Code/locked``.
+public final class Environment: @unchecked Sendable {
+    public let configuration: StorageConfiguration
+    /// The canonical directory path.
+    public let path: String
+    private var env: OpaquePointer?
+    private let lmdb: LMDB
+    private let gate = RWGate()
+    private let writer = PlainLock()
+    private let fileID: FileID
+    private let processLock: ProcessLock
+    private let state = Mutex(State())
+
+    private struct State {
+        var closed = false
+        var databases: [String: Database] = [:]
+    }
+
+    struct FileID: Hashable { var dev: UInt64; var ino: UInt64 }
+    private static let openEnvironments = Mutex<Set<FileID>>([])
+
+    /// Opens (and by default creates) the environment at `configuration.path`.
+    public init(_ configuration: StorageConfiguration) throws(SextantError) {
+        self.configuration = configuration
+        self.lmdb = LMDB(injector: configuration.faultInjector)
+        let dir = configuration.path
+        var st = stat()
+        if stat(dir, &st) != 0 {
+            guard configuration.createIfMissing, !configuration.readOnly else {
+                throw SextantError(.notFound, "no store at '\(dir)'", context: ["path": dir])
+            }
+            if mkdir(dir, 0o755) != 0 && errno != EEXIST {
+                throw SextantError(.io, "cannot create directory: \(String(cString: strerror(errno)))", context: ["path": dir], underlying: errno)
+            }
+            guard stat(dir, &st) == 0 else {
+                throw SextantError(.io, "cannot stat directory", context: ["path": dir], underlying: errno)
+            }
+        }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw SextantError(.invalidArgument, "'\(dir)' is not a directory (a store is a directory)", context: ["path": dir])
+        }
+        if !configuration.createIfMissing || configuration.readOnly {
+            guard access(dir + "/data.mdb", F_OK) == 0 else {
+                throw SextantError(.notFound, "no store at '\(dir)' (data.mdb missing)", context: ["path": dir])
+            }
+        }
+        let id = FileID(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino))
+        let inserted = Environment.openEnvironments.withLock { $0.insert(id).inserted }
+        guard inserted else {
+            throw SextantError(.locked, "the store is already open in this process", context: ["path": dir])
+        }
+        fileID = id
+        var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        path = realpath(dir, &resolved) != nil ? String(decoding: resolved.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : dir
+        do {
+            processLock = try ProcessLock(directory: dir, create: !configuration.readOnly)
+            env = try Environment.openEnv(configuration, lmdb)
+        } catch {
+            Environment.openEnvironments.withLock { _ = $0.remove(id) }
+            throw error
+        }
+        // Clear reader slots left by processes that died.
+        var dead: Int32 = 0
+        _ = lmdb.call(.readerCheck) { mdb_reader_check(env, &dead) }
+    }
+
+    private static func openEnv(_ c: StorageConfiguration, _ lmdb: LMDB) throws(SextantError) -> OpaquePointer {
+        var e: OpaquePointer?
+        try lmdb.check(.envCreate) { mdb_env_create(&e) }
+        guard let env = e else { throw SextantError(.storage, "mdb_env_create returned no handle") }
+        do {
+            try lmdb.check(.envSetMaxReaders) { mdb_env_set_maxreaders(env, c.maxReaders) }
+            try lmdb.check(.envSetMaxDBs) { mdb_env_set_maxdbs(env, MDB_dbi(c.maxDatabases)) }
+            try lmdb.check(.envSetMapsize) { mdb_env_set_mapsize(env, max(c.initialMapSize, 1 << 20)) }
+            var flags = UInt32(MDB_NOTLS)
+            if c.readOnly { flags |= UInt32(MDB_RDONLY) }
+            switch c.syncMode {
+            case .durable: break
+            case .noMetaSync: flags |= UInt32(MDB_NOMETASYNC)
+            case .noSync: flags |= UInt32(MDB_NOSYNC)
+            }
+            try lmdb.check(.envOpen) { mdb_env_open(env, c.path, flags, 0o644) }
+        } catch {
+            lmdb.perform(.envClose) { mdb_env_close(env) }
+            if error.code == .corrupted || error.underlying == MDB_INVALID {
+                throw SextantError(.formatVersion, "'\(c.path)' is not an LMDB environment this build can read", context: ["path": c.path], underlying: error.underlying)
+            }
+            throw error.adding(["path": c.path])
+        }
+        return env
+    }
+
+    /// Closes the environment. Idempotent. No transaction may be running.
+    public func close() {
+        let wasOpen = state.withLock { s -> Bool in
+            if s.closed { return false }
+            s.closed = true
+            return true
+        }
+        guard wasOpen else { return }
+        gate.withExclusive {
+            if let env { lmdb.perform(.envClose) { mdb_env_close(env) } }
+            env = nil
+        }
+        Environment.openEnvironments.withLock { _ = $0.remove(fileID) }
+    }
+
+    deinit { close() }
+
+    public var isClosed: Bool { state.withLock { $0.closed } }
+
+    private func handle() throws(SextantError) -> OpaquePointer {
+        guard let env, !isClosed else { throw SextantError(.closed, "the store is closed", context: ["path": path]) }
+        return env
+    }
+
+    // MARK: Databases
+
+    /// Opens a named database, creating it when `create` is true and the environment is writable.
+    /// Returns nil when it does not exist and was not created.
+    public func openDatabase(_ name: String, create: Bool = true, options: DatabaseOptions = []) throws(SextantError) -> Database? {
+        if let db = state.withLock({ $0.databases[name] }) { return db }
+        let writable = create && !configuration.readOnly
+        var dbi: MDB_dbi = 0
+        let found: Bool
+        do {
+            if writable {
+                found = try write { txn throws -> Bool in
+                    try lmdb.check(.dbiOpen) { mdb_dbi_open(txn.txn, name, options.rawValue | UInt32(MDB_CREATE), &dbi) }
+                    return true
+                }
+            } else {
+                found = try read { txn throws -> Bool in
+                    let rc = lmdb.call(.dbiOpen) { mdb_dbi_open(txn.txn, name, options.rawValue, &dbi) }
+                    if rc == MDB_NOTFOUND { return false }
+                    if rc != 0 { throw LMDB.error(rc, .dbiOpen) }
+                    return true
+                }
+            }
+        } catch let e as SextantError {
+            throw e
+        } catch {
+            throw SextantError(.storage, "\(error)")
+        }
+        guard found else { return nil }
+        let db = Database(name: name, dbi: dbi)
+        state.withLock { $0.databases[name] = db }
+        return db
+    }
+
+    /// Opens several named databases in one write transaction (atomically: all or none),
+    /// or, when the environment is read-only or `create` is false, returns nil if any is missing.
+    public func openDatabases(_ names: [String], create: Bool, options: DatabaseOptions = []) throws -> [Database]? {
+        let missing = names.filter { n in state.withLock { $0.databases[n] == nil } }
+        if !missing.isEmpty {
+            var opened: [Database] = []
+            if create && !configuration.readOnly {
+                opened = try write { txn throws -> [Database] in
+                    var out: [Database] = []
+                    for n in missing {
+                        var dbi: MDB_dbi = 0
+                        try lmdb.check(.dbiOpen) { mdb_dbi_open(txn.txn, n, options.rawValue | UInt32(MDB_CREATE), &dbi) }
+                        out.append(Database(name: n, dbi: dbi))
+                    }
+                    return out
+                }
+            } else {
+                // Handles opened in a read-only transaction survive only if it commits.
+                let found = try readCommitting { txn throws -> [Database]? in
+                    var out: [Database] = []
+                    for n in missing {
+                        var dbi: MDB_dbi = 0
+                        let rc = lmdb.call(.dbiOpen) { mdb_dbi_open(txn.txn, n, options.rawValue, &dbi) }
+                        if rc == MDB_NOTFOUND { return nil }
+                        if rc != 0 { throw LMDB.error(rc, .dbiOpen) }
+                        out.append(Database(name: n, dbi: dbi))
+                    }
+                    return out
+                }
+                guard let found else { return nil }
+                opened = found
+            }
+            state.withLock { s in for d in opened { s.databases[d.name] = d } }
+        }
+        return state.withLock { s in names.map { s.databases[$0]! } }
+    }
+
+    /// LMDB's unnamed main database.
+    public func mainDatabase() throws -> Database {
+        try read { txn in
+            var dbi: MDB_dbi = 0
+            try lmdb.check(.dbiOpen) { mdb_dbi_open(txn.txn, nil, 0, &dbi) }
+            return Database(name: "", dbi: dbi)
+        }
+    }
+
+    /// The names of the named databases in the environment (the keys of LMDB's main database).
+    public func databaseNames() throws -> [String] {
+        try read { txn in
+            var dbi: MDB_dbi = 0
+            try lmdb.check(.dbiOpen) { mdb_dbi_open(txn.txn, nil, 0, &dbi) }
+            var names: [String] = []
+            try txn.scan(Database(name: "", dbi: dbi)) { k, _ in
+                names.append(String(decoding: k, as: UTF8.self))
+                return true
+            }
+            return names
+        }
+    }
+
+    // MARK: Transactions
+
+    /// Runs `body` in a read-only snapshot transaction. Concurrent with writers and other readers.
+    public func read<R>(_ body: (Transaction) throws -> R) throws -> R {
+        while true {
+            let env = try handle()
+            let outcome: R? = try gate.withShared { () throws -> R? in
+                var t: OpaquePointer?
+                let rc = lmdb.call(.txnBegin) { mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &t) }
+                if rc == MDB_MAP_RESIZED { return nil }
+                if rc != 0 { throw LMDB.error(rc, .txnBegin) }
+                let txn = Transaction(txn: t!, lmdb: lmdb, writable: false)
+                defer {
+                    txn.invalidate()
+                    lmdb.perform(.txnAbort) { mdb_txn_abort(t) }
+                }
+                return try body(txn)
+            }
+            if let outcome { return outcome }
+            try adoptForeignMapSize()
+        }
+    }
+
+    /// A read-only transaction that ends with `mdb_txn_commit` (needed to keep database handles).
+    private func readCommitting<R>(_ body: (Transaction) throws -> R) throws -> R {
+        let env = try handle()
+        return try gate.withShared { () throws -> R in
+            var t: OpaquePointer?
+            try lmdb.check(.txnBegin) { mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &t) }
+            let txn = Transaction(txn: t!, lmdb: lmdb, writable: false)
+            do {
+                let r = try body(txn)
+                txn.invalidate()
+                var committed = false
+                let rc = lmdb.call(.txnCommit) { committed = true; return mdb_txn_commit(t) }
+                if !committed { lmdb.perform(.txnAbort) { mdb_txn_abort(t) } }
+                if rc != 0 { throw LMDB.error(rc, .txnCommit) }
+                return r
+            } catch {
+                if txn.isLive { txn.invalidate(); lmdb.perform(.txnAbort) { mdb_txn_abort(t) } }
+                throw error
+            }
+        }
+    }
+
+    /// Runs `body` in the write transaction: commits when it returns, aborts when it throws.
+    ///
+    /// Writers are serialized. When the map fills, it is grown and `body` runs again from the start.
+    public func write<R>(_ body: (Transaction) throws -> R) throws -> R {
+        guard !configuration.readOnly else {
+            throw SextantError(.readOnly, "the store was opened read-only", context: ["path": path])
+        }
+        return try writer.withLock { () throws -> R in
+            while true {
+                let env = try handle()
+                let step: WriteStep<R> = try gate.withShared { () throws -> WriteStep<R> in
+                    var t: OpaquePointer?
+                    let rc = lmdb.call(.txnBegin) { mdb_txn_begin(env, nil, 0, &t) }
+                    if rc == MDB_MAP_RESIZED { return .resized }
+                    if rc == MDB_MAP_FULL { return .grow }
+                    if rc != 0 { throw LMDB.error(rc, .txnBegin) }
+                    let txn = Transaction(txn: t!, lmdb: lmdb, writable: true)
+                    do {
+                        let r = try body(txn)
+                        txn.invalidate()
+                        // mdb_txn_commit frees the transaction even when it fails; an injected
+                        // failure must do the same, or the writer lock would stay held.
+                        var committed = false
+                        let crc = lmdb.call(.txnCommit) { committed = true; return mdb_txn_commit(t) }
+                        if !committed { lmdb.perform(.txnAbort) { mdb_txn_abort(t) } }
+                        if crc == MDB_MAP_FULL { return .grow }
+                        if crc != 0 { throw LMDB.error(crc, .txnCommit) }
+                        return .done(r)
+                    } catch let e as SextantError where e.code == .mapFull && e.underlying == MDB_MAP_FULL {
+                        if txn.isLive { txn.invalidate(); lmdb.perform(.txnAbort) { mdb_txn_abort(t) } }
+                        return .grow
+                    } catch {
+                        if txn.isLive { txn.invalidate(); lmdb.perform(.txnAbort) { mdb_txn_abort(t) } }
+                        throw error
+                    }
+                }
+                switch step {
+                case .done(let r): return r
+                case .resized: try adoptForeignMapSize()
+                case .grow: try growMap()
+                }
+            }
+        }
+    }
+
+    /// Doubles the map (up to ``StorageConfiguration/maxMapSize``).
+    private func growMap() throws {
+        let current = try info().mapSize
+        let limit = configuration.maxMapSize
+        guard current < limit else {
+            throw SextantError(.mapFull, "the store reached its maximum map size (\(limit) bytes)", context: ["path": path, "mapSize": String(current)], underlying: MDB_MAP_FULL)
+        }
+        guard gate.sharedDepth == 0 else {
+            throw SextantError(.mapFull, "the map is full and cannot grow while this thread holds a read transaction", context: ["path": path], underlying: MDB_MAP_FULL)
+        }
+        let target = min(limit, max(current * 2, current + (64 << 20)))
+        try gate.withExclusive { () throws in
+            let env = try handle()
+            try lmdb.check(.envSetMapsize) { mdb_env_set_mapsize(env, target) }
+        }
+    }
+
+    /// Another process grew the map: adopt its size.
+    private func adoptForeignMapSize() throws {
+        guard gate.sharedDepth == 0 else {
+            throw SextantError(.storage, "the map was resized by another process while this thread holds a transaction", context: ["path": path])
+        }
+        try gate.withExclusive { () throws in
+            let env = try handle()
+            try lmdb.check(.envSetMapsize) { mdb_env_set_mapsize(env, 0) }
+        }
+    }
+
+    // MARK: Maintenance
+
+    /// Map, page and reader figures.
+    public func info() throws(SextantError) -> EnvironmentInfo {
+        let env = try handle()
+        var i = MDB_envinfo()
+        var s = MDB_stat()
+        try lmdb.check(.envInfo) { mdb_env_info(env, &i) }
+        try lmdb.check(.envStat) { mdb_env_stat(env, &s) }
+        var st = stat()
+        let size = stat(path + "/data.mdb", &st) == 0 ? Int(st.st_size) : 0
+        return EnvironmentInfo(
+            mapSize: i.me_mapsize, pageSize: Int(s.ms_psize), usedPages: i.me_last_pgno + 1,
+            maxReaders: Int(i.me_maxreaders), readersInUse: Int(i.me_numreaders),
+            lastTransactionID: i.me_last_txnid, fileSize: size)
+    }
+
+    /// The reader table as LMDB prints it (pid, thread, txnid per slot).
+    public func readerTable() throws(SextantError) -> [String] {
+        let env = try handle()
+        final class Lines { var items: [String] = [] }
+        let lines = Lines()
+        let ctx = Unmanaged.passUnretained(lines).toOpaque()
+        _ = lmdb.call(.readerList) {
+            mdb_reader_list(env, { msg, ctx in
+                guard let msg, let ctx else { return 0 }
+                Unmanaged<Lines>.fromOpaque(ctx).takeUnretainedValue().items.append(String(cString: msg).trimmingTrailingNewline())
+                return 0
+            }, ctx)
+        }
+        return lines.items
+    }
+
+    /// Clears reader slots of dead processes; returns how many were cleared.
+    @discardableResult
+    public func clearStaleReaders() throws(SextantError) -> Int {
+        let env = try handle()
+        var dead: Int32 = 0
+        try lmdb.check(.readerCheck) { mdb_reader_check(env, &dead) }
+        return Int(dead)
+    }
+
+    /// Writes a consistent copy (a hot backup) into the empty or new directory `destination`.
+    /// Runs in a read transaction, so writers go on meanwhile. With `compact`, free pages are
+    /// omitted and the copy is as small as the live data allows.
+    public func copy(to destination: String, compact: Bool) throws {
+        let env = try handle()
+        if mkdir(destination, 0o755) != 0 && errno != EEXIST {
+            throw SextantError(.io, "cannot create '\(destination)': \(String(cString: strerror(errno)))", context: ["path": destination], underlying: errno)
+        }
+        if access(destination + "/data.mdb", F_OK) == 0 {
+            throw SextantError(.alreadyExists, "'\(destination)' already holds a store", context: ["path": destination])
+        }
+        try gate.withShared { () throws in
+            try lmdb.check(.envCopy) { mdb_env_copy2(env, destination, compact ? UInt32(MDB_CP_COMPACT) : 0) }
+        }
+        try Environment.fsyncFile(destination + "/data.mdb")
+        try Environment.fsyncFile(destination)
+    }
+
+    /// Forces a flush to disk (useful after writes in ``StorageConfiguration/SyncMode/noSync`` mode).
+    public func sync() throws(SextantError) {
+        let env = try handle()
+        try lmdb.check(.envSync) { mdb_env_sync(env, 1) }
+    }
+
+    /// Runs `body` while holding the store exclusively against other processes and handles.
+    /// Throws ``SextantError/Code/locked`` when anyone else has the store open.
+    public func withExclusiveAccess<R>(_ body: () throws -> R) throws -> R {
+        guard processLock.tryExclusive() else {
+            throw SextantError(.locked, "another process has the store open", context: ["path": path])
+        }
+        defer { processLock.downgrade() }
+        return try body()
+    }
+
+    static func fsyncFile(_ p: String) throws(SextantError) {
+        let fd = open(p, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SextantError(.io, "cannot open '\(p)' to sync", context: ["path": p], underlying: errno) }
+        defer { _ = Glibc.close(fd) }
+        guard fsync(fd) == 0 else { throw SextantError(.io, "fsync failed for '\(p)'", context: ["path": p], underlying: errno) }
+    }
+}
+
+private enum WriteStep<R> { case done(R), grow, resized }
+
+extension String {
+    func trimmingTrailingNewline() -> String {
+        var s = self
+        while s.hasSuffix("\n") { s.removeLast() }
+        return s
+    }
+}

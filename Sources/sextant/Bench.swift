@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import Sextant
+import SextantFormats
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure recall@k, QPS and latency percentiles against an .ivecs ground truth.",
+        discussion: "Queries run one at a time on one thread (latency), then as one batch on all threads (throughput). Build with -c release for figures worth quoting.")
+
+    @OptionGroup var store: StoreOptions
+    @Argument(help: "The collection name.") var collection: String
+    @Option(name: .long, help: "Query vectors.") var queries: String
+    @Option(name: .long, help: "Ground truth .ivecs (ids per query, -1 padding).") var truth: String
+    @Option(name: .short, help: "Neighbours per query.") var k: Int = 10
+    @Option(name: .long, help: "A SQL-WHERE predicate for every query.") var `where`: String?
+    @Option(name: .long, help: "JSONL with one {\"where\": …} per query.") var filters: String?
+    @Option(name: .long, help: "Repetitions; medians are reported.") var runs: Int = 3
+    @Option(name: .long, help: "Only the first N queries.") var limit: Int?
+
+    func run() throws {
+        try runReporting(json: store.json) {
+            guard k >= 1, runs >= 1 else { throw SextantError(.invalidArgument, "-k and --runs must be at least 1") }
+            let qf = try VectorFile(path: queries)
+            let tf = try VectorFile(path: truth)
+            let n = min(limit ?? qf.count, qf.count)
+            guard tf.count >= n else { throw SextantError(.malformedFile, "the ground truth has \(tf.count) rows for \(n) queries") }
+            let flat = try qf.readAll()
+            let gt = try tf.int32Rows(0..<n)
+            let preds = Array(try loadFilters(where: `where`, filters: filters, count: qf.count).prefix(n))
+            var config = Store.Configuration()
+            config.readOnly = true
+            let db = try Store(path: store.db, configuration: config)
+            defer { db.close() }
+            let coll = try db.collection(collection)
+            let d = qf.dimension
+            let qs = (0..<n).map { i in Sextant.Query(vector: Array(flat[i * d..<(i + 1) * d]), k: k, filter: preds[i]) }
+
+            // Online: one query at a time, one thread.
+            var latencies: [Double] = []
+            var onlineQPS: [Double] = []
+            var results: [[SearchResult]] = []
+            var oneThread = Store.Configuration()
+            oneThread.searchThreads = 1
+            for _ in 0..<runs {
+                var lat: [Double] = []
+                lat.reserveCapacity(n)
+                results = []
+                let t0 = Date()
+                for q in qs {
+                    let s = Date()
+                    results.append(try coll.search([q], options: SearchOptions(exact: true))[0])
+                    lat.append(Date().timeIntervalSince(s))
+                }
+                onlineQPS.append(Double(n) / Date().timeIntervalSince(t0))
+                latencies = lat
+            }
+            // Batch: all queries at once, all threads.
+            var batchQPS: [Double] = []
+            for _ in 0..<runs {
+                let t0 = Date()
+                _ = try coll.search(qs, options: SearchOptions(exact: true))
+                batchQPS.append(Double(n) / Date().timeIntervalSince(t0))
+            }
+            var hits = 0, possible = 0, short = 0
+            for i in 0..<n {
+                let truthRow = gt[i * tf.dimension..<(i + 1) * tf.dimension].prefix(k).filter { $0 >= 0 }.map { UInt64($0) }
+                let got = Set(results[i].prefix(k).map(\.id))
+                hits += truthRow.filter { got.contains($0) }.count
+                possible += truthRow.count
+                if results[i].count < truthRow.count { short += 1 }
+            }
+            let recall = possible == 0 ? 1.0 : Double(hits) / Double(possible)
+            latencies.sort()
+            func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(p * Double(latencies.count)))] * 1000 }
+            func median(_ a: [Double]) -> Double { a.sorted()[a.count / 2] }
+            if store.json {
+                Console.out(String(format: "{\"queries\":%d,\"k\":%d,\"recall\":%.4f,\"short_results\":%d,\"qps\":%.1f,\"batch_qps\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"runs\":%d}",
+                                   n, k, recall, short, median(onlineQPS), median(batchQPS), pct(0.5), pct(0.99), runs))
+            } else {
+                Console.out(String(format: "queries %d  k %d  recall@%d %.4f  short results %d", n, k, k, recall, short))
+                Console.out(String(format: "online (1 thread): %.1f QPS  p50 %.3f ms  p99 %.3f ms", median(onlineQPS), pct(0.5), pct(0.99)))
+                Console.out(String(format: "batch (%d threads): %.1f QPS", db.configuration.searchThreads, median(batchQPS)))
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import Sextant
+import SextantFormats
+
+/// Reads query filters: one `--where` for all queries, or one JSONL line per query.
+func loadFilters(where text: String?, filters path: String?, count: Int) throws -> [Filter?] {
+    if text != nil && path != nil { throw SextantError(.invalidArgument, "use --where or --filters, not both") }
+    if let text { return Array(repeating: try Filter(sql: text), count: count) }
+    guard let path else { return Array(repeating: nil, count: count) }
+    var out: [Filter?] = []
+    let n = try LineReader(path: path).forEachLine { bytes, line in
+        let ctx = ["file": path, "line": String(line + 1)]
+        let json: JSONValue
+        do { json = try JSONValue(parsing: bytes) } catch let e as SextantError { throw e.adding(ctx) }
+        guard case .object = json else { throw SextantError(.malformedFile, "each filters line must be a JSON object with \"where\"", context: ctx) }
+        do {
+            switch json["where"] {
+            case nil, .null?: out.append(nil)
+            case .string(let s)?: out.append(try Filter(sql: s))
+            case let v?: out.append(try Filter(json: v))
+            }
+        } catch let e as SextantError { throw e.adding(ctx) }
+    }
+    guard n == count else {
+        throw SextantError(.malformedFile, "'\(path)' has \(n) lines for \(count) queries", context: ["file": path])
+    }
+    return out
+}
+
+/// Writes results as `.ivecs` (ids, padded with -1) or JSONL (`{"ids":[…],"distances":[…]}`).
+func writeResults(_ results: [[SearchResult]], k: Int, to path: String) throws {
+    if path.hasSuffix(".ivecs") {
+        var flat: [Int32] = []
+        flat.reserveCapacity(results.count * k)
+        for r in results {
+            for i in 0..<k {
+                if i < r.count {
+                    guard r[i].id <= UInt64(Int32.max) else {
+                        throw SextantError(.invalidArgument, "id \(r[i].id) does not fit an .ivecs file (int32); write .jsonl instead")
+                    }
+                    flat.append(Int32(r[i].id))
+                } else { flat.append(-1) }
+            }
+        }
+        try VectorFileWriter.writeIvecs(flat, dimension: k, to: path)
+    } else if path.hasSuffix(".jsonl") || path.hasSuffix(".json") || path == "-" {
+        var out: [UInt8] = []
+        for r in results {
+            let line: JSONValue = .object(JSONObject([
+                ("ids", .array(r.map { .int(Int64(bitPattern: $0.id)) })),
+                ("distances", .array(r.map { .double(Double($0.distance)) })),
+            ]))
+            line.write(into: &out)
+            out.append(10)
+        }
+        if path == "-" { FileHandle.standardOutput.write(Data(out)) } else {
+            guard FileManager.default.createFile(atPath: path, contents: Data(out)) else {
+                throw SextantError(.io, "cannot write '\(path)'", context: ["file": path])
+            }
+        }
+    } else {
+        throw SextantError(.invalidArgument, "--out must end in .ivecs or .jsonl (or be - for stdout)", context: ["file": path])
+    }
+}
+
+struct Query: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Answer k-nearest-neighbour queries, optionally filtered.",
+        discussion: "Prints a JSON summary on stdout ({\"queries\", \"seconds\", \"qps\"}); results go to --out.")
+
+    @OptionGroup var store: StoreOptions
+    @Argument(help: "The collection name.") var collection: String
+    @Option(name: .long, help: "Query vectors: .fvecs, .bvecs or .npy.") var queries: String
+    @Option(name: .short, help: "Neighbours per query.") var k: Int = 10
+    @Option(name: .long, help: "A SQL-WHERE predicate applied to every query.") var `where`: String?
+    @Option(name: .long, help: "JSONL with one {\"where\": …} per query (SQL text, JSON form or null).") var filters: String?
+    @Flag(name: .long, help: "Score with full vectors (exact search).") var exact = false
+    @Option(name: .long, help: "Write results to FILE.ivecs or FILE.jsonl (- = stdout as JSONL).") var out: String?
+    @Option(name: .long, help: "Search threads (default: all cores).") var threads: Int?
+
+    func run() throws {
+        try runReporting(json: store.json) {
+            guard k >= 1 else { throw SextantError(.invalidArgument, "-k must be at least 1") }
+            let qf = try VectorFile(path: queries)
+            let flat = try qf.readAll()
+            let preds = try loadFilters(where: `where`, filters: filters, count: qf.count)
+            var config = Store.Configuration()
+            config.readOnly = true
+            if let threads { config.searchThreads = max(1, threads) }
+            let db = try Store(path: store.db, configuration: config)
+            defer { db.close() }
+            let coll = try db.collection(collection)
+            guard qf.dimension == coll.dimension else {
+                throw SextantError(.dimensionMismatch, "queries have dimension \(qf.dimension); collection '\(collection)' has \(coll.dimension)")
+            }
+            let d = qf.dimension
+            let qs = (0..<qf.count).map { i in Sextant.Query(vector: Array(flat[i * d..<(i + 1) * d]), k: k, filter: preds[i]) }
+            let t0 = Date()
+            let results = try coll.search(qs, options: SearchOptions(exact: true))
+            let secs = Date().timeIntervalSince(t0)
+            if let out { try writeResults(results, k: k, to: out) }
+            let summary = "{\"queries\":\(qs.count),\"seconds\":\(String(format: "%.4f", secs)),\"qps\":\(String(format: "%.1f", Double(qs.count) / max(secs, 1e-9)))}"
+            if out == "-" { Console.err(summary) } else { Console.out(summary) }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import Sextant
+
+@main
+struct SextantCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sextant",
+        abstract: "Administer Sextant stores: embedded vector databases with filtered (hybrid) search.",
+        discussion: """
+            Data goes to stdout; progress and logs to stderr. Exit codes: 0 success, 1 error, \
+            2 `check` found the store inconsistent, 64 usage error.
+            """,
+        version: "0.1.0 (format \(Store.formatVersion))",
+        subcommands: [
+            Create.self, Import.self, Query.self, Get.self, Delete.self, Drop.self, List.self, Stat.self,
+            Check.self, Compact.self, Copy.self, Dump.self, Load.self, Bench.self, Generate.self,
+        ]
+    )
+}
+
+/// Options every command that opens a store shares.
+struct StoreOptions: ParsableArguments {
+    @Argument(help: "The store directory.")
+    var db: String
+
+    @Flag(name: .long, help: "Print machine-readable JSON.")
+    var json = false
+}
+
+/// Runs `body`, turning Sextant errors into a message on stderr and exit code 1.
+func runReporting(json: Bool, _ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as SextantError {
+        if json {
+            var ctx: [(key: String, value: JSONValue)] = []
+            for (k, v) in e.context.sorted(by: { $0.key < $1.key }) { ctx.append((k, .string(v))) }
+            let obj: JSONValue = .object(JSONObject([
+                ("error", .string(e.code.name)), ("message", .string(e.message)), ("context", .object(JSONObject(ctx))),
+            ]))
+            Console.err(obj.jsonText)
+        } else {
+            Console.err("error: \(e)")
+        }
+        throw ExitCode(1)
+    } catch let e as ExitCode {
+        throw e
+    } catch let e as CleanExit {
+        throw e
+    } catch {
+        Console.err("error: \(error)")
+        throw ExitCode(1)
+    }
+}
+
+enum Console {
+    /// Writes a line to stdout (data).
+    static func out(_ s: String) {
+        FileHandle.standardOutput.write((s + "\n").data(using: .utf8)!)
+    }
+    /// Writes a line to stderr (progress, logs, errors).
+    static func err(_ s: String) {
+        FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
+    }
+    static var stderrIsTTY: Bool { isatty(2) == 1 }
+}
+
+func openStore(_ path: String, readOnly: Bool = false, create: Bool = false) throws -> Store {
+    var c = Store.Configuration()
+    c.readOnly = readOnly
+    c.createIfMissing = create
+    return try Store(path: path, configuration: c)
+}
+
+func formatBytes(_ n: Int) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var v = Double(n)
+    var i = 0
+    while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
+    return i == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[i])
+}
