@@ -27,7 +27,7 @@ let package = Package(
             providers: [.apt(["liblz4-dev"])]
         ),
         .target(name: "SextantKernels"),
-        .target(name: "SextantStorage", dependencies: ["CLMDB", "CLZ4"]),
+        .target(name: "SextantStorage", dependencies: ["CLMDB", "CLZ4", "SextantCore"]),
         .target(name: "SextantCore"),
         .target(name: "SextantFilter", dependencies: ["SextantCore"]),
         .target(name: "SextantFormats", dependencies: ["SextantCore"]),

@@ -142,18 +142,23 @@ public final class Collection: Sendable {
         for r in rows {
             let existing = try Keys.withExternalKey(cid, r.id) { k in try txn.withValue(db.ids, key: k) { v in try Collection.slot(v) } }
             let slot: UInt32
+            var fresh = false
             if let existing {
                 slot = existing
             } else {
+                let before = st.nextSlot
                 slot = try allocateSlot(txn, &st)
+                fresh = st.nextSlot != before
                 try Keys.withExternalKey(cid, r.id) { k in
                     try withUnsafeBytes(of: slot.littleEndian) { v in try txn.put(db.ids, key: k, value: v) }
                 }
                 st.count += 1
             }
             try Keys.withRowKey(cid, slot) { k in
-                try r.attributes.withUnsafeBytes { v in try txn.put(db.rows, key: k, value: v) }
-                try txn.reserve(db.vectors, key: k, count: 8 + 4 * dimension) { out in
+                try txn.reserve(db.rows, key: k, count: r.attributes.count, appending: fresh) { out in
+                    r.attributes.withUnsafeBytes { out.copyMemory(from: $0) }
+                }
+                try txn.reserve(db.vectors, key: k, count: 8 + 4 * dimension, appending: fresh) { out in
                     out.storeBytes(of: r.id.littleEndian, toByteOffset: 0, as: UInt64.self)
                     r.vector.withUnsafeBytes { src in
                         // Float32 little-endian on every platform Swift targets here.

@@ -165,34 +165,8 @@ public final class Environment: @unchecked Sendable {
 
     /// Opens a named database, creating it when `create` is true and the environment is writable.
     /// Returns nil when it does not exist and was not created.
-    public func openDatabase(_ name: String, create: Bool = true, options: DatabaseOptions = []) throws(SextantError) -> Database? {
-        if let db = state.withLock({ $0.databases[name] }) { return db }
-        let writable = create && !configuration.readOnly
-        var dbi: MDB_dbi = 0
-        let found: Bool
-        do {
-            if writable {
-                found = try write { txn throws -> Bool in
-                    try lmdb.check(.dbiOpen) { mdb_dbi_open(txn.txn, name, options.rawValue | UInt32(MDB_CREATE), &dbi) }
-                    return true
-                }
-            } else {
-                found = try read { txn throws -> Bool in
-                    let rc = lmdb.call(.dbiOpen) { mdb_dbi_open(txn.txn, name, options.rawValue, &dbi) }
-                    if rc == MDB_NOTFOUND { return false }
-                    if rc != 0 { throw LMDB.error(rc, .dbiOpen) }
-                    return true
-                }
-            }
-        } catch let e as SextantError {
-            throw e
-        } catch {
-            throw SextantError(.storage, "\(error)")
-        }
-        guard found else { return nil }
-        let db = Database(name: name, dbi: dbi)
-        state.withLock { $0.databases[name] = db }
-        return db
+    public func openDatabase(_ name: String, create: Bool = true, options: DatabaseOptions = []) throws -> Database? {
+        try openDatabases([name], create: create, options: options)?.first
     }
 
     /// Opens several named databases in one write transaction (atomically: all or none),

@@ -76,14 +76,26 @@ public final class Transaction {
     }
 
     /// Reserves `count` bytes under `key` and lets `body` fill them in place (no intermediate copy).
+    ///
+    /// With `appending`, the key is expected to sort after every key of `db`; LMDB then fills
+    /// pages instead of splitting them in half (large values would otherwise sit one per page).
+    /// When the key does not sort last, the put falls back to an ordinary one.
     public func reserve(
-        _ db: Database, key: UnsafeRawBufferPointer, count: Int,
+        _ db: Database, key: UnsafeRawBufferPointer, count: Int, appending: Bool = false,
         _ body: (UnsafeMutableRawBufferPointer) throws -> Void
     ) throws {
         try writable()
         var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         var v = MDB_val(mv_size: count, mv_data: nil)
-        try lmdb.check(.put) { mdb_put(txn, db.dbi, &k, &v, UInt32(MDB_RESERVE)) }
+        var rc: Int32 = MDB_KEYEXIST
+        if appending {
+            rc = lmdb.call(.put) { mdb_put(txn, db.dbi, &k, &v, UInt32(MDB_RESERVE | MDB_APPEND)) }
+            if rc != 0 && rc != MDB_KEYEXIST { throw LMDB.error(rc, .put) }
+        }
+        if rc == MDB_KEYEXIST {
+            v = MDB_val(mv_size: count, mv_data: nil)
+            try lmdb.check(.put) { mdb_put(txn, db.dbi, &k, &v, UInt32(MDB_RESERVE)) }
+        }
         try body(UnsafeMutableRawBufferPointer(start: v.mv_data, count: count))
     }
 
