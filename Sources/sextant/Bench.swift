@@ -62,9 +62,10 @@ struct Bench: ParsableCommand {
                 _ = try coll.search(qs, options: SearchOptions(exact: true))
                 batchQPS.append(Double(n) / Date().timeIntervalSince(t0))
             }
-            var hits = 0, possible = 0, short = 0
+            var hits = 0, possible = 0, short = 0, identical = 0
             for i in 0..<n {
                 let truthRow = gt[i * tf.dimension..<(i + 1) * tf.dimension].prefix(k).filter { $0 >= 0 }.map { UInt64($0) }
+                if results[i].prefix(k).map(\.id) == truthRow { identical += 1 }
                 let got = Set(results[i].prefix(k).map(\.id))
                 hits += truthRow.filter { got.contains($0) }.count
                 possible += truthRow.count
@@ -75,10 +76,10 @@ struct Bench: ParsableCommand {
             func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(p * Double(latencies.count)))] * 1000 }
             func median(_ a: [Double]) -> Double { a.sorted()[a.count / 2] }
             if store.json {
-                Console.out(String(format: "{\"queries\":%d,\"k\":%d,\"recall\":%.4f,\"short_results\":%d,\"qps\":%.1f,\"batch_qps\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"runs\":%d}",
-                                   n, k, recall, short, median(onlineQPS), median(batchQPS), pct(0.5), pct(0.99), runs))
+                Console.out(String(format: "{\"queries\":%d,\"k\":%d,\"recall\":%.4f,\"short_results\":%d,\"identical_lists\":%d,\"qps\":%.1f,\"batch_qps\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"runs\":%d}",
+                                   n, k, recall, short, identical, median(onlineQPS), median(batchQPS), pct(0.5), pct(0.99), runs))
             } else {
-                Console.out(String(format: "queries %d  k %d  recall@%d %.4f  short results %d", n, k, k, recall, short))
+                Console.out(String(format: "queries %d  k %d  recall@%d %.4f  short results %d  lists identical to the truth %d", n, k, k, recall, short, identical))
                 Console.out(String(format: "online (1 thread): %.1f QPS  p50 %.3f ms  p99 %.3f ms", median(onlineQPS), pct(0.5), pct(0.99)))
                 Console.out(String(format: "batch (%d threads): %.1f QPS", db.configuration.searchThreads, median(batchQPS)))
             }

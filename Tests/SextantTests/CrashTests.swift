@@ -1,0 +1,70 @@
+import Foundation
+import Testing
+import Sextant
+import SextantTestSupport
+
+/// Crash safety, tested: a writer process is killed with SIGKILL at random moments; every reopen
+/// must pass `check`, and exactly whole committed batches must be present.
+@Suite struct CrashTests {
+    static var sextantBinary: String? {
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [dir, dir.deletingLastPathComponent()] {
+            let p = candidate.appendingPathComponent("sextant").path
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        return nil
+    }
+
+    @discardableResult
+    static func run(_ args: [String]) throws -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: sextantBinary!)
+        p.arguments = args
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
+
+    @Test func killedImportsLeaveWholeBatches() throws {
+        guard let binary = CrashTests.sextantBinary else {
+            print("CrashTests: the sextant binary was not built next to the tests; skipped")
+            return
+        }
+        let dir = temporaryStorePath("crash")
+        let rows = 6000, batch = 250
+        #expect(try CrashTests.run(["generate", dir + "/data", "--rows", String(rows), "--dim", "16", "--queries", "0"]) == 0)
+        let ds = SyntheticDataset(rows: rows, dimension: 16, queries: 0, seed: 42)
+        var rng = SeededRandom(seed: 7)
+        var kills = 0
+        for trial in 0..<12 {
+            let db = dir + "/db\(trial)"
+            #expect(try CrashTests.run(["create", db, "c", "--dim", "16", "--metric", "l2", "--schema", SyntheticDataset.schema.spelling]) == 0)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: binary)
+            p.arguments = ["import", db, "c", "--vectors", dir + "/data/base.fvecs", "--attributes", dir + "/data/attributes.jsonl", "--batch", String(batch)]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            usleep(UInt32(20_000 + rng.next() % 400_000))
+            if p.isRunning { kill(p.processIdentifier, SIGKILL); kills += 1 }
+            p.waitUntilExit()
+            let store = try Store(path: db)
+            defer { store.close() }
+            let report = try store.check()
+            #expect(report.isConsistent, "trial \(trial): \(report.problems.prefix(3))")
+            let c = try store.collection("c")
+            let n = try c.count()
+            #expect(n % batch == 0 || n == rows, "trial \(trial): \(n) rows is not a whole number of batches")
+            // The committed prefix is intact, the rest absent.
+            for id in [0, n / 2, n - 1, n, n + 1].filter({ $0 >= 0 && $0 < rows }) {
+                let r = try c.get(UInt64(id))
+                if id < n { #expect(r?.vector == ds.vector(id), "trial \(trial) id \(id)") } else { #expect(r == nil) }
+            }
+            // The store keeps working after the crash.
+            try c.upsert(id: 999_999, vector: [Float](repeating: 1, count: 16))
+        }
+        #expect(kills > 0)
+    }
+}
