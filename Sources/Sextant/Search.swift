@@ -71,24 +71,49 @@ extension Collection {
                 i += groupSize
             }
         }
-        let results = ResultSlots(count: queries.count)
-        let threads = min(max(1, store.configuration.searchThreads), groups.count)
+        // Work items: (group, slot range). With fewer groups than threads, each group's slot
+        // space is split so that a single query also uses every core; partial top-k lists merge.
+        let threads = max(1, store.configuration.searchThreads)
+        var items: [(group: Int, slots: Range<UInt32>?)] = groups.indices.map { ($0, nil) }
+        if threads > 1 && groups.count < threads {
+            let nextSlot = try store.env.read { txn in try state(txn).nextSlot }
+            if nextSlot >= 4096 {
+                let parts = UInt32(threads * 2)
+                let step = (nextSlot + parts - 1) / parts
+                items = groups.indices.flatMap { g in
+                    stride(from: UInt32(0), to: nextSlot, by: Int(step)).map { (g, $0..<min($0 + step, nextSlot)) }
+                }
+            }
+        }
+        let partials = PartialResults(count: items.count)
         let failure = FirstError()
-        if threads <= 1 {
-            for g in groups { try scan(g, into: results) }
+        let workers = min(threads, items.count)
+        if workers <= 1 {
+            for (i, item) in items.enumerated() { partials.set(i, try scan(groups[item.group], slots: item.slots)) }
         } else {
             let next = AtomicCounter()
             let groups = groups
-            DispatchQueue.concurrentPerform(iterations: threads) { _ in
+            let items = items
+            DispatchQueue.concurrentPerform(iterations: workers) { _ in
                 while failure.error == nil {
-                    let gi = next.increment()
-                    guard gi < groups.count else { return }
-                    do { try scan(groups[gi], into: results) } catch { failure.set(error) }
+                    let i = next.increment()
+                    guard i < items.count else { return }
+                    do { partials.set(i, try scan(groups[items[i].group], slots: items[i].slots)) } catch { failure.set(error) }
                 }
             }
         }
         if let e = failure.error { throw e }
-        return results.values
+        var merged: [[TopK]] = groups.map { $0.map { TopK(k: $0.k) } }
+        for (i, item) in items.enumerated() {
+            for (j, heap) in partials.values[i].enumerated() { merged[item.group][j].merge(heap) }
+        }
+        var out = [[SearchResult]](repeating: [], count: queries.count)
+        for (g, group) in groups.enumerated() {
+            for (j, q) in group.enumerated() {
+                out[q.index] = merged[g][j].sortedResults().map { SearchResult(id: $0.id, distance: $0.distance) }
+            }
+        }
+        return out
     }
 
     struct PreparedQuery: @unchecked Sendable {
@@ -112,7 +137,7 @@ extension Collection {
     /// Vectors are copied from the map into a small contiguous block and scored with the tiled
     /// many-queries kernel: each vector is read once for the whole group. Cosine is computed as
     /// `1 − q̂·x / ‖x‖` with the query normalised once and ‖x‖ once per vector.
-    func scan(_ group: [PreparedQuery], into results: ResultSlots) throws {
+    func scan(_ group: [PreparedQuery], slots: Range<UInt32>?) throws -> [TopK] {
         let d = dimension
         let kind: DistanceKind = metric == .l2 ? .l2 : .ip
         let cosine = metric == .cosine
@@ -153,9 +178,23 @@ extension Collection {
             filled = 0
         }
 
+        let single = nq == 1
+        let q0 = group[0].vector
         func add(_ v: UnsafeRawBufferPointer) throws(SextantError) {
             guard v.count == 8 + 4 * d else {
                 throw SextantError(.corrupted, "vector record has \(v.count) bytes, expected \(8 + 4 * d)", context: ["collection": name])
+            }
+            if single {
+                // One query: score in place, straight from the map (the same kernel arithmetic
+                // as the tile, so results are identical alone or batched).
+                let x = v.baseAddress! + 8
+                var dist = q0.withUnsafeBytes { q in Distance.distance(kind, query: q.baseAddress!, vector: x, dimension: d) }
+                if cosine {
+                    let norm = Distance.norm(x, dimension: d)
+                    dist = 1 + dist * (norm > 0 ? 1 / norm : 0)
+                }
+                _ = heaps[0].insert(distance: dist, id: UInt64(littleEndian: v.loadUnaligned(as: UInt64.self)))
+                return
             }
             ids[filled] = UInt64(littleEndian: v.loadUnaligned(as: UInt64.self))
             vectors.withUnsafeMutableBytes { dst in
@@ -168,42 +207,54 @@ extension Collection {
 
         try store.env.read { txn in
             _ = try state(txn)
-            let prefix = Keys.prefix(cid)
             if let filter = group[0].filter {
+                // Decode only the fields the predicate reads; the others stay null, unread.
+                var wanted = [Bool](repeating: false, count: schema.count)
+                for f in filter.predicate.referencedFields { if let p = schema.position(of: f) { wanted[p] = true } }
                 try txn.withCursor(db.vectors) { vc in
-                    try txn.scan(db.rows, prefix: prefix) { k, v in
+                    try scanSlots(txn, db.rows, slots) { k, v in
                         guard v.count >= 9 else { throw SextantError(.corrupted, "row record has \(v.count) bytes", context: ["collection": name]) }
-                        let row = try AttributeCodec.decode(UnsafeRawBufferPointer(rebasing: v[8...]), schema: schema)
+                        let row = try AttributeCodec.decode(UnsafeRawBufferPointer(rebasing: v[8...]), schema: schema, only: wanted)
                         if filter.matches(row) {
                             guard try vc.seek(k), vc.key.elementsEqual(k) else {
                                 throw SextantError(.corrupted, "row without a vector record", context: ["collection": name])
                             }
                             try add(vc.value)
                         }
-                        return true
                     }
                 }
             } else {
-                try txn.scan(db.vectors, prefix: prefix) { _, v in
-                    try add(v)
-                    return true
-                }
+                try scanSlots(txn, db.vectors, slots) { _, v in try add(v) }
             }
             flush()
         }
-        for (j, q) in group.enumerated() {
-            results.set(q.index, heaps[j].sortedResults().map { SearchResult(id: $0.id, distance: $0.distance) })
+        return heaps
+    }
+
+    /// Visits the records of this collection in `db` whose slot lies in `slots` (all when nil).
+    func scanSlots(
+        _ txn: Transaction, _ db: Database, _ slots: Range<UInt32>?,
+        _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        let first = slots?.lowerBound ?? 0
+        let end = slots?.upperBound ?? UInt32.max
+        try Keys.withRowKey(cid, first) { start in
+            try txn.scan(db, from: start) { k, v in
+                guard let (kc, slot) = Keys.decodeRow(k), kc == cid, slot < end else { return false }
+                try body(k, v)
+                return true
+            }
         }
     }
 }
 
-/// Result slots written by concurrent groups (each index exactly once).
-final class ResultSlots: @unchecked Sendable {
-    private var storage: [[SearchResult]]
+/// Partial top-k lists written by concurrent work items (each index exactly once).
+final class PartialResults: @unchecked Sendable {
+    private var storage: [[TopK]]
     private let lock = NSLock()
     init(count: Int) { storage = Array(repeating: [], count: count) }
-    func set(_ i: Int, _ r: [SearchResult]) { lock.lock(); storage[i] = r; lock.unlock() }
-    var values: [[SearchResult]] { lock.lock(); defer { lock.unlock() }; return storage }
+    func set(_ i: Int, _ r: [TopK]) { lock.lock(); storage[i] = r; lock.unlock() }
+    var values: [[TopK]] { lock.lock(); defer { lock.unlock() }; return storage }
 }
 
 final class FirstError: @unchecked Sendable {

@@ -60,7 +60,7 @@ enum AttributeCodec {
     }
 
     /// Decodes a stored record's attribute part. Any inconsistency is ``SextantError/Code/corrupted``.
-    static func decode(_ bytes: UnsafeRawBufferPointer, schema: Schema) throws -> AttributeRow {
+    static func decode(_ bytes: UnsafeRawBufferPointer, schema: Schema, only wanted: [Bool]? = nil) throws -> AttributeRow {
         var r = ByteReader(bytes)
         let flags = try r.byte()
         if flags & ~flagLZ4 != 0 { throw SextantError(.corrupted, "attribute record has unknown flags \(flags)") }
@@ -70,18 +70,24 @@ enum AttributeCodec {
             let raw = try LZ4.decompress(r.rest(), originalSize: Int(size))
             return try raw.withUnsafeBytes { p in
                 var pr = ByteReader(p)
-                return try decodePayload(&pr, schema: schema)
+                return try decodePayload(&pr, schema: schema, only: wanted)
             }
         }
-        return try decodePayload(&r, schema: schema)
+        return try decodePayload(&r, schema: schema, only: wanted)
     }
 
-    static func decodePayload(_ r: inout ByteReader, schema: Schema) throws(SextantError) -> AttributeRow {
+    /// Decodes the payload; with `wanted`, fields not wanted are skipped (validated for length
+    /// only, not materialised) and read as null.
+    static func decodePayload(_ r: inout ByteReader, schema: Schema, only wanted: [Bool]? = nil) throws(SextantError) -> AttributeRow {
         let n = schema.count
         let mapBytes = (n + 7) / 8
         let map = try r.bytes(mapBytes)
         var row = AttributeRow(nullsFor: n)
         for i in 0..<n where map[i / 8] & (UInt8(1) << UInt8(i % 8)) != 0 {
+            if let wanted, !wanted[i] {
+                try skip(&r, schema.fields[i].type)
+                continue
+            }
             switch schema.fields[i].type {
             case .string: row.values[i] = .string(try r.string())
             case .int: row.values[i] = .int(unzigzag(try r.varint()))
@@ -110,6 +116,22 @@ enum AttributeCodec {
         }
         guard r.isAtEnd else { throw SextantError(.corrupted, "attribute record has \(r.remaining) trailing bytes") }
         return row
+    }
+
+    /// Steps over one encoded value without building it.
+    static func skip(_ r: inout ByteReader, _ type: AttributeType) throws(SextantError) {
+        switch type {
+        case .string: _ = try r.bytes(try r.count(minimumBytesEach: 1))
+        case .int: _ = try r.varint()
+        case .double: _ = try r.bytes(8)
+        case .bool: _ = try r.byte()
+        case .stringList:
+            let c = try r.count(minimumBytesEach: 1)
+            for _ in 0..<c { _ = try r.bytes(try r.count(minimumBytesEach: 1)) }
+        case .intList:
+            let c = try r.count(minimumBytesEach: 1)
+            for _ in 0..<c { _ = try r.varint() }
+        }
     }
 
     @inline(__always) static func zigzag(_ x: Int64) -> UInt64 { UInt64(bitPattern: (x << 1) ^ (x >> 63)) }
