@@ -70,13 +70,12 @@ public final class Collection: Sendable {
         return out
     }
 
+    /// Checks `v` against field `f`, converting where the meaning is unambiguous (an int for a
+    /// double field, an integral double for an int field, an empty list of either kind).
     static func coerce(_ v: AttributeValue, to f: Field, context: [String: String]) throws(SextantError) -> AttributeValue {
         var ctx = context
         ctx["field"] = f.name
-        func mismatch() -> SextantError {
-            ctx["expected"] = f.type.schemaSpelling
-            return SextantError(.typeMismatch, "attribute '\(f.name)' is \(f.type.schemaSpelling); got \(v)", context: ctx)
-        }
+        func mismatch() -> SextantError { Collection.mismatch(f, got: v.description, context: context) }
         switch (f.type, v) {
         case (_, .null): return .null
         case (.string, .string), (.int, .int), (.bool, .bool), (.stringList, .stringList), (.intList, .intList):
@@ -97,6 +96,13 @@ public final class Collection: Sendable {
         default:
             throw mismatch()
         }
+    }
+
+    static func mismatch(_ f: Field, got: String, context: [String: String]) -> SextantError {
+        var ctx = context
+        ctx["field"] = f.name
+        ctx["expected"] = f.type.schemaSpelling
+        return SextantError(.typeMismatch, "attribute '\(f.name)' is \(f.type.schemaSpelling); got \(got)", context: ctx)
     }
 
     // MARK: Writes

@@ -40,41 +40,30 @@ extension Collection {
         return out
     }
 
+    /// JSON → attribute value for field `f`: scalars map directly and then take the same
+    /// coercions as the Swift API (``coerce(_:to:context:)``); arrays follow the field's list type.
     static func attributeValue(_ v: JSONValue, for f: Field, context: [String: String]) throws(SextantError) -> AttributeValue {
-        var ctx = context
-        ctx["field"] = f.name
-        func mismatch() -> SextantError {
-            ctx["expected"] = f.type.schemaSpelling
-            return SextantError(.typeMismatch, "attribute '\(f.name)' is \(f.type.schemaSpelling); got \(v.jsonText)", context: ctx)
-        }
-        switch (f.type, v) {
-        case (_, .null): return .null
-        case (.string, .string(let s)): return .string(s)
-        case (.int, .int(let i)): return .int(i)
-        case (.int, .double(let d)):
-            guard let i = Int64(exactly: d) else { throw mismatch() }
-            return .int(i)
-        case (.double, .double(let d)): return .double(d)
-        case (.double, .int(let i)): return .double(Double(i))
-        case (.bool, .bool(let b)): return .bool(b)
-        case (.stringList, .array(let a)):
-            var l: [String] = []
-            l.reserveCapacity(a.count)
-            for e in a { guard case .string(let s) = e else { throw mismatch() }; l.append(s) }
-            return .stringList(l)
-        case (.intList, .array(let a)):
-            var l: [Int64] = []
-            l.reserveCapacity(a.count)
+        let scalar: AttributeValue
+        switch v {
+        case .null: scalar = .null
+        case .string(let s): scalar = .string(s)
+        case .int(let i): scalar = .int(i)
+        case .double(let d): scalar = .double(d)
+        case .bool(let b): scalar = .bool(b)
+        case .array(let a):
+            var strings: [String] = [], ints: [Int64] = []
             for e in a {
-                switch e {
-                case .int(let i): l.append(i)
-                case .double(let d): guard let i = Int64(exactly: d) else { throw mismatch() }; l.append(i)
-                default: throw mismatch()
+                switch (f.type, e) {
+                case (.stringList, .string(let s)): strings.append(s)
+                case (.intList, .int(let i)): ints.append(i)
+                case (.intList, .double(let d)) where Int64(exactly: d) != nil: ints.append(Int64(exactly: d)!)
+                default: throw Collection.mismatch(f, got: v.jsonText, context: context)
                 }
             }
-            return .intList(l)
-        default: throw mismatch()
+            scalar = f.type == .intList ? .intList(ints) : .stringList(strings)
+        case .object: throw Collection.mismatch(f, got: v.jsonText, context: context)
         }
+        return try coerce(scalar, to: f, context: context)
     }
 
     /// A stored record as a JSON object `{"id": …, "vector": […], "attributes": {…}}`.
