@@ -68,3 +68,43 @@ import SextantTestSupport
         #expect(kills > 0)
     }
 }
+
+@Suite struct MultiProcessTests {
+    /// Another process imports while this one reads: every snapshot holds whole batches only,
+    /// and reads never fail.
+    @Test func readerProcessSeesWholeTransactionsWhileAWriterImports() throws {
+        guard let binary = CrashTests.sextantBinary else {
+            print("MultiProcessTests: the sextant binary was not built next to the tests; skipped")
+            return
+        }
+        let dir = temporaryStorePath("mp")
+        #expect(try CrashTests.run(["generate", dir + "/data", "--rows", "20000", "--dim", "32", "--queries", "0"]) == 0)
+        let db = dir + "/db"
+        #expect(try CrashTests.run(["create", db, "c", "--dim", "32", "--metric", "l2", "--schema", SyntheticDataset.schema.spelling]) == 0)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = ["import", db, "c", "--vectors", dir + "/data/base.fvecs", "--attributes", dir + "/data/attributes.jsonl", "--batch", "500"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        var config = Store.Configuration()
+        config.readOnly = true
+        let store = try Store(path: db, configuration: config)
+        defer { store.close() }
+        let c = try store.collection("c")
+        var observations = 0
+        var seen = Set<Int>()
+        while p.isRunning || observations == 0 {
+            let n = try c.count()
+            #expect(n % 500 == 0 || n == 20000, "a reader saw \(n) rows")
+            let hits = try c.search([Float](repeating: 0, count: 32), k: 5)
+            #expect(hits.count == min(5, n))
+            seen.insert(n)
+            observations += 1
+        }
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        #expect(try c.count() == 20000)
+        #expect(observations > 1)
+    }
+}
