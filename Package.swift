@@ -1,14 +1,17 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Layers, bottom to top: CLMDB/CLZ4 (system libraries) → SextantKernels (pure compute)
-// → SextantStorage (the only code that calls mdb_*) → SextantCore / SextantFilter /
-// SextantFormats (types, predicates, file formats) → Sextant (engine) → sextant (CLI).
+// Layers, bottom to top: CLMDB/CLZ4 (system libraries); SextantCore (errors, schema, values,
+// JSON) and SextantKernels (pure compute); SextantStorage (the only code that calls mdb_*),
+// SextantFilter (predicates) and SextantFormats (file formats); Sextant (the engine);
+// sextant (the CLI). SextantTestSupport holds generators and reference models.
 let package = Package(
     name: "Sextant",
     products: [
         .library(name: "Sextant", targets: ["Sextant"]),
         .executable(name: "sextant", targets: ["sextant"]),
+        // Dataset generators and the reference model, for benchmarks and downstream tests.
+        .library(name: "SextantTestSupport", targets: ["SextantTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

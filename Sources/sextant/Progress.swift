@@ -9,6 +9,7 @@ final class Progress {
     let tty: Bool
     let start = Date()
     private var lastDraw = Date.distantPast
+    private var drawnDone = -1
     private(set) var done = 0
 
     init(total: Int, unit: String, json: Bool) {
@@ -27,6 +28,7 @@ final class Progress {
     }
 
     private func draw(_ now: Date) {
+        drawnDone = done
         let elapsed = max(now.timeIntervalSince(start), 1e-9)
         let rate = Double(done) / elapsed
         let eta = rate > 0 ? Double(max(total - done, 0)) / rate : 0
@@ -43,7 +45,7 @@ final class Progress {
     }
 
     func finish() {
-        draw(Date())
+        if drawnDone != done { draw(Date()) }
         if tty && !json { FileHandle.standardError.write("\n".data(using: .utf8)!) }
     }
 }
