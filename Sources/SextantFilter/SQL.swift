@@ -25,7 +25,23 @@ extension Filter {
     /// `expected`, e.g. `at column 9: expected a value after '>=' but found end of input`.
     public init(sql: String) throws(SextantError) {
         var p = SQLParser(sql)
-        self = try p.parsePredicate()
+        let parsed = try p.parsePredicate()
+        // The tree, not just the text, must respect the nesting limit: `x NOT BETWEEN` adds a
+        // level the text does not show, and the JSON form and printer follow the tree.
+        guard parsed.nestingDepth <= Filter.maxDepth else {
+            throw SextantError(.syntax, "predicate nested deeper than \(Filter.maxDepth) levels",
+                               context: ["position": "1", "expected": "at most \(Filter.maxDepth) nested levels"])
+        }
+        self = parsed
+    }
+
+    /// AND/OR/NOT levels on the deepest path (what the JSON form and the limit count).
+    public var nestingDepth: Int {
+        switch self {
+        case .and(let ps), .or(let ps): 1 + (ps.map(\.nestingDepth).max() ?? 0)
+        case .not(let p): 1 + p.nestingDepth
+        default: 0
+        }
     }
 
     /// Canonical SQL text; ``init(sql:)`` reads it back to an equal predicate for every predicate
@@ -47,8 +63,13 @@ extension Filter {
             if ps.count == 1 { ps[0].writeSQL(into: &out); return }
             for (i, p) in ps.enumerated() {
                 if i > 0 { out += isAnd ? " AND " : " OR " }
-                p.writeOperand(into: &out)
+                // AND binds tighter than OR: an AND inside an OR needs no parentheses (and
+                // adding them would nest deeper than the text that was parsed).
+                if !isAnd, case .and(let inner) = p, inner.count >= 2 { p.writeSQL(into: &out) } else { p.writeOperand(into: &out) }
             }
+        case .not(.between(let f, let lo, let hi)):
+            // The parser reads `f NOT BETWEEN …` as NOT(BETWEEN); print it the same way.
+            out += Filter.sqlIdentifier(f) + " NOT BETWEEN " + Filter.sqlLiteral(lo) + " AND " + Filter.sqlLiteral(hi)
         case .not(let p):
             out += "NOT "
             p.writeOperand(into: &out)

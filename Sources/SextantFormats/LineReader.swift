@@ -49,6 +49,12 @@ public struct LineReader: Sendable {
         var atEOF = false
 
         func deliver(_ from: Int, _ to: Int) throws {
+            // Checked here too: a long line may arrive whole within one chunk.
+            if to - from > maxLineLength {
+                throw SextantError(.malformedFile, "line \(lineNumber) is longer than \(maxLineLength) bytes",
+                                   context: ["file": path, "line": String(lineNumber),
+                                             "offset": String(fileOffset - end + from)])
+            }
             var last = to
             if last > from, buffer.load(fromByteOffset: last - 1, as: UInt8.self) == 0x0D { last -= 1 }
             var first = from

@@ -165,7 +165,7 @@ import Testing
         #expect(p.toSQL() == "year >= 2010 AND (genre = 'it''s' OR NOT tags CONTAINS 'x') AND \"null\" IS NULL")
         #expect(Filter.compare("x", .equal, .double(1)).toSQL() == "x = 1.0")
         #expect(Filter.compare("x", .less, .double(-1e-5)).toSQL() == "x < -1e-05")
-        #expect(Filter.not(.between("x", 1, 2)).toSQL() == "NOT x BETWEEN 1 AND 2")
+        #expect(Filter.not(.between("x", 1, 2)).toSQL() == "x NOT BETWEEN 1 AND 2")
         #expect(Filter.not(.or([.isNull("a"), .isNull("b")])).toSQL() == "NOT (a IS NULL OR b IS NULL)")
         #expect(Filter.and([]).toSQL() == "TRUE")
         #expect(Filter.or([]).toSQL() == "FALSE")

@@ -198,7 +198,11 @@ struct ByteReader {
             let b = try byte()
             if shift == 63 && b > 1 { throw SextantError(.corrupted, "varint overflows 64 bits", context: ["offset": String(offset)]) }
             v |= UInt64(b & 0x7f) << shift
-            if b & 0x80 == 0 { return v }
+            if b & 0x80 == 0 {
+                // One encoding per value: a final zero byte after others is an over-long form.
+                if b == 0 && shift > 0 { throw SextantError(.corrupted, "over-long varint", context: ["offset": String(offset)]) }
+                return v
+            }
             shift += 7
             if shift > 63 { throw SextantError(.corrupted, "varint too long", context: ["offset": String(offset)]) }
         }
