@@ -84,5 +84,6 @@ import CLMDB
             }
         }
         #expect(injected > 0)
+        print("fault injection (code \(code)): \(injected) injected failures surfaced as typed errors; store consistent after each")
     }
 }
