@@ -17,6 +17,9 @@ extension Store {
         public var maxReaders: UInt32 = 126
         /// Threads a multi-query search may use (default: all cores).
         public var searchThreads: Int = max(1, ProcessInfoCores.count)
+        /// Free the reader slots of dead processes when opening (off only to inspect them,
+        /// as `sextant stat --readers` does).
+        public var clearStaleReadersAtOpen: Bool = true
         /// Test hook: fails chosen `mdb_*` calls.
         public var faultInjector: FaultInjector? = nil
 

@@ -36,6 +36,7 @@ public final class Store: Sendable {
         sc.maxMapSize = configuration.maxMapSize
         sc.maxReaders = configuration.maxReaders
         sc.faultInjector = configuration.faultInjector
+        sc.clearStaleReadersAtOpen = configuration.clearStaleReadersAtOpen
         let env = try Environment(sc)
         do {
             let existing = try env.databaseNames()

@@ -1,4 +1,5 @@
 import CLMDB
+import Foundation
 import SextantCore
 import Synchronization
 #if canImport(Glibc)
@@ -76,8 +77,10 @@ public final class Environment: @unchecked Sendable {
             guard configuration.createIfMissing, !configuration.readOnly else {
                 throw SextantError(.notFound, "no store at '\(dir)'", context: ["path": dir])
             }
-            if mkdir(dir, 0o755) != 0 && errno != EEXIST {
-                throw SextantError(.io, "cannot create directory: \(String(cString: strerror(errno)))", context: ["path": dir], underlying: errno)
+            do {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            } catch {
+                throw SextantError(.io, "cannot create directory: \(error.localizedDescription)", context: ["path": dir])
             }
             guard stat(dir, &st) == 0 else {
                 throw SextantError(.io, "cannot stat directory", context: ["path": dir], underlying: errno)
@@ -107,8 +110,10 @@ public final class Environment: @unchecked Sendable {
             throw error
         }
         // Clear reader slots left by processes that died.
-        var dead: Int32 = 0
-        _ = lmdb.call(.readerCheck) { mdb_reader_check(env, &dead) }
+        if configuration.clearStaleReadersAtOpen {
+            var dead: Int32 = 0
+            _ = lmdb.call(.readerCheck) { mdb_reader_check(env, &dead) }
+        }
     }
 
     private static func openEnv(_ c: StorageConfiguration, _ lmdb: LMDB) throws(SextantError) -> OpaquePointer {
@@ -149,6 +154,7 @@ public final class Environment: @unchecked Sendable {
             if let env { lmdb.perform(.envClose) { mdb_env_close(env) } }
             env = nil
         }
+        processLock.release()
         Environment.openEnvironments.withLock { _ = $0.remove(fileID) }
     }
 

@@ -27,6 +27,8 @@ public struct StorageConfiguration: Sendable {
     public var syncMode: SyncMode = .durable
     /// Create the directory and files when they do not exist.
     public var createIfMissing: Bool = true
+    /// Free the reader slots of dead processes when opening (off only to inspect them).
+    public var clearStaleReadersAtOpen: Bool = true
     /// Test hook: fails chosen `mdb_*` calls (see ``FaultInjector``).
     public var faultInjector: FaultInjector? = nil
 

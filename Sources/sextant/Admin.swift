@@ -79,11 +79,15 @@ struct List: ParsableCommand {
 struct Stat: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show row counts, sizes, map usage and readers.")
     @OptionGroup var store: StoreOptions
-    @Flag(name: .long, help: "Also list the reader table (pid, thread, transaction per slot).") var readers = false
+    @Flag(name: .long, help: "Also list the reader table (pid, thread, transaction per slot), stale slots of dead processes included.") var readers = false
 
     func run() throws {
         try runReporting(json: store.json) {
-            let db = try openStore(store.db, readOnly: true)
+            var config = Store.Configuration()
+            config.readOnly = true
+            config.createIfMissing = false
+            config.clearStaleReadersAtOpen = !readers
+            let db = try Store(path: store.db, configuration: config)
             defer { db.close() }
             let s = try db.statistics()
             let readerLines = readers ? try db.readers() : []
@@ -112,16 +116,17 @@ struct Stat: ParsableCommand {
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Verify every invariant of the store.",
-        discussion: "Exit code 0 when consistent, 2 when problems were found, 1 when the store cannot be read.")
+        abstract: "Verify the invariants of the store.",
+        discussion: "Exit code 0 when consistent, 2 when problems were found, 1 when the store cannot be read. Without --deep, records are checked for presence, size and id only.")
     @OptionGroup var store: StoreOptions
+    @Flag(name: .long, help: "Also decode every attribute and vector record.") var deep = false
 
     func run() throws {
         var report: CheckReport?
         try runReporting(json: store.json) {
             let db = try openStore(store.db, readOnly: true)
             defer { db.close() }
-            report = try db.check()
+            report = try db.check(deep: deep)
         }
         guard let report else { return }
         if store.json {

@@ -11,7 +11,7 @@ import SextantCore
 /// atomic swap) upgrade to exclusive without waiting, which fails while any other process
 /// (or handle) has the store open. LMDB's own lock file cannot tell us that.
 final class ProcessLock: @unchecked Sendable {
-    private let fd: Int32
+    private var fd: Int32
     let path: String
 
     init(directory: String, create: Bool) throws(SextantError) {
@@ -33,13 +33,18 @@ final class ProcessLock: @unchecked Sendable {
     }
 
     /// Tries to become the only holder. Returns false when another handle holds it.
-    func tryExclusive() -> Bool { flock(fd, LOCK_EX | LOCK_NB) == 0 }
+    func tryExclusive() -> Bool { fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 }
 
     /// Goes back to shared after ``tryExclusive()``.
     func downgrade() { _ = flock(fd, LOCK_SH | LOCK_NB) }
 
-    deinit {
+    /// Gives the lock up (at close; idempotent).
+    func release() {
+        guard fd >= 0 else { return }
         _ = flock(fd, LOCK_UN)
         close(fd)
+        fd = -1
     }
+
+    deinit { release() }
 }
