@@ -25,6 +25,38 @@ public enum RecordCodec {
         }
     }
 
+    /// Decodes a collection state record: (row count, next slot).
+    public static func decodeState(_ bytes: [UInt8]) throws -> (count: UInt64, nextSlot: UInt32) {
+        let st = try bytes.withUnsafeBytes { try CollectionState.decode($0, cid: 0) }
+        return (st.count, st.nextSlot)
+    }
+
+    /// Decodes an id-map value (a slot).
+    public static func decodeSlot(_ bytes: [UInt8]) throws -> UInt32 {
+        try bytes.withUnsafeBytes { try Collection.slot($0) }
+    }
+
+    /// Decodes a vector record of a collection of `dimension`: (external id, components).
+    public static func decodeVectorRecord(_ bytes: [UInt8], dimension: Int) throws -> (id: UInt64, vector: [Float]) {
+        try bytes.withUnsafeBytes { v in
+            guard v.count == 8 + 4 * dimension else {
+                throw SextantError(.corrupted, "vector record has \(v.count) bytes, expected \(8 + 4 * dimension)")
+            }
+            let id = UInt64(littleEndian: v.loadUnaligned(as: UInt64.self))
+            let vec = (0..<dimension).map { Float(bitPattern: UInt32(littleEndian: v.loadUnaligned(fromByteOffset: 8 + 4 * $0, as: UInt32.self))) }
+            return (id, vec)
+        }
+    }
+
+    /// Decodes a row record (external id, then the attribute record).
+    public static func decodeRowRecord(_ bytes: [UInt8], schema: Schema) throws -> (id: UInt64, attributes: AttributeRow) {
+        try bytes.withUnsafeBytes { v in
+            guard v.count >= 9 else { throw SextantError(.corrupted, "row record has \(v.count) bytes") }
+            return (UInt64(littleEndian: v.loadUnaligned(as: UInt64.self)),
+                    try AttributeCodec.decode(UnsafeRawBufferPointer(rebasing: v[8...]), schema: schema))
+        }
+    }
+
     /// Decodes an LZ4 block that should expand to `size` bytes.
     public static func decompressLZ4(_ bytes: [UInt8], size: Int) throws -> [UInt8] {
         try bytes.withUnsafeBytes { try LZ4.decompress($0, originalSize: size) }

@@ -202,12 +202,18 @@ struct CollectionState: Equatable {
 
     static func read(_ txn: Transaction, _ db: Database, cid: UInt32) throws -> CollectionState? {
         try Keys.prefix(cid).withUnsafeBytes { k in
-            try txn.withValue(db, key: k) { v throws(SextantError) -> CollectionState in
-                guard v.count == 16 else { throw SextantError(.corrupted, "collection state has \(v.count) bytes", context: ["cid": String(cid)]) }
-                return CollectionState(count: UInt64(littleEndian: v.loadUnaligned(as: UInt64.self)),
-                                       nextSlot: UInt32(littleEndian: v.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
-            }
+            try txn.withValue(db, key: k) { v in try decode(v, cid: cid) }
         }
+    }
+
+    static func decode(_ v: UnsafeRawBufferPointer, cid: UInt32) throws(SextantError) -> CollectionState {
+        guard v.count == 16 else { throw SextantError(.corrupted, "collection state has \(v.count) bytes", context: ["cid": String(cid)]) }
+        let st = CollectionState(count: UInt64(littleEndian: v.loadUnaligned(as: UInt64.self)),
+                                 nextSlot: UInt32(littleEndian: v.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
+        guard st.count <= UInt64(st.nextSlot) else {
+            throw SextantError(.corrupted, "collection state counts \(st.count) rows in \(st.nextSlot) slots", context: ["cid": String(cid)])
+        }
+        return st
     }
 
     func write(_ txn: Transaction, _ db: Database, cid: UInt32) throws {

@@ -31,7 +31,23 @@ enum RecordDecodersFuzz {
         case 0, 1:
             try attributes(input.rest(), schema: schemas[Int(selector / 4) % schemas.count])
         case 2:
-            try collectionInfo(input.rest())
+            // (selector >> 2) & 3 picks the record: the catalog entry, or a fixed-layout record.
+            let rest = input.rest()
+            switch (selector >> 2) & 3 {
+            case 0: try collectionInfo(rest)
+            case 1:
+                _ = try corrupted("decodeState") { _ = try RecordCodec.decodeState(rest) }
+                _ = try corrupted("decodeSlot") { _ = try RecordCodec.decodeSlot(rest) }
+            case 2:
+                let dim = 1 + Int(selector >> 4)
+                var decoded: (id: UInt64, vector: [Float])? = nil
+                if try corrupted("decodeVectorRecord", { decoded = try RecordCodec.decodeVectorRecord(rest, dimension: dim) }), let decoded {
+                    try require(decoded.vector.count == dim, "vector record decoded \(decoded.vector.count) components for dimension \(dim)")
+                }
+            default:
+                let schema = schemas[Int(selector >> 4) % schemas.count]
+                _ = try corrupted("decodeRowRecord") { _ = try RecordCodec.decodeRowRecord(rest, schema: schema) }
+            }
         default:
             let size = Int(input.uint16()) >> Int(selector >> 5)  // mostly small sizes
             try lz4(input.rest(), size: size)
