@@ -25,7 +25,7 @@ public struct CollectionInfo: Sendable, Codable, Equatable {
     }
 }
 
-/// A stored row as returned by ``Collection/get(_:)``.
+/// A stored row as returned by ``VectorCollection/get(_:)``.
 public struct Record: Sendable, Equatable {
     public var id: UInt64
     public var vector: [Float]

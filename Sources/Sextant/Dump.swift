@@ -9,7 +9,7 @@ import SextantStorage
 /// line 2…: {"id":ID,"vector":[…],"attributes":{…}}     ascending id, null attributes omitted
 /// ```
 /// The output is deterministic: the same contents always give the same bytes.
-extension Collection {
+extension VectorCollection {
     /// The dump's first line.
     public func dumpHeader(rows: Int) -> JSONValue {
         .object(JSONObject([
@@ -34,10 +34,10 @@ extension Collection {
             line.append(10)
             try emit(line)
             try txn.scan(db.ids, prefix: Keys.prefix(cid)) { _, v in
-                let slot = try Collection.slot(v)
+                let slot = try VectorCollection.slot(v)
                 let r = try record(txn, slot: slot)
                 line.removeAll(keepingCapacity: true)
-                Collection.json(r, schema: schema).write(into: &line)
+                VectorCollection.json(r, schema: schema).write(into: &line)
                 line.append(10)
                 try emit(line)
                 return true
@@ -47,7 +47,7 @@ extension Collection {
 }
 
 extension Store {
-    /// Loads a dump produced by ``Collection/dump(_:)``: creates the collection (named as in the
+    /// Loads a dump produced by ``VectorCollection/dump(_:)``: creates the collection (named as in the
     /// header unless `name` is given) and inserts every row. Lines come from `lines`, which calls
     /// its argument once per line with the line's bytes and 0-based number.
     ///
@@ -56,8 +56,8 @@ extension Store {
     public func load(
         as name: String? = nil, batchSize: Int = 10_000,
         lines: (_ body: (UnsafeRawBufferPointer, Int) throws -> Void) throws -> Void
-    ) throws -> Collection {
-        var collection: Collection?
+    ) throws -> VectorCollection {
+        var collection: VectorCollection?
         var expected = 0
         var seen = 0
         var batch: [Row] = []
@@ -96,7 +96,7 @@ extension Store {
         do { return try JSONValue(parsing: bytes) } catch { throw error.adding(["line": String(line)]) }
     }
 
-    private func createFromDumpHeader(_ h: JSONValue, name: String?, line: Int) throws -> (Collection, Int) {
+    private func createFromDumpHeader(_ h: JSONValue, name: String?, line: Int) throws -> (VectorCollection, Int) {
         func field(_ k: String) throws(SextantError) -> JSONValue {
             guard let v = h[k] else {
                 throw SextantError(.malformedFile, "dump header lacks '\(k)'", context: ["line": String(line), "field": k])
@@ -123,7 +123,7 @@ extension Store {
     }
 }
 
-extension Collection {
+extension VectorCollection {
     func row(fromDumpLine json: JSONValue, line: Int) throws -> Row {
         let ctx = ["line": String(line)]
         guard case .object = json, let idv = json["id"], let vv = json["vector"], case .array(let comps) = vv else {

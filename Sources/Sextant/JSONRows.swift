@@ -16,7 +16,7 @@ extension AttributeValue {
     }
 }
 
-extension Collection {
+extension VectorCollection {
     /// Reads one JSON object of attributes (a JSONL line) against the schema.
     ///
     /// Keys must be declared fields (``SextantError/Code/unknownAttribute``), values must have
@@ -35,7 +35,7 @@ extension Collection {
                 ctx["field"] = key
                 throw SextantError(.unknownAttribute, "unknown attribute '\(key)'", context: ctx)
             }
-            out[key] = try Collection.attributeValue(value, for: field, context: ctx)
+            out[key] = try VectorCollection.attributeValue(value, for: field, context: ctx)
         }
         return out
     }
@@ -57,11 +57,11 @@ extension Collection {
                 case (.stringList, .string(let s)): strings.append(s)
                 case (.intList, .int(let i)): ints.append(i)
                 case (.intList, .double(let d)) where Int64(exactly: d) != nil: ints.append(Int64(exactly: d)!)
-                default: throw Collection.mismatch(f, got: v.jsonText, context: context)
+                default: throw VectorCollection.mismatch(f, got: v.jsonText, context: context)
                 }
             }
             scalar = f.type == .intList ? .intList(ints) : .stringList(strings)
-        case .object: throw Collection.mismatch(f, got: v.jsonText, context: context)
+        case .object: throw VectorCollection.mismatch(f, got: v.jsonText, context: context)
         }
         return try coerce(scalar, to: f, context: context)
     }

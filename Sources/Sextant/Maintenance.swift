@@ -86,7 +86,7 @@ extension Store {
             var known = Set<UInt32>()
             for c in infos {
                 known.insert(c.id)
-                let coll = Collection(store: self, info: c)
+                let coll = VectorCollection(store: self, info: c)
                 guard let st = try CollectionState.read(txn, db.state, cid: c.id) else {
                     note("collection '\(c.name)': no state record"); continue
                 }

@@ -33,7 +33,7 @@ public enum RecordCodec {
 
     /// Decodes an id-map value (a slot).
     public static func decodeSlot(_ bytes: [UInt8]) throws -> UInt32 {
-        try bytes.withUnsafeBytes { try Collection.slot($0) }
+        try bytes.withUnsafeBytes { try VectorCollection.slot($0) }
     }
 
     /// Decodes a vector record of a collection of `dimension`: (external id, components).

@@ -22,7 +22,7 @@ public struct Query: Sendable {
     }
 }
 
-extension Collection {
+extension VectorCollection {
     /// The `k` nearest live rows satisfying `filter`, sorted by (distance, id).
     ///
     /// Returns exactly `min(k, matches)` results. Exact: every matching row is scored with its
@@ -52,7 +52,7 @@ extension Collection {
                     bound[p] = filter
                 }
             }
-            prepared.append(PreparedQuery(index: i, vector: metric == .cosine ? Collection.normalized(q.vector) : q.vector, k: q.k, predicate: q.filter == .matchAll ? nil : q.filter, filter: filter))
+            prepared.append(PreparedQuery(index: i, vector: metric == .cosine ? VectorCollection.normalized(q.vector) : q.vector, k: q.k, predicate: q.filter == .matchAll ? nil : q.filter, filter: filter))
         }
         // Group by predicate: one data pass per group of up to `groupSize` queries.
         var groups: [[PreparedQuery]] = []

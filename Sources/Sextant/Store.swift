@@ -108,7 +108,7 @@ public final class Store: Sendable {
     @discardableResult
     public func createCollection(
         _ name: String, dimension: Int, metric: Metric, schema: Schema = try! Schema([]), indexRecipe: String? = nil
-    ) throws -> Collection {
+    ) throws -> VectorCollection {
         try CollectionInfo.validateName(name)
         guard dimension >= 1, dimension <= CollectionInfo.maxDimension else {
             throw SextantError(.invalidArgument, "dimension must be 1…\(CollectionInfo.maxDimension), got \(dimension)", context: ["collection": name])
@@ -132,15 +132,15 @@ public final class Store: Sendable {
             try CollectionState(count: 0, nextSlot: 0).write(txn, db.state, cid: next)
             return info
         }
-        return Collection(store: self, info: info)
+        return VectorCollection(store: self, info: info)
     }
 
     /// Opens an existing collection.
-    public func collection(_ name: String) throws -> Collection {
+    public func collection(_ name: String) throws -> VectorCollection {
         guard let info = try env.read({ txn in try catalogEntry(txn, name) }) else {
             throw SextantError(.notFound, "no collection '\(name)'", context: ["collection": name])
         }
-        return Collection(store: self, info: info)
+        return VectorCollection(store: self, info: info)
     }
 
     func catalogEntry(_ txn: Transaction, _ name: String) throws -> CollectionInfo? {

@@ -148,7 +148,7 @@ enum OperationsFuzz {
             try? FileManager.default.removeItem(atPath: dir)
         }
         let name = "c"
-        var coll: Sextant.Collection
+        var coll: VectorCollection
         do { coll = try store.createCollection(name, dimension: s.dimension, metric: s.metric, schema: s.schema) } catch {
             throw FuzzFailure(message: "createCollection(dim \(s.dimension), \(s.metric), \(s.schema.spelling)) failed: \(error)")
         }
@@ -232,7 +232,7 @@ enum OperationsFuzz {
         if report.rowsChecked != model.rows.count { throw fail("check() saw \(report.rowsChecked) rows, model \(model.rows.count)") }
     }
 
-    static func search(_ input: inout FuzzBytes, _ s: Setup, _ coll: Sextant.Collection, _ model: ReferenceModel,
+    static func search(_ input: inout FuzzBytes, _ s: Setup, _ coll: VectorCollection, _ model: ReferenceModel,
                        _ log: inout [String], _ fail: (String) -> FuzzFailure) throws {
         let q = vector(&input, s.dimension)
         let k = 1 + input.below(5)

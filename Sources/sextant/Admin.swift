@@ -16,7 +16,7 @@ struct Get: ParsableCommand {
             let c = try db.collection(collection)
             var missing: [UInt64] = []
             for id in ids {
-                if let r = try c.get(id) { Console.out(Collection.json(r, schema: c.schema).jsonText) } else { missing.append(id) }
+                if let r = try c.get(id) { Console.out(VectorCollection.json(r, schema: c.schema).jsonText) } else { missing.append(id) }
             }
             if !missing.isEmpty {
                 throw SextantError(.notFound, "no row with id \(missing.map(String.init).joined(separator: ", "))", context: ["collection": collection])

@@ -7,14 +7,14 @@ import CLMDB
 
 /// Every class of bad input gets a typed error naming what is wrong, and loses nothing.
 @Suite struct BadInputTests {
-    func fixture() throws -> (Store, Collection, [String]) {
+    func fixture() throws -> (Store, VectorCollection, [String]) {
         let store = try Store(path: temporaryStorePath())
         let c = try store.createCollection("c", dimension: 3, metric: .cosine, schema: try Schema(parsing: "name:string,year:int!,tags:[string]"))
         try c.upsert((0..<20).map { Row(id: UInt64($0), vector: [1, Float($0), 2], attributes: ["year": .int(Int64($0)), "name": .string("n\($0)")]) })
         return (store, c, try snapshot(c))
     }
 
-    func expectUnchanged(_ c: Collection, _ before: [String]) throws {
+    func expectUnchanged(_ c: VectorCollection, _ before: [String]) throws {
         #expect(try snapshot(c) == before)
         #expect(try c.store.check().isConsistent)
     }
@@ -131,7 +131,7 @@ import CLMDB
         #expect(try c.get(5) != nil)
     }
 
-    func fixture_at(_ path: String) throws -> (Store, Collection) {
+    func fixture_at(_ path: String) throws -> (Store, VectorCollection) {
         let store = try Store(path: path)
         let c = try store.createCollection("c", dimension: 3, metric: .cosine, schema: try Schema(parsing: "name:string,year:int!,tags:[string]"))
         try c.upsert((0..<20).map { Row(id: UInt64($0), vector: [1, Float($0), 2], attributes: ["year": .int(Int64($0)), "name": .string("n\($0)")]) })

@@ -29,7 +29,7 @@ func sextantError(_ body: () throws -> Void) -> SextantError? {
 }
 
 /// Everything visible in a collection, as a comparable value (for "store unchanged" checks).
-func snapshot(_ c: Collection) throws -> [String] {
+func snapshot(_ c: VectorCollection) throws -> [String] {
     var lines: [String] = []
     try c.dump { lines.append(String(decoding: $0, as: UTF8.self)) }
     return lines

@@ -143,7 +143,7 @@ public final class SearchFixture: Sendable {
     public let name: String
     public let scratch: ScratchDirectory
     public let store: Store
-    public let collection: Collection
+    public let collection: VectorCollection
     /// Query vectors, one array each.
     public let queries: [[Float]]
     /// Named query sets: the query indexes and the filter of each.
@@ -151,7 +151,7 @@ public final class SearchFixture: Sendable {
     /// Measured fraction of rows matching each workload's filters (mean over its queries).
     public let selectivity: [String: Double]
 
-    init(name: String, scratch: ScratchDirectory, store: Store, collection: Collection, queries: [[Float]],
+    init(name: String, scratch: ScratchDirectory, store: Store, collection: VectorCollection, queries: [[Float]],
          workloads: [String: [(index: Int, filter: Filter?)]], selectivity: [String: Double]) {
         self.name = name
         self.scratch = scratch
@@ -262,7 +262,7 @@ public final class SearchFixture: Sendable {
     }
 
     /// The fraction of rows matching `filter`, from an exact search with k = all rows.
-    static func matchFraction(_ coll: Collection, _ filter: Filter, total: Int, probe: [Float]) throws -> Double {
+    static func matchFraction(_ coll: VectorCollection, _ filter: Filter, total: Int, probe: [Float]) throws -> Double {
         Double(try coll.search(probe, k: total, filter: filter).count) / Double(total)
     }
 }

@@ -3,7 +3,10 @@ import SextantStorage
 
 /// A handle on one collection of a ``Store``. Cheap; thread-safe; valid until the store closes
 /// or the collection is dropped (operations then throw ``SextantError/Code/notFound``).
-public final class Collection: Sendable {
+///
+/// (Named so that it does not shadow the standard library's `Collection` protocol in files
+/// that import Sextant.)
+public final class VectorCollection: Sendable {
     public let store: Store
     public let info: CollectionInfo
 
@@ -61,7 +64,7 @@ public final class Collection: Sendable {
                 ctx["field"] = key
                 throw SextantError(.unknownAttribute, "unknown attribute '\(key)'", context: ctx)
             }
-            out.values[pos] = try Collection.coerce(value, to: schema.fields[pos], context: ctx)
+            out.values[pos] = try VectorCollection.coerce(value, to: schema.fields[pos], context: ctx)
         }
         for (i, f) in schema.fields.enumerated() where !f.nullable && out.values[i].isNull {
             ctx["field"] = f.name
@@ -75,7 +78,7 @@ public final class Collection: Sendable {
     static func coerce(_ v: AttributeValue, to f: Field, context: [String: String]) throws(SextantError) -> AttributeValue {
         var ctx = context
         ctx["field"] = f.name
-        func mismatch() -> SextantError { Collection.mismatch(f, got: v.description, context: context) }
+        func mismatch() -> SextantError { VectorCollection.mismatch(f, got: v.description, context: context) }
         switch (f.type, v) {
         case (_, .null): return .null
         case (.string, .string), (.int, .int), (.bool, .bool), (.stringList, .stringList), (.intList, .intList):
@@ -146,7 +149,7 @@ public final class Collection: Sendable {
     func write(_ rows: [PreparedRow], _ txn: Transaction) throws {
         var st = try state(txn)
         for r in rows {
-            let existing = try Keys.withExternalKey(cid, r.id) { k in try txn.withValue(db.ids, key: k) { v in try Collection.slot(v) } }
+            let existing = try Keys.withExternalKey(cid, r.id) { k in try txn.withValue(db.ids, key: k) { v in try VectorCollection.slot(v) } }
             let slot: UInt32
             var fresh = false
             if let existing {
@@ -210,7 +213,7 @@ public final class Collection: Sendable {
             var st = try state(txn)
             var n = 0
             for id in ids {
-                guard let slot = try Keys.withExternalKey(cid, id, { k in try txn.withValue(db.ids, key: k) { v in try Collection.slot(v) } }) else { continue }
+                guard let slot = try Keys.withExternalKey(cid, id, { k in try txn.withValue(db.ids, key: k) { v in try VectorCollection.slot(v) } }) else { continue }
                 try Keys.withExternalKey(cid, id) { k in _ = try txn.delete(db.ids, key: k) }
                 try Keys.withRowKey(cid, slot) { k in
                     _ = try txn.delete(db.rows, key: k)
@@ -236,7 +239,7 @@ public final class Collection: Sendable {
     public func get(_ id: UInt64) throws -> Record? {
         try store.env.read { txn in
             _ = try state(txn)
-            guard let slot = try Keys.withExternalKey(cid, id, { k in try txn.withValue(db.ids, key: k) { v in try Collection.slot(v) } }) else { return nil }
+            guard let slot = try Keys.withExternalKey(cid, id, { k in try txn.withValue(db.ids, key: k) { v in try VectorCollection.slot(v) } }) else { return nil }
             return try record(txn, slot: slot)
         }
     }
