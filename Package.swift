@@ -43,10 +43,10 @@ let package = Package(
             dependencies: ["Sextant", "SextantFormats", "SextantTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "SextantTestSupport", dependencies: ["Sextant", "SextantFormats"]),
-        .testTarget(name: "SextantKernelsTests", dependencies: ["SextantKernels"]),
+        .testTarget(name: "SextantKernelsTests", dependencies: ["SextantKernels", "SextantTestSupport"]),
         .testTarget(name: "SextantStorageTests", dependencies: ["SextantStorage", "CLMDB"]),
-        .testTarget(name: "SextantFilterTests", dependencies: ["SextantFilter", "SextantCore"]),
-        .testTarget(name: "SextantFormatsTests", dependencies: ["SextantFormats", "SextantCore"]),
+        .testTarget(name: "SextantFilterTests", dependencies: ["SextantFilter", "SextantCore", "SextantTestSupport"]),
+        .testTarget(name: "SextantFormatsTests", dependencies: ["SextantFormats", "SextantCore", "SextantTestSupport"]),
         .testTarget(
             name: "SextantTests",
             dependencies: ["Sextant", "SextantTestSupport", "SextantStorage"]

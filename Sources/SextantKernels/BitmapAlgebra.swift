@@ -23,22 +23,7 @@ extension Bitmap {
 
     /// Ids in `self`, `other` or both.
     public func union(_ other: Bitmap) -> Bitmap {
-        var keys = [UInt16](), containers = [BitmapContainer]()
-        keys.reserveCapacity(self.keys.count + other.keys.count)
-        containers.reserveCapacity(self.keys.count + other.keys.count)
-        var i = 0, j = 0
-        while i < self.keys.count || j < other.keys.count {
-            if j == other.keys.count || (i < self.keys.count && self.keys[i] < other.keys[j]) {
-                keys.append(self.keys[i]); containers.append(self.containers[i]); i += 1
-            } else if i == self.keys.count || other.keys[j] < self.keys[i] {
-                keys.append(other.keys[j]); containers.append(other.containers[j]); j += 1
-            } else {
-                keys.append(self.keys[i])
-                containers.append(BitmapContainer.or(self.containers[i], other.containers[j]))
-                i += 1; j += 1
-            }
-        }
-        return Bitmap(keys: keys, containers: containers)
+        merging(other) { BitmapContainer.or($0, $1) }
     }
 
     public mutating func formUnion(_ other: Bitmap) {
@@ -71,7 +56,15 @@ extension Bitmap {
 
     /// Ids in exactly one of `self` and `other`.
     public func symmetricDifference(_ other: Bitmap) -> Bitmap {
+        merging(other) { BitmapContainer.xor($0, $1) }
+    }
+
+    /// Walks both key lists in order: containers under one key only are kept as they are,
+    /// containers under a shared key are combined by `both` (nil drops the key).
+    private func merging(_ other: Bitmap, _ both: (BitmapContainer, BitmapContainer) -> BitmapContainer?) -> Bitmap {
         var keys = [UInt16](), containers = [BitmapContainer]()
+        keys.reserveCapacity(self.keys.count + other.keys.count)
+        containers.reserveCapacity(self.keys.count + other.keys.count)
         var i = 0, j = 0
         while i < self.keys.count || j < other.keys.count {
             if j == other.keys.count || (i < self.keys.count && self.keys[i] < other.keys[j]) {
@@ -79,7 +72,7 @@ extension Bitmap {
             } else if i == self.keys.count || other.keys[j] < self.keys[i] {
                 keys.append(other.keys[j]); containers.append(other.containers[j]); j += 1
             } else {
-                if let c = BitmapContainer.xor(self.containers[i], other.containers[j]) {
+                if let c = both(self.containers[i], other.containers[j]) {
                     keys.append(self.keys[i]); containers.append(c)
                 }
                 i += 1; j += 1

@@ -1,5 +1,6 @@
 import SextantCore
 import SextantFilter
+import SextantTestSupport
 import Testing
 
 /// Hostile input must produce a value or a `SextantError`, never a trap. (A trap would crash
@@ -18,7 +19,7 @@ import Testing
     ]
     static let alphabet: [UInt8] = Array(#"()[]{},:"'\ -+.eE0123456789aAnNdDoOrRtTuUlLfFsSiIbB=<>!_xyz"#.utf8) + [0x00, 0x0A, 0xC3, 0xA9, 0xFF, 0xED, 0xA0, 0xF0]
 
-    func mutate(_ s: [UInt8], _ rng: inout SeededRNG) -> [UInt8] {
+    func mutate(_ s: [UInt8], _ rng: inout SeededRandom) -> [UInt8] {
         var b = s
         for _ in 0...(rng.next() % 4) {
             let op = rng.next() % 5
@@ -60,7 +61,7 @@ import Testing
     }
 
     @Test func mutatedInputs() {
-        var rng = SeededRNG(seed: 2024)
+        var rng = SeededRandom(seed: 2024)
         for i in 0..<6000 {
             let sql = Array(Self.sqlSeeds[i % Self.sqlSeeds.count].utf8)
             checkSQL(mutate(sql, &rng))
@@ -72,7 +73,7 @@ import Testing
     }
 
     @Test func randomBytes() {
-        var rng = SeededRNG(seed: 77)
+        var rng = SeededRandom(seed: 77)
         for _ in 0..<4000 {
             let n = Int(rng.next() % 40)
             let bytes: [UInt8] = (0..<n).map { _ in

@@ -1,5 +1,6 @@
 import Foundation
 import SextantCore
+import SextantTestSupport
 import Testing
 
 @Suite struct JSONTests {
@@ -154,7 +155,7 @@ import Testing
     }
 
     @Test func serializerRoundTripRandom() throws {
-        var rng = SeededRNG(seed: 99)
+        var rng = SeededRandom(seed: 99)
         func gen(_ depth: Int) -> JSONValue {
             switch rng.next() % (depth > 0 ? 8 : 6) {
             case 0: return .null

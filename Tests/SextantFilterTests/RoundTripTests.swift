@@ -1,23 +1,11 @@
 import SextantCore
 import SextantFilter
+import SextantTestSupport
 import Testing
-
-/// SplitMix64: a small deterministic generator so failures reproduce.
-struct SeededRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Random predicates shaped like the SQL parser's output: AND/OR have at least two operands.
 struct PredicateGenerator {
-    var rng: SeededRNG
+    var rng: SeededRandom
     /// Include shapes only the Swift/JSON front ends produce (empty and one-operand AND/OR).
     var allShapes = false
 
@@ -69,7 +57,7 @@ struct PredicateGenerator {
 
 @Suite struct RoundTripTests {
     @Test func sqlRoundTrip() throws {
-        var gen = PredicateGenerator(rng: SeededRNG(seed: 42))
+        var gen = PredicateGenerator(rng: SeededRandom(seed: 42))
         for i in 0..<3000 {
             let p = gen.predicate(depth: 5)
             let sql = p.toSQL()
@@ -80,7 +68,7 @@ struct PredicateGenerator {
     }
 
     @Test func jsonRoundTrip() throws {
-        var gen = PredicateGenerator(rng: SeededRNG(seed: 7), allShapes: true)
+        var gen = PredicateGenerator(rng: SeededRandom(seed: 7), allShapes: true)
         for i in 0..<3000 {
             let p = gen.predicate(depth: 5)
             let j = p.toJSON()

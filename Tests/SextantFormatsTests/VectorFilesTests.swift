@@ -1,3 +1,4 @@
+import SextantTestSupport
 import Testing
 import SextantCore
 @testable import SextantFormats
@@ -9,7 +10,7 @@ import Glibc
     @Test(arguments: [VectorFileFormat.fvecs, .npy])
     func floatRoundTrip(format: VectorFileFormat) throws {
         let dir = TempDir()
-        var rng = SplitMix64(seed: 11)
+        var rng = SeededRandom(seed: 11)
         for (n, d) in [(1, 1), (7, 3), (1000, 128), (0, 5)] where !(format == .fvecs && n == 0) {
             let rows = (0..<n * d).map { _ in Float.random(in: -1e3...1e3, using: &rng) }
             let path = dir.file("v\(n)x\(d).\(format)")
@@ -208,7 +209,7 @@ import Glibc
 
     @Test func randomBytesNeverTrap() throws {
         let dir = TempDir()
-        var rng = SplitMix64(seed: 2024)
+        var rng = SeededRandom(seed: 2024)
         var opened = 0, rejected = 0
         for i in 0..<3000 {
             let length = Int.random(in: 0..<160, using: &rng)

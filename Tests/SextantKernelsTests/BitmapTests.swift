@@ -1,18 +1,6 @@
+import SextantTestSupport
 import Testing
 import SextantKernels
-
-/// Deterministic generator for the bitmap tests (SplitMix64).
-struct BitmapRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 enum BitmapDistribution: String, CaseIterable, Sendable {
     case sparse, dense, runs, mixed
@@ -22,7 +10,7 @@ enum BitmapDistribution: String, CaseIterable, Sendable {
 private let chunkChoices: [UInt32] = [0, 1, 2, 3, 7, 0x8000, 0xFFFE, 0xFFFF]
 private let edges: [UInt32] = [0, 1, 65534, 65535, 65536, 65537, 131071, 0x7FFF_FFFF, UInt32.max - 1, UInt32.max]
 
-private func bitmapValues(_ d: BitmapDistribution, _ rng: inout BitmapRNG) -> [UInt32] {
+private func bitmapValues(_ d: BitmapDistribution, _ rng: inout SeededRandom) -> [UInt32] {
     var out = [UInt32]()
     func chunk() -> UInt32 { chunkChoices.randomElement(using: &rng)! << 16 }
     switch d {
@@ -58,7 +46,7 @@ private func bitmapValues(_ d: BitmapDistribution, _ rng: inout BitmapRNG) -> [U
     return out
 }
 
-private func makeBitmap(_ values: [UInt32], _ rng: inout BitmapRNG) -> Bitmap {
+private func makeBitmap(_ values: [UInt32], _ rng: inout SeededRandom) -> Bitmap {
     var b: Bitmap
     switch Int.random(in: 0..<3, using: &rng) {
     case 0: b = Bitmap(values)
@@ -88,7 +76,7 @@ private func sortedArray(_ s: Set<UInt32>) -> [UInt32] { s.sorted() }
     @Test(arguments: 0..<16)
     func algebraAgreesWithSet(caseIndex: Int) throws {
         let (da, db, seed) = Self.cases[caseIndex]
-        var rng = BitmapRNG(seed: seed)
+        var rng = SeededRandom(seed: seed)
         for round in 0..<2 {
             let va = bitmapValues(da, &rng), vb = bitmapValues(db, &rng)
             let sa = Set(va), sb = Set(vb)
@@ -175,7 +163,7 @@ private func sortedArray(_ s: Set<UInt32>) -> [UInt32] { s.sorted() }
 
     @Test(arguments: BitmapDistribution.allCases)
     func mutationAgreesWithSet(distribution: BitmapDistribution) {
-        var rng = BitmapRNG(seed: 0xB17_0000 &+ UInt64(distribution.rawValue.count))
+        var rng = SeededRandom(seed: 0xB17_0000 &+ UInt64(distribution.rawValue.count))
         let values = bitmapValues(distribution, &rng)
         var set = Set(values)
         var b = makeBitmap(values, &rng)
@@ -235,7 +223,7 @@ private func sortedArray(_ s: Set<UInt32>) -> [UInt32] { s.sorted() }
         r.insert(100)
         #expect(r.count == 49_988 && r.statistics.runContainers == 1)
         // A dense random bitset does not become runs; a striped array does not either.
-        var rng = BitmapRNG(seed: 77)
+        var rng = SeededRandom(seed: 77)
         var d = Bitmap((0..<30_000).map { _ in UInt32.random(in: 0...0xFFFF, using: &rng) })
         let dChanged = d.runOptimize()
         #expect(dChanged == false)
@@ -285,7 +273,7 @@ private func sortedArray(_ s: Set<UInt32>) -> [UInt32] { s.sorted() }
     }
 
     @Test func hostileBytesNeverTrap() throws {
-        var rng = BitmapRNG(seed: 0xF00D)
+        var rng = SeededRandom(seed: 0xF00D)
         var seeds = [[UInt8]]()
         for d in BitmapDistribution.allCases {
             for _ in 0..<3 {

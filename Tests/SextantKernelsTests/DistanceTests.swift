@@ -1,20 +1,8 @@
+import SextantTestSupport
 import Testing
 import SextantKernels
 
-/// Deterministic generator so failures reproduce.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-func randomVector(_ d: Int, _ rng: inout SplitMix64) -> [Float] {
+func randomVector(_ d: Int, _ rng: inout SeededRandom) -> [Float] {
     (0..<d).map { _ in Float.random(in: -2...2, using: &rng) }
 }
 
@@ -54,7 +42,7 @@ func store(_ v: [Float], into raw: UnsafeMutableRawBufferPointer, at byteOffset:
 @Suite struct DistanceAgreesWithReference {
     @Test(arguments: DistanceKind.allCases)
     func everyDimensionAndAlignment(kind: DistanceKind) {
-        var rng = SplitMix64(seed: 42 &+ UInt64(kind.rawValue))
+        var rng = SeededRandom(seed: 42 &+ UInt64(kind.rawValue))
         let offsets = [0, 1, 2, 3, 4, 5, 7, 8, 12]  // odd bytes and 1–3 floats
         for d in 1...300 {
             let q = randomVector(d, &rng), x = randomVector(d, &rng)
@@ -88,7 +76,7 @@ func store(_ v: [Float], into raw: UnsafeMutableRawBufferPointer, at byteOffset:
     }
 
     @Test func primitivesAgreeWithReference() {
-        var rng = SplitMix64(seed: 7)
+        var rng = SeededRandom(seed: 7)
         for d in [1, 3, 4, 15, 16, 17, 31, 32, 33, 100, 128, 384] {
             let q = randomVector(d, &rng), x = randomVector(d, &rng)
             let (dot, n2) = q.withUnsafeBytes { qb in
@@ -123,7 +111,7 @@ func store(_ v: [Float], into raw: UnsafeMutableRawBufferPointer, at byteOffset:
 @Suite struct OneToManyAndTiles {
     @Test(arguments: DistanceKind.allCases)
     func tilesAreBitIdenticalToOneToMany(kind: DistanceKind) {
-        var rng = SplitMix64(seed: 99)
+        var rng = SeededRandom(seed: 99)
         // 300 vectors of 128 floats is 150 KiB: crosses the 64 KiB cache block.
         for (d, nq, nv) in [(128, 9, 300), (7, 5, 3000), (1, 3, 17), (33, 1, 40), (384, 8, 200), (100, 4, 0)] {
             let queries = (0..<nq).flatMap { _ in randomVector(d, &rng) }
@@ -141,7 +129,7 @@ func store(_ v: [Float], into raw: UnsafeMutableRawBufferPointer, at byteOffset:
 
     @Test func stridedVectorsAndOutputStride() {
         // Vectors laid out as .fvecs records (4-byte prefix), output rows padded.
-        var rng = SplitMix64(seed: 5)
+        var rng = SeededRandom(seed: 5)
         let d = 20, nv = 50, nq = 3, ldo = 64
         let vectors = (0..<nv).map { _ in randomVector(d, &rng) }
         let queries = (0..<nq).flatMap { _ in randomVector(d, &rng) }

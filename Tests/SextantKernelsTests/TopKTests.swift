@@ -1,10 +1,11 @@
+import SextantTestSupport
 import Testing
 import SextantKernels
 
 @Suite struct TopKTests {
     @Test(arguments: [0, 1, 2, 5, 10, 100, 1000])
     func agreesWithSorting(k: Int) {
-        var rng = SplitMix64(seed: UInt64(k) &+ 1)
+        var rng = SeededRandom(seed: UInt64(k) &+ 1)
         for n in [0, 1, 7, 50, 999] {
             // Distances drawn from few values so ties are common and ids must break them.
             let items = (0..<n).map { i in
@@ -50,7 +51,7 @@ import SextantKernels
     }
 
     @Test func bulkInsertAndMergeEqualWholeScan() {
-        var rng = SplitMix64(seed: 3)
+        var rng = SeededRandom(seed: 3)
         let n = 10_000, k = 10
         let distances = (0..<n).map { _ in Float(Int.random(in: 0..<500, using: &rng)) }
         var whole = TopK(k: k)

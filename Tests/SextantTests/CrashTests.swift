@@ -17,18 +17,11 @@ import SextantTestSupport
 
     @discardableResult
     static func run(_ args: [String]) throws -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: sextantBinary!)
-        p.arguments = args
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        return p.terminationStatus
+        try Child(args).finish().0
     }
 
     @Test func killedImportsLeaveWholeBatches() throws {
-        guard let binary = CrashTests.sextantBinary else {
+        guard CrashTests.sextantBinary != nil else {
             print("CrashTests: the sextant binary was not built next to the tests; skipped")
             return
         }
@@ -41,15 +34,10 @@ import SextantTestSupport
         for trial in 0..<12 {
             let db = dir + "/db\(trial)"
             #expect(try CrashTests.run(["create", db, "c", "--dim", "16", "--metric", "l2", "--schema", SyntheticDataset.schema.spelling]) == 0)
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: binary)
-            p.arguments = ["import", db, "c", "--vectors", dir + "/data/base.fvecs", "--attributes", dir + "/data/attributes.jsonl", "--batch", String(batch)]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
+            let writer = try Child(["import", db, "c", "--vectors", dir + "/data/base.fvecs", "--attributes", dir + "/data/attributes.jsonl", "--batch", String(batch)])
             usleep(UInt32(20_000 + rng.next() % 400_000))
-            if p.isRunning { kill(p.processIdentifier, SIGKILL); kills += 1 }
-            p.waitUntilExit()
+            if writer.process.isRunning { kills += 1 }
+            writer.kill9()
             let store = try Store(path: db)
             defer { store.close() }
             let report = try store.check()
@@ -73,7 +61,7 @@ import SextantTestSupport
     /// Another process imports while this one reads: every snapshot holds whole batches only,
     /// and reads never fail.
     @Test func readerProcessSeesWholeTransactionsWhileAWriterImports() throws {
-        guard let binary = CrashTests.sextantBinary else {
+        guard CrashTests.sextantBinary != nil else {
             print("MultiProcessTests: the sextant binary was not built next to the tests; skipped")
             return
         }
@@ -81,12 +69,8 @@ import SextantTestSupport
         #expect(try CrashTests.run(["generate", dir + "/data", "--rows", "20000", "--dim", "32", "--queries", "0"]) == 0)
         let db = dir + "/db"
         #expect(try CrashTests.run(["create", db, "c", "--dim", "32", "--metric", "l2", "--schema", SyntheticDataset.schema.spelling]) == 0)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = ["import", db, "c", "--vectors", dir + "/data/base.fvecs", "--attributes", dir + "/data/attributes.jsonl", "--batch", "500"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let writer = try Child(["import", db, "c", "--vectors", dir + "/data/base.fvecs", "--attributes", dir + "/data/attributes.jsonl", "--batch", "500"])
+        let p = writer.process
         var config = Store.Configuration()
         config.readOnly = true
         let store = try Store(path: db, configuration: config)
