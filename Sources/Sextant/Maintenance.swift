@@ -1,4 +1,5 @@
 import Foundation
+import SextantKernels
 import SextantStorage
 #if canImport(Glibc)
 import Glibc
@@ -150,9 +151,10 @@ extension Store {
                 if idCount + freeCount != Int(st.nextSlot) {
                     note("'\(c.name)': \(idCount) live + \(freeCount) free slots != \(st.nextSlot) allocated")
                 }
+                try checkPostings(txn, coll, live: live, deep: deep, note: note)
             }
             // No record may belong to a collection the catalog does not know.
-            for d in [db.state, db.ids, db.rows, db.vectors, db.free] {
+            for d in [db.state, db.ids, db.rows, db.vectors, db.free, db.postings] {
                 try txn.scan(d) { k, _ in
                     if k.count >= 4 {
                         let cid = UInt32(bigEndian: k.loadUnaligned(as: UInt32.self))
@@ -170,5 +172,61 @@ extension Store {
     /// process or handle has the store open. Returns the data file's size before and after.
     public static func compact(path: String) throws -> (before: Int, after: Int) {
         try Environment.compact(path: path)
+    }
+}
+
+extension Store {
+    /// Verifies the attribute indexes of one collection: every chunk decodes, and (deep) the
+    /// postings equal, entry for entry, those rebuilt from the stored rows.
+    func checkPostings(_ txn: Transaction, _ coll: VectorCollection, live: Set<UInt32>, deep: Bool, note: (String) -> Void) throws {
+        let name = coll.name
+        var stored: [[UInt8]: Bitmap] = [:]
+        try txn.scan(db.postings, prefix: Keys.prefix(coll.info.id)) { k, v in
+            guard k.count >= 9 else { note("'\(name)': malformed index key"); return true }
+            let high = UInt16(bigEndian: k.loadUnaligned(fromByteOffset: k.count - 2, as: UInt16.self))
+            do {
+                let b = try AttributeIndex.decodeChunk(v, high: high)
+                if b.isEmpty { note("'\(name)': empty index chunk") }
+                stored[Array(k.dropLast(2)), default: Bitmap()].append(b)
+            } catch { note("'\(name)': index chunk: \(error)") }
+            return true
+        }
+        let liveKey = AttributeIndex.fieldPrefix(coll.info.id, AttributeIndex.liveField, AttributeIndex.tagLive)
+        if Set(stored[liveKey] ?? Bitmap()) != live { note("'\(name)': live-row index differs from the id map") }
+        guard deep else { return }
+        var expected = AttributeIndex.Delta()
+        for slot in live {
+            try Keys.withRowKey(coll.info.id, slot) { k in
+                _ = try txn.withValue(db.rows, key: k) { v in
+                    if let row = try? coll.decodeRowRecord(v).1 {
+                        expected.row(row, slot: slot, schema: coll.schema, cid: coll.info.id, present: true)
+                    }
+                }
+            }
+            expected.live(slot, cid: coll.info.id, present: true)
+        }
+        let rebuilt = expected.changes.mapValues { Bitmap($0.keys) }
+        for (key, b) in rebuilt where stored[key] != b {
+            note("'\(name)': index entry \(AttributeIndex.describeKey(key, schema: coll.schema)) holds \(stored[key]?.count ?? 0) rows, the rows say \(b.count)")
+        }
+        for key in stored.keys where rebuilt[key] == nil {
+            note("'\(name)': stale index entry \(AttributeIndex.describeKey(key, schema: coll.schema))")
+        }
+    }
+}
+
+extension AttributeIndex {
+    /// A readable name for a posting key (without its chunk), for diagnostics.
+    static func describeKey(_ key: [UInt8], schema: Schema) -> String {
+        guard key.count >= 7 else { return "?" }
+        let field = UInt16(key[4]) << 8 | UInt16(key[5])
+        let fieldName = field == liveField ? "<live>" : (Int(field) < schema.count ? schema.fields[Int(field)].name : "field#\(field)")
+        let tag = key[6]
+        let value = key.dropFirst(7)
+        switch tag {
+        case tagNull: return "\(fieldName) IS NULL"
+        case tagLive: return fieldName
+        default: return "\(fieldName) = \(value.map { String($0, radix: 16) }.joined())"
+        }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SextantKernels
 import SextantStorage
 
 /// The on-disk record codecs, exposed for fuzzing and format tests: hostile bytes given to any
@@ -29,6 +30,16 @@ public enum RecordCodec {
     public static func decodeState(_ bytes: [UInt8]) throws -> (count: UInt64, nextSlot: UInt32) {
         let st = try bytes.withUnsafeBytes { try CollectionState.decode($0, cid: 0) }
         return (st.count, st.nextSlot)
+    }
+
+    /// Decodes a posting-list chunk of `sextant.postings` (the slots of chunk `high`, ascending).
+    public static func decodePostingChunk(_ bytes: [UInt8], high: UInt16) throws -> [UInt32] {
+        try bytes.withUnsafeBytes { try AttributeIndex.decodeChunk($0, high: high) }.toArray()
+    }
+
+    /// Encodes the slots of chunk `high` as stored in `sextant.postings`.
+    public static func encodePostingChunk(_ slots: [UInt32], high: UInt16) -> [UInt8] {
+        AttributeIndex.encodeChunk(Bitmap(slots), high: high)
     }
 
     /// Decodes an id-map value (a slot).

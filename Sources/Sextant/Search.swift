@@ -208,18 +208,25 @@ extension VectorCollection {
         try store.env.read { txn in
             _ = try state(txn)
             if let filter = group[0].filter {
-                // Decode only the fields the predicate reads; the others stay null, unread.
-                var wanted = [Bool](repeating: false, count: schema.count)
-                for f in filter.predicate.referencedFields { if let p = schema.position(of: f) { wanted[p] = true } }
-                try txn.withCursor(db.vectors) { vc in
-                    try scanSlots(txn, db.rows, slots) { k, v in
-                        guard v.count >= 9 else { throw SextantError(.corrupted, "row record has \(v.count) bytes", context: ["collection": name]) }
-                        let row = try AttributeCodec.decode(UnsafeRawBufferPointer(rebasing: v[8...]), schema: schema, only: wanted)
-                        if filter.matches(row) {
-                            guard try vc.seek(k), vc.key.elementsEqual(k) else {
-                                throw SextantError(.corrupted, "row without a vector record", context: ["collection": name])
+                // The attribute indexes give the exact matching slots; only their vectors are read.
+                var matching = try match(txn, filter).slots
+                if let slots { matching.formIntersection(Bitmap(range: slots)) }
+                let nextSlot = try state(txn).nextSlot
+                let span = Int(slots.map { $0.upperBound - $0.lowerBound } ?? nextSlot)
+                if matching.count * 8 >= span {
+                    // Dense: one sequential pass beats a seek per row.
+                    try scanSlots(txn, db.vectors, slots) { k, v in
+                        if let (_, slot) = Keys.decodeRow(k), matching.contains(slot) { try add(v) }
+                    }
+                } else {
+                    try txn.withCursor(db.vectors) { vc in
+                        for slot in matching {
+                            try Keys.withRowKey(cid, slot) { k in
+                                guard try vc.seek(k), vc.key.elementsEqual(k) else {
+                                    throw SextantError(.corrupted, "live slot \(slot) has no vector record", context: ["collection": name, "slot": String(slot)])
+                                }
+                                try add(vc.value)
                             }
-                            try add(vc.value)
                         }
                     }
                 }

@@ -9,7 +9,7 @@ import SextantStorage
 /// across processes, readers without limit).
 public final class Store: Sendable {
     /// The on-disk format this build writes and the newest it reads.
-    public static let formatVersion = 1
+    public static let formatVersion = 2
     static let magic = "sextant"
 
     public let path: String
@@ -18,8 +18,8 @@ public final class Store: Sendable {
     let db: Databases
 
     struct Databases: Sendable {
-        let meta, state, ids, rows, vectors, free: Database
-        static let names = ["sextant.meta", "sextant.state", "sextant.ids", "sextant.rows", "sextant.vectors", "sextant.free"]
+        let meta, state, ids, rows, vectors, free, postings: Database
+        static let names = ["sextant.meta", "sextant.state", "sextant.ids", "sextant.rows", "sextant.vectors", "sextant.free", "sextant.postings"]
     }
 
     /// Opens the store at `path`, creating it unless `configuration.createIfMissing` is false.
@@ -48,7 +48,7 @@ public final class Store: Sendable {
             guard let handles = try env.openDatabases(Databases.names, create: create) else {
                 throw SextantError(.notFound, "'\(path)' is not an initialised Sextant store", context: ["path": path])
             }
-            self.db = Databases(meta: handles[0], state: handles[1], ids: handles[2], rows: handles[3], vectors: handles[4], free: handles[5])
+            self.db = Databases(meta: handles[0], state: handles[1], ids: handles[2], rows: handles[3], vectors: handles[4], free: handles[5], postings: handles[6])
             self.env = env
             self.path = env.path
             self.configuration = configuration
@@ -71,9 +71,9 @@ public final class Store: Sendable {
             guard magic == Store.magic else {
                 throw SextantError(.formatVersion, "not a Sextant store (magic '\(magic)')", context: ["path": path])
             }
-            guard version <= UInt32(Store.formatVersion), version >= 1 else {
+            guard version == UInt32(Store.formatVersion) else {
                 throw SextantError.formatVersion(found: Int(version), supported: Store.formatVersion,
-                    "the store has format version \(version); this build reads up to \(Store.formatVersion)")
+                    "the store has format version \(version); this build reads version \(Store.formatVersion) (move data across versions with dump and load)")
             }
             return
         }
@@ -172,7 +172,7 @@ public final class Store: Sendable {
                 throw SextantError(.notFound, "no collection '\(name)'", context: ["collection": name])
             }
             let prefix = Keys.prefix(info.id)
-            for d in [db.ids, db.rows, db.vectors, db.free] {
+            for d in [db.ids, db.rows, db.vectors, db.free, db.postings] {
                 try txn.withCursor(d) { c in
                     var more = try c.seek(prefix)
                     while more, c.key.count >= 4, c.key.starts(with: prefix) {

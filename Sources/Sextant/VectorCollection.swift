@@ -135,6 +135,7 @@ public final class VectorCollection: Sendable {
         var id: UInt64
         var vector: [Float]
         var attributes: [UInt8]
+        var row: AttributeRow
     }
 
     func prepare(_ r: Row, position: Int) throws(SextantError) -> PreparedRow {
@@ -143,17 +144,24 @@ public final class VectorCollection: Sendable {
         var bytes: [UInt8] = []
         withUnsafeBytes(of: r.id.littleEndian) { bytes.append(contentsOf: $0) }
         AttributeCodec.encode(attrs, schema: schema, into: &bytes)
-        return PreparedRow(id: r.id, vector: r.vector, attributes: bytes)
+        return PreparedRow(id: r.id, vector: r.vector, attributes: bytes, row: attrs)
     }
 
     func write(_ rows: [PreparedRow], _ txn: Transaction) throws {
         var st = try state(txn)
+        var delta = AttributeIndex.Delta()
         for r in rows {
             let existing = try Keys.withExternalKey(cid, r.id) { k in try txn.withValue(db.ids, key: k) { v in try VectorCollection.slot(v) } }
             let slot: UInt32
             var fresh = false
             if let existing {
                 slot = existing
+                // Unindex the attributes being replaced.
+                let old = try Keys.withRowKey(cid, slot) { k in try txn.withValue(db.rows, key: k) { v in try decodeRowRecord(v).1 } }
+                guard let old else {
+                    throw SextantError(.corrupted, "slot \(slot) is mapped but has no row record", context: ["collection": name, "slot": String(slot)])
+                }
+                delta.row(old, slot: slot, schema: schema, cid: cid, present: false)
             } else {
                 let before = st.nextSlot
                 slot = try allocateSlot(txn, &st)
@@ -162,7 +170,9 @@ public final class VectorCollection: Sendable {
                     try withUnsafeBytes(of: slot.littleEndian) { v in try txn.put(db.ids, key: k, value: v) }
                 }
                 st.count += 1
+                delta.live(slot, cid: cid, present: true)
             }
+            delta.row(r.row, slot: slot, schema: schema, cid: cid, present: true)
             try Keys.withRowKey(cid, slot) { k in
                 try txn.reserve(db.rows, key: k, count: r.attributes.count, appending: fresh) { out in
                     r.attributes.withUnsafeBytes { out.copyMemory(from: $0) }
@@ -176,6 +186,7 @@ public final class VectorCollection: Sendable {
                 }
             }
         }
+        try delta.apply(txn, db.postings)
         try st.write(txn, db.state, cid: cid)
     }
 
@@ -211,11 +222,16 @@ public final class VectorCollection: Sendable {
     public func delete(_ ids: [UInt64]) throws -> Int {
         try store.env.write { txn in
             var st = try state(txn)
+            var delta = AttributeIndex.Delta()
             var n = 0
             for id in ids {
                 guard let slot = try Keys.withExternalKey(cid, id, { k in try txn.withValue(db.ids, key: k) { v in try VectorCollection.slot(v) } }) else { continue }
                 try Keys.withExternalKey(cid, id) { k in _ = try txn.delete(db.ids, key: k) }
                 try Keys.withRowKey(cid, slot) { k in
+                    if let old = try txn.withValue(db.rows, key: k, { v in try decodeRowRecord(v).1 }) {
+                        delta.row(old, slot: slot, schema: schema, cid: cid, present: false)
+                    }
+                    delta.live(slot, cid: cid, present: false)
                     _ = try txn.delete(db.rows, key: k)
                     _ = try txn.delete(db.vectors, key: k)
                     try txn.put(db.free, key: k, value: UnsafeRawBufferPointer(start: nil, count: 0))
@@ -223,6 +239,7 @@ public final class VectorCollection: Sendable {
                 st.count -= 1
                 n += 1
             }
+            try delta.apply(txn, db.postings)
             try st.write(txn, db.state, cid: cid)
             return n
         }

@@ -26,7 +26,7 @@ extension Filter {
 public struct BoundFilter: Sendable {
     /// The predicate this filter was bound from.
     public let predicate: Filter
-    let root: BoundNode
+    package let root: BoundNode
 
     /// Whether the filter is the constant true (every row matches).
     public var matchesEverything: Bool { if case .constant(true) = root { true } else { false } }
@@ -44,19 +44,19 @@ public struct BoundFilter: Sendable {
 }
 
 /// A numeric literal, kept exactly as written (an int is not rounded to a double).
-enum NumberLiteral: Sendable {
+package enum NumberLiteral: Sendable {
     case int(Int64)
     case double(Double)
 }
 
 /// Sorted literal sets for IN: binary search, no hashing, no allocation per row.
-struct ValueSet: Sendable {
-    var ints: [Int64] = []  // sorted; for numeric fields, every literal that is an exact integer
-    var doubles: [Double] = []  // sorted; numeric literals that are not exact Int64 values
-    var strings: [String] = []  // sorted by UTF-8 bytes
-    var bools: UInt8 = 0  // bit 0: false present, bit 1: true present
+package struct ValueSet: Sendable {
+    package var ints: [Int64] = []  // sorted; for numeric fields, every literal that is an exact integer
+    package var doubles: [Double] = []  // sorted; numeric literals that are not exact Int64 values
+    package var strings: [String] = []  // sorted by UTF-8 bytes
+    package var bools: UInt8 = 0  // bit 0: false present, bit 1: true present
 
-    func contains(_ v: AttributeValue) -> Bool? {
+    package func contains(_ v: AttributeValue) -> Bool? {
         switch v {
         case .null: return nil
         case .int(let i): return ValueSet.search(ints, i) { $0 < $1 }
@@ -81,7 +81,7 @@ struct ValueSet: Sendable {
 }
 
 /// The resolved form of a predicate: positions instead of names, literals pre-converted.
-indirect enum BoundNode: Sendable {
+package indirect enum BoundNode: Sendable {
     case constant(Bool)
     case and([BoundNode])
     case or([BoundNode])
@@ -100,7 +100,7 @@ indirect enum BoundNode: Sendable {
         i < row.count ? row[i] : .null
     }
 
-    func evaluate(_ row: [AttributeValue]) -> Bool? {
+    package func evaluate(_ row: [AttributeValue]) -> Bool? {
         switch self {
         case .constant(let b):
             return b
@@ -161,7 +161,7 @@ indirect enum BoundNode: Sendable {
 
 extension ComparisonOperator {
     /// Whether the operator holds for an ordering result (-1, 0, 1).
-    @inline(__always) func holds(_ c: Int) -> Bool {
+    @inline(__always) package func holds(_ c: Int) -> Bool {
         switch self {
         case .equal: c == 0
         case .notEqual: c != 0
@@ -174,7 +174,7 @@ extension ComparisonOperator {
 }
 
 /// The exact `Int64` equal to `d`, if there is one.
-@inline(__always) func exactInt64(_ d: Double) -> Int64? {
+@inline(__always) package func exactInt64(_ d: Double) -> Int64? {
     // -2^63 is representable; 2^63 is not (the upper bound is exclusive).
     guard d >= -9.223372036854775808e18, d < 9.223372036854775808e18, d == d.rounded(.towardZero) else { return nil }
     return Int64(d)
@@ -182,7 +182,7 @@ extension ComparisonOperator {
 
 /// Compares an integer with a double exactly (no rounding of the integer to a double).
 /// Returns -1, 0 or 1, or nil when `d` is NaN.
-func compareIntDouble(_ i: Int64, _ d: Double) -> Int? {
+package func compareIntDouble(_ i: Int64, _ d: Double) -> Int? {
     if d.isNaN { return nil }
     if d >= 9.223372036854775808e18 { return -1 }
     if d < -9.223372036854775808e18 { return 1 }
@@ -196,7 +196,7 @@ func compareIntDouble(_ i: Int64, _ d: Double) -> Int? {
 
 /// Compares a row value with a numeric literal: -1, 0, 1, or nil when the value is null,
 /// not a number, or NaN.
-@inline(__always) func compareNumber(_ v: AttributeValue, _ lit: NumberLiteral) -> Int? {
+@inline(__always) package func compareNumber(_ v: AttributeValue, _ lit: NumberLiteral) -> Int? {
     switch (v, lit) {
     case (.int(let a), .int(let b)): return a < b ? -1 : (a > b ? 1 : 0)
     case (.int(let a), .double(let d)): return compareIntDouble(a, d)
@@ -209,7 +209,7 @@ func compareIntDouble(_ i: Int64, _ d: Double) -> Int? {
 }
 
 /// Orders strings by their UTF-8 bytes: -1, 0 or 1.
-func utf8Compare(_ a: String, _ b: String) -> Int {
+package func utf8Compare(_ a: String, _ b: String) -> Int {
     let r = a.utf8.withContiguousStorageIfAvailable { pa in
         b.utf8.withContiguousStorageIfAvailable { pb in compareBytes(pa, pb) }
     }

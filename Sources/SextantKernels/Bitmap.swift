@@ -343,3 +343,56 @@ extension Bitmap: ExpressibleByArrayLiteral {
         self.init(elements)
     }
 }
+
+// MARK: - Chunks (persisted posting lists store one 2^16-id chunk per record)
+
+extension Bitmap {
+    /// The ids of one chunk: `high << 16 | low` for each of `sortedLows`, which must be
+    /// strictly increasing (checked; a violation throws, so stored bytes can be passed in).
+    public init(high: UInt16, sortedLows: UnsafeBufferPointer<UInt16>) throws(BitmapError) {
+        self.init()
+        guard !sortedLows.isEmpty else { return }
+        for i in 1..<sortedLows.count where sortedLows[i] <= sortedLows[i - 1] {
+            throw BitmapError(message: "chunk values not strictly increasing at \(i)", offset: 2 * i)
+        }
+        keys = [high]
+        containers = [.fromSorted(Array(sortedLows))]
+    }
+
+    /// Appends the ids of `other`, all of which must exceed every id of `self` chunk-wise
+    /// (its smallest high key above our largest). O(number of chunks): this is how a posting
+    /// list read chunk by chunk is assembled. Falls back to a union otherwise.
+    public mutating func append(_ other: Bitmap) {
+        guard let last = keys.last, let first = other.keys.first else {
+            if keys.isEmpty { self = other }
+            return
+        }
+        guard first > last else {
+            formUnion(other)
+            return
+        }
+        keys.append(contentsOf: other.keys)
+        containers.append(contentsOf: other.containers)
+    }
+
+    /// The high keys (chunk numbers) present, ascending.
+    public var chunkKeys: [UInt16] { keys }
+
+    /// The ids of chunk `high` as low 16-bit values, ascending (empty when absent).
+    public func lows(ofChunk high: UInt16) -> [UInt16] {
+        let i = index(ofKey: high)
+        guard i >= 0 else { return [] }
+        switch containers[i] {
+        case .array(let a): return a
+        case .bitset(let w, let n): return BitmapContainer.array(fromWords: w, count: n)
+        case .run(let r, let n): return BitmapContainer.array(fromRuns: r, count: n)
+        }
+    }
+
+    /// Only the ids of chunk `high`.
+    public func chunk(_ high: UInt16) -> Bitmap {
+        let i = index(ofKey: high)
+        guard i >= 0 else { return Bitmap() }
+        return Bitmap(keys: [high], containers: [containers[i]])
+    }
+}

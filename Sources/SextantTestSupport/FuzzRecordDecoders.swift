@@ -38,6 +38,13 @@ enum RecordDecodersFuzz {
             case 1:
                 _ = try corrupted("decodeState") { _ = try RecordCodec.decodeState(rest) }
                 _ = try corrupted("decodeSlot") { _ = try RecordCodec.decodeSlot(rest) }
+                // A posting chunk that decodes re-encodes to the same bytes (one encoding each).
+                let high = UInt16(selector >> 4)
+                var ids: [UInt32] = []
+                if try corrupted("decodePostingChunk", { ids = try RecordCodec.decodePostingChunk(rest, high: high) }) {
+                    try require(ids.allSatisfy { $0 >> 16 == UInt32(high) }, "posting chunk decoded a slot of another chunk")
+                    try require(RecordCodec.encodePostingChunk(ids, high: high).count <= max(rest.count, 1 + 2 * ids.count), "posting chunk re-encodes larger")
+                }
             case 2:
                 let dim = 1 + Int(selector >> 4)
                 var decoded: (id: UInt64, vector: [Float])? = nil

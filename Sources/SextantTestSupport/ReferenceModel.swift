@@ -12,7 +12,15 @@ public struct ReferenceModel: Sendable {
         self.schema = schema
     }
 
-    public mutating func upsert(_ r: Row) { rows[r.id] = (r.vector, r.attributes) }
+    /// Stores the row as the engine does: an int given for a double field is kept as a double
+    /// (rounded to the nearest double, as the engine's coercion does).
+    public mutating func upsert(_ r: Row) {
+        var attrs = r.attributes
+        for (k, v) in attrs {
+            if case .int(let x) = v, let p = schema.position(of: k), schema.fields[p].type == .double { attrs[k] = .double(Double(x)) }
+        }
+        rows[r.id] = (r.vector, attrs)
+    }
     @discardableResult
     public mutating func delete(_ id: UInt64) -> Bool { rows.removeValue(forKey: id) != nil }
 

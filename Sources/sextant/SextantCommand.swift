@@ -13,7 +13,7 @@ struct SextantCommand: ParsableCommand {
             """,
         version: "0.1.0 (format \(Store.formatVersion))",
         subcommands: [
-            Create.self, Import.self, Query.self, Get.self, Delete.self, Drop.self, List.self, Stat.self,
+            Create.self, Import.self, Query.self, Count.self, Explain.self, Get.self, Delete.self, Drop.self, List.self, Stat.self,
             Check.self, Compact.self, Copy.self, Dump.self, Load.self, Bench.self, Generate.self, Stress.self,
         ]
     )
@@ -56,8 +56,8 @@ func runReporting(json: Bool, _ body: () throws -> Void) throws {
 
 enum Console {
     /// Writes a line to stdout (data).
-    static func out(_ s: String) {
-        FileHandle.standardOutput.write((s + "\n").data(using: .utf8)!)
+    static func out(_ s: String, terminator: String = "\n") {
+        FileHandle.standardOutput.write((s + terminator).data(using: .utf8)!)
     }
     /// Writes a line to stderr (progress, logs, errors).
     static func err(_ s: String) {
