@@ -396,3 +396,44 @@ extension Bitmap {
         return Bitmap(keys: [high], containers: [containers[i]])
     }
 }
+
+/// Collects ids in any order into a ``Bitmap`` without sorting: each touched 2^16 chunk gets a
+/// bitset while building (8 KiB), converted to its compact container at the end. For gathering
+/// the slots of many index entries in value order, which are not in id order.
+public struct BitmapBuilder {
+    private var words: [UInt16: [UInt64]] = [:]
+
+    public init() {}
+
+    public mutating func insert(_ id: UInt32) {
+        let high = UInt16(truncatingIfNeeded: id >> 16)
+        let low = Int(id & 0xFFFF)
+        words[high, default: [UInt64](repeating: 0, count: BitmapContainer.wordCount)][low >> 6] |= 1 << UInt64(low & 63)
+    }
+
+    /// Inserts `high << 16 | low` for every low value.
+    public mutating func insert(high: UInt16, lows: UnsafeRawBufferPointer, littleEndianUInt16At offset: Int, count: Int) {
+        var w = words.removeValue(forKey: high) ?? [UInt64](repeating: 0, count: BitmapContainer.wordCount)
+        w.withUnsafeMutableBufferPointer { p in
+            for j in 0..<count {
+                let low = Int(UInt16(littleEndian: lows.loadUnaligned(fromByteOffset: offset + 2 * j, as: UInt16.self)))
+                p[low >> 6] |= 1 << UInt64(low & 63)
+            }
+        }
+        words[high] = w
+    }
+
+    public func build() -> Bitmap {
+        var b = Bitmap()
+        for high in words.keys.sorted() {
+            let w = words[high]!
+            var n = 0
+            for x in w { n += x.nonzeroBitCount }
+            if let c = BitmapContainer.fromWords(w, count: n) {
+                b.keys.append(high)
+                b.containers.append(c)
+            }
+        }
+        return b
+    }
+}

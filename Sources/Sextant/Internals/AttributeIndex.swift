@@ -292,7 +292,7 @@ final class IndexReader {
     /// `keep(valueBytes)` says whether the value qualifies: `.match`, `.skip` or `.stop`.
     func scan(field i: Int, tag: UInt8, from start: [UInt8], _ keep: (UnsafeRawBufferPointer) -> RangeDecision) throws -> Bitmap {
         let prefix = AttributeIndex.fieldPrefix(cid, UInt16(i), tag)
-        var slots = [UInt32]()
+        var builder = BitmapBuilder()
         var chunks = Bitmap()
         var useChunks = false
         try (prefix + start).withUnsafeBytes { s in
@@ -307,13 +307,9 @@ final class IndexReader {
                 }
                 let high = UInt16(bigEndian: k.loadUnaligned(fromByteOffset: k.count - 2, as: UInt16.self))
                 if v.first == 0 {
-                    // Small chunks: gather slots, sort once at the end (cheaper than unions).
-                    let n = (v.count - 1) / 2
-                    guard v.count % 2 == 1, n > 0 else { throw SextantError(.corrupted, "posting chunk has \(v.count) bytes") }
-                    let base = UInt32(high) << 16
-                    for j in 0..<n {
-                        slots.append(base | UInt32(UInt16(littleEndian: v.loadUnaligned(fromByteOffset: 1 + 2 * j, as: UInt16.self))))
-                    }
+                    // Small chunks arrive in value order: set bits, no sorting and no unions.
+                    guard v.count % 2 == 1, v.count > 1 else { throw SextantError(.corrupted, "posting chunk has \(v.count) bytes") }
+                    builder.insert(high: high, lows: v, littleEndianUInt16At: 1, count: (v.count - 1) / 2)
                 } else {
                     chunks.formUnion(try AttributeIndex.decodeChunk(v, high: high))
                     useChunks = true
@@ -321,7 +317,7 @@ final class IndexReader {
                 return true
             }
         }
-        let gathered = Bitmap(slots)
+        let gathered = builder.build()
         return useChunks ? gathered.union(chunks) : gathered
     }
 
