@@ -34,6 +34,7 @@ let package = Package(
         benchmarkTarget("ImportBenchmarks", [.product(name: "SextantTestSupport", package: "Sextant")]),
         benchmarkTarget("SearchBenchmarks", []),
         benchmarkTarget("KernelBenchmarks", []),
+        benchmarkTarget("FilterBenchmarks", [.product(name: "SextantTestSupport", package: "Sextant")]),
         .target(
             name: "BenchSupport",
             dependencies: [
