@@ -13,6 +13,8 @@ step $SX generate "$DIR/data" --rows 20000 --dim 64 --queries 200
 step $SX create "$DIR/db" products --dim 64 --metric l2 \
     --schema 'category:string,price:double,date:int,tags:[string],in_stock:bool'
 step $SX import "$DIR/db" products --vectors "$DIR/data/base.fvecs" --attributes "$DIR/data/attributes.jsonl"
+step $SX count "$DIR/db" products --where "tags CONTAINS 'sale' AND in_stock = TRUE"
+step $SX explain "$DIR/db" products --where "tags CONTAINS 'sale' AND in_stock = TRUE"
 echo 'the 5 nearest in-stock products on sale, for the first query:' >&2
 $SX query "$DIR/db" products --queries "$DIR/data/queries.fvecs" -k 5 \
     --where "tags CONTAINS 'sale' AND in_stock = TRUE" --out "$DIR/filtered.jsonl" >&2

@@ -22,6 +22,9 @@ import Sextant
     let queries = [queryVector, embedding2]
     let batch = try songs.search(queries.map { Query(vector: $0, k: 10, filter: recentJazz) })
     #expect(batch.count == 2)
+    let n = try songs.count(where: recentJazz)
+    #expect(n == 1)
+    #expect(try songs.explain(recentJazz).description.contains("posting lookup"))
     #expect(try songs.get(1)?.attributes["genre"] == "jazz")
     try songs.delete([2])
     #expect(try songs.count() == 1)
