@@ -1,0 +1,121 @@
+import SextantStorage
+
+/// Fixed-size per-slot entries (PQ codes, graph adjacency) kept `slotsPerBlock` slots to an
+/// LMDB record: `cid u32 BE ‖ block u32 BE → slotsPerBlock × stride bytes`.
+///
+/// Why blocks: a record of tens of KiB lives in contiguous overflow pages of the map, so a scan
+/// reads one pointer per block and then streams memory (no B-tree step per row), and a graph
+/// hop resolves a block pointer once and then indexes into it. Blocks are about 64 KiB, so a
+/// single-row write rewrites one such record.
+struct SlotBlocks {
+    let db: Database
+    let cid: UInt32
+    let stride: Int
+    let slotsPerBlock: Int
+
+    init(db: Database, cid: UInt32, stride: Int) {
+        self.db = db
+        self.cid = cid
+        self.stride = stride
+        var b = 1
+        while b * 2 * stride <= 64 * 1024 && b < 4096 { b *= 2 }
+        slotsPerBlock = b
+    }
+
+    var blockBytes: Int { slotsPerBlock * stride }
+
+    func block(of slot: UInt32) -> UInt32 { slot / UInt32(slotsPerBlock) }
+
+    func withKey<R>(_ block: UInt32, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var k = (UInt64(cid) << 32 | UInt64(block)).bigEndian
+        return try withUnsafeBytes(of: &k) { try body($0) }
+    }
+
+    /// Buffers the blocks one write transaction changes and writes each once at `flush`.
+    final class Writer {
+        let blocks: SlotBlocks
+        private var pending: [UInt32: [UInt8]] = [:]
+
+        init(_ blocks: SlotBlocks) { self.blocks = blocks }
+
+        private func load(_ txn: Transaction, _ b: UInt32) throws -> [UInt8] {
+            if let p = pending[b] { return p }
+            let stored = try blocks.withKey(b) { k in try txn.withValue(blocks.db, key: k) { Array($0) } }
+            if let stored {
+                guard stored.count == blocks.blockBytes else {
+                    throw SextantError(.corrupted, "index block \(b) has \(stored.count) bytes, expected \(blocks.blockBytes)", context: ["block": String(b)])
+                }
+                return stored
+            }
+            return [UInt8](repeating: 0, count: blocks.blockBytes)
+        }
+
+        /// Replaces slot's entry (`bytes.count == stride`).
+        func set(_ txn: Transaction, slot: UInt32, _ bytes: UnsafeRawBufferPointer) throws {
+            precondition(bytes.count == blocks.stride)
+            let b = blocks.block(of: slot)
+            var data = try load(txn, b)
+            let off = Int(slot % UInt32(blocks.slotsPerBlock)) * blocks.stride
+            data.withUnsafeMutableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[off..<(off + blocks.stride)]).copyMemory(from: bytes) }
+            pending[b] = data
+        }
+
+        /// Zeroes a slot's entry (a deleted row leaves no stale bytes behind).
+        func clear(_ txn: Transaction, slot: UInt32) throws {
+            let b = blocks.block(of: slot)
+            guard pending[b] != nil || (try blocks.withKey(b) { k in try txn.withValue(blocks.db, key: k) { _ in true } }) != nil else { return }
+            try [UInt8](repeating: 0, count: blocks.stride).withUnsafeBytes { try set(txn, slot: slot, $0) }
+        }
+
+        func flush(_ txn: Transaction) throws {
+            for b in pending.keys.sorted() {
+                let data = pending[b]!
+                try blocks.withKey(b) { k in
+                    try data.withUnsafeBytes { try txn.put(blocks.db, key: k, value: $0) }
+                }
+            }
+            pending.removeAll()
+        }
+    }
+
+    /// Resolves slot entries to pointers into the map for the life of a read transaction,
+    /// one B-tree lookup per block.
+    final class Reader {
+        let blocks: SlotBlocks
+        let txn: Transaction
+        private var cache: [UnsafeRawPointer?]
+        private var resolved: [Bool]
+
+        init(_ blocks: SlotBlocks, txn: Transaction, slotBound: UInt32) {
+            self.blocks = blocks
+            self.txn = txn
+            let n = Int(slotBound) / blocks.slotsPerBlock + 1
+            cache = Array(repeating: nil, count: n)
+            resolved = Array(repeating: false, count: n)
+        }
+
+        /// The block's bytes, or nil when the block was never written.
+        @inline(__always)
+        func blockPointer(_ b: UInt32) throws -> UnsafeRawPointer? {
+            let i = Int(b)
+            if i < resolved.count && resolved[i] { return cache[i] }
+            let p: UnsafeRawPointer? = try blocks.withKey(b) { k in
+                try txn.withValue(blocks.db, key: k) { v -> UnsafeRawPointer? in
+                    guard v.count == blocks.blockBytes else {
+                        throw SextantError(.corrupted, "index block \(b) has \(v.count) bytes, expected \(blocks.blockBytes)", context: ["block": String(b)])
+                    }
+                    return v.baseAddress
+                }
+            } ?? nil
+            if i < resolved.count { cache[i] = p; resolved[i] = true }
+            return p
+        }
+
+        /// Pointer to `slot`'s `stride` bytes, valid until the transaction ends.
+        @inline(__always)
+        func pointer(_ slot: UInt32) throws -> UnsafeRawPointer? {
+            guard let base = try blockPointer(blocks.block(of: slot)) else { return nil }
+            return base + Int(slot % UInt32(blocks.slotsPerBlock)) * blocks.stride
+        }
+    }
+}
