@@ -1,6 +1,9 @@
 // k-means for product-quantizer training: k-means++ seeding, Lloyd iterations, empty-cluster
 // repair. Internal; ProductQuantizer is the public face. Single-threaded and deterministic: the
-// same points and seed give the same centroids bit for bit.
+// same points and seed give the same centroids bit for bit (the C kernels give identical
+// results with and without AVX2).
+
+import CSextantSIMD
 
 /// SplitMix64: a tiny seeded generator so training is reproducible without a dependency.
 struct PQRandom {
@@ -129,38 +132,17 @@ enum KMeans {
         return KMeansCentroids(rows: rows, k: k, dimension: dim)
     }
 
-    /// `nearest[p] = min(nearest[p], ‖p − centroid‖²)` for every point, 16 points at a time;
+    /// `nearest[p] = min(nearest[p], ‖p − centroid‖²)` for every point (in C, vectorised);
     /// returns the sum of the updated array.
     private static func updateNearest(
         _ p: UnsafePointer<Float>, n: Int, dim: Int, centroid: [Float], offset: Int,
         nearest: UnsafeMutablePointer<Float>
     ) -> Double {
+        centroid.withUnsafeBufferPointer { c in
+            sextant_update_nearest(p, n, dim, c.baseAddress! + offset, nearest)
+        }
         var total = 0.0
-        var q = 0
-        let raw = UnsafeRawPointer(p)
-        while q + 16 <= n {
-            var acc = SIMD16<Float>()
-            for i in 0..<dim {
-                let x = raw.loadUnaligned(fromByteOffset: (i * n + q) * 4, as: SIMD16<Float>.self)
-                let d = x - SIMD16(repeating: centroid[offset + i])
-                acc += d * d
-            }
-            let old = UnsafeRawPointer(nearest).loadUnaligned(fromByteOffset: q * 4, as: SIMD16<Float>.self)
-            let new = pointwiseMin(old, acc)
-            UnsafeMutableRawPointer(nearest).storeBytes(of: new, toByteOffset: q * 4, as: SIMD16<Float>.self)
-            total += Double(new.sum())
-            q += 16
-        }
-        while q < n {
-            var acc: Float = 0
-            for i in 0..<dim {
-                let d = p[i * n + q] - centroid[offset + i]
-                acc += d * d
-            }
-            nearest[q] = Swift.min(nearest[q], acc)
-            total += Double(nearest[q])
-            q += 1
-        }
+        for q in 0..<n { total += Double(nearest[q]) }
         return total
     }
 
@@ -184,67 +166,11 @@ enum KMeans {
             t.withUnsafeBufferPointer { tp in
                 norms.withUnsafeBufferPointer { np in
                     out.withUnsafeMutableBufferPointer { o in
-                        NearestCentroid.assign(points: p.baseAddress!, count: points.count, stride: points.count,
-                                               dimension: points.dimension, centroidsT: tp.baseAddress!,
-                                               norms: np.baseAddress!, k: centroids.k) { q, c in o[q] = Int32(c) }
+                        sextant_nearest_centroids(p.baseAddress!, points.count, points.count, points.dimension,
+                                                  tp.baseAddress!, np.baseAddress!, centroids.k, o.baseAddress!)
                     }
                 }
             }
         }
-    }
-}
-
-/// Batched nearest-centroid search by `‖c‖² − 2 x·c` (the `‖x‖²` term does not change the argmin),
-/// computed 16 centroids at a time with two points sharing every centroid load.
-enum NearestCentroid {
-    /// - Parameters:
-    ///   - points: dimension-major; coordinate `i` of point `p` at `points[i * stride + p]`.
-    ///   - centroidsT: dimension-major centroids, `dimension x k`, `k` a multiple of 16.
-    ///   - norms: `‖c‖²` per centroid.
-    ///   - result: called once per point, in order, with (point, centroid index).
-    @inline(__always)
-    static func assign(
-        points: UnsafePointer<Float>, count: Int, stride: Int, dimension dim: Int,
-        centroidsT: UnsafePointer<Float>, norms: UnsafePointer<Float>, k: Int,
-        result: (Int, Int) -> Void
-    ) {
-        let blocks = k / 16
-        let scratch = UnsafeMutablePointer<SIMD16<Float>>.allocate(capacity: 2 * blocks)
-        defer { scratch.deallocate() }
-        let ct = UnsafeRawPointer(centroidsT), nr = UnsafeRawPointer(norms)
-        var q = 0
-        while q < count {
-            let pair = q + 1 < count
-            let q1 = pair ? q + 1 : q
-            for b in 0..<blocks {
-                let base = nr.loadUnaligned(fromByteOffset: b * 64, as: SIMD16<Float>.self)
-                var a0 = base, a1 = base
-                for i in 0..<dim {
-                    let c = ct.loadUnaligned(fromByteOffset: (i * k + b * 16) * 4, as: SIMD16<Float>.self)
-                    a0 += SIMD16(repeating: -2 * points[i * stride + q]) * c
-                    a1 += SIMD16(repeating: -2 * points[i * stride + q1]) * c
-                }
-                scratch[b] = a0
-                scratch[blocks + b] = a1
-            }
-            result(q, argmin(scratch, blocks: blocks))
-            if pair { result(q1, argmin(scratch + blocks, blocks: blocks)) }
-            q += pair ? 2 : 1
-        }
-    }
-
-    /// Index of the smallest of `16 * blocks` floats, the first one on ties; 0 if all are NaN.
-    @inline(__always)
-    static func argmin(_ v: UnsafePointer<SIMD16<Float>>, blocks: Int) -> Int {
-        var m = v[0]
-        for b in 1..<blocks { m = pointwiseMin(m, v[b]) }
-        let best = m.min()
-        for b in 0..<blocks {
-            let hits = v[b] .== SIMD16(repeating: best)
-            if any(hits) {
-                for lane in 0..<16 where hits[lane] { return b * 16 + lane }
-            }
-        }
-        return 0
     }
 }

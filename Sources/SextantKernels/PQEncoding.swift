@@ -1,5 +1,7 @@
 // Encoding (nearest centroid per sub-space) and decoding (reconstruction).
 
+import CSextantSIMD
+
 extension ProductQuantizer {
     /// Encodes `count` row-major vectors into `codes` (``codeSize`` bytes each, contiguous).
     /// Nearest centroid by squared L2 per sub-space, ties to the smaller index; for cosine the
@@ -15,6 +17,8 @@ extension ProductQuantizer {
         // Dimension-major sub-vectors of one chunk, one sub-space at a time.
         var sub = [Float](repeating: 0, count: dsub * chunk)
         var scale = [Float](repeating: 1, count: chunk)
+        let nearest = UnsafeMutablePointer<Int32>.allocate(capacity: chunk)
+        defer { nearest.deallocate() }
         let src = vectors.baseAddress!, out = codes.baseAddress!
         centroidsT.withUnsafeBufferPointer { ct in
             centroidNorms.withUnsafeBufferPointer { cn in
@@ -38,15 +42,14 @@ extension ProductQuantizer {
                                 let row = src + (start + p) * dimension + j * dsub
                                 for i in 0..<dsub { s[i * chunk + p] = row[i] * scale[p] }
                             }
-                            NearestCentroid.assign(
-                                points: UnsafePointer(s.baseAddress!), count: c, stride: chunk, dimension: dsub,
-                                centroidsT: ct.baseAddress! + j * k * dsub, norms: cn.baseAddress! + j * k, k: k
-                            ) { p, centroid in
-                                let v = start + p
+                            sextant_nearest_centroids(s.baseAddress!, c, chunk, dsub, ct.baseAddress! + j * k * dsub,
+                                                      cn.baseAddress! + j * k, k, nearest)
+                            for p in 0..<c {
+                                let v = start + p, centroid = UInt8(truncatingIfNeeded: nearest[p])
                                 if bits == 8 {
-                                    out[v * m + j] = UInt8(truncatingIfNeeded: centroid)
+                                    out[v * m + j] = centroid
                                 } else {
-                                    out[v * (m / 2) + j / 2] |= UInt8(truncatingIfNeeded: centroid) << (j % 2 == 0 ? 0 : 4)
+                                    out[v * (m / 2) + j / 2] |= centroid << (j % 2 == 0 ? 0 : 4)
                                 }
                             }
                         }

@@ -34,6 +34,26 @@ void sextant_fastscan_accumulate_avx2(const uint8_t *blocks, size_t block_count,
 void sextant_fastscan_accumulate(const uint8_t *blocks, size_t block_count, size_t m,
                                  const uint8_t *lut, uint16_t *out);
 
+/// Nearest centroid of each of `count` points by squared L2 (ties to the smaller index),
+/// ranking centroids by ||c||^2 - 2 x.c.
+///
+/// `points` is dimension-major: coordinate i of point p at points[i * stride + p].
+/// `centroids_t` is dimension-major too (dimension x k, k a multiple of 8) and `norms` holds
+/// ||c||^2 per centroid. Writes the index of point p's nearest centroid to out[p]. The SSE2 and
+/// AVX2 versions perform the same per-lane multiply and add in the same order (no FMA), so
+/// they give identical results; the AVX2 one is picked at run time when available.
+void sextant_nearest_centroids(const float *points, size_t count, size_t stride, size_t dimension,
+                               const float *centroids_t, const float *norms, size_t k, int32_t *out);
+
+/// Same, forcing the 128-bit (SSE2 or portable) version, for tests.
+void sextant_nearest_centroids_baseline(const float *points, size_t count, size_t stride, size_t dimension,
+                                        const float *centroids_t, const float *norms, size_t k, int32_t *out);
+
+/// nearest[p] = min(nearest[p], ||point p - centroid||^2) for dimension-major points (as above,
+/// stride = count). Lane-wise identical on every path.
+void sextant_update_nearest(const float *points, size_t count, size_t dimension,
+                            const float *centroid, float *nearest);
+
 #ifdef __cplusplus
 }
 #endif
