@@ -29,7 +29,10 @@ let package = Package(
             pkgConfig: "liblz4",
             providers: [.apt(["liblz4-dev"])]
         ),
-        .target(name: "SextantKernels"),
+        // Small C kernels needing x86 intrinsics Swift cannot express (vpshufb), each behind a
+        // runtime CPU check with a portable fallback.
+        .target(name: "CSextantSIMD"),
+        .target(name: "SextantKernels", dependencies: ["CSextantSIMD"]),
         .target(name: "SextantStorage", dependencies: ["CLMDB", "CLZ4", "SextantCore"]),
         .target(name: "SextantCore"),
         .target(name: "SextantFilter", dependencies: ["SextantCore"]),

@@ -35,6 +35,8 @@ let package = Package(
         benchmarkTarget("SearchBenchmarks", []),
         benchmarkTarget("KernelBenchmarks", []),
         benchmarkTarget("FilterBenchmarks", [.product(name: "SextantTestSupport", package: "Sextant")]),
+        // Product-quantization figures on pypi-50k (training time, recall, scan rates).
+        .executableTarget(name: "PQMeasure", dependencies: [.product(name: "Sextant", package: "Sextant")]),
         .target(
             name: "BenchSupport",
             dependencies: [

@@ -1,0 +1,61 @@
+// 4-bit product-quantization fast-scan accumulation (PQFastScan style) for SextantKernels.
+//
+// Layout of the codes ("blocks"): vectors are grouped 32 to a block; a block holds, for each
+// sub-quantizer q in 0..<m, 16 bytes in which byte i carries the code of vector i in its low
+// nibble and the code of vector i + 16 in its high nibble. A block is therefore m * 16 bytes,
+// and blocks follow each other contiguously.
+//
+// The lookup table holds m rows of 16 unsigned bytes (row q at lut + 16 * q). The result for a
+// vector is the sum over q of lut[q][code(vector, q)], accumulated in 16 bits: callers keep
+// m * 255 <= 65535 (m <= 257) so sums never wrap. Both paths compute the same integers.
+#ifndef SEXTANT_SIMD_H
+#define SEXTANT_SIMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Nonzero when the running CPU supports AVX2 (checked once, then cached).
+int sextant_cpu_has_avx2(void);
+
+/// Portable reference: writes 32 sums per block (block b's vector i to out[32 * b + i]).
+/// `m` must be even.
+void sextant_fastscan_accumulate_scalar(const uint8_t *blocks, size_t block_count, size_t m,
+                                        const uint8_t *lut, uint16_t *out);
+
+/// AVX2 (`vpshufb`) version; only call it when sextant_cpu_has_avx2() is nonzero.
+void sextant_fastscan_accumulate_avx2(const uint8_t *blocks, size_t block_count, size_t m,
+                                      const uint8_t *lut, uint16_t *out);
+
+/// Picks the AVX2 path when the CPU has it, the scalar one otherwise.
+void sextant_fastscan_accumulate(const uint8_t *blocks, size_t block_count, size_t m,
+                                 const uint8_t *lut, uint16_t *out);
+
+/// Nearest centroid of each of `count` points by squared L2 (ties to the smaller index),
+/// ranking centroids by ||c||^2 - 2 x.c.
+///
+/// `points` is dimension-major: coordinate i of point p at points[i * stride + p].
+/// `centroids_t` is dimension-major too (dimension x k, k a multiple of 8) and `norms` holds
+/// ||c||^2 per centroid. Writes the index of point p's nearest centroid to out[p]. The SSE2 and
+/// AVX2 versions perform the same per-lane multiply and add in the same order (no FMA), so
+/// they give identical results; the AVX2 one is picked at run time when available.
+void sextant_nearest_centroids(const float *points, size_t count, size_t stride, size_t dimension,
+                               const float *centroids_t, const float *norms, size_t k, int32_t *out);
+
+/// Same, forcing the 128-bit (SSE2 or portable) version, for tests.
+void sextant_nearest_centroids_baseline(const float *points, size_t count, size_t stride, size_t dimension,
+                                        const float *centroids_t, const float *norms, size_t k, int32_t *out);
+
+/// nearest[p] = min(nearest[p], ||point p - centroid||^2) for dimension-major points (as above,
+/// stride = count). Lane-wise identical on every path.
+void sextant_update_nearest(const float *points, size_t count, size_t dimension,
+                            const float *centroid, float *nearest);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,169 @@
+// Nearest-centroid search for k-means training and PQ encoding.
+#include "sextant_simd.h"
+
+// Results must not depend on the instruction set: forbid fusing a*b+c into FMA anywhere here.
+#pragma clang fp contract(off)
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SEXTANT_X86 1
+#else
+#define SEXTANT_X86 0
+#endif
+
+// Picks the smallest value over lanes, the smallest index among equal values.
+static inline int32_t best_of(const float *v, const int32_t *idx, int lanes) {
+    float bv = v[0];
+    int32_t bi = idx[0];
+    for (int l = 1; l < lanes; l++) {
+        if (v[l] < bv || (v[l] == bv && idx[l] < bi)) { bv = v[l]; bi = idx[l]; }
+    }
+    return bi;
+}
+
+#if SEXTANT_X86
+// Eight points at a time share every centroid load; their -2x coordinates are broadcast once
+// per group into a small table (dimension <= MAX_DIM; larger sub-spaces go through it in the
+// portable loop below). A partial group repeats its last point and drops the extra results.
+// Per lane the running minimum uses strict "<", so the earliest centroid wins ties within a
+// lane; best_of() then resolves across lanes.
+#define GROUP 8
+#define MAX_DIM 32
+
+static void nearest_sse2(const float *points, size_t count, size_t stride, size_t dim,
+                         const float *ct, const float *norms, size_t k, int32_t *out) {
+    __m128 xb[MAX_DIM][GROUP];
+    for (size_t p = 0; p < count; p += GROUP) {
+        size_t np = count - p < GROUP ? count - p : GROUP;
+        for (size_t i = 0; i < dim; i++)
+            for (size_t j = 0; j < GROUP; j++)
+                xb[i][j] = _mm_set1_ps(-2.0f * points[i * stride + p + (j < np ? j : np - 1)]);
+        __m128 best[GROUP];
+        __m128i bidx[GROUP];
+        for (int j = 0; j < GROUP; j++) { best[j] = _mm_set1_ps(__builtin_inff()); bidx[j] = _mm_setzero_si128(); }
+        for (size_t b = 0; b < k; b += 4) {
+            __m128 acc[GROUP];
+            __m128 base = _mm_loadu_ps(norms + b);
+            for (int j = 0; j < GROUP; j++) acc[j] = base;
+            for (size_t i = 0; i < dim; i++) {
+                __m128 c = _mm_loadu_ps(ct + i * k + b);
+                for (int j = 0; j < GROUP; j++) acc[j] = _mm_add_ps(acc[j], _mm_mul_ps(xb[i][j], c));
+            }
+            __m128i ci = _mm_add_epi32(_mm_set1_epi32((int)b), _mm_setr_epi32(0, 1, 2, 3));
+            for (int j = 0; j < GROUP; j++) {
+                __m128 lt = _mm_cmplt_ps(acc[j], best[j]);
+                best[j] = _mm_or_ps(_mm_and_ps(lt, acc[j]), _mm_andnot_ps(lt, best[j]));
+                __m128i m = _mm_castps_si128(lt);
+                bidx[j] = _mm_or_si128(_mm_and_si128(m, ci), _mm_andnot_si128(m, bidx[j]));
+            }
+        }
+        for (size_t j = 0; j < np; j++) {
+            float v[4];
+            int32_t idx[4];
+            _mm_storeu_ps(v, best[j]);
+            _mm_storeu_si128((__m128i *)idx, bidx[j]);
+            out[p + j] = best_of(v, idx, 4);
+        }
+    }
+}
+
+__attribute__((target("avx2")))
+static void nearest_avx2(const float *points, size_t count, size_t stride, size_t dim,
+                         const float *ct, const float *norms, size_t k, int32_t *out) {
+    __m256 xb[MAX_DIM][GROUP];
+    for (size_t p = 0; p < count; p += GROUP) {
+        size_t np = count - p < GROUP ? count - p : GROUP;
+        for (size_t i = 0; i < dim; i++)
+            for (size_t j = 0; j < GROUP; j++)
+                xb[i][j] = _mm256_set1_ps(-2.0f * points[i * stride + p + (j < np ? j : np - 1)]);
+        __m256 best[GROUP];
+        __m256i bidx[GROUP];
+        for (int j = 0; j < GROUP; j++) { best[j] = _mm256_set1_ps(__builtin_inff()); bidx[j] = _mm256_setzero_si256(); }
+        for (size_t b = 0; b < k; b += 8) {
+            __m256 acc[GROUP];
+            __m256 base = _mm256_loadu_ps(norms + b);
+            for (int j = 0; j < GROUP; j++) acc[j] = base;
+            for (size_t i = 0; i < dim; i++) {
+                __m256 c = _mm256_loadu_ps(ct + i * k + b);
+                for (int j = 0; j < GROUP; j++) acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(xb[i][j], c));
+            }
+            __m256i ci = _mm256_add_epi32(_mm256_set1_epi32((int)b), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            for (int j = 0; j < GROUP; j++) {
+                __m256 lt = _mm256_cmp_ps(acc[j], best[j], _CMP_LT_OQ);
+                best[j] = _mm256_blendv_ps(best[j], acc[j], lt);
+                bidx[j] = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(bidx[j]), _mm256_castsi256_ps(ci), lt));
+            }
+        }
+        for (size_t j = 0; j < np; j++) {
+            float v[8];
+            int32_t idx[8];
+            _mm256_storeu_ps(v, best[j]);
+            _mm256_storeu_si256((__m256i *)idx, bidx[j]);
+            out[p + j] = best_of(v, idx, 8);
+        }
+    }
+}
+#endif
+
+// Portable: one point at a time, same per-centroid operation order as the vector versions.
+static void nearest_portable(const float *points, size_t count, size_t stride, size_t dim,
+                             const float *ct, const float *norms, size_t k, int32_t *out) {
+    for (size_t p = 0; p < count; p++) {
+        float bv = __builtin_inff();
+        int32_t bi = 0;
+        for (size_t c = 0; c < k; c++) {
+            float a = norms[c];
+            for (size_t i = 0; i < dim; i++) {
+                float t = (-2.0f * points[i * stride + p]) * ct[i * k + c];
+                a = a + t;
+            }
+            if (a < bv) { bv = a; bi = (int32_t)c; }
+        }
+        out[p] = bi;
+    }
+}
+
+void sextant_nearest_centroids_baseline(const float *points, size_t count, size_t stride, size_t dimension,
+                                        const float *centroids_t, const float *norms, size_t k, int32_t *out) {
+#if SEXTANT_X86
+    if (dimension <= MAX_DIM) {
+        nearest_sse2(points, count, stride, dimension, centroids_t, norms, k, out);
+        return;
+    }
+#endif
+    nearest_portable(points, count, stride, dimension, centroids_t, norms, k, out);
+}
+
+void sextant_nearest_centroids(const float *points, size_t count, size_t stride, size_t dimension,
+                               const float *centroids_t, const float *norms, size_t k, int32_t *out) {
+#if SEXTANT_X86
+    if (dimension <= MAX_DIM && sextant_cpu_has_avx2()) {
+        nearest_avx2(points, count, stride, dimension, centroids_t, norms, k, out);
+        return;
+    }
+#endif
+    sextant_nearest_centroids_baseline(points, count, stride, dimension, centroids_t, norms, k, out);
+}
+
+void sextant_update_nearest(const float *points, size_t count, size_t dim,
+                            const float *centroid, float *nearest) {
+    // Blocks of 64 points, coordinates outer and points inner so the compiler vectorises the
+    // contiguous inner loop; each point still sums its terms in coordinate order.
+    float acc[64];
+    for (size_t p0 = 0; p0 < count; p0 += 64) {
+        size_t n = count - p0 < 64 ? count - p0 : 64;
+        for (size_t p = 0; p < n; p++) acc[p] = 0.0f;
+        for (size_t i = 0; i < dim; i++) {
+            const float *row = points + i * count + p0;
+            float c = centroid[i];
+            for (size_t p = 0; p < n; p++) {
+                float d = row[p] - c;
+                float sq = d * d;
+                acc[p] = acc[p] + sq;
+            }
+        }
+        for (size_t p = 0; p < n; p++) {
+            if (acc[p] < nearest[p0 + p]) nearest[p0 + p] = acc[p];
+        }
+    }
+}

@@ -1,0 +1,95 @@
+#include "sextant_simd.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SEXTANT_X86 1
+#else
+#define SEXTANT_X86 0
+#endif
+
+int sextant_cpu_has_avx2(void) {
+#if SEXTANT_X86
+    // -1 = not yet known. A benign race: every thread computes the same answer.
+    static volatile int cached = -1;
+    int v = cached;
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx2") ? 1 : 0;
+        cached = v;
+    }
+    return v;
+#else
+    return 0;
+#endif
+}
+
+void sextant_fastscan_accumulate_scalar(const uint8_t *blocks, size_t block_count, size_t m,
+                                        const uint8_t *lut, uint16_t *out) {
+    for (size_t b = 0; b < block_count; b++) {
+        const uint8_t *block = blocks + b * m * 16;
+        uint16_t acc[32] = {0};
+        for (size_t q = 0; q < m; q++) {
+            const uint8_t *row = lut + q * 16;
+            const uint8_t *c = block + q * 16;
+            for (int i = 0; i < 16; i++) {
+                acc[i] = (uint16_t)(acc[i] + row[c[i] & 15]);
+                acc[i + 16] = (uint16_t)(acc[i + 16] + row[c[i] >> 4]);
+            }
+        }
+        for (int i = 0; i < 32; i++) out[32 * b + i] = acc[i];
+    }
+}
+
+#if SEXTANT_X86
+__attribute__((target("avx2")))
+void sextant_fastscan_accumulate_avx2(const uint8_t *blocks, size_t block_count, size_t m,
+                                      const uint8_t *lut, uint16_t *out) {
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    const __m256i low8 = _mm256_set1_epi16(0x00ff);
+    for (size_t b = 0; b < block_count; b++) {
+        const uint8_t *block = blocks + b * m * 16;
+        // 16-bit accumulators. Lane 0 carries even sub-quantizers, lane 1 odd ones; "even" and
+        // "odd" name the vector whose byte sits in the low or high half of each 16-bit slot.
+        __m256i lo_even = _mm256_setzero_si256(), lo_odd = _mm256_setzero_si256();
+        __m256i hi_even = _mm256_setzero_si256(), hi_odd = _mm256_setzero_si256();
+        for (size_t q = 0; q < m; q += 2) {
+            // Sub-quantizers q and q + 1: their code rows and table rows are adjacent, so one
+            // 32-byte load brings both and vpshufb (in-lane) pairs each row with its table.
+            __m256i c = _mm256_loadu_si256((const __m256i *)(block + q * 16));
+            __m256i t = _mm256_loadu_si256((const __m256i *)(lut + q * 16));
+            __m256i lo = _mm256_and_si256(c, low4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), low4);
+            __m256i rlo = _mm256_shuffle_epi8(t, lo);
+            __m256i rhi = _mm256_shuffle_epi8(t, hi);
+            lo_even = _mm256_add_epi16(lo_even, _mm256_and_si256(rlo, low8));
+            lo_odd = _mm256_add_epi16(lo_odd, _mm256_srli_epi16(rlo, 8));
+            hi_even = _mm256_add_epi16(hi_even, _mm256_and_si256(rhi, low8));
+            hi_odd = _mm256_add_epi16(hi_odd, _mm256_srli_epi16(rhi, 8));
+        }
+        // Fold the two lanes (even + odd sub-quantizers), then interleave even/odd vectors.
+        __m128i le = _mm_add_epi16(_mm256_castsi256_si128(lo_even), _mm256_extracti128_si256(lo_even, 1));
+        __m128i lodd = _mm_add_epi16(_mm256_castsi256_si128(lo_odd), _mm256_extracti128_si256(lo_odd, 1));
+        __m128i he = _mm_add_epi16(_mm256_castsi256_si128(hi_even), _mm256_extracti128_si256(hi_even, 1));
+        __m128i hodd = _mm_add_epi16(_mm256_castsi256_si128(hi_odd), _mm256_extracti128_si256(hi_odd, 1));
+        uint16_t *o = out + 32 * b;
+        _mm_storeu_si128((__m128i *)(o + 0), _mm_unpacklo_epi16(le, lodd));
+        _mm_storeu_si128((__m128i *)(o + 8), _mm_unpackhi_epi16(le, lodd));
+        _mm_storeu_si128((__m128i *)(o + 16), _mm_unpacklo_epi16(he, hodd));
+        _mm_storeu_si128((__m128i *)(o + 24), _mm_unpackhi_epi16(he, hodd));
+    }
+}
+#else
+void sextant_fastscan_accumulate_avx2(const uint8_t *blocks, size_t block_count, size_t m,
+                                      const uint8_t *lut, uint16_t *out) {
+    sextant_fastscan_accumulate_scalar(blocks, block_count, m, lut, out);
+}
+#endif
+
+void sextant_fastscan_accumulate(const uint8_t *blocks, size_t block_count, size_t m,
+                                 const uint8_t *lut, uint16_t *out) {
+    if (sextant_cpu_has_avx2()) {
+        sextant_fastscan_accumulate_avx2(blocks, block_count, m, lut, out);
+    } else {
+        sextant_fastscan_accumulate_scalar(blocks, block_count, m, lut, out);
+    }
+}

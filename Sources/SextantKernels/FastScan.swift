@@ -1,0 +1,202 @@
+// 4-bit "fast scan" (after FAISS's PQFastScan): codes re-packed 32 vectors to a block, a
+// per-query table quantized to bytes, and sums accumulated 32 vectors at a time with
+// vpshufb in the C target (portable scalar fallback with identical integer results).
+
+import CSextantSIMD
+
+/// 4-bit PQ codes re-packed for ``PQFastScanTable``: blocks of 32 vectors; within a block,
+/// for sub-space `q`, 16 bytes whose byte `i` holds vector `i`'s code in the low nibble and
+/// vector `i + 16`'s in the high nibble. The last block is padded with code 0.
+public struct PQFastScanCodes: Sendable, Hashable {
+    /// Sub-spaces per code (even, at most 256).
+    public let subspaceCount: Int
+    /// Number of vectors.
+    public let count: Int
+    /// `blockCount * subspaceCount * 16` bytes.
+    public let blocks: [UInt8]
+
+    /// Blocks of 32 vectors (the last possibly partial).
+    public var blockCount: Int { (count + 31) / 32 }
+
+    /// Re-packs `count` contiguous 4-bit codes of ``ProductQuantizer/codeSize`` =
+    /// `subspaceCount / 2` bytes each.
+    public init(packedCodes: UnsafeBufferPointer<UInt8>, count: Int, subspaceCount m: Int) {
+        precondition(m > 0 && m % 2 == 0 && m <= 256, "fast scan needs an even subspace count <= 256")
+        precondition(count >= 0 && packedCodes.count >= count * (m / 2), "code buffer too small")
+        subspaceCount = m
+        self.count = count
+        let nb = (count + 31) / 32, size = m / 2
+        blocks = [UInt8](unsafeUninitializedCapacity: nb * m * 16) { out, initialized in
+            out.initialize(repeating: 0)
+            for v in 0..<count {
+                let b = v / 32, lane = v % 32, i = lane % 16, shift: UInt8 = lane < 16 ? 0 : 4
+                let code = packedCodes.baseAddress! + v * size
+                for q in 0..<m {
+                    let nibble = (code[q / 2] >> (q % 2 == 0 ? 0 : 4)) & 15
+                    out[(b * m + q) * 16 + i] |= nibble << shift
+                }
+            }
+            initialized = nb * m * 16
+        }
+    }
+
+    /// Array form: `packedCodes.count / (subspaceCount / 2)` codes.
+    public init(packedCodes: [UInt8], subspaceCount: Int) {
+        precondition(subspaceCount > 0 && subspaceCount % 2 == 0, "fast scan needs an even subspace count")
+        let n = packedCodes.count / (subspaceCount / 2)
+        self = packedCodes.withUnsafeBufferPointer {
+            PQFastScanCodes(packedCodes: $0, count: n, subspaceCount: subspaceCount)
+        }
+    }
+}
+
+/// Which fast-scan implementation runs.
+public enum FastScanPath: Sendable, Hashable {
+    /// AVX2 when the CPU has it, scalar otherwise.
+    case automatic
+    /// The portable loop.
+    case scalar
+    /// `vpshufb`; only valid when ``PQFastScanTable/isAVX2Available``.
+    case avx2
+}
+
+/// A 4-bit ``PQDistanceTable`` quantized to one byte per entry, for ``PQFastScanCodes``.
+///
+/// Row `j` is shifted by its minimum and all rows share one scale:
+/// `lut[j][c] = round((t[j][c] − min_j) · scale)` with `scale = 255 / max_j(max_j − min_j)`,
+/// so every entry fits a byte and a code's sum of `m ≤ 256` entries fits 16 bits. The
+/// dequantized distance `sum / scale + offset` (`offset = bias + Σ min_j`) differs from the
+/// float table's distance by at most ``maxError`` `= m / (2 · scale)` (rounding of each entry
+/// by half a step), plus Float rounding of the float sum. The ordering of candidates can
+/// therefore differ from the float ADC's only among distances within `2 · maxError`:
+/// keep a few hundred candidates and re-rank them exactly.
+public struct PQFastScanTable: Sendable, Hashable {
+    /// Sub-spaces (`m`).
+    public let subspaceCount: Int
+    /// `subspaceCount x 16` quantized entries.
+    public let lut: [UInt8]
+    /// Quantization steps per distance unit.
+    public let scale: Float
+    /// Added after dividing a sum by ``scale``.
+    public let offset: Float
+
+    /// Bound on `|dequantized − float ADC|` from the byte rounding: `m / (2 · scale)`.
+    public var maxError: Float { 0.5 * Float(subspaceCount) / scale }
+
+    /// Whether the running CPU has AVX2 (checked once).
+    public static var isAVX2Available: Bool { sextant_cpu_has_avx2() != 0 }
+
+    /// Quantizes a 4-bit float table.
+    public init(_ table: PQDistanceTable) {
+        precondition(table.bits == 4, "fast scan needs a 4-bit table")
+        let m = table.subspaceCount
+        precondition(m % 2 == 0 && m <= 256, "fast scan needs an even subspace count <= 256")
+        var mins = [Float](repeating: 0, count: m)
+        var widest: Float = 0
+        for j in 0..<m {
+            let row = table.values[(j * 16)..<(j * 16 + 16)]
+            let lo = row.min()!, hi = row.max()!
+            mins[j] = lo
+            widest = Swift.max(widest, hi - lo)
+        }
+        // A constant table (all rows flat) quantizes to zeros whatever the scale.
+        let scale: Float = widest > 0 && widest.isFinite ? 255 / widest : 1
+        var lut = [UInt8](repeating: 0, count: m * 16)
+        for j in 0..<m {
+            for c in 0..<16 {
+                let q = ((table.values[j * 16 + c] - mins[j]) * scale).rounded()
+                lut[j * 16 + c] = UInt8(Swift.max(0, Swift.min(255, q.isNaN ? 0 : q)))
+            }
+        }
+        var offset = table.bias
+        for j in 0..<m { offset += mins[j] }
+        subspaceCount = m
+        self.lut = lut
+        self.scale = scale
+        self.offset = offset
+    }
+
+    /// The approximate distance of an accumulated sum.
+    @inlinable
+    public func distance(sum: UInt16) -> Float { Float(sum) / scale + offset }
+
+    /// Accumulates whole blocks (32 sums each) into `out`.
+    private func accumulate(_ codes: PQFastScanCodes, firstBlock: Int, blockCount: Int,
+                            path: FastScanPath, into out: UnsafeMutablePointer<UInt16>) {
+        precondition(codes.subspaceCount == subspaceCount, "codes and table have different subspace counts")
+        let useAVX2: Bool
+        switch path {
+        case .automatic: useAVX2 = Self.isAVX2Available
+        case .scalar: useAVX2 = false
+        case .avx2:
+            precondition(Self.isAVX2Available, "AVX2 is not available on this CPU")
+            useAVX2 = true
+        }
+        let m = subspaceCount
+        codes.blocks.withUnsafeBufferPointer { b in
+            lut.withUnsafeBufferPointer { t in
+                let start = b.baseAddress! + firstBlock * m * 16
+                if useAVX2 {
+                    sextant_fastscan_accumulate_avx2(start, blockCount, m, t.baseAddress!, out)
+                } else {
+                    sextant_fastscan_accumulate_scalar(start, blockCount, m, t.baseAddress!, out)
+                }
+            }
+        }
+    }
+
+    /// The 16-bit sums of every code (one per vector), before dequantization.
+    public func sums(codes: PQFastScanCodes, path: FastScanPath = .automatic) -> [UInt16] {
+        guard codes.count > 0 else { return [] }
+        var padded = [UInt16](repeating: 0, count: codes.blockCount * 32)
+        padded.withUnsafeMutableBufferPointer {
+            accumulate(codes, firstBlock: 0, blockCount: codes.blockCount, path: path, into: $0.baseAddress!)
+        }
+        padded.removeLast(padded.count - codes.count)
+        return padded
+    }
+
+    /// Approximate (dequantized) distances of every code, within ``maxError`` of the float ADC.
+    public func distances(codes: PQFastScanCodes, path: FastScanPath = .automatic) -> [Float] {
+        sums(codes: codes, path: path).map { distance(sum: $0) }
+    }
+
+    /// The `k` best codes by quantized sum (ties to the smaller id), ids `firstID + index`,
+    /// with dequantized distances, best first: the candidates to re-rank exactly.
+    public func nearest(codes: PQFastScanCodes, k: Int, firstID: UInt64 = 0,
+                        path: FastScanPath = .automatic) -> [Neighbor] {
+        var top = TopK(k: k)
+        guard k > 0, codes.count > 0 else { return [] }
+        let chunkBlocks = 64
+        withUnsafeTemporaryAllocation(of: UInt16.self, capacity: chunkBlocks * 32) { buf in
+            let sums = buf.baseAddress!
+            var block = 0
+            // Sums are integers, exact in Float: select on them, dequantize the winners.
+            var limit = UInt16.max
+            while block < codes.blockCount {
+                let nb = Swift.min(chunkBlocks, codes.blockCount - block)
+                accumulate(codes, firstBlock: block, blockCount: nb, path: path, into: sums)
+                let valid = Swift.min(nb * 32, codes.count - block * 32)
+                let raw = UnsafeRawPointer(sums)
+                var v = 0
+                while v < valid {
+                    // Skip 16 sums at once when none can enter (the common case once full).
+                    if v + 16 <= valid {
+                        let s = raw.loadUnaligned(fromByteOffset: v * 2, as: SIMD16<UInt16>.self)
+                        if !any(s .<= SIMD16(repeating: limit)) { v += 16; continue }
+                    }
+                    let end = Swift.min(v + 16, valid)
+                    while v < end {
+                        if sums[v] <= limit,
+                           top.insert(distance: Float(sums[v]), id: firstID &+ UInt64(block * 32 + v)), top.isFull {
+                            limit = UInt16(top.threshold)
+                        }
+                        v += 1
+                    }
+                }
+                block += nb
+            }
+        }
+        return top.sortedResults().map { Neighbor(distance: distance(sum: UInt16($0.distance)), id: $0.id) }
+    }
+}

@@ -1,0 +1,88 @@
+import SextantTestSupport
+import Testing
+import SextantKernels
+
+@Suite struct PQFastScanTests {
+    /// The quantized scan stays within the documented bound of the float 4-bit ADC.
+    @Test(arguments: [DistanceKind.l2, .ip, .cosine])
+    func fastScanWithinQuantizationBound(metric: DistanceKind) {
+        let pq = Fixture.pq(bits: 4, metric: metric)
+        let n = Fixture.n  // not a multiple of 32: the last block is partial
+        let packed = pq.encode(vectors: Fixture.data)
+        let fast = PQFastScanCodes(packedCodes: packed, subspaceCount: 8)
+        #expect(fast.count == n && fast.blockCount == 13)
+        var rng = SeededRandom(seed: 5)
+        for _ in 0..<4 {
+            let q = (0..<Fixture.d).map { _ in Float.random(in: -1...1, using: &rng) }
+            let table = pq.distanceTable(query: q)
+            let reference = table.distances(codes: packed)
+            let quantized = PQFastScanTable(table)
+            let approx = quantized.distances(codes: fast)
+            #expect(approx.count == n)
+            let bound = quantized.maxError
+            // Coarse but not vacuous: under 2% of the spread of the distances.
+            #expect(bound > 0 && bound < 0.02 * (reference.max()! - reference.min()!))
+            for r in 0..<n {
+                #expect(abs(approx[r] - reference[r]) <= bound + 1e-4 * (1 + abs(reference[r])),
+                        "row \(r): \(approx[r]) vs \(reference[r]) bound \(bound)")
+            }
+            // Top-k agrees with sorting the sums (ties by id).
+            let sums = quantized.sums(codes: fast)
+            let expected = sums.enumerated().map { Neighbor(distance: Float($0.element), id: 7 + UInt64($0.offset)) }
+                .sorted().prefix(25).map { Neighbor(distance: quantized.distance(sum: UInt16($0.distance)), id: $0.id) }
+            #expect(quantized.nearest(codes: fast, k: 25, firstID: 7) == expected)
+        }
+    }
+
+    /// The AVX2 path produces exactly the scalar path's sums, at the 16-bit extreme (m = 256,
+    /// entries up to 255) and for every block position.
+    @Test func avx2MatchesScalarExactly() throws {
+        try #require(PQFastScanTable.isAVX2Available, "AVX2 not available")
+        var rng = SeededRandom(seed: 21)
+        for (m, n) in [(2, 1), (16, 33), (96, 200), (256, 64)] {
+            let packed = (0..<(n * m / 2)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let codes = PQFastScanCodes(packedCodes: packed, subspaceCount: m)
+            var values = (0..<(m * 16)).map { _ in Float.random(in: -3...3, using: &rng) }
+            if m == 256 { for j in 0..<m { values[j * 16] = -10; values[j * 16 + 15] = 10 } }  // all rows max width
+            let table = PQFastScanTable(PQDistanceTable(subspaceCount: m, bits: 4, values: values))
+            let scalar = table.sums(codes: codes, path: .scalar)
+            #expect(scalar == table.sums(codes: codes, path: .avx2))
+            // And both are the plain sum of table bytes.
+            for v in 0..<n {
+                var s = 0
+                for j in 0..<m {
+                    let nibble = Int(packed[v * m / 2 + j / 2] >> (j % 2 == 0 ? 0 : 4)) & 15
+                    s += Int(table.lut[j * 16 + nibble])
+                }
+                #expect(Int(scalar[v]) == s)
+            }
+            #expect(table.nearest(codes: codes, k: 10, path: .scalar) == table.nearest(codes: codes, k: 10, path: .avx2))
+        }
+    }
+
+    /// PQ scan + exact re-rank of the top R finds the true top 10 on clustered data.
+    @Test(arguments: [8, 4])
+    func recallAfterReranking(bits: Int) throws {
+        let d = 16, n = 1200, m = bits == 8 ? 4 : 8, R = 60
+        let data = clusteredVectors(n, d, clusters: 40, noise: 0.25, seed: 31)
+        let pq = try ProductQuantizer(training: data, dimension: d, subspaceCount: m, bits: bits, metric: .l2,
+                                      options: PQTrainingOptions(iterations: 4, seed: 1, maxTrainingVectors: 600))
+        let codes = pq.encode(vectors: data)
+        let fast = bits == 4 ? PQFastScanCodes(packedCodes: codes, subspaceCount: m) : nil
+        let queries = clusteredVectors(20, d, clusters: 40, noise: 0.25, seed: 31 ^ 0xFF)
+        var hits = 0
+        for qi in 0..<20 {
+            let q = row(queries, qi, d)
+            let table = pq.distanceTable(query: q)
+            let candidates = if let fast { PQFastScanTable(table).nearest(codes: fast, k: R) }
+                             else { table.nearest(codes: codes, k: R) }
+            let reranked = candidates.map { Neighbor(distance: Distance.distance(.l2, q, row(data, Int($0.id), d)), id: $0.id) }
+                .sorted().prefix(10).map(\.id)
+            let truth = Distance.oneToMany(.l2, query: q, vectors: data).enumerated()
+                .map { Neighbor(distance: $0.element, id: UInt64($0.offset)) }.sorted().prefix(10).map(\.id)
+            hits += Set(reranked).intersection(truth).count
+        }
+        let recall = Double(hits) / 200
+        #expect(recall >= 0.9, "recall@10 \(recall)")
+    }
+}
