@@ -152,9 +152,10 @@ extension Store {
                     note("'\(c.name)': \(idCount) live + \(freeCount) free slots != \(st.nextSlot) allocated")
                 }
                 try checkPostings(txn, coll, live: live, deep: deep, note: note)
+                try checkCodes(txn, coll, live: live, deep: deep, note: note)
             }
             // No record may belong to a collection the catalog does not know.
-            for d in [db.state, db.ids, db.rows, db.vectors, db.free, db.postings] {
+            for d in [db.state, db.ids, db.rows, db.vectors, db.free, db.postings, db.codes, db.index] {
                 try txn.scan(d) { k, _ in
                     if k.count >= 4 {
                         let cid = UInt32(bigEndian: k.loadUnaligned(as: UInt32.self))
@@ -228,5 +229,36 @@ extension AttributeIndex {
         case tagLive: return fieldName
         default: return "\(fieldName) = \(value.map { String($0, radix: 16) }.joined())"
         }
+    }
+}
+
+extension Store {
+    /// With trained codebooks: every live row's code block exists; with `deep`, each row's codes
+    /// equal its vector encoded again (encoding is deterministic).
+    func checkCodes(_ txn: Transaction, _ coll: VectorCollection, live: Set<UInt32>, deep: Bool, note: (String) -> Void) throws {
+        let pq: ProductQuantizer?
+        do { pq = try coll.quantizer(txn) } catch { note("'\(coll.name)': \(error)"); return }
+        guard let pq else {
+            var stray = 0
+            try txn.scan(db.codes, prefix: Keys.prefix(coll.info.id)) { _, _ in stray += 1; return true }
+            if stray > 0 { note("'\(coll.name)': \(stray) code blocks but no codebook") }
+            return
+        }
+        let reader = SlotBlocks.Reader(coll.codeBlocks(pq), txn: txn, slotBound: (live.max() ?? 0) + 1)
+        var codes = [UInt8](repeating: 0, count: pq.codeSize)
+        var wrong = 0
+        for slot in live.sorted() {
+            let p: UnsafeRawPointer?
+            do { p = try reader.pointer(slot) } catch { note("'\(coll.name)': \(error)"); return }
+            guard let p else { note("'\(coll.name)': slot \(slot) has no codes"); continue }
+            guard deep else { continue }
+            let vec: [Float]? = try Keys.withRowKey(coll.info.id, slot) { k in
+                try txn.withValue(db.vectors, key: k) { v in try? coll.decodeVectorRecord(v, expectedID: nil) } ?? nil
+            }
+            guard let vec else { continue }
+            try coll.encode(pq, vec, into: &codes)
+            if !codes.withUnsafeBytes({ memcmp($0.baseAddress!, p, pq.codeSize) == 0 }) { wrong += 1 }
+        }
+        if wrong > 0 { note("'\(coll.name)': \(wrong) rows' codes differ from their vectors' encoding") }
     }
 }

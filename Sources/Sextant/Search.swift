@@ -4,9 +4,16 @@ import SextantStorage
 
 /// Options for a search.
 public struct SearchOptions: Sendable {
-    /// Score every candidate with full vectors (always true for a `Flat` collection).
-    public var exact: Bool = true
-    public init(exact: Bool = true) { self.exact = exact }
+    /// Score every candidate with its full vector, whatever the index (a `Flat` collection,
+    /// or one whose codebooks are not trained yet, is always searched exactly).
+    public var exact: Bool
+    /// With PQ codes: how many best candidates by approximate distance are re-scored with full
+    /// vectors (nil: the recipe decides — `max(100, 10·k)` with `Refine`, none without).
+    public var rerank: Int?
+    public init(exact: Bool = false, rerank: Int? = nil) {
+        self.exact = exact
+        self.rerank = rerank
+    }
 }
 
 /// One query of a multi-query search.
@@ -53,6 +60,12 @@ extension VectorCollection {
                 }
             }
             prepared.append(PreparedQuery(index: i, vector: metric == .cosine ? VectorCollection.normalized(q.vector) : q.vector, k: q.k, predicate: q.filter == .matchAll ? nil : q.filter, filter: filter))
+        }
+        if !options.exact, let rerank = options.rerank, rerank < 0 {
+            throw SextantError(.invalidArgument, "rerank must be at least 0, got \(rerank)")
+        }
+        if !options.exact, pqComponent != nil, let results = try approximate(prepared, options: options, count: queries.count) {
+            return results
         }
         // Group by predicate: one data pass per group of up to `groupSize` queries.
         var groups: [[PreparedQuery]] = []
@@ -275,4 +288,41 @@ final class AtomicCounter: @unchecked Sendable {
     private var value = 0
     private let lock = NSLock()
     func increment() -> Int { lock.lock(); defer { lock.unlock() }; value += 1; return value - 1 }
+}
+
+extension VectorCollection {
+    /// Answers queries over PQ codes (nil when the codebooks are not trained: exact then).
+    /// Queries run on ``Store/Configuration/searchThreads`` threads, each in its own snapshot.
+    func approximate(_ prepared: [PreparedQuery], options: SearchOptions, count: Int) throws -> [[SearchResult]]? {
+        guard try store.env.read({ txn in try quantizer(txn) }) != nil else { return nil }
+        let threads = max(1, min(store.configuration.searchThreads, prepared.count))
+        let partials = PartialResults(count: threads)
+        let failure = FirstError()
+        let refine = refines
+        let work: @Sendable (Int) -> Void = { [self] t in
+            do {
+                let heaps: [TopK] = try store.env.read { txn in
+                    guard let pq = try quantizer(txn) else { throw SextantError(.notFound, "codebooks were dropped") }
+                    var out: [TopK] = []
+                    for i in stride(from: t, to: prepared.count, by: threads) {
+                        let q = prepared[i]
+                        let r = options.rerank ?? (refine ? max(100, 10 * q.k) : 0)
+                        out.append(try codeSearch(q, pq: pq, rerank: r, txn))
+                    }
+                    return out
+                }
+                partials.set(t, heaps)
+            } catch { failure.set(error) }
+        }
+        if threads == 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: threads, execute: work) }
+        if let e = failure.error { throw e }
+        var out = [[SearchResult]](repeating: [], count: count)
+        let values = partials.values
+        for t in 0..<threads {
+            for (j, i) in stride(from: t, to: prepared.count, by: threads).enumerated() {
+                out[prepared[i].index] = values[t][j].sortedResults().map { SearchResult(id: $0.id, distance: $0.distance) }
+            }
+        }
+        return out
+    }
 }

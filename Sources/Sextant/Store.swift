@@ -16,10 +16,13 @@ public final class Store: Sendable {
     public let configuration: Configuration
     let env: Environment
     let db: Databases
+    /// Decoded codebooks by collection id, reused while their stored version is unchanged.
+    let quantizers = QuantizerCache()
 
     struct Databases: Sendable {
-        let meta, state, ids, rows, vectors, free, postings: Database
-        static let names = ["sextant.meta", "sextant.state", "sextant.ids", "sextant.rows", "sextant.vectors", "sextant.free", "sextant.postings"]
+        let meta, state, ids, rows, vectors, free, postings, codes, index: Database
+        static let names = ["sextant.meta", "sextant.state", "sextant.ids", "sextant.rows", "sextant.vectors", "sextant.free", "sextant.postings",
+                            "sextant.codes", "sextant.index"]
     }
 
     /// Opens the store at `path`, creating it unless `configuration.createIfMissing` is false.
@@ -48,7 +51,7 @@ public final class Store: Sendable {
             guard let handles = try env.openDatabases(Databases.names, create: create) else {
                 throw SextantError(.notFound, "'\(path)' is not an initialised Sextant store", context: ["path": path])
             }
-            self.db = Databases(meta: handles[0], state: handles[1], ids: handles[2], rows: handles[3], vectors: handles[4], free: handles[5], postings: handles[6])
+            self.db = Databases(meta: handles[0], state: handles[1], ids: handles[2], rows: handles[3], vectors: handles[4], free: handles[5], postings: handles[6], codes: handles[7], index: handles[8])
             self.env = env
             self.path = env.path
             self.configuration = configuration
@@ -172,7 +175,7 @@ public final class Store: Sendable {
                 throw SextantError(.notFound, "no collection '\(name)'", context: ["collection": name])
             }
             let prefix = Keys.prefix(info.id)
-            for d in [db.ids, db.rows, db.vectors, db.free, db.postings] {
+            for d in [db.ids, db.rows, db.vectors, db.free, db.postings, db.codes, db.index] {
                 try txn.withCursor(d) { c in
                     var more = try c.seek(prefix)
                     while more, c.key.count >= 4, c.key.starts(with: prefix) {

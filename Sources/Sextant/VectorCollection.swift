@@ -150,6 +150,10 @@ public final class VectorCollection: Sendable {
     func write(_ rows: [PreparedRow], _ txn: Transaction) throws {
         var st = try state(txn)
         var delta = AttributeIndex.Delta()
+        // Once codebooks are trained, every written row gets its codes in the same transaction.
+        let pq = try quantizer(txn)
+        let codeWriter = pq.map { SlotBlocks.Writer(codeBlocks($0)) }
+        var codes = [UInt8](repeating: 0, count: pq?.codeSize ?? 0)
         for r in rows {
             let existing = try Keys.withExternalKey(cid, r.id) { k in try txn.withValue(db.ids, key: k) { v in try VectorCollection.slot(v) } }
             let slot: UInt32
@@ -173,6 +177,10 @@ public final class VectorCollection: Sendable {
                 delta.live(slot, cid: cid, present: true)
             }
             delta.row(r.row, slot: slot, schema: schema, cid: cid, present: true)
+            if let pq, let codeWriter {
+                try encode(pq, r.vector, into: &codes)
+                try codes.withUnsafeBytes { try codeWriter.set(txn, slot: slot, $0) }
+            }
             try Keys.withRowKey(cid, slot) { k in
                 try txn.reserve(db.rows, key: k, count: r.attributes.count, appending: fresh) { out in
                     r.attributes.withUnsafeBytes { out.copyMemory(from: $0) }
@@ -187,6 +195,7 @@ public final class VectorCollection: Sendable {
             }
         }
         try delta.apply(txn, db.postings)
+        try codeWriter?.flush(txn)
         try st.write(txn, db.state, cid: cid)
     }
 
@@ -223,6 +232,7 @@ public final class VectorCollection: Sendable {
         try store.env.write { txn in
             var st = try state(txn)
             var delta = AttributeIndex.Delta()
+            let codeWriter = try quantizer(txn).map { SlotBlocks.Writer(codeBlocks($0)) }
             var n = 0
             for id in ids {
                 guard let slot = try Keys.withExternalKey(cid, id, { k in try txn.withValue(db.ids, key: k) { v in try VectorCollection.slot(v) } }) else { continue }
@@ -232,6 +242,7 @@ public final class VectorCollection: Sendable {
                         delta.row(old, slot: slot, schema: schema, cid: cid, present: false)
                     }
                     delta.live(slot, cid: cid, present: false)
+                    try codeWriter?.clear(txn, slot: slot)
                     _ = try txn.delete(db.rows, key: k)
                     _ = try txn.delete(db.vectors, key: k)
                     try txn.put(db.free, key: k, value: UnsafeRawBufferPointer(start: nil, count: 0))
@@ -240,6 +251,7 @@ public final class VectorCollection: Sendable {
                 n += 1
             }
             try delta.apply(txn, db.postings)
+            try codeWriter?.flush(txn)
             try st.write(txn, db.state, cid: cid)
             return n
         }

@@ -18,6 +18,8 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Repetitions; medians are reported.") var runs: Int = 3
     @Option(name: .long, help: "Only the first N queries.") var limit: Int?
     @Option(name: .long, help: "Search threads (default: all cores; 1 for single-thread figures).") var threads: Int?
+    @Flag(name: .long, help: "Score with full vectors (exact search), whatever the index.") var exact = false
+    @Option(name: .long, help: "With PQ codes: candidates re-scored with full vectors (default: the recipe's).") var rerank: Int?
 
     func run() throws {
         try runReporting(json: store.json) {
@@ -49,7 +51,7 @@ struct Bench: ParsableCommand {
                 let t0 = Date()
                 for q in qs {
                     let s = Date()
-                    results.append(try coll.search([q], options: SearchOptions(exact: true))[0])
+                    results.append(try coll.search([q], options: SearchOptions(exact: exact, rerank: rerank))[0])
                     lat.append(Date().timeIntervalSince(s))
                 }
                 onlineQPS.append(Double(n) / Date().timeIntervalSince(t0))
@@ -59,7 +61,7 @@ struct Bench: ParsableCommand {
             var batchQPS: [Double] = []
             for _ in 0..<runs {
                 let t0 = Date()
-                _ = try coll.search(qs, options: SearchOptions(exact: true))
+                _ = try coll.search(qs, options: SearchOptions(exact: exact, rerank: rerank))
                 batchQPS.append(Double(n) / Date().timeIntervalSince(t0))
             }
             var hits = 0, possible = 0, short = 0, identical = 0

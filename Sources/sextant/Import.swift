@@ -15,6 +15,7 @@ struct Import: ParsableCommand {
     @Option(name: .long, help: "Text file of ids, one unsigned integer per line.") var ids: String?
     @Option(name: .long, help: "Rows per transaction.") var batch: Int = 10_000
     @Flag(name: .long, help: "Skip fsync per batch; one sync at the end (a crash mid-import may lose batches).") var noSync = false
+    @Flag(name: .long, help: "Do not train the collection's index after the import (run `sextant index` later).") var deferIndex = false
 
     func run() throws {
         try runReporting(json: store.json) {
@@ -81,6 +82,13 @@ struct Import: ParsableCommand {
             if noSync { try db.sync() }
             progress.finish()
             let secs = Date().timeIntervalSince(started)
+            // A PQ recipe whose codebooks are not trained yet: train now on what was imported.
+            let status = try coll.indexStatus()
+            if status.wantsCodes && !status.codesTrained && !deferIndex {
+                let t0 = Date()
+                try coll.buildIndex { Console.err($0) }
+                Console.err("index built in \(String(format: "%.2f", Date().timeIntervalSince(t0))) s")
+            }
             let total = try coll.count()
             if store.json {
                 Console.out("{\"imported\":\(file.count),\"rows\":\(total),\"seconds\":\(String(format: "%.3f", secs)),\"rows_per_second\":\(String(format: "%.1f", Double(file.count) / max(secs, 1e-9)))}")

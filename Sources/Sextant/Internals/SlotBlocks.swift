@@ -63,7 +63,10 @@ struct SlotBlocks {
         /// Zeroes a slot's entry (a deleted row leaves no stale bytes behind).
         func clear(_ txn: Transaction, slot: UInt32) throws {
             let b = blocks.block(of: slot)
-            guard pending[b] != nil || (try blocks.withKey(b) { k in try txn.withValue(blocks.db, key: k) { _ in true } }) != nil else { return }
+            if pending[b] == nil {
+                let exists = try blocks.withKey(b) { k in try txn.withValue(blocks.db, key: k) { _ in true } } ?? false
+                guard exists else { return }
+            }
             try [UInt8](repeating: 0, count: blocks.stride).withUnsafeBytes { try set(txn, slot: slot, $0) }
         }
 

@@ -1,0 +1,252 @@
+import Foundation
+import SextantFilter
+import SextantKernels
+import SextantStorage
+
+/// Decoded codebooks shared by every handle of a store, keyed by collection id and checked
+/// against the stored version on each use (a rebuild bumps it).
+final class QuantizerCache: @unchecked Sendable {
+    private var entries: [UInt32: (version: UInt64, pq: ProductQuantizer)] = [:]
+    private let lock = NSLock()
+
+    func get(_ cid: UInt32, version: UInt64) -> ProductQuantizer? {
+        lock.lock(); defer { lock.unlock() }
+        guard let e = entries[cid], e.version == version else { return nil }
+        return e.pq
+    }
+
+    func put(_ cid: UInt32, version: UInt64, _ pq: ProductQuantizer) {
+        lock.lock(); entries[cid] = (version, pq); lock.unlock()
+    }
+}
+
+/// The state of a collection's approximate index, for `stat` and the planner.
+public struct IndexStatus: Sendable, Equatable {
+    /// The recipe, canonical form.
+    public var recipe: String
+    /// Whether the recipe asks for product quantization.
+    public var wantsCodes: Bool
+    /// Whether codebooks are trained (rows then carry codes, kept up to date on every write).
+    public var codesTrained: Bool
+    /// Bytes of code per row.
+    public var codeBytes: Int
+    /// Rows whose codes were written (all live rows once trained).
+    public var codedRows: Int
+}
+
+extension VectorCollection {
+    var recipe: IndexRecipe { (try? IndexRecipe(parsing: info.indexRecipe)) ?? IndexRecipe.flat }
+
+    var pqComponent: (m: Int, bits: Int, fastScan: Bool)? {
+        for c in recipe.components { if case .pq(let m, let bits, let fs) = c { return (m, bits, fs) } }
+        return nil
+    }
+
+    var refines: Bool { recipe.components.contains(.refine) }
+
+    var kernelMetric: DistanceKind {
+        switch metric { case .l2: .l2; case .ip: .ip; case .cosine: .cosine }
+    }
+
+    func indexKey(_ name: String) -> [UInt8] { Keys.prefix(cid) + Array(name.utf8) }
+
+    /// The trained quantizer, or nil before training. Stored as `version u64 LE ‖ serialized`.
+    func quantizer(_ txn: Transaction) throws -> ProductQuantizer? {
+        guard pqComponent != nil else { return nil }
+        let version: UInt64? = try txn.withValue(db.index, key: indexKey("pq")) { v in
+            guard v.count > 8 else { throw SextantError(.corrupted, "codebook record has \(v.count) bytes", context: ["collection": name]) }
+            return UInt64(littleEndian: v.loadUnaligned(as: UInt64.self))
+        }
+        guard let version else { return nil }
+        if let pq = store.quantizers.get(cid, version: version) { return pq }
+        let pq: ProductQuantizer = try txn.withValue(db.index, key: indexKey("pq")) { v in
+            do { return try ProductQuantizer(serialized: Array(v[8...])) } catch {
+                throw SextantError(.corrupted, "codebook of '\(name)' does not decode: \(error)", context: ["collection": name])
+            }
+        }!
+        guard pq.dimension == dimension else {
+            throw SextantError(.corrupted, "codebook of '\(name)' has dimension \(pq.dimension)", context: ["collection": name])
+        }
+        store.quantizers.put(cid, version: version, pq)
+        return pq
+    }
+
+    func codeBlocks(_ pq: ProductQuantizer) -> SlotBlocks {
+        SlotBlocks(db: db.codes, cid: cid, stride: pq.codeSize)
+    }
+
+    /// Trains the recipe's codebooks on the collection's rows (a deterministic sample of at
+    /// most 65,536), then encodes every row, in one write transaction. Rows written later are
+    /// encoded as they are written. Safe to call again: it retrains and re-encodes.
+    ///
+    /// - Throws: `invalidArgument` when the recipe has no PQ component, the dimension is not
+    ///   divisible by its sub-space count, or there are fewer rows than centroids.
+    public func buildIndex(progress: ((String) -> Void)? = nil) throws {
+        guard let (m, bits, _) = pqComponent else {
+            throw SextantError(.invalidArgument, "collection '\(name)' has index \(info.indexRecipe): nothing to build", context: ["collection": name])
+        }
+        // Sample in a read transaction: training takes seconds and must not hold the writer.
+        let sampleLimit = 65_536
+        let (sample, rows): ([Float], Int) = try store.env.read { txn in
+            let st = try state(txn)
+            let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
+            let step = max(1, live.count / sampleLimit)
+            var out = [Float]()
+            var i = 0
+            out.reserveCapacity(min(live.count, sampleLimit) * dimension)
+            for slot in live {
+                defer { i += 1 }
+                guard i % step == 0, out.count < sampleLimit * dimension else { continue }
+                try Keys.withRowKey(cid, slot) { k in
+                    _ = try txn.withValue(db.vectors, key: k) { v in
+                        out.append(contentsOf: try decodeVectorRecord(v, expectedID: nil))
+                    }
+                }
+            }
+            return (out, Int(st.count))
+        }
+        let n = sample.count / dimension
+        guard n >= 1 << bits else {
+            throw SextantError(.invalidArgument, "collection '\(name)' has \(rows) rows; PQ with \(bits)-bit codes needs at least \(1 << bits) to train", context: ["collection": name])
+        }
+        progress?("training \(m)x\(bits) codebooks on \(n) vectors")
+        let pq: ProductQuantizer
+        do {
+            pq = try ProductQuantizer(training: sample, dimension: dimension, subspaceCount: m, bits: bits, metric: kernelMetric,
+                                      options: PQTrainingOptions(seed: UInt64(cid)))
+        } catch {
+            throw SextantError(.invalidArgument, "cannot train PQ\(m)x\(bits) for '\(name)': \(error)", context: ["collection": name])
+        }
+        progress?("encoding \(rows) rows")
+        try store.env.write { txn in
+            _ = try state(txn)
+            let old: UInt64 = try txn.withValue(db.index, key: indexKey("pq")) { v in
+                v.count >= 8 ? UInt64(littleEndian: v.loadUnaligned(as: UInt64.self)) : 0
+            } ?? 0
+            var record = withUnsafeBytes(of: (old + 1).littleEndian) { Array($0) }
+            record += pq.serialized()
+            try txn.put(db.index, key: indexKey("pq"), value: record)
+            // Drop every old code block (a new codebook may have another code size).
+            try txn.withCursor(db.codes) { c in
+                let prefix = Keys.prefix(cid)
+                var more = try c.seek(prefix)
+                while more, c.key.starts(with: prefix) {
+                    try c.deleteCurrent()
+                    more = try c.seek(prefix)
+                }
+            }
+            let writer = SlotBlocks.Writer(codeBlocks(pq))
+            var codes = [UInt8](repeating: 0, count: pq.codeSize)
+            try scanSlots(txn, db.vectors, nil) { k, v in
+                guard let (_, slot) = Keys.decodeRow(k) else { return }
+                let vec = try decodeVectorRecord(v, expectedID: nil)
+                try encode(pq, vec, into: &codes)
+                try codes.withUnsafeBytes { try writer.set(txn, slot: slot, $0) }
+            }
+            try writer.flush(txn)
+        }
+    }
+
+    func encode(_ pq: ProductQuantizer, _ vector: [Float], into codes: inout [UInt8]) throws {
+        vector.withUnsafeBufferPointer { v in
+            codes.withUnsafeMutableBufferPointer { c in pq.encode(vectors: v, into: c) }
+        }
+    }
+
+    /// The index's state.
+    public func indexStatus() throws -> IndexStatus {
+        try store.env.read { txn in
+            let st = try state(txn)
+            let pq = try quantizer(txn)
+            return IndexStatus(recipe: info.indexRecipe, wantsCodes: pqComponent != nil, codesTrained: pq != nil,
+                               codeBytes: pq?.codeSize ?? 0, codedRows: pq == nil ? 0 : Int(st.count))
+        }
+    }
+
+    // MARK: Search over codes
+
+    /// Approximate search: scan the codes of the candidate rows (all live rows, or the filter's
+    /// exact matches) with the query's lookup table, keep the best `rerank` by approximate
+    /// distance, and re-score those with their full vectors (or, with `rerank == 0`, return the
+    /// best `k` by approximate distance).
+    func codeSearch(_ q: PreparedQuery, pq: ProductQuantizer, rerank: Int, _ txn: Transaction) throws -> TopK {
+        let candidates = try match(txn, q.filter).slots
+        let table = q.vector.withUnsafeBufferPointer { pq.distanceTable(query: $0) }
+        let keep = rerank > 0 ? max(rerank, q.k) : q.k
+        var heap = TopK(k: keep)
+        let blocks = codeBlocks(pq)
+        let reader = SlotBlocks.Reader(blocks, txn: txn, slotBound: try state(txn).nextSlot)
+        let per = blocks.slotsPerBlock
+        var rows = [Int](repeating: 0, count: per)
+        var dist = [Float](repeating: 0, count: per)
+        var currentBlock: UInt32 = .max
+        var n = 0
+        func flushBlock() throws {
+            guard n > 0 else { return }
+            guard let base = try reader.blockPointer(currentBlock) else {
+                throw SextantError(.corrupted, "rows of block \(currentBlock) have no codes", context: ["collection": name])
+            }
+            let codes = base.assumingMemoryBound(to: UInt8.self)
+            let first = UInt64(currentBlock) * UInt64(per)
+            if n * 4 >= per {
+                // Dense: one contiguous scan of the block, then pick the candidates.
+                dist.withUnsafeMutableBufferPointer { d in table.distances(codes: codes, count: per, into: d.baseAddress!) }
+                for j in 0..<n { _ = heap.insert(distance: dist[rows[j]], id: first + UInt64(rows[j])) }
+            } else {
+                rows.withUnsafeBufferPointer { r in
+                    dist.withUnsafeMutableBufferPointer { d in
+                        table.distances(codes: codes, rows: UnsafeBufferPointer(rebasing: r[0..<n]), into: d.baseAddress!)
+                    }
+                }
+                for j in 0..<n { _ = heap.insert(distance: dist[j], id: first + UInt64(rows[j])) }
+            }
+            n = 0
+        }
+        for slot in candidates {
+            let b = slot / UInt32(per)
+            if b != currentBlock {
+                try flushBlock()
+                currentBlock = b
+            }
+            rows[n] = Int(slot % UInt32(per))
+            n += 1
+        }
+        try flushBlock()
+
+        // Slots → rows: re-score with full vectors, or report approximate distances.
+        var out = TopK(k: q.k)
+        let d = dimension
+        let kind: DistanceKind = metric == .l2 ? .l2 : .ip
+        try txn.withCursor(db.vectors) { vc in
+            for cand in heap.sortedResults() {
+                let slot = UInt32(cand.id)
+                try Keys.withRowKey(cid, slot) { k in
+                    guard try vc.seek(k), vc.key.elementsEqual(k) else {
+                        throw SextantError(.corrupted, "live slot \(slot) has no vector record", context: ["collection": name, "slot": String(slot)])
+                    }
+                    let v = vc.value
+                    guard v.count == 8 + 4 * d else {
+                        throw SextantError(.corrupted, "vector record has \(v.count) bytes, expected \(8 + 4 * d)", context: ["collection": name])
+                    }
+                    let ext = UInt64(littleEndian: v.loadUnaligned(as: UInt64.self))
+                    guard rerank > 0 else {
+                        _ = out.insert(distance: cand.distance, id: ext)
+                        return
+                    }
+                    let x = v.baseAddress! + 8
+                    var dist = q.vector.withUnsafeBytes { qp in Distance.distance(kind, query: qp.baseAddress!, vector: x, dimension: d) }
+                    if metric == .cosine {
+                        let norm = Distance.norm(x, dimension: d)
+                        dist = 1 + dist * (norm > 0 ? 1 / norm : 0)
+                    }
+                    _ = out.insert(distance: dist, id: ext)
+                }
+            }
+        }
+        return out
+    }
+}
+
+extension IndexRecipe {
+    static let flat = try! IndexRecipe(parsing: "Flat")
+}
