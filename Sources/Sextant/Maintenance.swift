@@ -92,6 +92,7 @@ extension Store {
                     note("collection '\(c.name)': no state record"); continue
                 }
                 let prefix = Keys.prefix(c.id)
+                let vectors = SlotBlocks.Reader(coll.vectorBlocks, txn: txn, slotBound: st.nextSlot)
                 var live = Set<UInt32>()
                 var idCount = 0
                 try txn.scan(db.ids, prefix: prefix) { k, v in
@@ -110,19 +111,14 @@ extension Store {
                         } ?? nil
                         if rowID == nil { note("'\(c.name)': id \(ext) (slot \(slot)) has no readable row record") }
                         else if rowID != ext { note("'\(c.name)': slot \(slot) row record names id \(rowID!), id map says \(ext)") }
-                        let vecOK: Bool? = try txn.withValue(db.vectors, key: rk) { vv in
-                            if !deep {
-                                let ok = vv.count == 8 + 4 * c.dimension && UInt64(littleEndian: vv.loadUnaligned(as: UInt64.self)) == ext
-                                if !ok { note("'\(c.name)': slot \(slot): vector record malformed or of another id") }
-                                return ok
+                        do {
+                            let (vid, x) = try coll.vectorEntry(vectors, slot)
+                            if vid != ext { note("'\(c.name)': slot \(slot): vector block names id \(vid), id map says \(ext)") }
+                            if deep {
+                                let xs = UnsafeBufferPointer(start: x.assumingMemoryBound(to: Float.self), count: c.dimension)
+                                if xs.contains(where: { !$0.isFinite }) { note("'\(c.name)': id \(ext) has a non-finite component") }
                             }
-                            do {
-                                let vec = try coll.decodeVectorRecord(vv, expectedID: ext)
-                                if vec.contains(where: { !$0.isFinite }) { note("'\(c.name)': id \(ext) has a non-finite component") }
-                                return true
-                            } catch { note("'\(c.name)': slot \(slot): \(error)"); return false }
-                        }
-                        if vecOK == nil { note("'\(c.name)': id \(ext) (slot \(slot)) has no vector record") }
+                        } catch { note("'\(c.name)': slot \(slot): \(error)") }
                     }
                     rows += 1
                     return true
@@ -133,9 +129,26 @@ extension Store {
                     if let (_, s) = Keys.decodeRow(k), !live.contains(s) { note("'\(c.name)': orphan row record at slot \(s)") }
                     return true
                 }
-                try txn.scan(db.vectors, prefix: prefix) { k, _ in
-                    vecCount += 1
-                    if let (_, s) = Keys.decodeRow(k), !live.contains(s) { note("'\(c.name)': orphan vector record at slot \(s)") }
+                // Vector blocks: the right size, none past nextSlot, free slots zeroed.
+                let blocks = coll.vectorBlocks
+                try txn.scan(db.vectors, prefix: prefix) { k, v in
+                    guard let (_, b) = Keys.decodeRow(k) else { note("'\(c.name)': malformed vector block key"); return true }
+                    guard v.count == blocks.blockBytes else {
+                        note("'\(c.name)': vector block \(b) has \(v.count) bytes, expected \(blocks.blockBytes)"); return true
+                    }
+                    let first = b * UInt32(blocks.slotsPerBlock)
+                    if first >= st.nextSlot { note("'\(c.name)': vector block \(b) past nextSlot \(st.nextSlot)") }
+                    for i in 0..<blocks.slotsPerBlock {
+                        let slot = first + UInt32(i)
+                        vecCount += live.contains(slot) ? 1 : 0
+                        if deep && !live.contains(slot) {
+                            let entry = UnsafeRawBufferPointer(start: v.baseAddress! + blocks.offset(slot, region: 1), count: 4 * c.dimension)
+                            let idBytes = UnsafeRawBufferPointer(start: v.baseAddress! + blocks.offset(slot, region: 0), count: 8)
+                            if entry.contains(where: { $0 != 0 }) || idBytes.contains(where: { $0 != 0 }) {
+                                note("'\(c.name)': free slot \(slot) holds a vector")
+                            }
+                        }
+                    }
                     return true
                 }
                 try txn.scan(db.free, prefix: prefix) { k, _ in
@@ -147,7 +160,7 @@ extension Store {
                 }
                 if idCount != Int(st.count) { note("'\(c.name)': state counts \(st.count) rows, id map has \(idCount)") }
                 if rowCount != idCount { note("'\(c.name)': \(rowCount) row records for \(idCount) ids") }
-                if vecCount != idCount { note("'\(c.name)': \(vecCount) vector records for \(idCount) ids") }
+                if vecCount != idCount { note("'\(c.name)': \(vecCount) of \(idCount) live slots lie in vector blocks") }
                 if idCount + freeCount != Int(st.nextSlot) {
                     note("'\(c.name)': \(idCount) live + \(freeCount) free slots != \(st.nextSlot) allocated")
                 }
@@ -245,6 +258,7 @@ extension Store {
             return
         }
         let reader = SlotBlocks.Reader(coll.codeBlocks(pq), txn: txn, slotBound: (live.max() ?? 0) + 1)
+        let vectors = SlotBlocks.Reader(coll.vectorBlocks, txn: txn, slotBound: (live.max() ?? 0) + 1)
         var codes = [UInt8](repeating: 0, count: pq.codeSize)
         var wrong = 0
         for slot in live.sorted() {
@@ -252,11 +266,8 @@ extension Store {
             do { p = try reader.pointer(slot) } catch { note("'\(coll.name)': \(error)"); return }
             guard let p else { note("'\(coll.name)': slot \(slot) has no codes"); continue }
             guard deep else { continue }
-            let vec: [Float]? = try Keys.withRowKey(coll.info.id, slot) { k in
-                try txn.withValue(db.vectors, key: k) { v in try? coll.decodeVectorRecord(v, expectedID: nil) } ?? nil
-            }
-            guard let vec else { continue }
-            try coll.encode(pq, vec, into: &codes)
+            guard let (_, x) = try? coll.vectorEntry(vectors, slot) else { continue }
+            try coll.encode(pq, VectorCollection.floats(x, coll.dimension), into: &codes)
             if !codes.withUnsafeBytes({ memcmp($0.baseAddress!, p, pq.codeSize) == 0 }) { wrong += 1 }
         }
         if wrong > 0 { note("'\(coll.name)': \(wrong) rows' codes differ from their vectors' encoding") }

@@ -94,14 +94,12 @@ extension VectorCollection {
             var out = [Float]()
             var i = 0
             out.reserveCapacity(min(live.count, sampleLimit) * dimension)
+            let reader = try vectorReader(txn)
             for slot in live {
                 defer { i += 1 }
                 guard i % step == 0, out.count < sampleLimit * dimension else { continue }
-                try Keys.withRowKey(cid, slot) { k in
-                    _ = try txn.withValue(db.vectors, key: k) { v in
-                        out.append(contentsOf: try decodeVectorRecord(v, expectedID: nil))
-                    }
-                }
+                let (_, x) = try vectorEntry(reader, slot)
+                out.append(contentsOf: UnsafeBufferPointer(start: x.assumingMemoryBound(to: Float.self), count: dimension))
             }
             return (out, Int(st.count))
         }
@@ -137,10 +135,10 @@ extension VectorCollection {
             }
             let writer = SlotBlocks.Writer(codeBlocks(pq))
             var codes = [UInt8](repeating: 0, count: pq.codeSize)
-            try scanSlots(txn, db.vectors, nil) { k, v in
-                guard let (_, slot) = Keys.decodeRow(k) else { return }
-                let vec = try decodeVectorRecord(v, expectedID: nil)
-                try encode(pq, vec, into: &codes)
+            let reader = try vectorReader(txn)
+            for slot in try IndexReader(txn: txn, db: db.postings, cid: cid).live() {
+                let (_, x) = try vectorEntry(reader, slot)
+                try encode(pq, VectorCollection.floats(x, dimension), into: &codes)
                 try codes.withUnsafeBytes { try writer.set(txn, slot: slot, $0) }
             }
             try writer.flush(txn)
@@ -217,31 +215,19 @@ extension VectorCollection {
         var out = TopK(k: q.k)
         let d = dimension
         let kind: DistanceKind = metric == .l2 ? .l2 : .ip
-        try txn.withCursor(db.vectors) { vc in
-            for cand in heap.sortedResults() {
-                let slot = UInt32(cand.id)
-                try Keys.withRowKey(cid, slot) { k in
-                    guard try vc.seek(k), vc.key.elementsEqual(k) else {
-                        throw SextantError(.corrupted, "live slot \(slot) has no vector record", context: ["collection": name, "slot": String(slot)])
-                    }
-                    let v = vc.value
-                    guard v.count == 8 + 4 * d else {
-                        throw SextantError(.corrupted, "vector record has \(v.count) bytes, expected \(8 + 4 * d)", context: ["collection": name])
-                    }
-                    let ext = UInt64(littleEndian: v.loadUnaligned(as: UInt64.self))
-                    guard rerank > 0 else {
-                        _ = out.insert(distance: cand.distance, id: ext)
-                        return
-                    }
-                    let x = v.baseAddress! + 8
-                    var dist = q.vector.withUnsafeBytes { qp in Distance.distance(kind, query: qp.baseAddress!, vector: x, dimension: d) }
-                    if metric == .cosine {
-                        let norm = Distance.norm(x, dimension: d)
-                        dist = 1 + dist * (norm > 0 ? 1 / norm : 0)
-                    }
-                    _ = out.insert(distance: dist, id: ext)
-                }
+        let vectors = try vectorReader(txn)
+        for cand in heap.sortedResults() {
+            let (ext, x) = try vectorEntry(vectors, UInt32(cand.id))
+            guard rerank > 0 else {
+                _ = out.insert(distance: cand.distance, id: ext)
+                continue
             }
+            var dist = q.vector.withUnsafeBytes { qp in Distance.distance(kind, query: qp.baseAddress!, vector: x, dimension: d) }
+            if metric == .cosine {
+                let norm = Distance.norm(x, dimension: d)
+                dist = 1 + dist * (norm > 0 ? 1 / norm : 0)
+            }
+            _ = out.insert(distance: dist, id: ext)
         }
         return out
     }

@@ -47,15 +47,18 @@ public enum RecordCodec {
         try bytes.withUnsafeBytes { try VectorCollection.slot($0) }
     }
 
-    /// Decodes a vector record of a collection of `dimension`: (external id, components).
-    public static func decodeVectorRecord(_ bytes: [UInt8], dimension: Int) throws -> (id: UInt64, vector: [Float]) {
-        try bytes.withUnsafeBytes { v in
-            guard v.count == 8 + 4 * dimension else {
-                throw SextantError(.corrupted, "vector record has \(v.count) bytes, expected \(8 + 4 * dimension)")
+    /// Decodes a vector block of a collection of `dimension`: (external id, components) for
+    /// each of its slots, in slot order.
+    public static func decodeVectorBlock(_ bytes: [UInt8], dimension: Int) throws -> [(id: UInt64, vector: [Float])] {
+        let blocks = SlotLayout(strides: [8, 4 * dimension])
+        return try bytes.withUnsafeBytes { v in
+            guard v.count == blocks.blockBytes else {
+                throw SextantError(.corrupted, "vector block has \(v.count) bytes, expected \(blocks.blockBytes)")
             }
-            let id = UInt64(littleEndian: v.loadUnaligned(as: UInt64.self))
-            let vec = (0..<dimension).map { Float(bitPattern: UInt32(littleEndian: v.loadUnaligned(fromByteOffset: 8 + 4 * $0, as: UInt32.self))) }
-            return (id, vec)
+            return (0..<UInt32(blocks.slotsPerBlock)).map { slot in
+                let id = UInt64(littleEndian: v.loadUnaligned(fromByteOffset: blocks.offset(slot, region: 0), as: UInt64.self))
+                return (id, VectorCollection.floats(v.baseAddress! + blocks.offset(slot, region: 1), dimension))
+            }
         }
     }
 

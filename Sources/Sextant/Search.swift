@@ -193,59 +193,85 @@ extension VectorCollection {
 
         let single = nq == 1
         let q0 = group[0].vector
-        func add(_ v: UnsafeRawBufferPointer) throws(SextantError) {
-            guard v.count == 8 + 4 * d else {
-                throw SextantError(.corrupted, "vector record has \(v.count) bytes, expected \(8 + 4 * d)", context: ["collection": name])
-            }
+        func add(_ id: UInt64, _ x: UnsafeRawPointer) {
             if single {
                 // One query: score in place, straight from the map (the same kernel arithmetic
                 // as the tile, so results are identical alone or batched).
-                let x = v.baseAddress! + 8
                 var dist = q0.withUnsafeBytes { q in Distance.distance(kind, query: q.baseAddress!, vector: x, dimension: d) }
                 if cosine {
                     let norm = Distance.norm(x, dimension: d)
                     dist = 1 + dist * (norm > 0 ? 1 / norm : 0)
                 }
-                _ = heaps[0].insert(distance: dist, id: UInt64(littleEndian: v.loadUnaligned(as: UInt64.self)))
+                _ = heaps[0].insert(distance: dist, id: id)
                 return
             }
-            ids[filled] = UInt64(littleEndian: v.loadUnaligned(as: UInt64.self))
+            ids[filled] = id
             vectors.withUnsafeMutableBytes { dst in
-                UnsafeMutableRawBufferPointer(rebasing: dst[(4 * filled * d)..<(4 * (filled + 1) * d)])
-                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: v[8...]))
+                (dst.baseAddress! + 4 * filled * d).copyMemory(from: x, byteCount: 4 * d)
             }
             filled += 1
             if filled == block { flush() }
         }
 
-        try store.env.read { txn in
-            _ = try state(txn)
-            if let filter = group[0].filter {
-                // The attribute indexes give the exact matching slots; only their vectors are read.
-                var matching = try match(txn, filter).slots
-                if let slots { matching.formIntersection(Bitmap(range: slots)) }
-                let nextSlot = try state(txn).nextSlot
-                let span = Int(slots.map { $0.upperBound - $0.lowerBound } ?? nextSlot)
-                if matching.count * 8 >= span {
-                    // Dense: one sequential pass beats a seek per row.
-                    try scanSlots(txn, db.vectors, slots) { k, v in
-                        if let (_, slot) = Keys.decodeRow(k), matching.contains(slot) { try add(v) }
-                    }
-                } else {
-                    try txn.withCursor(db.vectors) { vc in
-                        for slot in matching {
-                            try Keys.withRowKey(cid, slot) { k in
-                                guard try vc.seek(k), vc.key.elementsEqual(k) else {
-                                    throw SextantError(.corrupted, "live slot \(slot) has no vector record", context: ["collection": name, "slot": String(slot)])
-                                }
-                                try add(vc.value)
-                            }
+        /// A whole block of candidates scored where it lies in the map (vectors contiguous).
+        func addBlock(_ blockIDs: UnsafeRawPointer, _ xs: UnsafeRawPointer, count n: Int) {
+            flush()
+            var blockOut = [Float](repeating: 0, count: nq * n)
+            let idBuf = (0..<n).map { UInt64(littleEndian: blockIDs.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self)) }
+            queries.withUnsafeBytes { q in
+                blockOut.withUnsafeMutableBufferPointer { o in
+                    Distance.tile(kind, queries: q.baseAddress!, queryCount: nq, vectors: xs,
+                                  vectorCount: n, dimension: d, into: o.baseAddress!, outputRowStride: n)
+                    if cosine {
+                        for j in 0..<n {
+                            let norm = Distance.norm(xs + 4 * j * d, dimension: d)
+                            let inv = norm > 0 ? 1 / norm : 0
+                            for i in 0..<nq { o[i * n + j] = 1 + o[i * n + j] * inv }
                         }
                     }
                 }
-            } else {
-                try scanSlots(txn, db.vectors, slots) { _, v in try add(v) }
             }
+            blockOut.withUnsafeBufferPointer { o in
+                idBuf.withUnsafeBufferPointer { idp in
+                    for i in 0..<nq { heaps[i].insert(distances: UnsafeBufferPointer(rebasing: o[(i * n)..<((i + 1) * n)]), ids: idp) }
+                }
+            }
+        }
+
+        try store.env.read { txn in
+            _ = try state(txn)
+            // The attribute indexes give the exact live slots matching the filter (all live slots
+            // without one); only their vectors are read.
+            var candidates = try match(txn, group[0].filter).slots
+            if let slots { candidates.formIntersection(Bitmap(range: slots)) }
+            let reader = try vectorReader(txn)
+            let blocks = reader.blocks
+            let per = UInt32(blocks.slotsPerBlock)
+            var pendingBlock: UInt32 = .max
+            var pendingSlots: [UInt32] = []
+            func drain() throws {
+                guard let first = pendingSlots.first else { return }
+                if !single && pendingSlots.count == Int(per) && per > 1 {
+                    guard let base = try reader.blockPointer(first / per) else {
+                        throw SextantError(.corrupted, "live slot \(first) has no vector block", context: ["collection": name, "slot": String(first)])
+                    }
+                    addBlock(base + blocks.regionOffsets[0], base + blocks.regionOffsets[1], count: Int(per))
+                } else {
+                    for slot in pendingSlots {
+                        let (id, x) = try vectorEntry(reader, slot)
+                        add(id, x)
+                    }
+                }
+                pendingSlots.removeAll(keepingCapacity: true)
+            }
+            for slot in candidates {
+                if slot / per != pendingBlock {
+                    try drain()
+                    pendingBlock = slot / per
+                }
+                pendingSlots.append(slot)
+            }
+            try drain()
             flush()
         }
         return heaps

@@ -154,6 +154,7 @@ public final class VectorCollection: Sendable {
         let pq = try quantizer(txn)
         let codeWriter = pq.map { SlotBlocks.Writer(codeBlocks($0)) }
         var codes = [UInt8](repeating: 0, count: pq?.codeSize ?? 0)
+        let vectorWriter = SlotBlocks.Writer(vectorBlocks)
         for r in rows {
             let existing = try Keys.withExternalKey(cid, r.id) { k in try txn.withValue(db.ids, key: k) { v in try VectorCollection.slot(v) } }
             let slot: UInt32
@@ -185,18 +186,34 @@ public final class VectorCollection: Sendable {
                 try txn.reserve(db.rows, key: k, count: r.attributes.count, appending: fresh) { out in
                     r.attributes.withUnsafeBytes { out.copyMemory(from: $0) }
                 }
-                try txn.reserve(db.vectors, key: k, count: 8 + 4 * dimension, appending: fresh) { out in
-                    out.storeBytes(of: r.id.littleEndian, toByteOffset: 0, as: UInt64.self)
-                    r.vector.withUnsafeBytes { src in
-                        // Float32 little-endian on every platform Swift targets here.
-                        UnsafeMutableRawBufferPointer(rebasing: out[8...]).copyMemory(from: src)
-                    }
-                }
             }
+            try withUnsafeBytes(of: r.id.littleEndian) { try vectorWriter.set(txn, slot: slot, region: 0, $0) }
+            // Float32 little-endian on every platform Swift targets here.
+            try r.vector.withUnsafeBytes { try vectorWriter.set(txn, slot: slot, region: 1, $0) }
         }
         try delta.apply(txn, db.postings)
+        try vectorWriter.flush(txn)
         try codeWriter?.flush(txn)
         try st.write(txn, db.state, cid: cid)
+    }
+
+    /// Vectors, `slotsPerBlock` to a record: the external ids (u64 LE) of the block's slots,
+    /// then their float32 components, contiguous so kernels read them straight from the map.
+    var vectorBlocks: SlotBlocks { SlotBlocks(db: db.vectors, cid: cid, strides: [8, 4 * dimension]) }
+
+    func vectorReader(_ txn: Transaction) throws -> SlotBlocks.Reader {
+        SlotBlocks.Reader(vectorBlocks, txn: txn, slotBound: try state(txn).nextSlot)
+    }
+
+    /// The external id and a pointer to the vector of a live slot (valid until the transaction
+    /// ends). A live slot without its block is corruption.
+    @inline(__always)
+    func vectorEntry(_ reader: SlotBlocks.Reader, _ slot: UInt32) throws -> (id: UInt64, vector: UnsafeRawPointer) {
+        guard let base = try reader.blockPointer(reader.blocks.block(of: slot)) else {
+            throw SextantError(.corrupted, "live slot \(slot) has no vector block", context: ["collection": name, "slot": String(slot)])
+        }
+        let id = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: reader.blocks.offset(slot, region: 0), as: UInt64.self))
+        return (id, base + reader.blocks.offset(slot, region: 1))
     }
 
     static func slot(_ v: UnsafeRawBufferPointer) throws(SextantError) -> UInt32 {
@@ -233,6 +250,7 @@ public final class VectorCollection: Sendable {
             var st = try state(txn)
             var delta = AttributeIndex.Delta()
             let codeWriter = try quantizer(txn).map { SlotBlocks.Writer(codeBlocks($0)) }
+            let vectorWriter = SlotBlocks.Writer(vectorBlocks)
             var n = 0
             for id in ids {
                 guard let slot = try Keys.withExternalKey(cid, id, { k in try txn.withValue(db.ids, key: k) { v in try VectorCollection.slot(v) } }) else { continue }
@@ -244,13 +262,14 @@ public final class VectorCollection: Sendable {
                     delta.live(slot, cid: cid, present: false)
                     try codeWriter?.clear(txn, slot: slot)
                     _ = try txn.delete(db.rows, key: k)
-                    _ = try txn.delete(db.vectors, key: k)
+                    try vectorWriter.clear(txn, slot: slot)
                     try txn.put(db.free, key: k, value: UnsafeRawBufferPointer(start: nil, count: 0))
                 }
                 st.count -= 1
                 n += 1
             }
             try delta.apply(txn, db.postings)
+            try vectorWriter.flush(txn)
             try codeWriter?.flush(txn)
             try st.write(txn, db.state, cid: cid)
             return n
@@ -278,9 +297,11 @@ public final class VectorCollection: Sendable {
             guard let (ext, attrs) = try txn.withValue(db.rows, key: k, { v in try decodeRowRecord(v) }) else {
                 throw SextantError(.corrupted, "slot \(slot) is mapped but has no row record", context: ["collection": name, "slot": String(slot)])
             }
-            guard let vec = try txn.withValue(db.vectors, key: k, { v in try decodeVectorRecord(v, expectedID: ext) }) else {
-                throw SextantError(.corrupted, "slot \(slot) has no vector record", context: ["collection": name, "slot": String(slot)])
+            let (vid, p) = try vectorEntry(try vectorReader(txn), slot)
+            guard vid == ext else {
+                throw SextantError(.corrupted, "vector of slot \(slot) belongs to id \(vid), row record to \(ext)", context: ["collection": name, "slot": String(slot)])
             }
+            let vec = VectorCollection.floats(p, dimension)
             var named: [String: AttributeValue] = [:]
             for (i, f) in schema.fields.enumerated() where !attrs.values[i].isNull { named[f.name] = attrs.values[i] }
             return Record(id: ext, vector: vec, attributes: named)
@@ -294,17 +315,11 @@ public final class VectorCollection: Sendable {
         return (ext, attrs)
     }
 
-    func decodeVectorRecord(_ v: UnsafeRawBufferPointer, expectedID: UInt64?) throws(SextantError) -> [Float] {
-        guard v.count == 8 + 4 * dimension else {
-            throw SextantError(.corrupted, "vector record has \(v.count) bytes, expected \(8 + 4 * dimension)", context: ["collection": name])
-        }
-        let ext = UInt64(littleEndian: v.loadUnaligned(as: UInt64.self))
-        if let expectedID, ext != expectedID {
-            throw SextantError(.corrupted, "vector record belongs to id \(ext), row record to \(expectedID)", context: ["collection": name])
-        }
-        return [Float](unsafeUninitializedCapacity: dimension) { buf, n in
-            UnsafeMutableRawBufferPointer(buf).copyMemory(from: UnsafeRawBufferPointer(rebasing: v[8...]))
-            n = dimension
+    static func floats(_ p: UnsafeRawPointer, _ d: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: d) { buf, n in
+            UnsafeMutableRawBufferPointer(buf).copyMemory(from: UnsafeRawBufferPointer(start: p, count: 4 * d))
+            n = d
         }
     }
+
 }

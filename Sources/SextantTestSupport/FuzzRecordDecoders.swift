@@ -47,9 +47,10 @@ enum RecordDecodersFuzz {
                 }
             case 2:
                 let dim = 1 + Int(selector >> 4)
-                var decoded: (id: UInt64, vector: [Float])? = nil
-                if try corrupted("decodeVectorRecord", { decoded = try RecordCodec.decodeVectorRecord(rest, dimension: dim) }), let decoded {
-                    try require(decoded.vector.count == dim, "vector record decoded \(decoded.vector.count) components for dimension \(dim)")
+                var decoded: [(id: UInt64, vector: [Float])] = []
+                if try corrupted("decodeVectorBlock", { decoded = try RecordCodec.decodeVectorBlock(rest, dimension: dim) }) {
+                    try require(decoded.allSatisfy { $0.vector.count == dim }, "vector block decoded a vector of the wrong dimension")
+                    try require(decoded.count * (8 + 4 * dim) == rest.count, "vector block decoded \(decoded.count) slots from \(rest.count) bytes")
                 }
             default:
                 let schema = schemas[Int(selector >> 4) % schemas.count]

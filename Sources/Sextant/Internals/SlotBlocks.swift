@@ -1,7 +1,9 @@
 import SextantStorage
 
-/// Fixed-size per-slot entries (PQ codes, graph adjacency) kept `slotsPerBlock` slots to an
-/// LMDB record: `cid u32 BE ‖ block u32 BE → slotsPerBlock × stride bytes`.
+/// Fixed-size per-slot entries (vectors, PQ codes, graph adjacency) kept `slotsPerBlock` slots
+/// to an LMDB record: `cid u32 BE ‖ block u32 BE → region 0 ‖ region 1 ‖ …`, where region `r`
+/// holds `slotsPerBlock` entries of `strides[r]` bytes (so the vectors of a block are contiguous,
+/// apart from their ids).
 ///
 /// Why blocks: a record of tens of KiB lives in contiguous overflow pages of the map, so a scan
 /// reads one pointer per block and then streams memory (no B-tree step per row), and a graph
@@ -10,19 +12,24 @@ import SextantStorage
 struct SlotBlocks {
     let db: Database
     let cid: UInt32
-    let stride: Int
-    let slotsPerBlock: Int
+    let layout: SlotLayout
 
-    init(db: Database, cid: UInt32, stride: Int) {
+    init(db: Database, cid: UInt32, strides: [Int]) {
         self.db = db
         self.cid = cid
-        self.stride = stride
-        var b = 1
-        while b * 2 * stride <= 64 * 1024 && b < 4096 { b *= 2 }
-        slotsPerBlock = b
+        layout = SlotLayout(strides: strides)
     }
 
-    var blockBytes: Int { slotsPerBlock * stride }
+    init(db: Database, cid: UInt32, stride: Int) {
+        self.init(db: db, cid: cid, strides: [stride])
+    }
+
+    var strides: [Int] { layout.strides }
+    var stride: Int { layout.stride }
+    var slotsPerBlock: Int { layout.slotsPerBlock }
+    var regionOffsets: [Int] { layout.regionOffsets }
+    var blockBytes: Int { layout.blockBytes }
+    @inline(__always) func offset(_ slot: UInt32, region r: Int) -> Int { layout.offset(slot, region: r) }
 
     func block(of slot: UInt32) -> UInt32 { slot / UInt32(slotsPerBlock) }
 
@@ -50,24 +57,26 @@ struct SlotBlocks {
             return [UInt8](repeating: 0, count: blocks.blockBytes)
         }
 
-        /// Replaces slot's entry (`bytes.count == stride`).
-        func set(_ txn: Transaction, slot: UInt32, _ bytes: UnsafeRawBufferPointer) throws {
-            precondition(bytes.count == blocks.stride)
+        /// Replaces slot's entry in region `r` (`bytes.count == strides[r]`).
+        func set(_ txn: Transaction, slot: UInt32, region r: Int = 0, _ bytes: UnsafeRawBufferPointer) throws {
+            precondition(bytes.count == blocks.strides[r])
             let b = blocks.block(of: slot)
             var data = try load(txn, b)
-            let off = Int(slot % UInt32(blocks.slotsPerBlock)) * blocks.stride
-            data.withUnsafeMutableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[off..<(off + blocks.stride)]).copyMemory(from: bytes) }
+            let off = blocks.offset(slot, region: r)
+            data.withUnsafeMutableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[off..<(off + bytes.count)]).copyMemory(from: bytes) }
             pending[b] = data
         }
 
-        /// Zeroes a slot's entry (a deleted row leaves no stale bytes behind).
+        /// Zeroes a slot's entries (a deleted row leaves no stale bytes behind).
         func clear(_ txn: Transaction, slot: UInt32) throws {
             let b = blocks.block(of: slot)
             if pending[b] == nil {
                 let exists = try blocks.withKey(b) { k in try txn.withValue(blocks.db, key: k) { _ in true } } ?? false
                 guard exists else { return }
             }
-            try [UInt8](repeating: 0, count: blocks.stride).withUnsafeBytes { try set(txn, slot: slot, $0) }
+            for r in blocks.strides.indices {
+                try [UInt8](repeating: 0, count: blocks.strides[r]).withUnsafeBytes { try set(txn, slot: slot, region: r, $0) }
+            }
         }
 
         func flush(_ txn: Transaction) throws {
@@ -114,11 +123,42 @@ struct SlotBlocks {
             return p
         }
 
-        /// Pointer to `slot`'s `stride` bytes, valid until the transaction ends.
+        /// Pointer to `slot`'s entry in region `r`, valid until the transaction ends.
         @inline(__always)
-        func pointer(_ slot: UInt32) throws -> UnsafeRawPointer? {
+        func pointer(_ slot: UInt32, region r: Int = 0) throws -> UnsafeRawPointer? {
             guard let base = try blockPointer(blocks.block(of: slot)) else { return nil }
-            return base + Int(slot % UInt32(blocks.slotsPerBlock)) * blocks.stride
+            return base + blocks.offset(slot, region: r)
         }
+    }
+}
+
+/// Where each slot's entries sit in a block (see ``SlotBlocks``).
+struct SlotLayout {
+    let strides: [Int]
+    /// Sum of the strides: bytes per slot.
+    let stride: Int
+    /// The largest power of two (at most 4,096) whose block fits 64 KiB, at least 1.
+    let slotsPerBlock: Int
+    /// Byte offset of each region in a block.
+    let regionOffsets: [Int]
+
+    init(strides: [Int]) {
+        self.strides = strides
+        stride = strides.reduce(0, +)
+        var b = 1
+        while b * 2 * stride <= 64 * 1024 && b < 4096 { b *= 2 }
+        slotsPerBlock = b
+        var offsets: [Int] = []
+        var o = 0
+        for s in strides { offsets.append(o); o += s * b }
+        regionOffsets = offsets
+    }
+
+    var blockBytes: Int { slotsPerBlock * stride }
+
+    /// Offset of slot's entry in region `r` of its block.
+    @inline(__always)
+    func offset(_ slot: UInt32, region r: Int) -> Int {
+        regionOffsets[r] + Int(slot % UInt32(slotsPerBlock)) * strides[r]
     }
 }
