@@ -34,6 +34,12 @@ let package = Package(
         benchmarkTarget("ImportBenchmarks", [.product(name: "SextantTestSupport", package: "Sextant")]),
         benchmarkTarget("SearchBenchmarks", []),
         benchmarkTarget("KernelBenchmarks", []),
+        // HNSW build/recall/QPS measurements against hnswlib (peers/hnswlib_ref.py); a plain
+        // executable so the timed loop is exactly one query at a time.
+        .executableTarget(
+            name: "HNSWMeasure",
+            dependencies: [.product(name: "Sextant", package: "Sextant")]
+        ),
         .target(
             name: "BenchSupport",
             dependencies: [

@@ -106,8 +106,9 @@ public final class InMemoryGraph: MutableGraphStorage, @unchecked Sendable {
     @inlinable @inline(__always)
     func record(_ node: UInt32, _ level: Int) -> UnsafeMutablePointer<UInt32>? {
         let n = Int(node)
-        guard n < capacity, level >= 0, level <= Int(levels[n]) else { return nil }
-        if level == 0 { return level0 + n &* stride0 }
+        // Level 0 needs no level lookup: an absent node's record has count 0.
+        if level == 0 { return n < capacity ? level0 + n &* stride0 : nil }
+        guard n < capacity, level > 0, level <= Int(levels[n]) else { return nil }
         return upper[n]! + (level &- 1) &* strideUpper
     }
 
@@ -173,6 +174,7 @@ final class _GraphLocks: @unchecked Sendable {
     @usableFromInline let locks: UnsafeMutablePointer<pthread_mutex_t>
     @usableFromInline let mask: Int
 
+    @usableFromInline
     init(stripes: Int) {
         var n = 1
         while n < stripes { n <<= 1 }

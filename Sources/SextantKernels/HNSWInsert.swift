@@ -163,20 +163,29 @@ func _sortKeys(_ a: UnsafeMutablePointer<UInt64>, _ n: Int) {
 // MARK: - Parallel bulk build
 
 /// State shared by the build threads: the next chunk to claim, progress and the first error.
+@usableFromInline
 final class _BuildState: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var next = 0
-    private(set) var done = 0
-    private(set) var error: (any Error)?
+    private var done = 0
+    @usableFromInline private(set) var error: (any Error)?
 
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
+    @usableFromInline init() {
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
 
     /// Claims the next chunk of at most `size` positions below `total`, reporting `finished`
     /// positions of the previous chunk; nil when all are claimed or a thread failed.
+    @usableFromInline
     func claim(size: Int, total: Int, finished: Int) -> (Range<Int>, done: Int)? {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
         done += finished
         guard error == nil, next < total else { return nil }
         let r = next..<Swift.min(total, next + size)
@@ -184,10 +193,11 @@ final class _BuildState: @unchecked Sendable {
         return (r, done)
     }
 
+    @usableFromInline
     func fail(_ e: any Error) {
-        pthread_mutex_lock(&mutex)
+        pthread_mutex_lock(mutex)
         if error == nil { error = e }
-        pthread_mutex_unlock(&mutex)
+        pthread_mutex_unlock(mutex)
     }
 }
 
@@ -202,6 +212,7 @@ extension InMemoryGraph {
     ///
     /// - Parameter progress: called now and then, from a build thread, with the number of
     ///   nodes inserted so far and `count`.
+    @inlinable
     public static func build<D: GraphDistanceSource & Sendable>(
         count: Int, parameters: HNSWParameters, distances: D, threads: Int = 1,
         progress: (@Sendable (_ done: Int, _ total: Int) -> Void)? = nil
