@@ -14,7 +14,9 @@ The build uses 2 threads; the sweep then pins the process to CPU 0 and uses one 
 Two query timings are reported: `qps` calls knn_query once per query (the loop HNSWMeasure
 runs, plus Python's per-call overhead), `qps_batch1` passes all queries in one call with
 num_threads=1 (the same one-at-a-time search loop in C++, no Python overhead); ratios are
-taken against the faster of the two.
+taken against the faster of the two. `qps_cpu` divides by the thread's CPU time in the batch
+call (which runs on the calling thread with num_threads=1): other processes on a shared machine
+do not inflate it, so `compare` also reports the ratio of CPU-time rates.
 """
 import json
 import os
@@ -63,7 +65,7 @@ def measure(name, space, base, queries, truth):
         index.knn_query(queries[i:i + 1], k=k, num_threads=1)
     for ef in EFS:
         index.set_ef(ef)
-        single, batch = [], []
+        single, batch, batch_cpu = [], [], []
         labels = None
         for _ in range(RUNS):
             t = time.time()
@@ -72,13 +74,16 @@ def measure(name, space, base, queries, truth):
             single.append(time.time() - t)
         for _ in range(RUNS):
             t = time.time()
+            c = time.thread_time()
             labels, _ = index.knn_query(queries, k=k, num_threads=1)
+            batch_cpu.append(time.thread_time() - c)
             batch.append(time.time() - t)
         hits = sum(len(gt[i] & set(labels[i].tolist())) for i in range(len(queries)))
         nq = len(queries)
         print(json.dumps({"impl": "hnswlib", "dataset": name, "ef": ef, "recall10": hits / (nq * k),
                           "qps": nq / sorted(single)[len(single) // 2],
-                          "qps_batch1": nq / sorted(batch)[len(batch) // 2]}), flush=True)
+                          "qps_batch1": nq / sorted(batch)[len(batch) // 2],
+                          "qps_cpu": nq / sorted(batch_cpu)[len(batch_cpu) // 2]}), flush=True)
 
 
 def pypi(d):
@@ -124,6 +129,7 @@ def compare(path):
     rows = [json.loads(l) for l in open(path) if l.startswith("{")]
     for dataset in sorted({r["dataset"] for r in rows}):
         curves = {}
+        cpu_curves = {}
         builds = {}
         for r in rows:
             if r["dataset"] != dataset:
@@ -131,17 +137,21 @@ def compare(path):
             if "ef" in r:
                 q = max(r["qps"], r.get("qps_batch1", 0))
                 curves.setdefault(r["impl"], []).append((r["recall10"], q))
+                if "qps_cpu" in r:
+                    cpu_curves.setdefault(r["impl"], []).append((r["recall10"], r["qps_cpu"]))
             elif "build_s" in r:
                 builds[r["impl"]] = r["build_s"]
-        out = {"dataset": dataset}
-        if "sextant" in builds and "hnswlib" in builds:
-            out["build_ratio_sextant_over_hnswlib"] = builds["sextant"] / builds["hnswlib"]
-        for target in (0.9, 0.95, 0.99):
-            a = qps_at(curves.get("sextant", []), target)
-            b = qps_at(curves.get("hnswlib", []), target)
-            if a and b:
-                out[f"qps_ratio_at_recall_{target}"] = a / b
-        print(json.dumps(out))
+        for impl in sorted(i for i in set(curves) | set(builds) if i != "hnswlib"):
+            out = {"dataset": dataset, "impl": impl}
+            if impl in builds and "hnswlib" in builds:
+                out["build_ratio_over_hnswlib"] = builds[impl] / builds["hnswlib"]
+            for target in (0.9, 0.95, 0.99):
+                for key, cs in (("qps_ratio", curves), ("cpu_qps_ratio", cpu_curves)):
+                    a = qps_at(cs.get(impl, []), target)
+                    b = qps_at(cs.get("hnswlib", []), target)
+                    if a and b:
+                        out[f"{key}_at_recall_{target}"] = round(a / b, 3)
+            print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -79,18 +79,43 @@ public struct FlatVectors: GraphDistanceSource, @unchecked Sendable {
 
     @inlinable
     public func distances(_ query: Query, to nodes: UnsafeBufferPointer<UInt32>, into out: UnsafeMutablePointer<Float>) {
-        // One switch per batch, not per node.
+        // One switch per batch, not per node. Vectors go in pairs: a search's vectors are
+        // scattered cache misses, and loading two in the same loop keeps twice as many
+        // misses in flight (Swift has no prefetch intrinsic to do it otherwise).
+        let q = query.pointer
+        let d = dimension
+        let pairs = nodes.count & ~1
         switch kind {
         case .l2:
-            for i in nodes.indices { out[i] = _squaredL2(query.pointer, vector(nodes[i]), dimension) }
+            var i = 0
+            while i < pairs {
+                (out[i], out[i &+ 1]) = _squaredL2Pair(q, vector(nodes[i]), vector(nodes[i &+ 1]), d)
+                i &+= 2
+            }
+            if pairs < nodes.count { out[pairs] = _squaredL2(q, vector(nodes[pairs]), d) }
         case .ip:
-            for i in nodes.indices { out[i] = -_dot(query.pointer, vector(nodes[i]), dimension) }
+            var i = 0
+            while i < pairs {
+                let (a, b) = _dotPair(q, vector(nodes[i]), vector(nodes[i &+ 1]), d)
+                out[i] = -a
+                out[i &+ 1] = -b
+                i &+= 2
+            }
+            if pairs < nodes.count { out[pairs] = -_dot(q, vector(nodes[pairs]), d) }
         case .cosine:
             if let normsSquared {
-                for i in nodes.indices {
-                    let n = nodes[i]
-                    out[i] = _cosineDistance(dot: _dot(query.pointer, vector(n), dimension), queryNorm: query.norm,
-                                             normSquared: normsSquared[Int(n)])
+                var i = 0
+                while i < pairs {
+                    let n0 = nodes[i], n1 = nodes[i &+ 1]
+                    let (a, b) = _dotPair(q, vector(n0), vector(n1), d)
+                    out[i] = _cosineDistance(dot: a, queryNorm: query.norm, normSquared: normsSquared[Int(n0)])
+                    out[i &+ 1] = _cosineDistance(dot: b, queryNorm: query.norm, normSquared: normsSquared[Int(n1)])
+                    i &+= 2
+                }
+                if pairs < nodes.count {
+                    let n = nodes[pairs]
+                    out[pairs] = _cosineDistance(dot: _dot(q, vector(n), d), queryNorm: query.norm,
+                                                 normSquared: normsSquared[Int(n)])
                 }
             } else {
                 for i in nodes.indices {
@@ -152,4 +177,89 @@ public final class FlatVectorBuffer: @unchecked Sendable {
     public func vector(_ i: Int) -> [Float] {
         Array(UnsafeBufferPointer(start: vectors + i * dimension, count: dimension))
     }
+}
+
+// Two-vector forms of the canonical kernels (PairKernels.swift): each result is accumulated in
+// exactly the order of `_dot` / `_squaredL2` (products and squared differences are symmetric
+// bit for bit), so they equal the one-vector results; only the loads are interleaved.
+
+/// `(q·a, q·b)`.
+@inlinable @inline(__always)
+func _dotPair(_ q: UnsafeRawPointer, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ d: Int) -> (Float, Float) {
+    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
+    var b0 = SIMD16<Float>(), b1 = SIMD16<Float>()
+    var i = 0
+    while i &+ 32 <= d {
+        let q0 = _load16(q, i), q1 = _load16(q, i &+ 16)
+        a0 += q0 * _load16(a, i)
+        a1 += q1 * _load16(a, i &+ 16)
+        b0 += q0 * _load16(b, i)
+        b1 += q1 * _load16(b, i &+ 16)
+        i &+= 32
+    }
+    if i &+ 16 <= d {
+        let q0 = _load16(q, i)
+        a0 += q0 * _load16(a, i)
+        b0 += q0 * _load16(b, i)
+        i &+= 16
+    }
+    var a4 = SIMD4<Float>(), b4 = SIMD4<Float>()
+    while i &+ 4 <= d {
+        let q0 = _load4(q, i)
+        a4 += q0 * _load4(a, i)
+        b4 += q0 * _load4(b, i)
+        i &+= 4
+    }
+    var sa = _hsum(a0 + a1) + _hsum(a4)
+    var sb = _hsum(b0 + b1) + _hsum(b4)
+    while i < d {
+        let qv = _load1(q, i)
+        sa += qv * _load1(a, i)
+        sb += qv * _load1(b, i)
+        i &+= 1
+    }
+    return (sa, sb)
+}
+
+/// `(‖q − a‖², ‖q − b‖²)`.
+@inlinable @inline(__always)
+func _squaredL2Pair(_ q: UnsafeRawPointer, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ d: Int) -> (Float, Float) {
+    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
+    var b0 = SIMD16<Float>(), b1 = SIMD16<Float>()
+    var i = 0
+    while i &+ 32 <= d {
+        let q0 = _load16(q, i), q1 = _load16(q, i &+ 16)
+        let p0 = q0 - _load16(a, i), p1 = q1 - _load16(a, i &+ 16)
+        let r0 = q0 - _load16(b, i), r1 = q1 - _load16(b, i &+ 16)
+        a0 += p0 * p0
+        a1 += p1 * p1
+        b0 += r0 * r0
+        b1 += r1 * r1
+        i &+= 32
+    }
+    if i &+ 16 <= d {
+        let q0 = _load16(q, i)
+        let p0 = q0 - _load16(a, i), r0 = q0 - _load16(b, i)
+        a0 += p0 * p0
+        b0 += r0 * r0
+        i &+= 16
+    }
+    var a4 = SIMD4<Float>(), b4 = SIMD4<Float>()
+    while i &+ 4 <= d {
+        let q0 = _load4(q, i)
+        let p0 = q0 - _load4(a, i), r0 = q0 - _load4(b, i)
+        a4 += p0 * p0
+        b4 += r0 * r0
+        i &+= 4
+    }
+    var sa = _hsum(a0 + a1) + _hsum(a4)
+    var sb = _hsum(b0 + b1) + _hsum(b4)
+    while i < d {
+        let qv = _load1(q, i)
+        let p = qv - _load1(a, i), r = qv - _load1(b, i)
+        sa += p * p
+        sb += r * r
+        i &+= 1
+    }
+    return (sa, sb)
 }
