@@ -37,6 +37,12 @@ let package = Package(
         benchmarkTarget("FilterBenchmarks", [.product(name: "SextantTestSupport", package: "Sextant")]),
         // Product-quantization figures on pypi-50k (training time, recall, scan rates).
         .executableTarget(name: "PQMeasure", dependencies: [.product(name: "Sextant", package: "Sextant")]),
+        // HNSW build/recall/QPS measurements against hnswlib (peers/hnswlib_ref.py); a plain
+        // executable so the timed loop is exactly one query at a time.
+        .executableTarget(
+            name: "HNSWMeasure",
+            dependencies: [.product(name: "Sextant", package: "Sextant")]
+        ),
         .target(
             name: "BenchSupport",
             dependencies: [

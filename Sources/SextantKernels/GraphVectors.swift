@@ -1,0 +1,265 @@
+/// A ``GraphDistanceSource`` over Float32 vectors at a fixed stride in memory: a flat
+/// array, a memory-mapped file, or records in place. Distances are the canonical kernels'
+/// (``Distance``), bit-identical to an exact scan.
+///
+/// The source does not own its memory: the caller keeps `count` vectors readable at `base`
+/// (and `normsSquared`, when given) for as long as the source is used. Reads are pure, so
+/// one source may be shared by concurrent searches and by a parallel build.
+public struct FlatVectors: GraphDistanceSource, @unchecked Sendable {
+    /// The distance computed.
+    public let kind: DistanceKind
+    /// Floats per vector.
+    public let dimension: Int
+    /// Number of vectors; node `i` is the vector at `base + i * strideBytes`.
+    public let count: Int
+    @usableFromInline let base: UnsafeRawPointer
+    @usableFromInline let strideBytes: Int
+    /// Cosine only: `‖x_i‖²` per vector (as ``Distance/normSquared(_:dimension:)`` gives it),
+    /// so scoring a node is one dot product instead of a fused dot + norm pass.
+    @usableFromInline let normsSquared: UnsafePointer<Float>?
+
+    /// A query: its floats (not copied) and, for cosine, its norm.
+    public struct Query {
+        public let pointer: UnsafeRawPointer
+        public let norm: Float
+
+        @inlinable
+        public init(pointer: UnsafeRawPointer, norm: Float) {
+            self.pointer = pointer
+            self.norm = norm
+        }
+    }
+
+    /// - Parameters:
+    ///   - base: the first vector (any alignment).
+    ///   - strideBytes: bytes between vectors; `nil` means packed (`dimension * 4`).
+    ///   - normsSquared: cosine only, optional: `count` precomputed squared norms.
+    public init(kind: DistanceKind, base: UnsafeRawPointer, count: Int, dimension: Int,
+                strideBytes: Int? = nil, normsSquared: UnsafePointer<Float>? = nil) {
+        precondition(count >= 0 && dimension > 0, "bad count or dimension")
+        self.kind = kind
+        self.base = base
+        self.count = count
+        self.dimension = dimension
+        self.strideBytes = strideBytes ?? dimension &* 4
+        self.normsSquared = normsSquared
+    }
+
+    /// Address of node `i`'s vector.
+    @inlinable @inline(__always)
+    public func vector(_ node: UInt32) -> UnsafeRawPointer {
+        base + Int(node) &* strideBytes
+    }
+
+    /// Prepares `dimension` floats at `pointer` as a query (the pointer must stay valid
+    /// while the query is used).
+    @inlinable
+    public func query(_ pointer: UnsafeRawPointer) -> Query {
+        Query(pointer: pointer, norm: kind == .cosine ? _dot(pointer, pointer, dimension).squareRoot() : 0)
+    }
+
+    @inlinable
+    public func query(for node: UInt32) -> Query { query(vector(node)) }
+
+    @inlinable @inline(__always)
+    public func distance(_ query: Query, to node: UInt32) -> Float {
+        let x = vector(node)
+        switch kind {
+        case .l2: return _squaredL2(query.pointer, x, dimension)
+        case .ip: return -_dot(query.pointer, x, dimension)
+        case .cosine:
+            if let normsSquared {
+                return _cosineDistance(dot: _dot(query.pointer, x, dimension), queryNorm: query.norm,
+                                       normSquared: normsSquared[Int(node)])
+            }
+            let (d, n2) = _dotAndNormSquared(query.pointer, x, dimension)
+            return _cosineDistance(dot: d, queryNorm: query.norm, normSquared: n2)
+        }
+    }
+
+    @inlinable
+    public func distances(_ query: Query, to nodes: UnsafeBufferPointer<UInt32>, into out: UnsafeMutablePointer<Float>) {
+        // One switch per batch, not per node. Vectors go in pairs: a search's vectors are
+        // scattered cache misses, and loading two in the same loop keeps twice as many
+        // misses in flight (Swift has no prefetch intrinsic to do it otherwise).
+        let q = query.pointer
+        let d = dimension
+        let pairs = nodes.count & ~1
+        switch kind {
+        case .l2:
+            var i = 0
+            while i < pairs {
+                (out[i], out[i &+ 1]) = _squaredL2Pair(q, vector(nodes[i]), vector(nodes[i &+ 1]), d)
+                i &+= 2
+            }
+            if pairs < nodes.count { out[pairs] = _squaredL2(q, vector(nodes[pairs]), d) }
+        case .ip:
+            var i = 0
+            while i < pairs {
+                let (a, b) = _dotPair(q, vector(nodes[i]), vector(nodes[i &+ 1]), d)
+                out[i] = -a
+                out[i &+ 1] = -b
+                i &+= 2
+            }
+            if pairs < nodes.count { out[pairs] = -_dot(q, vector(nodes[pairs]), d) }
+        case .cosine:
+            if let normsSquared {
+                var i = 0
+                while i < pairs {
+                    let n0 = nodes[i], n1 = nodes[i &+ 1]
+                    let (a, b) = _dotPair(q, vector(n0), vector(n1), d)
+                    out[i] = _cosineDistance(dot: a, queryNorm: query.norm, normSquared: normsSquared[Int(n0)])
+                    out[i &+ 1] = _cosineDistance(dot: b, queryNorm: query.norm, normSquared: normsSquared[Int(n1)])
+                    i &+= 2
+                }
+                if pairs < nodes.count {
+                    let n = nodes[pairs]
+                    out[pairs] = _cosineDistance(dot: _dot(q, vector(n), d), queryNorm: query.norm,
+                                                 normSquared: normsSquared[Int(n)])
+                }
+            } else {
+                for i in nodes.indices {
+                    let (d, n2) = _dotAndNormSquared(query.pointer, vector(nodes[i]), dimension)
+                    out[i] = _cosineDistance(dot: d, queryNorm: query.norm, normSquared: n2)
+                }
+            }
+        }
+    }
+
+    @inlinable
+    public func distance(between a: UInt32, and b: UInt32) -> Float {
+        distance(query(for: a), to: b)
+    }
+}
+
+/// Owns Float32 vectors (and, for cosine, their squared norms) in one flat buffer, for
+/// in-memory graphs, tests and benchmarks. ``source`` borrows the memory: keep the buffer
+/// alive while the source is in use.
+public final class FlatVectorBuffer: @unchecked Sendable {
+    public let kind: DistanceKind
+    public let dimension: Int
+    public let count: Int
+    private let vectors: UnsafeMutablePointer<Float>
+    private let norms: UnsafeMutablePointer<Float>
+
+    /// Copies `rows.count / dimension` row-major vectors.
+    public init(kind: DistanceKind, dimension: Int, rows: [Float]) {
+        precondition(dimension > 0 && rows.count % dimension == 0, "rows are not whole vectors")
+        self.kind = kind
+        self.dimension = dimension
+        count = rows.count / dimension
+        let vectors = UnsafeMutablePointer<Float>.allocate(capacity: max(rows.count, 1))
+        rows.withUnsafeBufferPointer { if let b = $0.baseAddress { vectors.initialize(from: b, count: $0.count) } }
+        self.vectors = vectors
+        norms = .allocate(capacity: max(count, 1))
+        for i in 0..<count { norms[i] = _dot(vectors + i * dimension, vectors + i * dimension, dimension) }
+    }
+
+    deinit {
+        vectors.deallocate()
+        norms.deallocate()
+    }
+
+    /// A distance source over the buffer (valid while the buffer is alive).
+    public var source: FlatVectors {
+        FlatVectors(kind: kind, base: UnsafeRawPointer(vectors), count: count, dimension: dimension,
+                    normsSquared: kind == .cosine ? UnsafePointer(norms) : nil)
+    }
+
+    /// Overwrites vector `i` (for update tests); the caller must not race with readers.
+    public func setVector(_ i: Int, _ v: [Float]) {
+        precondition(i >= 0 && i < count && v.count == dimension, "bad index or dimension")
+        v.withUnsafeBufferPointer { vectors.advanced(by: i * dimension).update(from: $0.baseAddress!, count: dimension) }
+        norms[i] = _dot(vectors + i * dimension, vectors + i * dimension, dimension)
+    }
+
+    /// Vector `i` as an array.
+    public func vector(_ i: Int) -> [Float] {
+        Array(UnsafeBufferPointer(start: vectors + i * dimension, count: dimension))
+    }
+}
+
+// Two-vector forms of the canonical kernels (PairKernels.swift): each result is accumulated in
+// exactly the order of `_dot` / `_squaredL2` (products and squared differences are symmetric
+// bit for bit), so they equal the one-vector results; only the loads are interleaved.
+
+/// `(q·a, q·b)`.
+@inlinable @inline(__always)
+func _dotPair(_ q: UnsafeRawPointer, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ d: Int) -> (Float, Float) {
+    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
+    var b0 = SIMD16<Float>(), b1 = SIMD16<Float>()
+    var i = 0
+    while i &+ 32 <= d {
+        let q0 = _load16(q, i), q1 = _load16(q, i &+ 16)
+        a0 += q0 * _load16(a, i)
+        a1 += q1 * _load16(a, i &+ 16)
+        b0 += q0 * _load16(b, i)
+        b1 += q1 * _load16(b, i &+ 16)
+        i &+= 32
+    }
+    if i &+ 16 <= d {
+        let q0 = _load16(q, i)
+        a0 += q0 * _load16(a, i)
+        b0 += q0 * _load16(b, i)
+        i &+= 16
+    }
+    var a4 = SIMD4<Float>(), b4 = SIMD4<Float>()
+    while i &+ 4 <= d {
+        let q0 = _load4(q, i)
+        a4 += q0 * _load4(a, i)
+        b4 += q0 * _load4(b, i)
+        i &+= 4
+    }
+    var sa = _hsum(a0 + a1) + _hsum(a4)
+    var sb = _hsum(b0 + b1) + _hsum(b4)
+    while i < d {
+        let qv = _load1(q, i)
+        sa += qv * _load1(a, i)
+        sb += qv * _load1(b, i)
+        i &+= 1
+    }
+    return (sa, sb)
+}
+
+/// `(‖q − a‖², ‖q − b‖²)`.
+@inlinable @inline(__always)
+func _squaredL2Pair(_ q: UnsafeRawPointer, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ d: Int) -> (Float, Float) {
+    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
+    var b0 = SIMD16<Float>(), b1 = SIMD16<Float>()
+    var i = 0
+    while i &+ 32 <= d {
+        let q0 = _load16(q, i), q1 = _load16(q, i &+ 16)
+        let p0 = q0 - _load16(a, i), p1 = q1 - _load16(a, i &+ 16)
+        let r0 = q0 - _load16(b, i), r1 = q1 - _load16(b, i &+ 16)
+        a0 += p0 * p0
+        a1 += p1 * p1
+        b0 += r0 * r0
+        b1 += r1 * r1
+        i &+= 32
+    }
+    if i &+ 16 <= d {
+        let q0 = _load16(q, i)
+        let p0 = q0 - _load16(a, i), r0 = q0 - _load16(b, i)
+        a0 += p0 * p0
+        b0 += r0 * r0
+        i &+= 16
+    }
+    var a4 = SIMD4<Float>(), b4 = SIMD4<Float>()
+    while i &+ 4 <= d {
+        let q0 = _load4(q, i)
+        let p0 = q0 - _load4(a, i), r0 = q0 - _load4(b, i)
+        a4 += p0 * p0
+        b4 += r0 * r0
+        i &+= 4
+    }
+    var sa = _hsum(a0 + a1) + _hsum(a4)
+    var sb = _hsum(b0 + b1) + _hsum(b4)
+    while i < d {
+        let qv = _load1(q, i)
+        let p = qv - _load1(a, i), r = qv - _load1(b, i)
+        sa += p * p
+        sb += r * r
+        i &+= 1
+    }
+    return (sa, sb)
+}
