@@ -168,7 +168,7 @@ extension Store {
                 try checkCodes(txn, coll, live: live, deep: deep, note: note)
             }
             // No record may belong to a collection the catalog does not know.
-            for d in [db.state, db.ids, db.rows, db.vectors, db.free, db.postings, db.codes, db.index] {
+            for d in [db.state, db.ids, db.rows, db.vectors, db.free, db.postings, db.codes, db.index, db.graph, db.links] {
                 try txn.scan(d) { k, _ in
                     if k.count >= 4 {
                         let cid = UInt32(bigEndian: k.loadUnaligned(as: UInt32.self))

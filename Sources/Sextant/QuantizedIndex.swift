@@ -28,6 +28,10 @@ public struct IndexStatus: Sendable, Equatable {
     public var wantsCodes: Bool
     /// Whether codebooks are trained (rows then carry codes, kept up to date on every write).
     public var codesTrained: Bool
+    /// Whether the recipe asks for an HNSW graph.
+    public var wantsGraph: Bool
+    /// Whether the graph is built (rows written later are linked in as they are written).
+    public var graphBuilt: Bool
     /// Bytes of code per row.
     public var codeBytes: Int
     /// Rows whose codes were written (all live rows once trained).
@@ -75,16 +79,29 @@ extension VectorCollection {
         SlotBlocks(db: db.codes, cid: cid, stride: pq.codeSize)
     }
 
-    /// Trains the recipe's codebooks on the collection's rows (a deterministic sample of at
-    /// most 65,536), then encodes every row, in one write transaction. Rows written later are
-    /// encoded as they are written. Safe to call again: it retrains and re-encodes.
+    /// Builds the recipe's indexes over the collection's rows: trains PQ codebooks (on a
+    /// deterministic sample of at most 65,536 rows) and encodes every row, and builds the
+    /// HNSW graph on `threads` threads (default: ``Store/Configuration/searchThreads``), each in
+    /// one write transaction. Rows written later are encoded and linked as they are written.
+    /// Safe to call again: it rebuilds.
     ///
-    /// - Throws: `invalidArgument` when the recipe has no PQ component, the dimension is not
-    ///   divisible by its sub-space count, or there are fewer rows than centroids.
-    public func buildIndex(progress: ((String) -> Void)? = nil) throws {
-        guard let (m, bits, _) = pqComponent else {
+    /// - Throws: `invalidArgument` when the recipe has neither PQ nor HNSW, the dimension is
+    ///   not divisible by the PQ sub-space count, or there are fewer rows than centroids.
+    public func buildIndex(threads: Int? = nil, progress: ((String) -> Void)? = nil) throws {
+        guard pqComponent != nil || hnswComponent != nil else {
             throw SextantError(.invalidArgument, "collection '\(name)' has index \(info.indexRecipe): nothing to build", context: ["collection": name])
         }
+        if pqComponent != nil { try trainCodes(progress: progress) }
+        if hnswComponent != nil {
+            try store.env.write { txn in
+                _ = try state(txn)
+                try buildGraph(txn, threads: max(1, threads ?? store.configuration.searchThreads), progress: progress)
+            }
+        }
+    }
+
+    func trainCodes(progress: ((String) -> Void)?) throws {
+        guard let (m, bits, _) = pqComponent else { return }
         // Sample in a read transaction: training takes seconds and must not hold the writer.
         let sampleLimit = 65_536
         let (sample, rows): ([Float], Int) = try store.env.read { txn in
@@ -157,6 +174,7 @@ extension VectorCollection {
             let st = try state(txn)
             let pq = try quantizer(txn)
             return IndexStatus(recipe: info.indexRecipe, wantsCodes: pqComponent != nil, codesTrained: pq != nil,
+                               wantsGraph: hnswComponent != nil, graphBuilt: try graph(txn) != nil,
                                codeBytes: pq?.codeSize ?? 0, codedRows: pq == nil ? 0 : Int(st.count))
         }
     }

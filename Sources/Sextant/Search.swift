@@ -10,9 +10,12 @@ public struct SearchOptions: Sendable {
     /// With PQ codes: how many best candidates by approximate distance are re-scored with full
     /// vectors (nil: the recipe decides — `max(100, 10·k)` with `Refine`, none without).
     public var rerank: Int?
-    public init(exact: Bool = false, rerank: Int? = nil) {
+    /// With an HNSW graph: the beam width at level 0 (nil: `max(64, k)`); raised to `k`.
+    public var ef: Int?
+    public init(exact: Bool = false, rerank: Int? = nil, ef: Int? = nil) {
         self.exact = exact
         self.rerank = rerank
+        self.ef = ef
     }
 }
 
@@ -64,7 +67,11 @@ extension VectorCollection {
         if !options.exact, let rerank = options.rerank, rerank < 0 {
             throw SextantError(.invalidArgument, "rerank must be at least 0, got \(rerank)")
         }
-        if !options.exact, pqComponent != nil, let results = try approximate(prepared, options: options, count: queries.count) {
+        if !options.exact, let ef = options.ef, ef < 1 {
+            throw SextantError(.invalidArgument, "ef must be at least 1, got \(ef)")
+        }
+        if !options.exact, pqComponent != nil || hnswComponent != nil,
+           let results = try approximate(prepared, options: options, count: queries.count) {
             return results
         }
         // Group by predicate: one data pass per group of up to `groupSize` queries.
@@ -317,10 +324,12 @@ final class AtomicCounter: @unchecked Sendable {
 }
 
 extension VectorCollection {
-    /// Answers queries over PQ codes (nil when the codebooks are not trained: exact then).
-    /// Queries run on ``Store/Configuration/searchThreads`` threads, each in its own snapshot.
+    /// Answers queries with the graph when it is built, else over PQ codes when they are
+    /// trained; nil when neither is (the exact plan then answers). Queries run on
+    /// ``Store/Configuration/searchThreads`` threads, each thread in its own snapshot.
     func approximate(_ prepared: [PreparedQuery], options: SearchOptions, count: Int) throws -> [[SearchResult]]? {
-        guard try store.env.read({ txn in try quantizer(txn) }) != nil else { return nil }
+        let (hasGraph, hasCodes) = try store.env.read { txn in (try graph(txn) != nil, try quantizer(txn) != nil) }
+        guard hasGraph || hasCodes else { return nil }
         let threads = max(1, min(store.configuration.searchThreads, prepared.count))
         let partials = PartialResults(count: threads)
         let failure = FirstError()
@@ -328,8 +337,20 @@ extension VectorCollection {
         let work: @Sendable (Int) -> Void = { [self] t in
             do {
                 let heaps: [TopK] = try store.env.read { txn in
-                    guard let pq = try quantizer(txn) else { throw SextantError(.notFound, "codebooks were dropped") }
                     var out: [TopK] = []
+                    if hasGraph {
+                        let context = store.searchContexts.take()
+                        defer { store.searchContexts.give(context) }
+                        for i in stride(from: t, to: prepared.count, by: threads) {
+                            let q = prepared[i]
+                            guard let r = try graphSearch(q, ef: max(q.k, options.ef ?? 64), txn, context: context) else {
+                                throw SextantError(.notFound, "the graph of '\(name)' was dropped during the search")
+                            }
+                            out.append(r)
+                        }
+                        return out
+                    }
+                    guard let pq = try quantizer(txn) else { throw SextantError(.notFound, "codebooks were dropped") }
                     for i in stride(from: t, to: prepared.count, by: threads) {
                         let q = prepared[i]
                         let r = options.rerank ?? (refine ? max(100, 10 * q.k) : 0)

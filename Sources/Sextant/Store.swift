@@ -18,11 +18,13 @@ public final class Store: Sendable {
     let db: Databases
     /// Decoded codebooks by collection id, reused while their stored version is unchanged.
     let quantizers = QuantizerCache()
+    /// Reusable graph-search scratch (visited sets), so a query does not allocate one.
+    let searchContexts = ContextPool()
 
     struct Databases: Sendable {
-        let meta, state, ids, rows, vectors, free, postings, codes, index: Database
+        let meta, state, ids, rows, vectors, free, postings, codes, index, graph, links: Database
         static let names = ["sextant.meta", "sextant.state", "sextant.ids", "sextant.rows", "sextant.vectors", "sextant.free", "sextant.postings",
-                            "sextant.codes", "sextant.index"]
+                            "sextant.codes", "sextant.index", "sextant.graph", "sextant.links"]
     }
 
     /// Opens the store at `path`, creating it unless `configuration.createIfMissing` is false.
@@ -51,7 +53,7 @@ public final class Store: Sendable {
             guard let handles = try env.openDatabases(Databases.names, create: create) else {
                 throw SextantError(.notFound, "'\(path)' is not an initialised Sextant store", context: ["path": path])
             }
-            self.db = Databases(meta: handles[0], state: handles[1], ids: handles[2], rows: handles[3], vectors: handles[4], free: handles[5], postings: handles[6], codes: handles[7], index: handles[8])
+            self.db = Databases(meta: handles[0], state: handles[1], ids: handles[2], rows: handles[3], vectors: handles[4], free: handles[5], postings: handles[6], codes: handles[7], index: handles[8], graph: handles[9], links: handles[10])
             self.env = env
             self.path = env.path
             self.configuration = configuration
@@ -175,7 +177,7 @@ public final class Store: Sendable {
                 throw SextantError(.notFound, "no collection '\(name)'", context: ["collection": name])
             }
             let prefix = Keys.prefix(info.id)
-            for d in [db.ids, db.rows, db.vectors, db.free, db.postings, db.codes, db.index] {
+            for d in [db.ids, db.rows, db.vectors, db.free, db.postings, db.codes, db.index, db.graph, db.links] {
                 try txn.withCursor(d) { c in
                     var more = try c.seek(prefix)
                     while more, c.key.count >= 4, c.key.starts(with: prefix) {

@@ -155,6 +155,9 @@ public final class VectorCollection: Sendable {
         let codeWriter = pq.map { SlotBlocks.Writer(codeBlocks($0)) }
         var codes = [UInt8](repeating: 0, count: pq?.codeSize ?? 0)
         let vectorWriter = SlotBlocks.Writer(vectorBlocks)
+        // Graph maintenance after the vectors are written: new slots, and slots whose vector changed.
+        var inserted: [UInt32] = [], insertedSet = Set<UInt32>(), moved = Set<UInt32>()
+        let graphBuilt = try hnswComponent.map { _ in try LMDBGraph.readHeader(txn, db.index, cid: cid) != nil } ?? false
         for r in rows {
             let existing = try Keys.withExternalKey(cid, r.id) { k in try txn.withValue(db.ids, key: k) { v in try VectorCollection.slot(v) } }
             let slot: UInt32
@@ -167,6 +170,10 @@ public final class VectorCollection: Sendable {
                     throw SextantError(.corrupted, "slot \(slot) is mapped but has no row record", context: ["collection": name, "slot": String(slot)])
                 }
                 delta.row(old, slot: slot, schema: schema, cid: cid, present: false)
+                if graphBuilt && !insertedSet.contains(slot) {
+                    let oldVector = try vectorWriter.read(txn, slot: slot, region: 1)
+                    if oldVector.map({ o in r.vector.withUnsafeBytes { !$0.elementsEqual(o) } }) ?? true { moved.insert(slot) }
+                }
             } else {
                 let before = st.nextSlot
                 slot = try allocateSlot(txn, &st)
@@ -176,6 +183,7 @@ public final class VectorCollection: Sendable {
                 }
                 st.count += 1
                 delta.live(slot, cid: cid, present: true)
+                if graphBuilt { inserted.append(slot); insertedSet.insert(slot) }
             }
             delta.row(r.row, slot: slot, schema: schema, cid: cid, present: true)
             if let pq, let codeWriter {
@@ -195,6 +203,7 @@ public final class VectorCollection: Sendable {
         try vectorWriter.flush(txn)
         try codeWriter?.flush(txn)
         try st.write(txn, db.state, cid: cid)
+        try linkIntoGraph(txn, inserted: inserted, moved: moved.sorted())
     }
 
     /// Vectors, `slotsPerBlock` to a record: the external ids (u64 LE) of the block's slots,
@@ -251,6 +260,7 @@ public final class VectorCollection: Sendable {
             var delta = AttributeIndex.Delta()
             let codeWriter = try quantizer(txn).map { SlotBlocks.Writer(codeBlocks($0)) }
             let vectorWriter = SlotBlocks.Writer(vectorBlocks)
+            var deleted: [UInt32] = []
             var n = 0
             for id in ids {
                 guard let slot = try Keys.withExternalKey(cid, id, { k in try txn.withValue(db.ids, key: k) { v in try VectorCollection.slot(v) } }) else { continue }
@@ -261,6 +271,7 @@ public final class VectorCollection: Sendable {
                     }
                     delta.live(slot, cid: cid, present: false)
                     try codeWriter?.clear(txn, slot: slot)
+                    deleted.append(slot)
                     _ = try txn.delete(db.rows, key: k)
                     try vectorWriter.clear(txn, slot: slot)
                     try txn.put(db.free, key: k, value: UnsafeRawBufferPointer(start: nil, count: 0))
@@ -269,9 +280,11 @@ public final class VectorCollection: Sendable {
                 n += 1
             }
             try delta.apply(txn, db.postings)
+            try st.write(txn, db.state, cid: cid)
+            // Repair the graph while the deleted vectors are still readable.
+            try unlinkFromGraph(txn, deleted: deleted)
             try vectorWriter.flush(txn)
             try codeWriter?.flush(txn)
-            try st.write(txn, db.state, cid: cid)
             return n
         }
     }

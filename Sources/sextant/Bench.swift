@@ -20,6 +20,7 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Search threads (default: all cores; 1 for single-thread figures).") var threads: Int?
     @Flag(name: .long, help: "Score with full vectors (exact search), whatever the index.") var exact = false
     @Option(name: .long, help: "With PQ codes: candidates re-scored with full vectors (default: the recipe's).") var rerank: Int?
+    @Option(name: .long, help: "With an HNSW graph: beam width (default 64; at least k).") var ef: Int?
 
     func run() throws {
         try runReporting(json: store.json) {
@@ -51,7 +52,7 @@ struct Bench: ParsableCommand {
                 let t0 = Date()
                 for q in qs {
                     let s = Date()
-                    results.append(try coll.search([q], options: SearchOptions(exact: exact, rerank: rerank))[0])
+                    results.append(try coll.search([q], options: SearchOptions(exact: exact, rerank: rerank, ef: ef))[0])
                     lat.append(Date().timeIntervalSince(s))
                 }
                 onlineQPS.append(Double(n) / Date().timeIntervalSince(t0))
@@ -61,7 +62,7 @@ struct Bench: ParsableCommand {
             var batchQPS: [Double] = []
             for _ in 0..<runs {
                 let t0 = Date()
-                _ = try coll.search(qs, options: SearchOptions(exact: exact, rerank: rerank))
+                _ = try coll.search(qs, options: SearchOptions(exact: exact, rerank: rerank, ef: ef))
                 batchQPS.append(Double(n) / Date().timeIntervalSince(t0))
             }
             var hits = 0, possible = 0, short = 0, identical = 0

@@ -84,7 +84,7 @@ struct Import: ParsableCommand {
             let secs = Date().timeIntervalSince(started)
             // A PQ recipe whose codebooks are not trained yet: train now on what was imported.
             let status = try coll.indexStatus()
-            if status.wantsCodes && !status.codesTrained && !deferIndex {
+            if ((status.wantsCodes && !status.codesTrained) || (status.wantsGraph && !status.graphBuilt)) && !deferIndex {
                 let t0 = Date()
                 try coll.buildIndex { Console.err($0) }
                 Console.err("index built in \(String(format: "%.2f", Date().timeIntervalSince(t0))) s")

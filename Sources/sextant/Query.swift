@@ -77,6 +77,7 @@ struct Query: ParsableCommand {
     @Option(name: .long, help: "JSONL with one {\"where\": …} per query (SQL text, JSON form or null).") var filters: String?
     @Flag(name: .long, help: "Score with full vectors (exact search), whatever the index.") var exact = false
     @Option(name: .long, help: "With PQ codes: re-score this many best candidates with full vectors (default: the recipe's; 0 = none).") var rerank: Int?
+    @Option(name: .long, help: "With an HNSW graph: beam width (default 64; at least k).") var ef: Int?
     @Option(name: .long, help: "Write results to FILE.ivecs or FILE.jsonl (- = stdout as JSONL).") var out: String?
     @Option(name: .long, help: "Search threads (default: all cores).") var threads: Int?
 
@@ -98,7 +99,7 @@ struct Query: ParsableCommand {
             let d = qf.dimension
             let qs = (0..<qf.count).map { i in Sextant.Query(vector: Array(flat[i * d..<(i + 1) * d]), k: k, filter: preds[i]) }
             let t0 = Date()
-            let results = try coll.search(qs, options: SearchOptions(exact: exact, rerank: rerank))
+            let results = try coll.search(qs, options: SearchOptions(exact: exact, rerank: rerank, ef: ef))
             let secs = Date().timeIntervalSince(t0)
             if let out { try writeResults(results, k: k, to: out) }
             let summary = "{\"queries\":\(qs.count),\"seconds\":\(String(format: "%.4f", secs)),\"qps\":\(String(format: "%.1f", Double(qs.count) / max(secs, 1e-9)))}"

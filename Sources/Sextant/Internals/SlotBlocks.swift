@@ -57,6 +57,16 @@ struct SlotBlocks {
             return [UInt8](repeating: 0, count: blocks.blockBytes)
         }
 
+        /// The slot's current entry in region `r` (buffered or stored); nil without a block.
+        func read(_ txn: Transaction, slot: UInt32, region r: Int) throws -> [UInt8]? {
+            let b = blocks.block(of: slot)
+            let exists = try pending[b] != nil || (blocks.withKey(b) { k in try txn.withValue(blocks.db, key: k) { _ in true } } ?? false)
+            guard exists else { return nil }
+            let data = try load(txn, b)
+            let off = blocks.offset(slot, region: r)
+            return Array(data[off..<(off + blocks.strides[r])])
+        }
+
         /// Replaces slot's entry in region `r` (`bytes.count == strides[r]`).
         func set(_ txn: Transaction, slot: UInt32, region r: Int = 0, _ bytes: UnsafeRawBufferPointer) throws {
             precondition(bytes.count == blocks.strides[r])

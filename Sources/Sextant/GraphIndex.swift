@@ -1,0 +1,395 @@
+import Foundation
+import SextantKernels
+import SextantStorage
+
+/// The HNSW graph of a collection, stored in LMDB and read in place from the map.
+///
+/// Level 0 (every node, degree ≤ 2M) lives in slot blocks of `sextant.graph`, one fixed-size
+/// entry per slot: `count u16 ‖ level+1 u8 (0 = not in the graph) ‖ 0 u8 ‖ 2M × slot u32`.
+/// Upper levels (about one node in M) are records of `sextant.links`:
+/// `cid u32 ‖ slot u32 ‖ level u8 → count u16 ‖ 0 u16 ‖ M × slot u32`. The entry point and
+/// parameters are `sextant.index` `cid ‖ "hnsw"`: `entry u32 ‖ level i32 (−1: empty) ‖ M u32 ‖
+/// efConstruction u32`.
+///
+/// Inside a write transaction every change is buffered here and written once by ``flush(_:)``,
+/// so the map pointers handed out while linking stay valid (LMDB invalidates them on a write).
+final class LMDBGraph: MutableGraphStorage {
+    let txn: Transaction
+    let cid: UInt32
+    let links: Database
+    let indexDB: Database
+    let parameters: HNSWParameters
+    let blocks: SlotBlocks
+    let reader: SlotBlocks.Reader
+    let nodeIDBound: UInt32
+    private var pendingBlocks: [UInt32: [UInt8]] = [:]
+    private var pendingUpper: [UInt64: [UInt32]?] = [:]
+    private var entry: GraphEntryPoint?
+    private var entryDirty = false
+    private var scratch: [UInt32] = []
+
+    static func entrySize(m: Int) -> Int { 4 + 8 * m }
+
+    init(txn: Transaction, db: Store.Databases, cid: UInt32, parameters: HNSWParameters, nodeIDBound: UInt32) throws {
+        self.txn = txn
+        self.cid = cid
+        self.links = db.links
+        self.indexDB = db.index
+        self.parameters = parameters
+        self.nodeIDBound = nodeIDBound
+        blocks = SlotBlocks(db: db.graph, cid: cid, stride: LMDBGraph.entrySize(m: parameters.m))
+        reader = SlotBlocks.Reader(blocks, txn: txn, slotBound: nodeIDBound)
+        entry = try LMDBGraph.readHeader(txn, db.index, cid: cid)?.entry
+    }
+
+    static func headerKey(_ cid: UInt32) -> [UInt8] { Keys.prefix(cid) + Array("hnsw".utf8) }
+
+    /// The stored header: entry point (nil for an empty graph), M, efConstruction; nil when
+    /// the graph was never built.
+    static func readHeader(_ txn: Transaction, _ db: Database, cid: UInt32) throws -> (entry: GraphEntryPoint?, m: Int, efConstruction: Int)? {
+        try txn.withValue(db, key: headerKey(cid)) { v in
+            guard v.count == 16 else { throw SextantError(.corrupted, "graph header has \(v.count) bytes") }
+            let node = UInt32(littleEndian: v.loadUnaligned(as: UInt32.self))
+            let level = Int32(littleEndian: v.loadUnaligned(fromByteOffset: 4, as: Int32.self))
+            let m = Int(UInt32(littleEndian: v.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
+            let ef = Int(UInt32(littleEndian: v.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
+            guard level >= -1, level <= 64, m >= 2, m <= 256 else { throw SextantError(.corrupted, "graph header is out of range") }
+            return (level < 0 ? nil : GraphEntryPoint(node: node, level: Int(level)), m, ef)
+        }
+    }
+
+    static func upperKey(_ cid: UInt32, _ node: UInt32, _ level: Int) -> UInt64 {
+        UInt64(node) << 8 | UInt64(level)
+    }
+
+    private func withUpperKey<R>(_ node: UInt32, _ level: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var k: (UInt32, UInt32, UInt8) = (cid.bigEndian, node.bigEndian, UInt8(level))
+        return try withUnsafeBytes(of: &k) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<9])) }
+    }
+
+    // MARK: GraphStorage
+
+    func entryPoint() throws -> GraphEntryPoint? { entry }
+
+    /// The level-0 entry of `node`, from the buffered block or the map.
+    @inline(__always)
+    private func withEntry<R>(_ node: UInt32, _ body: (UnsafeRawPointer?) throws -> R) throws -> R {
+        let b = blocks.block(of: node)
+        if !pendingBlocks.isEmpty, let p = pendingBlocks[b] {
+            return try p.withUnsafeBytes { try body($0.baseAddress! + blocks.offset(node, region: 0)) }
+        }
+        guard let base = try reader.blockPointer(b) else { return try body(nil) }
+        return try body(base + blocks.offset(node, region: 0))
+    }
+
+    func level(of node: UInt32) throws -> Int? {
+        guard node < nodeIDBound else { return nil }
+        return try withEntry(node) { p in
+            guard let p else { return nil }
+            let l = Int(p.load(fromByteOffset: 2, as: UInt8.self))
+            return l == 0 ? nil : l - 1
+        }
+    }
+
+    @inline(__always)
+    func withNeighbors<R>(of node: UInt32, level: Int, _ body: (UnsafeBufferPointer<UInt32>) throws -> R) throws -> R {
+        if level == 0 {
+            return try withEntry(node) { p in
+                guard let p else { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
+                let n = min(Int(UInt16(littleEndian: p.loadUnaligned(as: UInt16.self))), 2 * parameters.m)
+                return try body(UnsafeBufferPointer(start: (p + 4).assumingMemoryBound(to: UInt32.self), count: n))
+            }
+        }
+        if let pending = pendingUpper[LMDBGraph.upperKey(cid, node, level)] {
+            guard let list = pending else { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
+            return try list.withUnsafeBufferPointer { try body($0) }
+        }
+        let r: R? = try withUpperKey(node, level) { k in
+            try txn.withValue(links, key: k) { v -> R in
+                guard v.count == 4 + 4 * parameters.m else {
+                    throw SextantError(.corrupted, "graph links of slot \(node) level \(level) have \(v.count) bytes")
+                }
+                let n = min(Int(UInt16(littleEndian: v.loadUnaligned(as: UInt16.self))), parameters.m)
+                // Little-endian slots, 4-byte aligned within the record.
+                return try body(UnsafeBufferPointer(start: (v.baseAddress! + 4).assumingMemoryBound(to: UInt32.self), count: n))
+            }
+        }
+        if let r { return r }
+        return try body(UnsafeBufferPointer(start: nil, count: 0))
+    }
+
+    // MARK: MutableGraphStorage (buffered)
+
+    private func mutateEntry(_ node: UInt32, _ body: (UnsafeMutableRawPointer) -> Void) throws {
+        let b = blocks.block(of: node)
+        var data: [UInt8]
+        if let p = pendingBlocks[b] {
+            data = p
+        } else if let base = try reader.blockPointer(b) {
+            data = Array(UnsafeRawBufferPointer(start: base, count: blocks.blockBytes))
+        } else {
+            data = [UInt8](repeating: 0, count: blocks.blockBytes)
+        }
+        data.withUnsafeMutableBytes { body($0.baseAddress! + blocks.offset(node, region: 0)) }
+        pendingBlocks[b] = data
+    }
+
+    func setLevel(_ level: Int, of node: UInt32) throws {
+        let old = try self.level(of: node)
+        try mutateEntry(node) { p in
+            p.storeBytes(of: UInt16(0), toByteOffset: 0, as: UInt16.self)
+            p.storeBytes(of: UInt8(level + 1), toByteOffset: 2, as: UInt8.self)
+        }
+        if level >= 1 { for l in 1...level { pendingUpper[LMDBGraph.upperKey(cid, node, l)] = .some([]) } }
+        if let old, old > level { for l in (level + 1)...old { pendingUpper[LMDBGraph.upperKey(cid, node, l)] = .some(nil) } }
+    }
+
+    func setNeighbors(of node: UInt32, level: Int, to neighbors: UnsafeBufferPointer<UInt32>) throws {
+        if level == 0 {
+            let n = min(neighbors.count, 2 * parameters.m)
+            try mutateEntry(node) { p in
+                p.storeBytes(of: UInt16(n).littleEndian, toByteOffset: 0, as: UInt16.self)
+                for i in 0..<(2 * parameters.m) {
+                    p.storeBytes(of: (i < n ? neighbors[i] : 0).littleEndian, toByteOffset: 4 + 4 * i, as: UInt32.self)
+                }
+            }
+        } else {
+            pendingUpper[LMDBGraph.upperKey(cid, node, level)] = .some(Array(neighbors.prefix(parameters.m)))
+        }
+    }
+
+    func setEntryPoint(_ entry: GraphEntryPoint?) throws {
+        self.entry = entry
+        entryDirty = true
+    }
+
+    func removeNode(_ node: UInt32) throws {
+        guard let old = try level(of: node) else { return }
+        try mutateEntry(node) { p in p.initializeMemory(as: UInt8.self, repeating: 0, count: LMDBGraph.entrySize(m: parameters.m)) }
+        if old >= 1 { for l in 1...old { pendingUpper[LMDBGraph.upperKey(cid, node, l)] = .some(nil) } }
+    }
+
+    func updateNeighbors(of node: UInt32, level: Int, _ body: (UnsafeBufferPointer<UInt32>) throws -> UnsafeBufferPointer<UInt32>?) throws {
+        scratch.removeAll(keepingCapacity: true)
+        try withNeighbors(of: node, level: level) { scratch.append(contentsOf: $0) }
+        let current = scratch
+        if let new = try current.withUnsafeBufferPointer({ try body($0) }) {
+            try setNeighbors(of: node, level: level, to: new)
+        }
+    }
+
+    /// Writes every buffered change (blocks, upper lists, header) into the transaction.
+    func flush(_ db: Store.Databases) throws {
+        for b in pendingBlocks.keys.sorted() {
+            try blocks.withKey(b) { k in try pendingBlocks[b]!.withUnsafeBytes { try txn.put(blocks.db, key: k, value: $0) } }
+        }
+        for key in pendingUpper.keys.sorted() {
+            let node = UInt32(truncatingIfNeeded: key >> 8), level = Int(key & 0xFF)
+            try withUpperKey(node, level) { k in
+                if let list = pendingUpper[key]!, true {
+                    var v = [UInt8](repeating: 0, count: 4 + 4 * parameters.m)
+                    v.withUnsafeMutableBytes { p in
+                        p.storeBytes(of: UInt16(list.count).littleEndian, toByteOffset: 0, as: UInt16.self)
+                        for (i, x) in list.enumerated() { p.storeBytes(of: x.littleEndian, toByteOffset: 4 + 4 * i, as: UInt32.self) }
+                    }
+                    try v.withUnsafeBytes { try txn.put(links, key: k, value: $0) }
+                } else {
+                    _ = try txn.delete(links, key: k)
+                }
+            }
+        }
+        if entryDirty { try LMDBGraph.writeHeader(txn, indexDB, cid: cid, entry: entry, parameters: parameters) }
+        pendingBlocks.removeAll()
+        pendingUpper.removeAll()
+        entryDirty = false
+    }
+
+    static func writeHeader(_ txn: Transaction, _ db: Database, cid: UInt32, entry: GraphEntryPoint?, parameters: HNSWParameters) throws {
+        var v = [UInt8](repeating: 0, count: 16)
+        v.withUnsafeMutableBytes { p in
+            p.storeBytes(of: (entry?.node ?? 0).littleEndian, toByteOffset: 0, as: UInt32.self)
+            p.storeBytes(of: Int32(entry?.level ?? -1).littleEndian, toByteOffset: 4, as: Int32.self)
+            p.storeBytes(of: UInt32(parameters.m).littleEndian, toByteOffset: 8, as: UInt32.self)
+            p.storeBytes(of: UInt32(parameters.efConstruction).littleEndian, toByteOffset: 12, as: UInt32.self)
+        }
+        try txn.put(db, key: headerKey(cid), value: v)
+    }
+}
+
+/// Distances between a query and stored vectors, read in place from the vector blocks. For
+/// cosine the query is normalised and a node scores `1 − q̂·x / ‖x‖`, the exact plan's formula.
+struct BlockVectors: GraphDistanceSource {
+    let reader: SlotBlocks.Reader
+    let kind: DistanceKind
+    let cosine: Bool
+    let dimension: Int
+
+    struct Query {
+        let pointer: UnsafeRawPointer
+        /// `1/‖q‖` for cosine (1 for a normalised search query), unused otherwise.
+        let inverseNorm: Float
+    }
+
+    @inline(__always)
+    func vector(_ node: UInt32) throws -> UnsafeRawPointer {
+        guard let base = try reader.blockPointer(reader.blocks.block(of: node)) else {
+            throw SextantError(.corrupted, "graph node \(node) has no vector block", context: ["slot": String(node)])
+        }
+        return base + reader.blocks.offset(node, region: 1)
+    }
+
+    func query(for node: UInt32) throws -> Query {
+        let p = try vector(node)
+        let n = Distance.norm(p, dimension: dimension)
+        return Query(pointer: p, inverseNorm: n > 0 ? 1 / n : 0)
+    }
+
+    @inline(__always)
+    func score(_ q: Query, _ x: UnsafeRawPointer) -> Float {
+        if cosine {
+            let (d, n2) = Distance.dotAndNormSquared(query: q.pointer, vector: x, dimension: dimension)
+            let norm = n2.squareRoot()
+            return 1 + (-d * q.inverseNorm) * (norm > 0 ? 1 / norm : 0)
+        }
+        return Distance.distance(kind, query: q.pointer, vector: x, dimension: dimension)
+    }
+
+    @inline(__always)
+    func distance(_ query: Query, to node: UInt32) throws -> Float {
+        score(query, try vector(node))
+    }
+
+    func distance(between a: UInt32, and b: UInt32) throws -> Float {
+        let x = try vector(a)
+        if cosine {
+            // Symmetric form for construction: 1 − a·b / (‖a‖‖b‖).
+            let (d, nb) = Distance.dotAndNormSquared(query: x, vector: try vector(b), dimension: dimension)
+            let na = Distance.normSquared(x, dimension: dimension)
+            let den = (na * nb).squareRoot()
+            return den > 0 ? 1 - d / den : 1
+        }
+        return score(Query(pointer: x, inverseNorm: 1), try vector(b))
+    }
+}
+
+/// A small free list of search contexts shared by a store's searches.
+final class ContextPool: @unchecked Sendable {
+    private var free: [HNSWSearchContext] = []
+    private let lock = NSLock()
+
+    func take() -> HNSWSearchContext {
+        lock.lock(); defer { lock.unlock() }
+        return free.popLast() ?? HNSWSearchContext()
+    }
+
+    func give(_ c: HNSWSearchContext) {
+        lock.lock(); if free.count < 16 { free.append(c) }; lock.unlock()
+    }
+}
+
+extension VectorCollection {
+    var hnswComponent: HNSWParameters? {
+        for c in recipe.components {
+            if case .hnsw(let m, let ef) = c { return HNSWParameters(m: m, efConstruction: ef, seed: 0x5EC7A47 &+ UInt64(cid)) }
+        }
+        return nil
+    }
+
+    func graphSource(_ txn: Transaction) throws -> BlockVectors {
+        BlockVectors(reader: try vectorReader(txn), kind: metric == .l2 ? .l2 : .ip, cosine: metric == .cosine, dimension: dimension)
+    }
+
+    /// The graph of a collection whose graph is built, else nil.
+    func graph(_ txn: Transaction) throws -> LMDBGraph? {
+        guard let params = hnswComponent, try LMDBGraph.readHeader(txn, db.index, cid: cid) != nil else { return nil }
+        return try LMDBGraph(txn: txn, db: db, cid: cid, parameters: params, nodeIDBound: try state(txn).nextSlot)
+    }
+
+    /// Builds the graph from scratch over every live row, on `threads` threads, inside the
+    /// write transaction `txn` (readers go on; other writers wait).
+    func buildGraph(_ txn: Transaction, threads: Int, progress: ((String) -> Void)?) throws {
+        guard let params = hnswComponent else { return }
+        let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
+        let slots = live.toArray()
+        progress?("building HNSW\(params.m) (efConstruction \(params.efConstruction)) over \(slots.count) rows on \(threads) threads")
+        var rows = [Float]()
+        rows.reserveCapacity(slots.count * dimension)
+        let reader = try vectorReader(txn)
+        for s in slots {
+            let (_, x) = try vectorEntry(reader, s)
+            rows.append(contentsOf: UnsafeBufferPointer(start: x.assumingMemoryBound(to: Float.self), count: dimension))
+        }
+        let buffer = FlatVectorBuffer(kind: kernelMetric, dimension: dimension, rows: rows)
+        rows = []
+        let built = try withExtendedLifetime(buffer) { try InMemoryGraph.build(count: slots.count, parameters: params, distances: buffer.source, threads: threads) }
+        // Replace whatever graph there was.
+        for d in [db.graph, db.links] {
+            try txn.withCursor(d) { c in
+                let prefix = Keys.prefix(cid)
+                var more = try c.seek(prefix)
+                while more, c.key.starts(with: prefix) {
+                    try c.deleteCurrent()
+                    more = try c.seek(prefix)
+                }
+            }
+        }
+        let g = try LMDBGraph(txn: txn, db: db, cid: cid, parameters: params, nodeIDBound: try state(txn).nextSlot)
+        var mapped = [UInt32]()
+        for (i, slot) in slots.enumerated() {
+            guard let top = built.level(of: UInt32(i)) else { continue }
+            try g.setLevel(top, of: slot)
+            for l in 0...top {
+                mapped.removeAll(keepingCapacity: true)
+                built.withNeighbors(of: UInt32(i), level: l) { for n in $0 { mapped.append(slots[Int(n)]) } }
+                try mapped.withUnsafeBufferPointer { try g.setNeighbors(of: slot, level: l, to: $0) }
+            }
+        }
+        try g.setEntryPoint(built.entryPoint().map { GraphEntryPoint(node: slots[Int($0.node)], level: $0.level) })
+        try g.flush(db)
+        if built.entryPoint() == nil { try LMDBGraph.writeHeader(txn, db.index, cid: cid, entry: nil, parameters: params) }
+    }
+
+    /// Links freshly written slots into a built graph (new rows inserted, changed vectors
+    /// re-placed). Call after the vectors are written to `txn`.
+    func linkIntoGraph(_ txn: Transaction, inserted: [UInt32], moved: [UInt32]) throws {
+        guard !inserted.isEmpty || !moved.isEmpty, let g = try graph(txn) else { return }
+        let src = try graphSource(txn)
+        let context = store.searchContexts.take()
+        defer { store.searchContexts.give(context) }
+        var storage = g
+        for s in moved { try HNSW.update(s, storage: &storage, distances: src, parameters: g.parameters, context: context) }
+        for s in inserted { try HNSW.insert(s, storage: &storage, distances: src, parameters: g.parameters, context: context) }
+        try g.flush(db)
+    }
+
+    /// Unlinks deleted slots and repairs their neighbourhoods. Call before their vectors go.
+    func unlinkFromGraph(_ txn: Transaction, deleted: [UInt32]) throws {
+        guard !deleted.isEmpty, let g = try graph(txn) else { return }
+        let src = try graphSource(txn)
+        let context = store.searchContexts.take()
+        defer { store.searchContexts.give(context) }
+        var storage = g
+        _ = try HNSW.repair(deleted: Bitmap(deleted), storage: &storage, distances: src, parameters: g.parameters, context: context)
+        try g.flush(db)
+    }
+
+    /// Graph search of one prepared query in `txn`; nil when the graph is not built.
+    func graphSearch(_ q: PreparedQuery, ef: Int, _ txn: Transaction, context: HNSWSearchContext) throws -> TopK? {
+        guard let g = try graph(txn) else { return nil }
+        let src = try graphSource(txn)
+        let found: [Neighbor] = try q.vector.withUnsafeBytes { qp in
+            let query = BlockVectors.Query(pointer: qp.baseAddress!, inverseNorm: 1)
+            if let filter = q.filter {
+                let allowed = try match(txn, filter).slots
+                return try HNSW.search(query, k: q.k, ef: ef, filter: HNSWFilter(allowed: allowed), storage: g, distances: src, context: context).neighbors
+            }
+            return try HNSW.search(query, k: q.k, ef: ef, storage: g, distances: src, context: context)
+        }
+        var out = TopK(k: q.k)
+        for n in found {
+            let (ext, _) = try vectorEntry(src.reader, UInt32(n.id))
+            _ = out.insert(distance: n.distance, id: ext)
+        }
+        return out
+    }
+}
