@@ -345,6 +345,7 @@ extension VectorCollection {
             }
         }
         try g.setEntryPoint(built.entryPoint().map { GraphEntryPoint(node: slots[Int($0.node)], level: $0.level) })
+        try keepReachable(g, try graphSource(txn))
         try g.flush(db)
         if built.entryPoint() == nil { try LMDBGraph.writeHeader(txn, db.index, cid: cid, entry: nil, parameters: params) }
     }
@@ -359,7 +360,20 @@ extension VectorCollection {
         var storage = g
         for s in moved { try HNSW.update(s, storage: &storage, distances: src, parameters: g.parameters, context: context) }
         for s in inserted { try HNSW.insert(s, storage: &storage, distances: src, parameters: g.parameters, context: context) }
+        try keepReachable(g, src)
         try g.flush(db)
+    }
+
+    /// Back-link pruning can leave a node without in-edges (more so under inner product);
+    /// link such nodes back so every live node stays reachable from the entry point, the
+    /// invariant `check` verifies. One level-0 traversal per pass, usually one pass.
+    func keepReachable(_ g: LMDBGraph, _ src: BlockVectors) throws {
+        let context = store.searchContexts.take()
+        defer { store.searchContexts.give(context) }
+        var storage = g
+        for _ in 0..<4 {
+            guard try HNSW.reconnect(storage: &storage, distances: src, parameters: g.parameters, context: context) > 0 else { return }
+        }
     }
 
     /// Unlinks deleted slots and repairs their neighbourhoods. Call before their vectors go.

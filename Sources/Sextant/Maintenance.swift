@@ -166,6 +166,7 @@ extension Store {
                 }
                 try checkPostings(txn, coll, live: live, deep: deep, note: note)
                 try checkCodes(txn, coll, live: live, deep: deep, note: note)
+                try checkGraph(txn, coll, live: live, note: note)
             }
             // No record may belong to a collection the catalog does not know.
             for d in [db.state, db.ids, db.rows, db.vectors, db.free, db.postings, db.codes, db.index, db.graph, db.links] {
@@ -271,5 +272,30 @@ extension Store {
             if !codes.withUnsafeBytes({ memcmp($0.baseAddress!, p, pq.codeSize) == 0 }) { wrong += 1 }
         }
         if wrong > 0 { note("'\(coll.name)': \(wrong) rows' codes differ from their vectors' encoding") }
+    }
+}
+
+extension Store {
+    /// With a built graph: the structural check of the HNSW kernels (entry point, edges to
+    /// missing nodes, degree bounds, reachability), and graph nodes = live rows.
+    func checkGraph(_ txn: Transaction, _ coll: VectorCollection, live: Set<UInt32>, note: (String) -> Void) throws {
+        let g: LMDBGraph?
+        do { g = try coll.graph(txn) } catch { note("'\(coll.name)': graph: \(error)"); return }
+        guard let g else {
+            var stray = 0
+            for d in [db.graph, db.links] { try txn.scan(d, prefix: Keys.prefix(coll.info.id)) { _, _ in stray += 1; return true } }
+            if stray > 0 && coll.hnswComponent != nil { note("'\(coll.name)': \(stray) graph records but no graph header") }
+            return
+        }
+        do {
+            let report = try HNSW.check(storage: g, parameters: g.parameters)
+            for issue in report.issues { note("'\(coll.name)': graph: \(issue)") }
+            if report.issueCount > report.issues.count { note("'\(coll.name)': graph: \(report.issueCount - report.issues.count) more problems") }
+            if report.nodeCount != live.count { note("'\(coll.name)': graph has \(report.nodeCount) nodes for \(live.count) live rows") }
+            for slot in live where try g.level(of: slot) == nil {
+                note("'\(coll.name)': live slot \(slot) is not in the graph")
+                break
+            }
+        } catch { note("'\(coll.name)': graph: \(error)") }
     }
 }
