@@ -1,41 +1,28 @@
 // One query against many vectors: the exact-scan building block.
 //
-// Vectors are taken four at a time (two for cosine) so that several independent
-// accumulator chains are in flight and each query chunk is loaded once per group; every
-// pair is still summed in the canonical order of PairKernels.swift.
+// Vectors are taken one at a time, in memory order. Interleaving several vectors (one
+// accumulator chain each) measured slower on the 51 MB scan: reading four rows 512 bytes
+// apart in lockstep defeats the hardware prefetcher (1.2–1.9x the streaming time against
+// 0.9–1.4x one row at a time, baseline build), while the out-of-order core already overlaps
+// consecutive independent rows. Every pair is summed in the canonical order of
+// PairKernels.swift.
 
 extension Distance {
-    /// The blocked scan behind every form whose vectors are all addressable at once.
+    /// The scan behind every form whose vectors are all addressable at once.
     /// `vectorAt(j)` must be cheap and pure (an address computation or a table read).
     @inline(__always)
     internal static func _oneToMany(
         _ kind: DistanceKind, query: UnsafeRawPointer, count: Int, dimension d: Int, queryNorm: Float?,
         into out: UnsafeMutablePointer<Float>, vectorAt: (Int) -> UnsafeRawPointer
     ) {
-        var j = 0
         switch kind {
-        case .l2, .ip:
-            let ip = kind == .ip
-            while j &+ 4 <= count {
-                let r = ip
-                    ? -_oneToFour(_DotTerm.self, query, vectorAt(j), vectorAt(j &+ 1), vectorAt(j &+ 2), vectorAt(j &+ 3), d)
-                    : _oneToFour(_L2Term.self, query, vectorAt(j), vectorAt(j &+ 1), vectorAt(j &+ 2), vectorAt(j &+ 3), d)
-                out[j] = r[0]; out[j &+ 1] = r[1]; out[j &+ 2] = r[2]; out[j &+ 3] = r[3]
-                j &+= 4
-            }
-            while j < count {
-                out[j] = ip ? -_dot(query, vectorAt(j), d) : _squaredL2(query, vectorAt(j), d)
-                j &+= 1
-            }
+        case .l2:
+            for j in 0..<count { out[j] = _squaredL2(query, vectorAt(j), d) }
+        case .ip:
+            for j in 0..<count { out[j] = -_dot(query, vectorAt(j), d) }
         case .cosine:
             let qn = queryNorm ?? _dot(query, query, d).squareRoot()
-            while j &+ 2 <= count {
-                let r = _dotAndNormSquaredTwo(query, vectorAt(j), vectorAt(j &+ 1), d)
-                out[j] = _cosineDistance(dot: r[0], queryNorm: qn, normSquared: r[1])
-                out[j &+ 1] = _cosineDistance(dot: r[2], queryNorm: qn, normSquared: r[3])
-                j &+= 2
-            }
-            if j < count {
+            for j in 0..<count {
                 let (dt, n2) = _dotAndNormSquared(query, vectorAt(j), d)
                 out[j] = _cosineDistance(dot: dt, queryNorm: qn, normSquared: n2)
             }
@@ -72,7 +59,6 @@ extension Distance {
         dimension: Int, queryNorm: Float? = nil, into out: UnsafeMutablePointer<Float>
     ) {
         precondition(dimension >= 0, "negative dimension")
-        // Every pointer is valid for the whole call, so vectors can be taken four at a time.
         _oneToMany(kind, query: query, count: vectors.count, dimension: dimension, queryNorm: queryNorm,
                    into: out) { vectors[$0] }
     }

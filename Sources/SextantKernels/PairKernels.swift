@@ -11,8 +11,7 @@
 //   3. the accumulator is reduced pairwise: (lanes 0–3 + 4–7), then (0–1 + 2–3), then 0 + 1.
 //
 // Why this order: one SIMD8 accumulator per pair is what lets a tile keep a block of
-// 4 queries × 2 vectors (8 pairs) in registers (16 YMM registers on AVX2) and a one-to-many
-// scan keep 4 vectors in flight; adding the two halves before the accumulator halves the
+// 4 queries × 2 vectors (8 pairs) in registers (16 YMM registers on AVX2); adding the two halves before the accumulator halves the
 // loop-carried add chain, so a lone one-to-one call is not latency-bound.
 //
 // Plain `*` and `+` are used on purpose: `addingProduct` becomes a per-lane libcall
@@ -125,7 +124,8 @@ internal func _dotAndNormSquared(
 }
 
 /// One query against four vectors, each pair in the canonical order: four independent
-/// accumulator chains, and each query chunk is loaded once for all four.
+/// accumulator chains, and each query chunk is loaded once for all four. Used by tiles
+/// (cache-resident data); the streaming one-to-many scan goes row by row instead.
 @inlinable @inline(__always)
 internal func _oneToFour<T: _PairTerm>(
     _: T.Type, _ q: UnsafeRawPointer,
@@ -154,37 +154,6 @@ internal func _oneToFour<T: _PairTerm>(
         a3 += T.term(q0, v0) + T.term(q1, v1)
     }
     return SIMD4(_hsum(a0), _hsum(a1), _hsum(a2), _hsum(a3))
-}
-
-/// Cosine terms for one query against two vectors: (q·x, ‖x‖²) for each, fused so each
-/// vector is read once. Two vectors (four accumulators) rather than four: cosine carries
-/// twice the accumulators of the other kernels.
-@inlinable @inline(__always)
-internal func _dotAndNormSquaredTwo(
-    _ q: UnsafeRawPointer, _ x0: UnsafeRawPointer, _ x1: UnsafeRawPointer, _ d: Int
-) -> SIMD4<Float> {
-    var d0 = SIMD8<Float>(), n0 = SIMD8<Float>(), d1 = SIMD8<Float>(), n1 = SIMD8<Float>()
-    var i = 0
-    while i &+ 16 <= d {
-        let q0 = _load8(q, i), q1 = _load8(q, i &+ 8)
-        let u0 = _load8(x0, i), u1 = _load8(x0, i &+ 8)
-        let v0 = _load8(x1, i), v1 = _load8(x1, i &+ 8)
-        d0 += _DotTerm.term(q0, u0) + _DotTerm.term(q1, u1)
-        n0 += _DotTerm.term(u0, u0) + _DotTerm.term(u1, u1)
-        d1 += _DotTerm.term(q0, v0) + _DotTerm.term(q1, v1)
-        n1 += _DotTerm.term(v0, v0) + _DotTerm.term(v1, v1)
-        i &+= 16
-    }
-    if i < d {
-        let r = d &- i
-        let (q0, q1) = _loadTail(q, i, r)
-        let (u0, u1) = _loadTail(x0, i, r), (v0, v1) = _loadTail(x1, i, r)
-        d0 += _DotTerm.term(q0, u0) + _DotTerm.term(q1, u1)
-        n0 += _DotTerm.term(u0, u0) + _DotTerm.term(u1, u1)
-        d1 += _DotTerm.term(q0, v0) + _DotTerm.term(q1, v1)
-        n1 += _DotTerm.term(v0, v0) + _DotTerm.term(v1, v1)
-    }
-    return SIMD4(_hsum(d0), _hsum(n0), _hsum(d1), _hsum(n1))
 }
 
 /// Turns a dot product and the two norms into `1 − cos`; a zero norm gives 1 (see
