@@ -2,7 +2,7 @@
 // two sides run interleaved in one process (the machine is shared and noisy; only ratios
 // against a baseline measured alongside are meaningful).
 //
-//   swift run -c release KernelMeasure [stream|tile|topk|all] [runs]
+//   swift run -c release KernelMeasure [stream|tile|topk|all] [runs] [l2,ip,cosine]
 //
 // - stream: one-to-many squared L2 over 100,000 × 128 floats (51.2 MB, beyond L3) against a
 //   plain SIMD sum over the same bytes — the memory-bandwidth bound.
@@ -108,11 +108,10 @@ func stream(runs: Int) {
     }
 }
 
-func tile(runs: Int) {
+func tile(runs: Int, kinds: [DistanceKind]) {
     let nq = 256, nv = 100_000, d = 384
     let vectors = randomFloats(nv * d, seed: 3), queries = randomFloats(nq * d, seed: 4)
     var out = [Float](repeating: 0, count: nq * nv)
-    let kinds: [DistanceKind] = [.l2, .ip, .cosine]
     let (t, _) = interleaved(runs, kinds.map { kind in
         {
             queries.withUnsafeBytes { q in
@@ -154,5 +153,8 @@ let args = CommandLine.arguments.dropFirst()
 let what = args.first ?? "all"
 let runs = args.count > 1 ? Int(args[args.startIndex + 1])! : 7
 if what == "stream" || what == "all" { stream(runs: runs) }
-if what == "tile" || what == "all" { tile(runs: runs) }
+let kinds = args.count > 2
+    ? args[args.startIndex + 2].split(separator: ",").map { k in DistanceKind.allCases.first { $0.description == k }! }
+    : DistanceKind.allCases
+if what == "tile" || what == "all" { tile(runs: runs, kinds: kinds) }
 if what == "topk" || what == "all" { topk(runs: runs) }
