@@ -2,10 +2,9 @@
 //
 // Two levels of reuse. Cache: vectors are taken in blocks of about `tileBlockBytes`,
 // and every query of the batch visits the block while it is still in L1/L2, so one pass
-// over a partition's data from memory serves all its queries. Registers: queries go in
-// groups of four and vectors in pairs; the 4 × 2 block keeps eight SIMD8 accumulators
-// (16 YMM registers on AVX2 hold them plus the operands), so each loaded vector chunk
-// serves four queries and each query chunk two vectors.
+// over a partition's data from memory serves all its queries. Registers: queries and
+// vectors go in pairs; the 2 × 2 block keeps four SIMD16 accumulators (8 YMM registers on
+// AVX2, leaving room for the operands), so each loaded chunk serves two pairs.
 // Each (query, vector) pair is still accumulated in the canonical order of
 // PairKernels.swift, so tile results are bit-identical to ``Distance/oneToMany``.
 // Cosine is the dot-product kernel plus each vector's norm², computed once per vector per
@@ -15,51 +14,36 @@
 /// to the queries it is multiplied with, large enough that the block loop costs nothing.
 @usableFromInline let tileBlockBytes = 48 * 1024
 
-/// Four queries against two vectors, each pair in the canonical order. Returns the
-/// four sums against `x0` and the four against `x1`.
+/// Two queries against two vectors, each pair in the canonical order: four SIMD16
+/// accumulators (8 YMM registers on AVX2), each loaded chunk used twice. Returns
+/// (q0·x0, q1·x0, q0·x1, q1·x1) in the kernel's sense.
 @inline(__always)
-internal func _fourByTwo<T: _PairTerm>(
-    _: T.Type, _ q: UnsafeRawPointer, _ qStride: Int, _ x0: UnsafeRawPointer, _ x1: UnsafeRawPointer, _ d: Int
-) -> (SIMD4<Float>, SIMD4<Float>) {
-    let q0 = q, q1 = q + qStride, q2 = q + 2 &* qStride, q3 = q + 3 &* qStride
-    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-    var b0 = SIMD8<Float>(), b1 = SIMD8<Float>(), b2 = SIMD8<Float>(), b3 = SIMD8<Float>()
+internal func _twoByTwo<T: _PairTerm>(
+    _: T.Type, _ q0: UnsafeRawPointer, _ q1: UnsafeRawPointer, _ x0: UnsafeRawPointer, _ x1: UnsafeRawPointer, _ d: Int
+) -> SIMD4<Float> {
+    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), b0 = SIMD16<Float>(), b1 = SIMD16<Float>()
     var i = 0
     while i &+ 16 <= d {
-        let u0 = _load8(x0, i), u1 = _load8(x0, i &+ 8)
-        let v0 = _load8(x1, i), v1 = _load8(x1, i &+ 8)
-        var s0 = _load8(q0, i), s1 = _load8(q0, i &+ 8)
-        a0 += T.term(s0, u0) + T.term(s1, u1)
-        b0 += T.term(s0, v0) + T.term(s1, v1)
-        s0 = _load8(q1, i); s1 = _load8(q1, i &+ 8)
-        a1 += T.term(s0, u0) + T.term(s1, u1)
-        b1 += T.term(s0, v0) + T.term(s1, v1)
-        s0 = _load8(q2, i); s1 = _load8(q2, i &+ 8)
-        a2 += T.term(s0, u0) + T.term(s1, u1)
-        b2 += T.term(s0, v0) + T.term(s1, v1)
-        s0 = _load8(q3, i); s1 = _load8(q3, i &+ 8)
-        a3 += T.term(s0, u0) + T.term(s1, u1)
-        b3 += T.term(s0, v0) + T.term(s1, v1)
+        let u = _load16(x0, i), v = _load16(x1, i)
+        var s = _load16(q0, i)
+        a0 += T.term(s, u)
+        b0 += T.term(s, v)
+        s = _load16(q1, i)
+        a1 += T.term(s, u)
+        b1 += T.term(s, v)
         i &+= 16
     }
     if i < d {
         let r = d &- i
-        let (u0, u1) = _loadTail(x0, i, r), (v0, v1) = _loadTail(x1, i, r)
-        var (s0, s1) = _loadTail(q0, i, r)
-        a0 += T.term(s0, u0) + T.term(s1, u1)
-        b0 += T.term(s0, v0) + T.term(s1, v1)
-        (s0, s1) = _loadTail(q1, i, r)
-        a1 += T.term(s0, u0) + T.term(s1, u1)
-        b1 += T.term(s0, v0) + T.term(s1, v1)
-        (s0, s1) = _loadTail(q2, i, r)
-        a2 += T.term(s0, u0) + T.term(s1, u1)
-        b2 += T.term(s0, v0) + T.term(s1, v1)
-        (s0, s1) = _loadTail(q3, i, r)
-        a3 += T.term(s0, u0) + T.term(s1, u1)
-        b3 += T.term(s0, v0) + T.term(s1, v1)
+        let u = _loadTail(x0, i, r), v = _loadTail(x1, i, r)
+        var s = _loadTail(q0, i, r)
+        a0 += T.term(s, u)
+        b0 += T.term(s, v)
+        s = _loadTail(q1, i, r)
+        a1 += T.term(s, u)
+        b1 += T.term(s, v)
     }
-    return (SIMD4(_hsum(a0), _hsum(a1), _hsum(a2), _hsum(a3)),
-            SIMD4(_hsum(b0), _hsum(b1), _hsum(b2), _hsum(b3)))
+    return SIMD4(_hsum(a0), _hsum(a1), _hsum(b0), _hsum(b1))
 }
 
 extension Distance {
@@ -77,26 +61,25 @@ extension Distance {
             let j1 = min(j0 &+ block, vectorCount)
             prepareBlock(j0, j1)
             var i = 0
-            while i &+ 4 <= queryCount {
-                let q = queries + i &* qStride
-                let o = out + i &* ldo
+            while i &+ 2 <= queryCount {
+                let q0 = queries + i &* qStride, q1 = q0 + qStride
+                let o0 = out + i &* ldo, o1 = o0 + ldo
                 var j = j0
                 while j &+ 2 <= j1 {
-                    let (r0, r1) = _fourByTwo(T.self, q, qStride, vectors + j &* vectorStride,
-                                              vectors + (j &+ 1) &* vectorStride, d)
-                    for k in 0..<4 {
-                        o[k &* ldo &+ j] = finish(r0[k], i &+ k, j)
-                        o[k &* ldo &+ j &+ 1] = finish(r1[k], i &+ k, j &+ 1)
-                    }
+                    let x0 = vectors + j &* vectorStride
+                    let r = _twoByTwo(T.self, q0, q1, x0, x0 + vectorStride, d)
+                    o0[j] = finish(r[0], i, j)
+                    o1[j] = finish(r[1], i &+ 1, j)
+                    o0[j &+ 1] = finish(r[2], i, j &+ 1)
+                    o1[j &+ 1] = finish(r[3], i &+ 1, j &+ 1)
                     j &+= 2
                 }
                 if j < j1 {
-                    // Both terms are symmetric bit for bit, so the vector can play the query.
-                    let r = _oneToFour(T.self, vectors + j &* vectorStride,
-                                       q, q + qStride, q + 2 &* qStride, q + 3 &* qStride, d)
-                    for k in 0..<4 { o[k &* ldo &+ j] = finish(r[k], i &+ k, j) }
+                    let x = vectors + j &* vectorStride
+                    o0[j] = finish(_pair(T.self, q0, x, d), i, j)
+                    o1[j] = finish(_pair(T.self, q1, x, d), i &+ 1, j)
                 }
-                i &+= 4
+                i &+= 2
             }
             while i < queryCount {
                 let q = queries + i &* qStride
@@ -146,7 +129,7 @@ extension Distance {
         precondition(ldo >= vectorCount, "output row stride smaller than vectorCount")
         guard queryCount > 0, vectorCount > 0 else { return }
 
-        // Vectors per cache block (at least a pair, for the 4 × 2 kernel).
+        // Vectors per cache block (at least a pair, for the 2 × 2 kernel).
         let block = max(2, tileBlockBytes / max(vStride, 1))
         switch kind {
         case .l2:

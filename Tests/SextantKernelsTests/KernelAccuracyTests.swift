@@ -7,9 +7,9 @@ import SextantKernels
 //   |computed − exact| ≤ (⌈d/16⌉ + 8) · u · Σ|t_i|        (l2 and ip)
 //
 // with u = 2⁻²⁴ (Float's unit roundoff) and t_i the exact per-element terms ((q_i − x_i)² or
-// q_i x_i). Every term passes through at most ⌈d/16⌉ accumulator adds + 1 half-pair add +
-// 3 reduction adds, and is itself computed with ≤ 3 roundings (subtract, square), so
-// ⌈d/16⌉ + 7 roundings bound it; +1 covers second-order terms. Cosine adds the two norms
+// q_i x_i). Every term passes through at most ⌈d/16⌉ accumulator adds + 4 reduction adds,
+// and is itself computed with ≤ 3 roundings (subtract, square), so ⌈d/16⌉ + 7 roundings
+// bound it; +1 covers second-order terms. Cosine adds the two norms
 // (each within the same bound, halved by the square root), one multiply, one divide and
 // the subtraction from 1, all relative to Σ|q_i x_i| / (‖q‖‖x‖) ≤ 1 (Cauchy–Schwarz):
 //
