@@ -12,11 +12,12 @@
 
 /// Bytes of vector data per cache block: small enough to stay in L2 (512 KiB here) next
 /// to the queries it is multiplied with, large enough that the block loop costs nothing.
+/// 48 KiB measured slightly ahead of 24 KiB (3–8 %, 256 × 100,000 × 384, haswell build).
 @usableFromInline let tileBlockBytes = 48 * 1024
 
 /// Two queries against two vectors, each pair in the canonical order: four SIMD16
-/// accumulators (8 YMM registers on AVX2), each loaded chunk used twice. Returns
-/// (q0·x0, q1·x0, q0·x1, q1·x1) in the kernel's sense.
+/// accumulators (8 YMM registers on AVX2), each loaded chunk used twice. Returns the
+/// four sums (q0 with x0, q1 with x0, q0 with x1, q1 with x1).
 @inline(__always)
 internal func _twoByTwo<T: _PairTerm>(
     _: T.Type, _ q0: UnsafeRawPointer, _ q1: UnsafeRawPointer, _ x0: UnsafeRawPointer, _ x1: UnsafeRawPointer, _ d: Int
