@@ -43,6 +43,13 @@ let package = Package(
             name: "HNSWMeasure",
             dependencies: [.product(name: "Sextant", package: "Sextant")]
         ),
+        // Same-run kernel ratios (streaming bound, numpy tile peer, top-k); a plain executable
+        // so both sides of each ratio run interleaved in one process. See README.md.
+        .executableTarget(
+            name: "KernelMeasure",
+            dependencies: [.product(name: "Sextant", package: "Sextant")],
+            path: "Sources/KernelMeasure"
+        ),
         .target(
             name: "BenchSupport",
             dependencies: [

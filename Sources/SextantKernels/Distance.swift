@@ -6,6 +6,15 @@
 /// that `dimension` floats are readable behind every pointer for the duration of the
 /// call (the pointers are not retained).
 ///
+/// Accuracy (tested for every dimension 1…300 at every alignment by `KernelAccuracyTests`):
+/// with u = 2⁻²⁴ and t_i the exact per-element terms ((q_i − x_i)² or q_i x_i),
+///
+///     |l2 or ip − exact| ≤ (⌈d/16⌉ + 8) · u · Σ|t_i|
+///     |cosine − exact|   ≤ (2 (⌈d/16⌉ + 8) + 4) · u
+///
+/// L2 is computed directly as Σ (q_i − x_i)², never as ‖q‖² − 2 q·x + ‖x‖², so nearly
+/// equal vectors keep full relative accuracy (identical vectors give exactly 0).
+///
 /// For ``DistanceKind/cosine``, callers that compare one query with many vectors should
 /// pass the query's norm (``norm(_:dimension:)``) once; the kernels then make a single
 /// fused dot + norm² pass over each vector.

@@ -1,4 +1,34 @@
 // One query against many vectors: the exact-scan building block.
+//
+// Vectors are taken one at a time, in memory order. Interleaving several vectors (one
+// accumulator chain each) measured slower on the 51 MB scan: reading four rows 512 bytes
+// apart in lockstep defeats the hardware prefetcher (1.2–1.9x the streaming time against
+// 0.9–1.4x one row at a time, baseline build), while the out-of-order core already overlaps
+// consecutive independent rows. Every pair is summed in the canonical order of
+// PairKernels.swift.
+
+extension Distance {
+    /// The scan behind every form whose vectors are all addressable at once.
+    /// `vectorAt(j)` must be cheap and pure (an address computation or a table read).
+    @inline(__always)
+    internal static func _oneToMany(
+        _ kind: DistanceKind, query: UnsafeRawPointer, count: Int, dimension d: Int, queryNorm: Float?,
+        into out: UnsafeMutablePointer<Float>, vectorAt: (Int) -> UnsafeRawPointer
+    ) {
+        switch kind {
+        case .l2:
+            for j in 0..<count { out[j] = _squaredL2(query, vectorAt(j), d) }
+        case .ip:
+            for j in 0..<count { out[j] = -_dot(query, vectorAt(j), d) }
+        case .cosine:
+            let qn = queryNorm ?? _dot(query, query, d).squareRoot()
+            for j in 0..<count {
+                let (dt, n2) = _dotAndNormSquared(query, vectorAt(j), d)
+                out[j] = _cosineDistance(dot: dt, queryNorm: qn, normSquared: n2)
+            }
+        }
+    }
+}
 
 extension Distance {
     /// Distances from one query to `count` vectors laid out at a fixed stride.
@@ -18,22 +48,8 @@ extension Distance {
     ) {
         precondition(count >= 0 && dimension >= 0, "negative count or dimension")
         let stride = strideBytes ?? dimension &* 4
-        switch kind {
-        case .l2:
-            for j in 0..<count {
-                out[j] = _squaredL2(query, vectors + j &* stride, dimension)
-            }
-        case .ip:
-            for j in 0..<count {
-                out[j] = -_dot(query, vectors + j &* stride, dimension)
-            }
-        case .cosine:
-            let qn = queryNorm ?? _dot(query, query, dimension).squareRoot()
-            for j in 0..<count {
-                let (d, n2) = _dotAndNormSquared(query, vectors + j &* stride, dimension)
-                out[j] = _cosineDistance(dot: d, queryNorm: qn, normSquared: n2)
-            }
-        }
+        _oneToMany(kind, query: query, count: count, dimension: dimension, queryNorm: queryNorm,
+                   into: out) { vectors + $0 &* stride }
     }
 
     /// Distances from one query to vectors scattered in memory (read one by one from
@@ -42,8 +58,9 @@ extension Distance {
         _ kind: DistanceKind, query: UnsafeRawPointer, vectors: UnsafeBufferPointer<UnsafeRawPointer>,
         dimension: Int, queryNorm: Float? = nil, into out: UnsafeMutablePointer<Float>
     ) {
-        gathered(kind, query: query, count: vectors.count, dimension: dimension,
-                 queryNorm: queryNorm, into: out) { vectors[$0] }
+        precondition(dimension >= 0, "negative dimension")
+        _oneToMany(kind, query: query, count: vectors.count, dimension: dimension, queryNorm: queryNorm,
+                   into: out) { vectors[$0] }
     }
 
     /// Distances from one query to `count` vectors whose addresses a closure supplies

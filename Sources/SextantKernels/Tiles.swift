@@ -2,98 +2,105 @@
 //
 // Two levels of reuse. Cache: vectors are taken in blocks of about `tileBlockBytes`,
 // and every query of the batch visits the block while it is still in L1/L2, so one pass
-// over a partition's data from memory serves all its queries. Registers: queries go in
-// pairs, and each loaded chunk of a vector is used for both queries of the pair.
+// over a partition's data from memory serves all its queries. Registers: queries and
+// vectors go in pairs; the 2 × 2 block keeps four SIMD16 accumulators (8 YMM registers on
+// AVX2, leaving room for the operands), so each loaded chunk serves two pairs.
 // Each (query, vector) pair is still accumulated in the canonical order of
 // PairKernels.swift, so tile results are bit-identical to ``Distance/oneToMany``.
+// Cosine is the dot-product kernel plus each vector's norm², computed once per vector per
+// block (in the canonical order, so it equals the fused one-to-many norm bit for bit).
 
-/// Bytes of vector data per cache block. Half of a 512 KiB L2 would also do; 64 KiB
-/// measured as well as larger blocks here (AMD EPYC, 128-d) and leaves room for queries.
-@usableFromInline let tileBlockBytes = 64 * 1024
+/// Bytes of vector data per cache block: small enough to stay in L2 (512 KiB here) next
+/// to the queries it is multiplied with, large enough that the block loop costs nothing.
+/// 48 KiB measured slightly ahead of 24 KiB (3–8 %, 256 × 100,000 × 384, haswell build).
+@usableFromInline let tileBlockBytes = 48 * 1024
 
-/// Two squared L2 distances sharing the loads of `x`.
-@inlinable
-internal func _squaredL2x2(
-    _ q0: UnsafeRawPointer, _ q1: UnsafeRawPointer, _ x: UnsafeRawPointer, _ d: Int
-) -> (Float, Float) {
-    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
-    var b0 = SIMD16<Float>(), b1 = SIMD16<Float>()
+/// Two queries against two vectors, each pair in the canonical order: four SIMD16
+/// accumulators (8 YMM registers on AVX2), each loaded chunk used twice. Returns the
+/// four sums (q0 with x0, q1 with x0, q0 with x1, q1 with x1).
+@inline(__always)
+internal func _twoByTwo<T: _PairTerm>(
+    _: T.Type, _ q0: UnsafeRawPointer, _ q1: UnsafeRawPointer, _ x0: UnsafeRawPointer, _ x1: UnsafeRawPointer, _ d: Int
+) -> SIMD4<Float> {
+    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), b0 = SIMD16<Float>(), b1 = SIMD16<Float>()
     var i = 0
-    while i &+ 32 <= d {
-        let x0 = _load16(x, i), x1 = _load16(x, i &+ 16)
-        let p0 = _load16(q0, i) - x0, p1 = _load16(q0, i &+ 16) - x1
-        let r0 = _load16(q1, i) - x0, r1 = _load16(q1, i &+ 16) - x1
-        a0 += p0 * p0
-        a1 += p1 * p1
-        b0 += r0 * r0
-        b1 += r1 * r1
-        i &+= 32
-    }
-    if i &+ 16 <= d {
-        let x0 = _load16(x, i)
-        let p0 = _load16(q0, i) - x0, r0 = _load16(q1, i) - x0
-        a0 += p0 * p0
-        b0 += r0 * r0
+    while i &+ 16 <= d {
+        let u = _load16(x0, i), v = _load16(x1, i)
+        var s = _load16(q0, i)
+        a0 += T.term(s, u)
+        b0 += T.term(s, v)
+        s = _load16(q1, i)
+        a1 += T.term(s, u)
+        b1 += T.term(s, v)
         i &+= 16
     }
-    var a4 = SIMD4<Float>(), b4 = SIMD4<Float>()
-    while i &+ 4 <= d {
-        let x0 = _load4(x, i)
-        let p0 = _load4(q0, i) - x0, r0 = _load4(q1, i) - x0
-        a4 += p0 * p0
-        b4 += r0 * r0
-        i &+= 4
+    if i < d {
+        let r = d &- i
+        let u = _loadTail(x0, i, r), v = _loadTail(x1, i, r)
+        var s = _loadTail(q0, i, r)
+        a0 += T.term(s, u)
+        b0 += T.term(s, v)
+        s = _loadTail(q1, i, r)
+        a1 += T.term(s, u)
+        b1 += T.term(s, v)
     }
-    var sa = _hsum(a0 + a1) + _hsum(a4)
-    var sb = _hsum(b0 + b1) + _hsum(b4)
-    while i < d {
-        let xv = _load1(x, i)
-        let p = _load1(q0, i) - xv, r = _load1(q1, i) - xv
-        sa += p * p
-        sb += r * r
-        i &+= 1
-    }
-    return (sa, sb)
+    return SIMD4(_hsum(a0), _hsum(a1), _hsum(b0), _hsum(b1))
 }
 
-/// Two dot products sharing the loads of `x`.
-@inlinable
-internal func _dotx2(
-    _ q0: UnsafeRawPointer, _ q1: UnsafeRawPointer, _ x: UnsafeRawPointer, _ d: Int
-) -> (Float, Float) {
-    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
-    var b0 = SIMD16<Float>(), b1 = SIMD16<Float>()
-    var i = 0
-    while i &+ 32 <= d {
-        let x0 = _load16(x, i), x1 = _load16(x, i &+ 16)
-        a0 += _load16(q0, i) * x0
-        a1 += _load16(q0, i &+ 16) * x1
-        b0 += _load16(q1, i) * x0
-        b1 += _load16(q1, i &+ 16) * x1
-        i &+= 32
+extension Distance {
+    /// The block loop of ``tile(_:queries:queryCount:queryNorms:vectors:vectorCount:dimension:vectorStrideBytes:into:outputRowStride:)``
+    /// for one term; `finish(sum, i, j)` turns the pair's sum into its distance.
+    @inline(__always)
+    internal static func _tile<T: _PairTerm>(
+        _: T.Type, queries: UnsafeRawPointer, queryCount: Int, vectors: UnsafeRawPointer, vectorCount: Int,
+        dimension d: Int, vectorStride: Int, block: Int, into out: UnsafeMutablePointer<Float>, outputRowStride ldo: Int,
+        prepareBlock: (Int, Int) -> Void, finish: (Float, Int, Int) -> Float
+    ) {
+        let qStride = d &* 4
+        var j0 = 0
+        while j0 < vectorCount {
+            let j1 = min(j0 &+ block, vectorCount)
+            prepareBlock(j0, j1)
+            var i = 0
+            while i &+ 2 <= queryCount {
+                let q0 = queries + i &* qStride, q1 = q0 + qStride
+                let o0 = out + i &* ldo, o1 = o0 + ldo
+                var j = j0
+                while j &+ 2 <= j1 {
+                    let x0 = vectors + j &* vectorStride
+                    let r = _twoByTwo(T.self, q0, q1, x0, x0 + vectorStride, d)
+                    o0[j] = finish(r[0], i, j)
+                    o1[j] = finish(r[1], i &+ 1, j)
+                    o0[j &+ 1] = finish(r[2], i, j &+ 1)
+                    o1[j &+ 1] = finish(r[3], i &+ 1, j &+ 1)
+                    j &+= 2
+                }
+                if j < j1 {
+                    let x = vectors + j &* vectorStride
+                    o0[j] = finish(_pair(T.self, q0, x, d), i, j)
+                    o1[j] = finish(_pair(T.self, q1, x, d), i &+ 1, j)
+                }
+                i &+= 2
+            }
+            while i < queryCount {
+                let q = queries + i &* qStride
+                var j = j0
+                while j &+ 4 <= j1 {
+                    let x = vectors + j &* vectorStride
+                    let r = _oneToFour(T.self, q, x, x + vectorStride, x + 2 &* vectorStride,
+                                       x + 3 &* vectorStride, d)
+                    for k in 0..<4 { out[i &* ldo &+ j &+ k] = finish(r[k], i, j &+ k) }
+                    j &+= 4
+                }
+                while j < j1 {
+                    out[i &* ldo &+ j] = finish(_pair(T.self, q, vectors + j &* vectorStride, d), i, j)
+                    j &+= 1
+                }
+                i &+= 1
+            }
+            j0 = j1
+        }
     }
-    if i &+ 16 <= d {
-        let x0 = _load16(x, i)
-        a0 += _load16(q0, i) * x0
-        b0 += _load16(q1, i) * x0
-        i &+= 16
-    }
-    var a4 = SIMD4<Float>(), b4 = SIMD4<Float>()
-    while i &+ 4 <= d {
-        let x0 = _load4(x, i)
-        a4 += _load4(q0, i) * x0
-        b4 += _load4(q1, i) * x0
-        i &+= 4
-    }
-    var sa = _hsum(a0 + a1) + _hsum(a4)
-    var sb = _hsum(b0 + b1) + _hsum(b4)
-    while i < d {
-        let xv = _load1(x, i)
-        sa += _load1(q0, i) * xv
-        sb += _load1(q1, i) * xv
-        i &+= 1
-    }
-    return (sa, sb)
 }
 
 extension Distance {
@@ -123,54 +130,40 @@ extension Distance {
         precondition(ldo >= vectorCount, "output row stride smaller than vectorCount")
         guard queryCount > 0, vectorCount > 0 else { return }
 
-        // Cosine needs every query norm; compute the missing ones once.
-        var norms: [Float] = []
-        if kind == .cosine {
-            norms = (0..<queryCount).map { i in
+        // Vectors per cache block (at least a pair, for the 2 × 2 kernel).
+        let block = max(2, tileBlockBytes / max(vStride, 1))
+        switch kind {
+        case .l2:
+            _tile(_L2Term.self, queries: queries, queryCount: queryCount, vectors: vectors, vectorCount: vectorCount,
+                  dimension: d, vectorStride: vStride, block: block, into: out, outputRowStride: ldo,
+                  prepareBlock: { _, _ in }, finish: { s, _, _ in s })
+        case .ip:
+            _tile(_DotTerm.self, queries: queries, queryCount: queryCount, vectors: vectors, vectorCount: vectorCount,
+                  dimension: d, vectorStride: vStride, block: block, into: out, outputRowStride: ldo,
+                  prepareBlock: { _, _ in }, finish: { s, _, _ in -s })
+        case .cosine:
+            // Every query norm (the missing ones computed once) and, per block, every
+            // vector's norm²: both in the canonical order, as one-to-many computes them.
+            let qNorms = (0..<queryCount).map { i in
                 queryNorms?[i] ?? _dot(queries + i &* qStride, queries + i &* qStride, d).squareRoot()
             }
-        }
-        let block = max(1, tileBlockBytes / max(vStride, 1))
-        var j0 = 0
-        while j0 < vectorCount {
-            let j1 = min(j0 &+ block, vectorCount)
-            var i = 0
-            while i &+ 2 <= queryCount {
-                let q0 = queries + i &* qStride, q1 = q0 + qStride
-                let o0 = out + i &* ldo, o1 = o0 + ldo
-                switch kind {
-                case .l2:
-                    for j in j0..<j1 {
-                        let (a, b) = _squaredL2x2(q0, q1, vectors + j &* vStride, d)
-                        o0[j] = a
-                        o1[j] = b
-                    }
-                case .ip:
-                    for j in j0..<j1 {
-                        let (a, b) = _dotx2(q0, q1, vectors + j &* vStride, d)
-                        o0[j] = -a
-                        o1[j] = -b
-                    }
-                case .cosine:
-                    // The vector's norm is computed per query (as oneToMany does) so the
-                    // result stays bit-identical; the second pass hits L1.
-                    let n0 = norms[i], n1 = norms[i &+ 1]
-                    for j in j0..<j1 {
-                        let x = vectors + j &* vStride
-                        let (a, na) = _dotAndNormSquared(q0, x, d)
-                        let (b, nb) = _dotAndNormSquared(q1, x, d)
-                        o0[j] = _cosineDistance(dot: a, queryNorm: n0, normSquared: na)
-                        o1[j] = _cosineDistance(dot: b, queryNorm: n1, normSquared: nb)
-                    }
+            var xNorms2 = [Float](repeating: 0, count: min(block, vectorCount))
+            var base = 0
+            qNorms.withUnsafeBufferPointer { qn in
+                xNorms2.withUnsafeMutableBufferPointer { xn in
+                    _tile(_DotTerm.self, queries: queries, queryCount: queryCount, vectors: vectors,
+                          vectorCount: vectorCount, dimension: d, vectorStride: vStride, block: block, into: out,
+                          outputRowStride: ldo,
+                          prepareBlock: { j0, j1 in
+                              base = j0
+                              for j in j0..<j1 {
+                                  let x = vectors + j &* vStride
+                                  xn[j &- j0] = _dot(x, x, d)
+                              }
+                          },
+                          finish: { s, i, j in _cosineDistance(dot: s, queryNorm: qn[i], normSquared: xn[j &- base]) })
                 }
-                i &+= 2
             }
-            if i < queryCount {
-                oneToMany(kind, query: queries + i &* qStride, vectors: vectors + j0 &* vStride,
-                          count: j1 &- j0, dimension: d, strideBytes: vStride,
-                          queryNorm: kind == .cosine ? norms[i] : nil, into: out + i &* ldo + j0)
-            }
-            j0 = j1
         }
     }
 
