@@ -179,87 +179,16 @@ public final class FlatVectorBuffer: @unchecked Sendable {
     }
 }
 
-// Two-vector forms of the canonical kernels (PairKernels.swift): each result is accumulated in
-// exactly the order of `_dot` / `_squaredL2` (products and squared differences are symmetric
-// bit for bit), so they equal the one-vector results; only the loads are interleaved.
+// Two-vector forms of the canonical kernels (PairKernels.swift), so they equal the one-vector
+// results bit for bit.
 
-/// `(q·a, q·b)`.
 @inlinable @inline(__always)
 func _dotPair(_ q: UnsafeRawPointer, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ d: Int) -> (Float, Float) {
-    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
-    var b0 = SIMD16<Float>(), b1 = SIMD16<Float>()
-    var i = 0
-    while i &+ 32 <= d {
-        let q0 = _load16(q, i), q1 = _load16(q, i &+ 16)
-        a0 += q0 * _load16(a, i)
-        a1 += q1 * _load16(a, i &+ 16)
-        b0 += q0 * _load16(b, i)
-        b1 += q1 * _load16(b, i &+ 16)
-        i &+= 32
-    }
-    if i &+ 16 <= d {
-        let q0 = _load16(q, i)
-        a0 += q0 * _load16(a, i)
-        b0 += q0 * _load16(b, i)
-        i &+= 16
-    }
-    var a4 = SIMD4<Float>(), b4 = SIMD4<Float>()
-    while i &+ 4 <= d {
-        let q0 = _load4(q, i)
-        a4 += q0 * _load4(a, i)
-        b4 += q0 * _load4(b, i)
-        i &+= 4
-    }
-    var sa = _hsum(a0 + a1) + _hsum(a4)
-    var sb = _hsum(b0 + b1) + _hsum(b4)
-    while i < d {
-        let qv = _load1(q, i)
-        sa += qv * _load1(a, i)
-        sb += qv * _load1(b, i)
-        i &+= 1
-    }
-    return (sa, sb)
+    // Two single-pair kernels: the same accumulation order as every other entry point.
+    (_dot(q, a, d), _dot(q, b, d))
 }
 
-/// `(‖q − a‖², ‖q − b‖²)`.
 @inlinable @inline(__always)
 func _squaredL2Pair(_ q: UnsafeRawPointer, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ d: Int) -> (Float, Float) {
-    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
-    var b0 = SIMD16<Float>(), b1 = SIMD16<Float>()
-    var i = 0
-    while i &+ 32 <= d {
-        let q0 = _load16(q, i), q1 = _load16(q, i &+ 16)
-        let p0 = q0 - _load16(a, i), p1 = q1 - _load16(a, i &+ 16)
-        let r0 = q0 - _load16(b, i), r1 = q1 - _load16(b, i &+ 16)
-        a0 += p0 * p0
-        a1 += p1 * p1
-        b0 += r0 * r0
-        b1 += r1 * r1
-        i &+= 32
-    }
-    if i &+ 16 <= d {
-        let q0 = _load16(q, i)
-        let p0 = q0 - _load16(a, i), r0 = q0 - _load16(b, i)
-        a0 += p0 * p0
-        b0 += r0 * r0
-        i &+= 16
-    }
-    var a4 = SIMD4<Float>(), b4 = SIMD4<Float>()
-    while i &+ 4 <= d {
-        let q0 = _load4(q, i)
-        let p0 = q0 - _load4(a, i), r0 = q0 - _load4(b, i)
-        a4 += p0 * p0
-        b4 += r0 * r0
-        i &+= 4
-    }
-    var sa = _hsum(a0 + a1) + _hsum(a4)
-    var sb = _hsum(b0 + b1) + _hsum(b4)
-    while i < d {
-        let qv = _load1(q, i)
-        let p = qv - _load1(a, i), r = qv - _load1(b, i)
-        sa += p * p
-        sb += r * r
-        i &+= 1
-    }
-    return (sa, sb)
+    (_squaredL2(q, a, d), _squaredL2(q, b, d))
 }
