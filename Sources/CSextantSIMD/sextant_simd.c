@@ -85,6 +85,35 @@ void sextant_fastscan_accumulate_avx2(const uint8_t *blocks, size_t block_count,
 }
 #endif
 
+#if SEXTANT_X86
+__attribute__((target("avx2")))
+static size_t at_most_avx2(const uint16_t *values, size_t count, uint16_t limit, uint32_t *out) {
+    const __m256i lim = _mm256_set1_epi16((short)limit);
+    size_t found = 0, i = 0;
+    for (; i + 16 <= count; i += 16) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(values + i));
+        // v <= limit  <=>  min(v, limit) == v  (unsigned).
+        unsigned mask = (unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi16(_mm256_min_epu16(v, lim), v));
+        while (mask) {
+            unsigned bit = (unsigned)__builtin_ctz(mask);
+            out[found++] = (uint32_t)(i + bit / 2);
+            mask &= ~(3u << bit);
+        }
+    }
+    for (; i < count; i++) if (values[i] <= limit) out[found++] = (uint32_t)i;
+    return found;
+}
+#endif
+
+size_t sextant_u16_at_most(const uint16_t *values, size_t count, uint16_t limit, uint32_t *out) {
+#if SEXTANT_X86
+    if (sextant_cpu_has_avx2()) return at_most_avx2(values, count, limit, out);
+#endif
+    size_t found = 0;
+    for (size_t i = 0; i < count; i++) if (values[i] <= limit) out[found++] = (uint32_t)i;
+    return found;
+}
+
 void sextant_fastscan_accumulate(const uint8_t *blocks, size_t block_count, size_t m,
                                  const uint8_t *lut, uint16_t *out) {
     if (sextant_cpu_has_avx2()) {

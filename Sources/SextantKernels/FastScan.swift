@@ -167,34 +167,27 @@ public struct PQFastScanTable: Sendable, Hashable {
                         path: FastScanPath = .automatic) -> [Neighbor] {
         var top = TopK(k: k)
         guard k > 0, codes.count > 0 else { return [] }
-        let chunkBlocks = 64
-        withUnsafeTemporaryAllocation(of: UInt16.self, capacity: chunkBlocks * 32) { buf in
-            let sums = buf.baseAddress!
-            var block = 0
-            // Sums are integers, exact in Float: select on them, dequantize the winners.
-            var limit = UInt16.max
-            while block < codes.blockCount {
-                let nb = Swift.min(chunkBlocks, codes.blockCount - block)
-                accumulate(codes, firstBlock: block, blockCount: nb, path: path, into: sums)
-                let valid = Swift.min(nb * 32, codes.count - block * 32)
-                let raw = UnsafeRawPointer(sums)
-                var v = 0
-                while v < valid {
-                    // Skip 16 sums at once when none can enter (the common case once full).
-                    if v + 16 <= valid {
-                        let s = raw.loadUnaligned(fromByteOffset: v * 2, as: SIMD16<UInt16>.self)
-                        if !any(s .<= SIMD16(repeating: limit)) { v += 16; continue }
-                    }
-                    let end = Swift.min(v + 16, valid)
-                    while v < end {
-                        if sums[v] <= limit,
-                           top.insert(distance: Float(sums[v]), id: firstID &+ UInt64(block * 32 + v)), top.isFull {
+        // Small chunks keep the rejection limit fresh; sums and hit lists stay in L1.
+        let chunkBlocks = 8, chunk = chunkBlocks * 32
+        withUnsafeTemporaryAllocation(of: UInt16.self, capacity: chunk) { sumBuf in
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: chunk) { hitBuf in
+                let sums = sumBuf.baseAddress!, hits = hitBuf.baseAddress!
+                // Sums are integers, exact in Float: select on them, dequantize the winners.
+                var limit = UInt16.max
+                var block = 0
+                while block < codes.blockCount {
+                    let nb = Swift.min(chunkBlocks, codes.blockCount - block)
+                    accumulate(codes, firstBlock: block, blockCount: nb, path: path, into: sums)
+                    let valid = Swift.min(nb * 32, codes.count - block * 32)
+                    let found = sextant_u16_at_most(sums, valid, limit, hits)
+                    for h in 0..<found {
+                        let v = Int(hits[h])
+                        if top.insert(distance: Float(sums[v]), id: firstID &+ UInt64(block * 32 + v)), top.isFull {
                             limit = UInt16(top.threshold)
                         }
-                        v += 1
                     }
+                    block += nb
                 }
-                block += nb
             }
         }
         return top.sortedResults().map { Neighbor(distance: distance(sum: UInt16($0.distance)), id: $0.id) }

@@ -34,6 +34,11 @@ void sextant_fastscan_accumulate_avx2(const uint8_t *blocks, size_t block_count,
 void sextant_fastscan_accumulate(const uint8_t *blocks, size_t block_count, size_t m,
                                  const uint8_t *lut, uint16_t *out);
 
+/// Writes to `out` the indices i (ascending) with values[i] <= limit and returns how many;
+/// `out` must have room for `count` indices. The top-k filter after a fast scan: with a
+/// tight limit almost every 16-lane group is rejected by one compare.
+size_t sextant_u16_at_most(const uint16_t *values, size_t count, uint16_t limit, uint32_t *out);
+
 /// Nearest centroid of each of `count` points by squared L2 (ties to the smaller index),
 /// ranking centroids by ||c||^2 - 2 x.c.
 ///
