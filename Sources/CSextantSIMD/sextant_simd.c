@@ -23,6 +23,21 @@ int sextant_cpu_has_avx2(void) {
 #endif
 }
 
+int sextant_cpu_has_ssse3(void) {
+#if SEXTANT_X86
+    static volatile int cached = -1;
+    int v = cached;
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("ssse3") ? 1 : 0;
+        cached = v;
+    }
+    return v;
+#else
+    return 0;
+#endif
+}
+
 void sextant_fastscan_accumulate_scalar(const uint8_t *blocks, size_t block_count, size_t m,
                                         const uint8_t *lut, uint16_t *out) {
     for (size_t b = 0; b < block_count; b++) {
@@ -78,7 +93,38 @@ void sextant_fastscan_accumulate_avx2(const uint8_t *blocks, size_t block_count,
         _mm_storeu_si128((__m128i *)(o + 24), _mm_unpackhi_epi16(he, hodd));
     }
 }
+__attribute__((target("ssse3")))
+void sextant_fastscan_accumulate_ssse3(const uint8_t *blocks, size_t block_count, size_t m,
+                                       const uint8_t *lut, uint16_t *out) {
+    const __m128i low4 = _mm_set1_epi8(0x0f);
+    const __m128i low8 = _mm_set1_epi16(0x00ff);
+    for (size_t b = 0; b < block_count; b++) {
+        const uint8_t *block = blocks + b * m * 16;
+        __m128i lo_even = _mm_setzero_si128(), lo_odd = _mm_setzero_si128();
+        __m128i hi_even = _mm_setzero_si128(), hi_odd = _mm_setzero_si128();
+        for (size_t q = 0; q < m; q++) {
+            __m128i c = _mm_loadu_si128((const __m128i *)(block + q * 16));
+            __m128i t = _mm_loadu_si128((const __m128i *)(lut + q * 16));
+            __m128i rlo = _mm_shuffle_epi8(t, _mm_and_si128(c, low4));
+            __m128i rhi = _mm_shuffle_epi8(t, _mm_and_si128(_mm_srli_epi16(c, 4), low4));
+            lo_even = _mm_add_epi16(lo_even, _mm_and_si128(rlo, low8));
+            lo_odd = _mm_add_epi16(lo_odd, _mm_srli_epi16(rlo, 8));
+            hi_even = _mm_add_epi16(hi_even, _mm_and_si128(rhi, low8));
+            hi_odd = _mm_add_epi16(hi_odd, _mm_srli_epi16(rhi, 8));
+        }
+        uint16_t *o = out + 32 * b;
+        _mm_storeu_si128((__m128i *)(o + 0), _mm_unpacklo_epi16(lo_even, lo_odd));
+        _mm_storeu_si128((__m128i *)(o + 8), _mm_unpackhi_epi16(lo_even, lo_odd));
+        _mm_storeu_si128((__m128i *)(o + 16), _mm_unpacklo_epi16(hi_even, hi_odd));
+        _mm_storeu_si128((__m128i *)(o + 24), _mm_unpackhi_epi16(hi_even, hi_odd));
+    }
+}
 #else
+void sextant_fastscan_accumulate_ssse3(const uint8_t *blocks, size_t block_count, size_t m,
+                                       const uint8_t *lut, uint16_t *out) {
+    sextant_fastscan_accumulate_scalar(blocks, block_count, m, lut, out);
+}
+
 void sextant_fastscan_accumulate_avx2(const uint8_t *blocks, size_t block_count, size_t m,
                                       const uint8_t *lut, uint16_t *out) {
     sextant_fastscan_accumulate_scalar(blocks, block_count, m, lut, out);
@@ -118,6 +164,8 @@ void sextant_fastscan_accumulate(const uint8_t *blocks, size_t block_count, size
                                  const uint8_t *lut, uint16_t *out) {
     if (sextant_cpu_has_avx2()) {
         sextant_fastscan_accumulate_avx2(blocks, block_count, m, lut, out);
+    } else if (sextant_cpu_has_ssse3()) {
+        sextant_fastscan_accumulate_ssse3(blocks, block_count, m, lut, out);
     } else {
         sextant_fastscan_accumulate_scalar(blocks, block_count, m, lut, out);
     }

@@ -50,13 +50,15 @@ public struct PQFastScanCodes: Sendable, Hashable {
     }
 }
 
-/// Which fast-scan implementation runs.
+/// Which fast-scan accumulation kernel runs. All give identical sums; only speed differs.
 public enum FastScanPath: Sendable, Hashable {
-    /// AVX2 when the CPU has it, scalar otherwise.
+    /// The fastest the CPU supports: AVX2, else SSSE3, else scalar.
     case automatic
     /// The portable loop.
     case scalar
-    /// `vpshufb`; only valid when ``PQFastScanTable/isAVX2Available``.
+    /// 128-bit `pshufb`, one sub-space per step; only valid when ``PQFastScanTable/isSSSE3Available``.
+    case ssse3
+    /// 256-bit `vpshufb`, two sub-spaces per step; only valid when ``PQFastScanTable/isAVX2Available``.
     case avx2
 }
 
@@ -85,6 +87,8 @@ public struct PQFastScanTable: Sendable, Hashable {
 
     /// Whether the running CPU has AVX2 (checked once).
     public static var isAVX2Available: Bool { sextant_cpu_has_avx2() != 0 }
+    /// Whether the running CPU has SSSE3 (checked once).
+    public static var isSSSE3Available: Bool { sextant_cpu_has_ssse3() != 0 }
 
     /// Quantizes a 4-bit float table.
     public init(_ table: PQDistanceTable) {
@@ -124,22 +128,18 @@ public struct PQFastScanTable: Sendable, Hashable {
     private func accumulate(_ codes: PQFastScanCodes, firstBlock: Int, blockCount: Int,
                             path: FastScanPath, into out: UnsafeMutablePointer<UInt16>) {
         precondition(codes.subspaceCount == subspaceCount, "codes and table have different subspace counts")
-        let useAVX2: Bool
-        switch path {
-        case .automatic: useAVX2 = Self.isAVX2Available
-        case .scalar: useAVX2 = false
-        case .avx2:
-            precondition(Self.isAVX2Available, "AVX2 is not available on this CPU")
-            useAVX2 = true
-        }
+        var kernel = path
+        if kernel == .automatic { kernel = Self.isAVX2Available ? .avx2 : Self.isSSSE3Available ? .ssse3 : .scalar }
+        precondition(kernel != .avx2 || Self.isAVX2Available, "AVX2 is not available on this CPU")
+        precondition(kernel != .ssse3 || Self.isSSSE3Available, "SSSE3 is not available on this CPU")
         let m = subspaceCount
         codes.blocks.withUnsafeBufferPointer { b in
             lut.withUnsafeBufferPointer { t in
                 let start = b.baseAddress! + firstBlock * m * 16
-                if useAVX2 {
-                    sextant_fastscan_accumulate_avx2(start, blockCount, m, t.baseAddress!, out)
-                } else {
-                    sextant_fastscan_accumulate_scalar(start, blockCount, m, t.baseAddress!, out)
+                switch kernel {
+                case .avx2: sextant_fastscan_accumulate_avx2(start, blockCount, m, t.baseAddress!, out)
+                case .ssse3: sextant_fastscan_accumulate_ssse3(start, blockCount, m, t.baseAddress!, out)
+                case .scalar, .automatic: sextant_fastscan_accumulate_scalar(start, blockCount, m, t.baseAddress!, out)
                 }
             }
         }
@@ -162,7 +162,9 @@ public struct PQFastScanTable: Sendable, Hashable {
     }
 
     /// The `k` best codes by quantized sum (ties to the smaller id), ids `firstID + index`,
-    /// with dequantized distances, best first: the candidates to re-rank exactly.
+    /// with dequantized distances, best first: the candidates to re-rank exactly. Sums are
+    /// computed 256 vectors at a time and filtered against the current k-th best with one
+    /// 16-lane compare per 16 sums, so the selection costs little next to the scan.
     public func nearest(codes: PQFastScanCodes, k: Int, firstID: UInt64 = 0,
                         path: FastScanPath = .automatic) -> [Neighbor] {
         var top = TopK(k: k)
