@@ -43,6 +43,7 @@ public struct PQFastScanCodes: Sendable, Hashable {
     /// Array form: `packedCodes.count / (subspaceCount / 2)` codes.
     public init(packedCodes: [UInt8], subspaceCount: Int) {
         precondition(subspaceCount > 0 && subspaceCount % 2 == 0, "fast scan needs an even subspace count")
+        precondition(packedCodes.count % (subspaceCount / 2) == 0, "codes are not whole vectors")
         let n = packedCodes.count / (subspaceCount / 2)
         self = packedCodes.withUnsafeBufferPointer {
             PQFastScanCodes(packedCodes: $0, count: n, subspaceCount: subspaceCount)
