@@ -60,13 +60,14 @@ __attribute__((target("avx2")))
 void sextant_fastscan_accumulate_avx2(const uint8_t *blocks, size_t block_count, size_t m,
                                       const uint8_t *lut, uint16_t *out) {
     const __m256i low4 = _mm256_set1_epi8(0x0f);
-    const __m256i low8 = _mm256_set1_epi16(0x00ff);
     for (size_t b = 0; b < block_count; b++) {
         const uint8_t *block = blocks + b * m * 16;
-        // 16-bit accumulators. Lane 0 carries even sub-quantizers, lane 1 odd ones; "even" and
-        // "odd" name the vector whose byte sits in the low or high half of each 16-bit slot.
-        __m256i lo_even = _mm256_setzero_si256(), lo_odd = _mm256_setzero_si256();
-        __m256i hi_even = _mm256_setzero_si256(), hi_odd = _mm256_setzero_si256();
+        // 16-bit accumulators. Lane 0 carries even sub-quantizers, lane 1 odd ones. "whole"
+        // adds each 16-bit slot as is (low byte + 256 * high byte, wrapping), "high" adds the
+        // high bytes alone; the low-byte sums are then whole - 256 * high, exact modulo 2^16
+        // and hence exact (they never exceed 65535). One AND fewer per lookup than masking.
+        __m256i lo_whole = _mm256_setzero_si256(), lo_high = _mm256_setzero_si256();
+        __m256i hi_whole = _mm256_setzero_si256(), hi_high = _mm256_setzero_si256();
         for (size_t q = 0; q < m; q += 2) {
             // Sub-quantizers q and q + 1: their code rows and table rows are adjacent, so one
             // 32-byte load brings both and vpshufb (in-lane) pairs each row with its table.
@@ -76,11 +77,13 @@ void sextant_fastscan_accumulate_avx2(const uint8_t *blocks, size_t block_count,
             __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), low4);
             __m256i rlo = _mm256_shuffle_epi8(t, lo);
             __m256i rhi = _mm256_shuffle_epi8(t, hi);
-            lo_even = _mm256_add_epi16(lo_even, _mm256_and_si256(rlo, low8));
-            lo_odd = _mm256_add_epi16(lo_odd, _mm256_srli_epi16(rlo, 8));
-            hi_even = _mm256_add_epi16(hi_even, _mm256_and_si256(rhi, low8));
-            hi_odd = _mm256_add_epi16(hi_odd, _mm256_srli_epi16(rhi, 8));
+            lo_whole = _mm256_add_epi16(lo_whole, rlo);
+            lo_high = _mm256_add_epi16(lo_high, _mm256_srli_epi16(rlo, 8));
+            hi_whole = _mm256_add_epi16(hi_whole, rhi);
+            hi_high = _mm256_add_epi16(hi_high, _mm256_srli_epi16(rhi, 8));
         }
+        __m256i lo_even = _mm256_sub_epi16(lo_whole, _mm256_slli_epi16(lo_high, 8)), lo_odd = lo_high;
+        __m256i hi_even = _mm256_sub_epi16(hi_whole, _mm256_slli_epi16(hi_high, 8)), hi_odd = hi_high;
         // Fold the two lanes (even + odd sub-quantizers), then interleave even/odd vectors.
         __m128i le = _mm_add_epi16(_mm256_castsi256_si128(lo_even), _mm256_extracti128_si256(lo_even, 1));
         __m128i lodd = _mm_add_epi16(_mm256_castsi256_si128(lo_odd), _mm256_extracti128_si256(lo_odd, 1));
