@@ -67,6 +67,21 @@ static void nearest_sse2(const float *points, size_t count, size_t stride, size_
     }
 }
 
+// best_of() for 8 lanes without a branchy loop in the common case: one lane holds the minimum.
+__attribute__((target("avx2")))
+static inline int32_t best_of_avx2(__m256 v, __m256i idx) {
+    __m256 t = _mm256_min_ps(v, _mm256_permute2f128_ps(v, v, 1));
+    t = _mm256_min_ps(t, _mm256_shuffle_ps(t, t, _MM_SHUFFLE(1, 0, 3, 2)));
+    t = _mm256_min_ps(t, _mm256_shuffle_ps(t, t, _MM_SHUFFLE(2, 3, 0, 1)));
+    unsigned mask = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(v, t, _CMP_EQ_OQ));
+    float vs[8];
+    int32_t is[8];
+    _mm256_storeu_si256((__m256i *)is, idx);
+    if (mask != 0 && (mask & (mask - 1)) == 0) return is[__builtin_ctz(mask)];
+    _mm256_storeu_ps(vs, v);
+    return best_of(vs, is, 8);
+}
+
 __attribute__((target("avx2")))
 static void nearest_avx2(const float *points, size_t count, size_t stride, size_t dim,
                          const float *ct, const float *norms, size_t k, int32_t *out) {
@@ -94,13 +109,7 @@ static void nearest_avx2(const float *points, size_t count, size_t stride, size_
                 bidx[j] = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(bidx[j]), _mm256_castsi256_ps(ci), lt));
             }
         }
-        for (size_t j = 0; j < np; j++) {
-            float v[8];
-            int32_t idx[8];
-            _mm256_storeu_ps(v, best[j]);
-            _mm256_storeu_si256((__m256i *)idx, bidx[j]);
-            out[p + j] = best_of(v, idx, 8);
-        }
+        for (size_t j = 0; j < np; j++) out[p + j] = best_of_avx2(best[j], bidx[j]);
     }
 }
 #endif

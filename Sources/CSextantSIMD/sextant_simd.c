@@ -23,6 +23,21 @@ int sextant_cpu_has_avx2(void) {
 #endif
 }
 
+int sextant_cpu_has_ssse3(void) {
+#if SEXTANT_X86
+    static volatile int cached = -1;
+    int v = cached;
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("ssse3") ? 1 : 0;
+        cached = v;
+    }
+    return v;
+#else
+    return 0;
+#endif
+}
+
 void sextant_fastscan_accumulate_scalar(const uint8_t *blocks, size_t block_count, size_t m,
                                         const uint8_t *lut, uint16_t *out) {
     for (size_t b = 0; b < block_count; b++) {
@@ -45,13 +60,14 @@ __attribute__((target("avx2")))
 void sextant_fastscan_accumulate_avx2(const uint8_t *blocks, size_t block_count, size_t m,
                                       const uint8_t *lut, uint16_t *out) {
     const __m256i low4 = _mm256_set1_epi8(0x0f);
-    const __m256i low8 = _mm256_set1_epi16(0x00ff);
     for (size_t b = 0; b < block_count; b++) {
         const uint8_t *block = blocks + b * m * 16;
-        // 16-bit accumulators. Lane 0 carries even sub-quantizers, lane 1 odd ones; "even" and
-        // "odd" name the vector whose byte sits in the low or high half of each 16-bit slot.
-        __m256i lo_even = _mm256_setzero_si256(), lo_odd = _mm256_setzero_si256();
-        __m256i hi_even = _mm256_setzero_si256(), hi_odd = _mm256_setzero_si256();
+        // 16-bit accumulators. Lane 0 carries even sub-quantizers, lane 1 odd ones. "whole"
+        // adds each 16-bit slot as is (low byte + 256 * high byte, wrapping), "high" adds the
+        // high bytes alone; the low-byte sums are then whole - 256 * high, exact modulo 2^16
+        // and hence exact (they never exceed 65535). One AND fewer per lookup than masking.
+        __m256i lo_whole = _mm256_setzero_si256(), lo_high = _mm256_setzero_si256();
+        __m256i hi_whole = _mm256_setzero_si256(), hi_high = _mm256_setzero_si256();
         for (size_t q = 0; q < m; q += 2) {
             // Sub-quantizers q and q + 1: their code rows and table rows are adjacent, so one
             // 32-byte load brings both and vpshufb (in-lane) pairs each row with its table.
@@ -61,11 +77,13 @@ void sextant_fastscan_accumulate_avx2(const uint8_t *blocks, size_t block_count,
             __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), low4);
             __m256i rlo = _mm256_shuffle_epi8(t, lo);
             __m256i rhi = _mm256_shuffle_epi8(t, hi);
-            lo_even = _mm256_add_epi16(lo_even, _mm256_and_si256(rlo, low8));
-            lo_odd = _mm256_add_epi16(lo_odd, _mm256_srli_epi16(rlo, 8));
-            hi_even = _mm256_add_epi16(hi_even, _mm256_and_si256(rhi, low8));
-            hi_odd = _mm256_add_epi16(hi_odd, _mm256_srli_epi16(rhi, 8));
+            lo_whole = _mm256_add_epi16(lo_whole, rlo);
+            lo_high = _mm256_add_epi16(lo_high, _mm256_srli_epi16(rlo, 8));
+            hi_whole = _mm256_add_epi16(hi_whole, rhi);
+            hi_high = _mm256_add_epi16(hi_high, _mm256_srli_epi16(rhi, 8));
         }
+        __m256i lo_even = _mm256_sub_epi16(lo_whole, _mm256_slli_epi16(lo_high, 8)), lo_odd = lo_high;
+        __m256i hi_even = _mm256_sub_epi16(hi_whole, _mm256_slli_epi16(hi_high, 8)), hi_odd = hi_high;
         // Fold the two lanes (even + odd sub-quantizers), then interleave even/odd vectors.
         __m128i le = _mm_add_epi16(_mm256_castsi256_si128(lo_even), _mm256_extracti128_si256(lo_even, 1));
         __m128i lodd = _mm_add_epi16(_mm256_castsi256_si128(lo_odd), _mm256_extracti128_si256(lo_odd, 1));
@@ -78,17 +96,79 @@ void sextant_fastscan_accumulate_avx2(const uint8_t *blocks, size_t block_count,
         _mm_storeu_si128((__m128i *)(o + 24), _mm_unpackhi_epi16(he, hodd));
     }
 }
+__attribute__((target("ssse3")))
+void sextant_fastscan_accumulate_ssse3(const uint8_t *blocks, size_t block_count, size_t m,
+                                       const uint8_t *lut, uint16_t *out) {
+    const __m128i low4 = _mm_set1_epi8(0x0f);
+    const __m128i low8 = _mm_set1_epi16(0x00ff);
+    for (size_t b = 0; b < block_count; b++) {
+        const uint8_t *block = blocks + b * m * 16;
+        __m128i lo_even = _mm_setzero_si128(), lo_odd = _mm_setzero_si128();
+        __m128i hi_even = _mm_setzero_si128(), hi_odd = _mm_setzero_si128();
+        for (size_t q = 0; q < m; q++) {
+            __m128i c = _mm_loadu_si128((const __m128i *)(block + q * 16));
+            __m128i t = _mm_loadu_si128((const __m128i *)(lut + q * 16));
+            __m128i rlo = _mm_shuffle_epi8(t, _mm_and_si128(c, low4));
+            __m128i rhi = _mm_shuffle_epi8(t, _mm_and_si128(_mm_srli_epi16(c, 4), low4));
+            lo_even = _mm_add_epi16(lo_even, _mm_and_si128(rlo, low8));
+            lo_odd = _mm_add_epi16(lo_odd, _mm_srli_epi16(rlo, 8));
+            hi_even = _mm_add_epi16(hi_even, _mm_and_si128(rhi, low8));
+            hi_odd = _mm_add_epi16(hi_odd, _mm_srli_epi16(rhi, 8));
+        }
+        uint16_t *o = out + 32 * b;
+        _mm_storeu_si128((__m128i *)(o + 0), _mm_unpacklo_epi16(lo_even, lo_odd));
+        _mm_storeu_si128((__m128i *)(o + 8), _mm_unpackhi_epi16(lo_even, lo_odd));
+        _mm_storeu_si128((__m128i *)(o + 16), _mm_unpacklo_epi16(hi_even, hi_odd));
+        _mm_storeu_si128((__m128i *)(o + 24), _mm_unpackhi_epi16(hi_even, hi_odd));
+    }
+}
 #else
+void sextant_fastscan_accumulate_ssse3(const uint8_t *blocks, size_t block_count, size_t m,
+                                       const uint8_t *lut, uint16_t *out) {
+    sextant_fastscan_accumulate_scalar(blocks, block_count, m, lut, out);
+}
+
 void sextant_fastscan_accumulate_avx2(const uint8_t *blocks, size_t block_count, size_t m,
                                       const uint8_t *lut, uint16_t *out) {
     sextant_fastscan_accumulate_scalar(blocks, block_count, m, lut, out);
 }
 #endif
 
+#if SEXTANT_X86
+__attribute__((target("avx2")))
+static size_t at_most_avx2(const uint16_t *values, size_t count, uint16_t limit, uint32_t *out) {
+    const __m256i lim = _mm256_set1_epi16((short)limit);
+    size_t found = 0, i = 0;
+    for (; i + 16 <= count; i += 16) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(values + i));
+        // v <= limit  <=>  min(v, limit) == v  (unsigned).
+        unsigned mask = (unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi16(_mm256_min_epu16(v, lim), v));
+        while (mask) {
+            unsigned bit = (unsigned)__builtin_ctz(mask);
+            out[found++] = (uint32_t)(i + bit / 2);
+            mask &= ~(3u << bit);
+        }
+    }
+    for (; i < count; i++) if (values[i] <= limit) out[found++] = (uint32_t)i;
+    return found;
+}
+#endif
+
+size_t sextant_u16_at_most(const uint16_t *values, size_t count, uint16_t limit, uint32_t *out) {
+#if SEXTANT_X86
+    if (sextant_cpu_has_avx2()) return at_most_avx2(values, count, limit, out);
+#endif
+    size_t found = 0;
+    for (size_t i = 0; i < count; i++) if (values[i] <= limit) out[found++] = (uint32_t)i;
+    return found;
+}
+
 void sextant_fastscan_accumulate(const uint8_t *blocks, size_t block_count, size_t m,
                                  const uint8_t *lut, uint16_t *out) {
     if (sextant_cpu_has_avx2()) {
         sextant_fastscan_accumulate_avx2(blocks, block_count, m, lut, out);
+    } else if (sextant_cpu_has_ssse3()) {
+        sextant_fastscan_accumulate_ssse3(blocks, block_count, m, lut, out);
     } else {
         sextant_fastscan_accumulate_scalar(blocks, block_count, m, lut, out);
     }

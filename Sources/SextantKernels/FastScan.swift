@@ -43,6 +43,7 @@ public struct PQFastScanCodes: Sendable, Hashable {
     /// Array form: `packedCodes.count / (subspaceCount / 2)` codes.
     public init(packedCodes: [UInt8], subspaceCount: Int) {
         precondition(subspaceCount > 0 && subspaceCount % 2 == 0, "fast scan needs an even subspace count")
+        precondition(packedCodes.count % (subspaceCount / 2) == 0, "codes are not whole vectors")
         let n = packedCodes.count / (subspaceCount / 2)
         self = packedCodes.withUnsafeBufferPointer {
             PQFastScanCodes(packedCodes: $0, count: n, subspaceCount: subspaceCount)
@@ -50,13 +51,15 @@ public struct PQFastScanCodes: Sendable, Hashable {
     }
 }
 
-/// Which fast-scan implementation runs.
+/// Which fast-scan accumulation kernel runs. All give identical sums; only speed differs.
 public enum FastScanPath: Sendable, Hashable {
-    /// AVX2 when the CPU has it, scalar otherwise.
+    /// The fastest the CPU supports: AVX2, else SSSE3, else scalar.
     case automatic
     /// The portable loop.
     case scalar
-    /// `vpshufb`; only valid when ``PQFastScanTable/isAVX2Available``.
+    /// 128-bit `pshufb`, one sub-space per step; only valid when ``PQFastScanTable/isSSSE3Available``.
+    case ssse3
+    /// 256-bit `vpshufb`, two sub-spaces per step; only valid when ``PQFastScanTable/isAVX2Available``.
     case avx2
 }
 
@@ -85,6 +88,8 @@ public struct PQFastScanTable: Sendable, Hashable {
 
     /// Whether the running CPU has AVX2 (checked once).
     public static var isAVX2Available: Bool { sextant_cpu_has_avx2() != 0 }
+    /// Whether the running CPU has SSSE3 (checked once).
+    public static var isSSSE3Available: Bool { sextant_cpu_has_ssse3() != 0 }
 
     /// Quantizes a 4-bit float table.
     public init(_ table: PQDistanceTable) {
@@ -124,22 +129,18 @@ public struct PQFastScanTable: Sendable, Hashable {
     private func accumulate(_ codes: PQFastScanCodes, firstBlock: Int, blockCount: Int,
                             path: FastScanPath, into out: UnsafeMutablePointer<UInt16>) {
         precondition(codes.subspaceCount == subspaceCount, "codes and table have different subspace counts")
-        let useAVX2: Bool
-        switch path {
-        case .automatic: useAVX2 = Self.isAVX2Available
-        case .scalar: useAVX2 = false
-        case .avx2:
-            precondition(Self.isAVX2Available, "AVX2 is not available on this CPU")
-            useAVX2 = true
-        }
+        var kernel = path
+        if kernel == .automatic { kernel = Self.isAVX2Available ? .avx2 : Self.isSSSE3Available ? .ssse3 : .scalar }
+        precondition(kernel != .avx2 || Self.isAVX2Available, "AVX2 is not available on this CPU")
+        precondition(kernel != .ssse3 || Self.isSSSE3Available, "SSSE3 is not available on this CPU")
         let m = subspaceCount
         codes.blocks.withUnsafeBufferPointer { b in
             lut.withUnsafeBufferPointer { t in
                 let start = b.baseAddress! + firstBlock * m * 16
-                if useAVX2 {
-                    sextant_fastscan_accumulate_avx2(start, blockCount, m, t.baseAddress!, out)
-                } else {
-                    sextant_fastscan_accumulate_scalar(start, blockCount, m, t.baseAddress!, out)
+                switch kernel {
+                case .avx2: sextant_fastscan_accumulate_avx2(start, blockCount, m, t.baseAddress!, out)
+                case .ssse3: sextant_fastscan_accumulate_ssse3(start, blockCount, m, t.baseAddress!, out)
+                case .scalar, .automatic: sextant_fastscan_accumulate_scalar(start, blockCount, m, t.baseAddress!, out)
                 }
             }
         }
@@ -162,39 +163,34 @@ public struct PQFastScanTable: Sendable, Hashable {
     }
 
     /// The `k` best codes by quantized sum (ties to the smaller id), ids `firstID + index`,
-    /// with dequantized distances, best first: the candidates to re-rank exactly.
+    /// with dequantized distances, best first: the candidates to re-rank exactly. Sums are
+    /// computed 256 vectors at a time and filtered against the current k-th best with one
+    /// 16-lane compare per 16 sums, so the selection costs little next to the scan.
     public func nearest(codes: PQFastScanCodes, k: Int, firstID: UInt64 = 0,
                         path: FastScanPath = .automatic) -> [Neighbor] {
         var top = TopK(k: k)
         guard k > 0, codes.count > 0 else { return [] }
-        let chunkBlocks = 64
-        withUnsafeTemporaryAllocation(of: UInt16.self, capacity: chunkBlocks * 32) { buf in
-            let sums = buf.baseAddress!
-            var block = 0
-            // Sums are integers, exact in Float: select on them, dequantize the winners.
-            var limit = UInt16.max
-            while block < codes.blockCount {
-                let nb = Swift.min(chunkBlocks, codes.blockCount - block)
-                accumulate(codes, firstBlock: block, blockCount: nb, path: path, into: sums)
-                let valid = Swift.min(nb * 32, codes.count - block * 32)
-                let raw = UnsafeRawPointer(sums)
-                var v = 0
-                while v < valid {
-                    // Skip 16 sums at once when none can enter (the common case once full).
-                    if v + 16 <= valid {
-                        let s = raw.loadUnaligned(fromByteOffset: v * 2, as: SIMD16<UInt16>.self)
-                        if !any(s .<= SIMD16(repeating: limit)) { v += 16; continue }
-                    }
-                    let end = Swift.min(v + 16, valid)
-                    while v < end {
-                        if sums[v] <= limit,
-                           top.insert(distance: Float(sums[v]), id: firstID &+ UInt64(block * 32 + v)), top.isFull {
+        // Small chunks keep the rejection limit fresh; sums and hit lists stay in L1.
+        let chunkBlocks = 8, chunk = chunkBlocks * 32
+        withUnsafeTemporaryAllocation(of: UInt16.self, capacity: chunk) { sumBuf in
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: chunk) { hitBuf in
+                let sums = sumBuf.baseAddress!, hits = hitBuf.baseAddress!
+                // Sums are integers, exact in Float: select on them, dequantize the winners.
+                var limit = UInt16.max
+                var block = 0
+                while block < codes.blockCount {
+                    let nb = Swift.min(chunkBlocks, codes.blockCount - block)
+                    accumulate(codes, firstBlock: block, blockCount: nb, path: path, into: sums)
+                    let valid = Swift.min(nb * 32, codes.count - block * 32)
+                    let found = sextant_u16_at_most(sums, valid, limit, hits)
+                    for h in 0..<found {
+                        let v = Int(hits[h])
+                        if top.insert(distance: Float(sums[v]), id: firstID &+ UInt64(block * 32 + v)), top.isFull {
                             limit = UInt16(top.threshold)
                         }
-                        v += 1
                     }
+                    block += nb
                 }
-                block += nb
             }
         }
         return top.sortedResults().map { Neighbor(distance: distance(sum: UInt16($0.distance)), id: $0.id) }

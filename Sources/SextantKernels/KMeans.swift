@@ -72,15 +72,7 @@ enum KMeans {
         var counts = [Int](repeating: 0, count: k)
         for _ in 0..<iterations {
             assign(points, centroids: centroids, into: &assignment)
-            for i in sums.indices { sums[i] = 0 }
-            for c in 0..<k { counts[c] = 0 }
-            points.values.withUnsafeBufferPointer { p in
-                for q in 0..<n {
-                    let c = Int(assignment[q])
-                    counts[c] += 1
-                    for i in 0..<dim { sums[c * dim + i] += Double(p[i * n + q]) }
-                }
-            }
+            accumulate(points, assignment: assignment, sums: &sums, counts: &counts)
             for c in 0..<k where counts[c] > 0 {
                 let inv = 1 / Double(counts[c])
                 for i in 0..<dim { centroids.rows[c * dim + i] = Float(sums[c * dim + i] * inv) }
@@ -88,6 +80,28 @@ enum KMeans {
             repairEmptyClusters(&centroids, counts: &counts)
         }
         return centroids
+    }
+
+    /// Per-cluster coordinate sums (in Double, so the order of 50,000 additions hardly
+    /// matters) and sizes.
+    private static func accumulate(_ points: KMeansPoints, assignment: [Int32], sums: inout [Double], counts: inout [Int]) {
+        let n = points.count, dim = points.dimension
+        sums.withUnsafeMutableBufferPointer { s in
+            counts.withUnsafeMutableBufferPointer { cnt in
+                points.values.withUnsafeBufferPointer { p in
+                    assignment.withUnsafeBufferPointer { a in
+                        s.update(repeating: 0)
+                        cnt.update(repeating: 0)
+                        for q in 0..<n { cnt[Int(a[q])] &+= 1 }
+                        // Coordinate-major, matching the points' layout: each pass reads one row.
+                        for i in 0..<dim {
+                            let row = p.baseAddress! + i * n
+                            for q in 0..<n { s[Int(a[q]) &* dim &+ i] += Double(row[q]) }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Gives every empty cluster half of the currently largest one: a copy of its centroid nudged
@@ -172,5 +186,25 @@ enum KMeans {
                 }
             }
         }
+    }
+}
+
+extension KMeans {
+    /// Direct access to the C nearest-centroid kernel (dimension-major points and centroids),
+    /// with `baseline` forcing the 128-bit path: tests check that both paths agree.
+    static func nearestCentroids(
+        points: [Float], count: Int, dimension: Int, centroidsT: [Float], norms: [Float], k: Int, baseline: Bool
+    ) -> [Int32] {
+        precondition(points.count == count * dimension && centroidsT.count == k * dimension && norms.count == k)
+        precondition(k % 16 == 0, "k must be a multiple of 16")
+        var out = [Int32](repeating: -1, count: count)
+        out.withUnsafeMutableBufferPointer { o in
+            if baseline {
+                sextant_nearest_centroids_baseline(points, count, count, dimension, centroidsT, norms, k, o.baseAddress!)
+            } else {
+                sextant_nearest_centroids(points, count, count, dimension, centroidsT, norms, k, o.baseAddress!)
+            }
+        }
+        return out
     }
 }

@@ -39,8 +39,9 @@ public struct PQTrainingOptions: Sendable, Hashable {
     public var iterations: Int
     /// Seeds the training sample and the k-means++ draws; same data + same seed = same codebook.
     public var seed: UInt64
-    /// At most this many vectors (a seeded random sample) are used. 256 points per centroid is
-    /// plenty for 8-bit codebooks (FAISS uses the same cap), and training time is linear in it.
+    /// At most this many vectors (a seeded random sample) are used; training time is linear in
+    /// it. The default, 65,536, is 256 points per centroid for 8-bit codebooks (FAISS's cap);
+    /// 4-bit codebooks are cheap enough to train on the same sample.
     public var maxTrainingVectors: Int
 
     /// Defaults: 25 iterations, seed 0, at most 65,536 training vectors.

@@ -148,6 +148,39 @@ extension PQDistanceTable {
         }
     }
 
+    /// The `k` nearest of the codes at `rows` (code `r` at `codes + r * codeSize`), best first,
+    /// with the row numbers as ids (ties to the smaller row) — e.g. the members of a filter or
+    /// of the probed lists.
+    public func nearest(codes: UnsafePointer<UInt8>, rows: UnsafeBufferPointer<Int>, k: Int) -> [Neighbor] {
+        var top = TopK(k: k)
+        let chunk = 512
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: chunk) { buf in
+            var start = 0
+            while start < rows.count {
+                let c = Swift.min(chunk, rows.count - start)
+                let part = UnsafeBufferPointer(rebasing: rows[start..<(start + c)])
+                distances(codes: codes, rows: part, into: buf.baseAddress!)
+                var t = top.threshold
+                for j in 0..<c where buf[j] <= t {
+                    if top.insert(distance: buf[j], id: UInt64(part[j])) { t = top.threshold }
+                }
+                start += c
+            }
+        }
+        return top.sortedResults()
+    }
+
+    /// Array form of ``nearest(codes:rows:k:)-(UnsafePointer<UInt8>,_,_)``; every row must be in range.
+    public func nearest(codes: [UInt8], rows: [Int], k: Int) -> [Neighbor] {
+        let n = codes.count / codeSize
+        precondition(rows.allSatisfy { $0 >= 0 && $0 < n }, "row out of range")
+        return codes.withUnsafeBufferPointer { c in
+            rows.withUnsafeBufferPointer { r in
+                r.isEmpty ? [] : nearest(codes: c.baseAddress!, rows: r, k: k)
+            }
+        }
+    }
+
     /// Drives the unrolled kernels: four codes at a time, then the rest one by one.
     @inline(__always)
     private func scan(count: Int, into out: UnsafeMutablePointer<Float>, codeAt: (Int) -> UnsafePointer<UInt8>) {

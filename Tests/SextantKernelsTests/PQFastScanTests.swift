@@ -34,10 +34,10 @@ import SextantKernels
         }
     }
 
-    /// The AVX2 path produces exactly the scalar path's sums, at the 16-bit extreme (m = 256,
+    /// The AVX2 and SSSE3 paths produce exactly the scalar path's sums, at the 16-bit extreme (m = 256,
     /// entries up to 255) and for every block position.
-    @Test func avx2MatchesScalarExactly() throws {
-        try #require(PQFastScanTable.isAVX2Available, "AVX2 not available")
+    @Test func simdPathsMatchScalarExactly() throws {
+        try #require(PQFastScanTable.isAVX2Available && PQFastScanTable.isSSSE3Available, "AVX2 or SSSE3 not available")
         var rng = SeededRandom(seed: 21)
         for (m, n) in [(2, 1), (16, 33), (96, 200), (256, 64)] {
             let packed = (0..<(n * m / 2)).map { _ in UInt8.random(in: 0...255, using: &rng) }
@@ -47,6 +47,8 @@ import SextantKernels
             let table = PQFastScanTable(PQDistanceTable(subspaceCount: m, bits: 4, values: values))
             let scalar = table.sums(codes: codes, path: .scalar)
             #expect(scalar == table.sums(codes: codes, path: .avx2))
+            #expect(scalar == table.sums(codes: codes, path: .ssse3))
+            #expect(scalar == table.sums(codes: codes))
             // And both are the plain sum of table bytes.
             for v in 0..<n {
                 var s = 0
@@ -56,7 +58,9 @@ import SextantKernels
                 }
                 #expect(Int(scalar[v]) == s)
             }
-            #expect(table.nearest(codes: codes, k: 10, path: .scalar) == table.nearest(codes: codes, k: 10, path: .avx2))
+            let top = table.nearest(codes: codes, k: 10, path: .scalar)
+            #expect(top == table.nearest(codes: codes, k: 10, path: .avx2))
+            #expect(top == table.nearest(codes: codes, k: 10, path: .ssse3))
         }
     }
 

@@ -63,6 +63,9 @@ enum Fixture {
             let top = table.nearest(codes: codes, k: 10, firstID: 1000)
             let expected = adc.enumerated().map { Neighbor(distance: $0.element, id: 1000 + UInt64($0.offset)) }.sorted().prefix(10)
             #expect(top == Array(expected))
+            let subset = Array(stride(from: 3, to: Fixture.n, by: 7))
+            let subsetExpected = subset.map { Neighbor(distance: adc[$0], id: UInt64($0)) }.sorted().prefix(10)
+            #expect(table.nearest(codes: codes, rows: subset, k: 10) == Array(subsetExpected))
         }
     }
 

@@ -1,6 +1,6 @@
 // Product-quantization figures on pypi-50k (50,000 x 384, cosine), single-threaded:
 // training time, encode time, recall@10 after exact re-ranking of the best R codes, and
-// codes scanned per second (8-bit ADC scan; 4-bit fast scan, AVX2 and scalar).
+// codes scanned per second (8-bit ADC scan; 4-bit fast scan, AVX2, SSSE3 and scalar).
 //
 //   swift build -c release --product PQMeasure
 //   taskset -c 0 .build/release/PQMeasure [DATA_DIR] [runs]   # default /work/shared/data/pypi-50k, 5
@@ -132,7 +132,7 @@ func measure(m: Int, bits: Int) {
         }
         fields += [("recall_at_10", Double(hits) / Double(nq * k)),
                    ("recall_at_10_float_adc", Double(floatHits) / Double(nq * k))]
-        var avx = [Double](), scalar = [Double](), floatScan = [Double](), withLUT = [Double]()
+        var avx = [Double](), ssse3 = [Double](), scalar = [Double](), floatScan = [Double](), withLUT = [Double]()
         let quantized = tables.map { PQFastScanTable($0) }
         for _ in 0..<runs {
             var sink = 0
@@ -146,15 +146,19 @@ func measure(m: Int, bits: Int) {
             }
             withLUT.append(codesPerRun / (now() - t0))
             t0 = now()
+            for t in quantized { sink &+= t.nearest(codes: fast, k: rerank, path: .ssse3).count }
+            ssse3.append(codesPerRun / (now() - t0))
+            t0 = now()
             for t in quantized { sink &+= t.nearest(codes: fast, k: rerank, path: .scalar).count }
             scalar.append(codesPerRun / (now() - t0))
             t0 = now()
             for t in tables { sink &+= t.nearest(codes: codes, k: rerank).count }
             floatScan.append(codesPerRun / (now() - t0))
-            precondition(sink == 4 * nq * rerank)
+            precondition(sink == 5 * nq * rerank)
         }
         fields += [("fastscan_avx2_top100_codes_per_s", median(avx)),
                    ("fastscan_avx2_top100_incl_lut_codes_per_s", median(withLUT)),
+                   ("fastscan_ssse3_top100_codes_per_s", median(ssse3)),
                    ("fastscan_scalar_top100_codes_per_s", median(scalar)),
                    ("float_adc4_top100_codes_per_s", median(floatScan))]
     }

@@ -26,13 +26,26 @@ int sextant_cpu_has_avx2(void);
 void sextant_fastscan_accumulate_scalar(const uint8_t *blocks, size_t block_count, size_t m,
                                         const uint8_t *lut, uint16_t *out);
 
+/// Nonzero when the running CPU supports SSSE3 (128-bit pshufb; checked once, then cached).
+int sextant_cpu_has_ssse3(void);
+
+/// SSSE3 (128-bit `pshufb`) version, one sub-quantizer per step, for x86 CPUs without AVX2;
+/// only call it when sextant_cpu_has_ssse3() is nonzero.
+void sextant_fastscan_accumulate_ssse3(const uint8_t *blocks, size_t block_count, size_t m,
+                                       const uint8_t *lut, uint16_t *out);
+
 /// AVX2 (`vpshufb`) version; only call it when sextant_cpu_has_avx2() is nonzero.
 void sextant_fastscan_accumulate_avx2(const uint8_t *blocks, size_t block_count, size_t m,
                                       const uint8_t *lut, uint16_t *out);
 
-/// Picks the AVX2 path when the CPU has it, the scalar one otherwise.
+/// Picks AVX2, else SSSE3, else the scalar path, by what the CPU supports.
 void sextant_fastscan_accumulate(const uint8_t *blocks, size_t block_count, size_t m,
                                  const uint8_t *lut, uint16_t *out);
+
+/// Writes to `out` the indices i (ascending) with values[i] <= limit and returns how many;
+/// `out` must have room for `count` indices. The top-k filter after a fast scan: with a
+/// tight limit almost every 16-lane group is rejected by one compare.
+size_t sextant_u16_at_most(const uint16_t *values, size_t count, uint16_t limit, uint32_t *out);
 
 /// Nearest centroid of each of `count` points by squared L2 (ties to the smaller index),
 /// ranking centroids by ||c||^2 - 2 x.c.
