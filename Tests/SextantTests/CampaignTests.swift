@@ -84,6 +84,48 @@ struct Child {
         print("crash campaign: \(killed) writers killed with SIGKILL, \(acknowledged) acknowledged steps all present, check --deep passed after each")
     }
 
+    static var graphCrashTrials: Int { Int(ProcessInfo.processInfo.environment["SEXTANT_GRAPH_CRASH_TRIALS"] ?? "") ?? 20 }
+
+    /// The same campaign on an HNSW collection whose graph changes in every transaction:
+    /// after each kill the graph passes `check --deep` and a graph search for every
+    /// acknowledged row's vector finds that row.
+    @Test func graphWritersKilledAtRandomLoseNothingAcknowledged() throws {
+        guard CrashTests.sextantBinary != nil else { print("graph crash campaign: no sextant binary; skipped"); return }
+        let dir = temporaryStorePath("graph-campaign")
+        let dim = 8
+        var rng = SeededRandom(seed: 77)
+        var acknowledged = 0, found = 0
+        for trial in 0..<CampaignTests.graphCrashTrials {
+            let db = "\(dir)/db\(trial)"
+            #expect(try CrashTests.run(["create", db, "c", "--dim", String(dim), "--metric", "l2", "--index", "HNSW4_32", "--schema", StressWorkload.schema.spelling]) == 0)
+            #expect(try CrashTests.run(["index", db, "c"]) == 0)  // an empty graph: rows are linked as written
+            let seed = UInt64(trial + 1000)
+            let w = try Child(["stress", db, "c", "--mode", "write", "--seed", String(seed)])
+            usleep(UInt32(20_000 + rng.next() % 400_000))
+            w.kill9()
+            let (_, output) = w.finish()
+            let last = output.split(separator: "\n").compactMap { l -> Int? in l.hasPrefix("ack ") ? Int(l.dropFirst(4)) : nil }.last ?? -1
+            acknowledged += last + 1
+            #expect(try CrashTests.run(["check", db, "--deep"]) == 0, "trial \(trial): check --deep failed")
+            let store = try Store(path: db)
+            defer { store.close() }
+            let c = try store.collection("c")
+            #expect(try c.indexStatus().graphBuilt)
+            // Every row of the acknowledged steps that is still present is found by its vector.
+            let model = StressWorkload.model(seed: seed, steps: last + 1, dimension: dim)
+            // The step in flight may have replaced or deleted some of them.
+            let inFlight = StressWorkload.transaction(seed: seed, index: last + 1, dimension: dim)
+            let touched = Set(inFlight.deletes).union(inFlight.upserts.map(\.id))
+            for (id, r) in model.rows where !touched.contains(id) {
+                let hit = try c.search(r.vector, k: 1, options: SearchOptions(ef: 64)).first
+                #expect(hit?.distance == 0, "trial \(trial): row \(id) not found by its vector")
+                found += 1
+            }
+            try? FileManager.default.removeItem(atPath: db)
+        }
+        print("graph crash campaign: \(CampaignTests.graphCrashTrials) writers killed with SIGKILL, \(acknowledged) acknowledged steps, \(found) acknowledged rows found by graph search, check --deep passed after each")
+    }
+
     /// Four reader processes query while a writer process imports: no errors, no torn snapshot.
     @Test func fourReaderProcessesAndAWriter() throws {
         guard CrashTests.sextantBinary != nil else { print("multi-process: no sextant binary; skipped"); return }
