@@ -230,25 +230,30 @@ struct BlockVectors: GraphDistanceSource {
         let inverseNorm: Float
     }
 
+    /// The node's vector and stored norm.
     @inline(__always)
-    func vector(_ node: UInt32) throws -> UnsafeRawPointer {
-        guard let base = try reader.blockPointer(reader.blocks.block(of: node)) else {
+    func vector(_ node: UInt32) throws -> (UnsafeRawPointer, Float) {
+        let blocks = reader.blocks
+        guard let base = try reader.blockPointer(blocks.block(of: node)) else {
             throw SextantError(.corrupted, "graph node \(node) has no vector block", context: ["slot": String(node)])
         }
-        return base + reader.blocks.offset(node, region: 1)
+        let i = Int(node % UInt32(blocks.slotsPerBlock))
+        return (base + vectorOffset + i * 4 * dimension, base.loadUnaligned(fromByteOffset: normOffset + 4 * i, as: Float.self))
     }
 
+    var vectorOffset: Int { reader.blocks.regionOffsets[1] }
+    var normOffset: Int { reader.blocks.regionOffsets[2] }
+
     func query(for node: UInt32) throws -> Query {
-        let p = try vector(node)
-        let n = Distance.norm(p, dimension: dimension)
+        let (p, n) = try vector(node)
         return Query(pointer: p, inverseNorm: n > 0 ? 1 / n : 0)
     }
 
+    /// The exact plan's arithmetic: cosine is `1 + (−q̂·x) · (1/‖x‖)` with the stored norm.
     @inline(__always)
-    func score(_ q: Query, _ x: UnsafeRawPointer) -> Float {
+    func score(_ q: Query, _ x: UnsafeRawPointer, _ norm: Float) -> Float {
         if cosine {
-            let (d, n2) = Distance.dotAndNormSquared(query: q.pointer, vector: x, dimension: dimension)
-            let norm = n2.squareRoot()
+            let d = Distance.dot(q.pointer, x, dimension: dimension)
             return 1 + (-d * q.inverseNorm) * (norm > 0 ? 1 / norm : 0)
         }
         return Distance.distance(kind, query: q.pointer, vector: x, dimension: dimension)
@@ -256,19 +261,18 @@ struct BlockVectors: GraphDistanceSource {
 
     @inline(__always)
     func distance(_ query: Query, to node: UInt32) throws -> Float {
-        score(query, try vector(node))
+        let (x, n) = try vector(node)
+        return score(query, x, n)
     }
 
     func distance(between a: UInt32, and b: UInt32) throws -> Float {
-        let x = try vector(a)
+        let (x, nx) = try vector(a)
+        let (y, ny) = try vector(b)
         if cosine {
-            // Symmetric form for construction: 1 − a·b / (‖a‖‖b‖).
-            let (d, nb) = Distance.dotAndNormSquared(query: x, vector: try vector(b), dimension: dimension)
-            let na = Distance.normSquared(x, dimension: dimension)
-            let den = (na * nb).squareRoot()
-            return den > 0 ? 1 - d / den : 1
+            let den = nx * ny
+            return den > 0 ? 1 - Distance.dot(x, y, dimension: dimension) / den : 1
         }
-        return score(Query(pointer: x, inverseNorm: 1), try vector(b))
+        return score(Query(pointer: x, inverseNorm: 1), y, ny)
     }
 }
 
@@ -387,10 +391,10 @@ extension VectorCollection {
         try g.flush(db)
     }
 
-    /// Graph search of one prepared query in `txn`; nil when the graph is not built.
-    func graphSearch(_ q: PreparedQuery, ef: Int, _ txn: Transaction, context: HNSWSearchContext) throws -> TopK? {
-        guard let g = try graph(txn) else { return nil }
-        let src = try graphSource(txn)
+    /// Graph search of one prepared query in `txn`. `g` and `src` belong to `txn` and are
+    /// shared by the queries of one transaction, so block pointers are resolved once for all.
+    func graphSearch(_ q: PreparedQuery, ef: Int, _ txn: Transaction, graph g: LMDBGraph, source src: BlockVectors,
+                     context: HNSWSearchContext) throws -> TopK {
         let found: [Neighbor] = try q.vector.withUnsafeBytes { qp in
             let query = BlockVectors.Query(pointer: qp.baseAddress!, inverseNorm: 1)
             if let filter = q.filter {

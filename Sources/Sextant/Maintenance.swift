@@ -117,6 +117,9 @@ extension Store {
                             if deep {
                                 let xs = UnsafeBufferPointer(start: x.assumingMemoryBound(to: Float.self), count: c.dimension)
                                 if xs.contains(where: { !$0.isFinite }) { note("'\(c.name)': id \(ext) has a non-finite component") }
+                                if try coll.storedNorm(vectors, slot) != Distance.norm(x, dimension: c.dimension) {
+                                    note("'\(c.name)': id \(ext): stored norm differs from its vector's")
+                                }
                             }
                         } catch { note("'\(c.name)': slot \(slot): \(error)") }
                     }

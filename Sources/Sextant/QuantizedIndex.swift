@@ -236,15 +236,13 @@ extension VectorCollection {
         let vectors = try vectorReader(txn)
         for cand in heap.sortedResults() {
             let (ext, x) = try vectorEntry(vectors, UInt32(cand.id))
+            let norm = try storedNorm(vectors, UInt32(cand.id))
             guard rerank > 0 else {
                 _ = out.insert(distance: cand.distance, id: ext)
                 continue
             }
             var dist = q.vector.withUnsafeBytes { qp in Distance.distance(kind, query: qp.baseAddress!, vector: x, dimension: d) }
-            if metric == .cosine {
-                let norm = Distance.norm(x, dimension: d)
-                dist = 1 + dist * (norm > 0 ? 1 / norm : 0)
-            }
+            if metric == .cosine { dist = 1 + dist * (norm > 0 ? 1 / norm : 0) }
             _ = out.insert(distance: dist, id: ext)
         }
         return out

@@ -50,7 +50,7 @@ public enum RecordCodec {
     /// Decodes a vector block of a collection of `dimension`: (external id, components) for
     /// each of its slots, in slot order.
     public static func decodeVectorBlock(_ bytes: [UInt8], dimension: Int) throws -> [(id: UInt64, vector: [Float])] {
-        let blocks = SlotLayout(strides: [8, 4 * dimension])
+        let blocks = SlotLayout(strides: VectorCollection.vectorStrides(dimension))
         return try bytes.withUnsafeBytes { v in
             guard v.count == blocks.blockBytes else {
                 throw SextantError(.corrupted, "vector block has \(v.count) bytes, expected \(blocks.blockBytes)")

@@ -167,6 +167,7 @@ extension VectorCollection {
         let block = max(8, min(256, (64 * 1024) / (4 * d)))
         var vectors = [Float](repeating: 0, count: block * d)
         var ids = [UInt64](repeating: 0, count: block)
+        var norms = [Float](repeating: 0, count: block)
         var out = [Float](repeating: 0, count: nq * block)
         var filled = 0
 
@@ -179,7 +180,7 @@ extension VectorCollection {
                                       vectorCount: filled, dimension: d, into: o.baseAddress!, outputRowStride: block)
                         if cosine {
                             for j in 0..<filled {
-                                let norm = Distance.norm(v.baseAddress! + 4 * j * d, dimension: d)
+                                let norm = norms[j]
                                 let inv = norm > 0 ? 1 / norm : 0
                                 for i in 0..<nq { o[i * block + j] = 1 + o[i * block + j] * inv }
                             }
@@ -200,19 +201,17 @@ extension VectorCollection {
 
         let single = nq == 1
         let q0 = group[0].vector
-        func add(_ id: UInt64, _ x: UnsafeRawPointer) {
+        func add(_ id: UInt64, _ x: UnsafeRawPointer, _ norm: Float) {
             if single {
                 // One query: score in place, straight from the map (the same kernel arithmetic
                 // as the tile, so results are identical alone or batched).
                 var dist = q0.withUnsafeBytes { q in Distance.distance(kind, query: q.baseAddress!, vector: x, dimension: d) }
-                if cosine {
-                    let norm = Distance.norm(x, dimension: d)
-                    dist = 1 + dist * (norm > 0 ? 1 / norm : 0)
-                }
+                if cosine { dist = 1 + dist * (norm > 0 ? 1 / norm : 0) }
                 _ = heaps[0].insert(distance: dist, id: id)
                 return
             }
             ids[filled] = id
+            norms[filled] = norm
             vectors.withUnsafeMutableBytes { dst in
                 (dst.baseAddress! + 4 * filled * d).copyMemory(from: x, byteCount: 4 * d)
             }
@@ -221,7 +220,7 @@ extension VectorCollection {
         }
 
         /// A whole block of candidates scored where it lies in the map (vectors contiguous).
-        func addBlock(_ blockIDs: UnsafeRawPointer, _ xs: UnsafeRawPointer, count n: Int) {
+        func addBlock(_ blockIDs: UnsafeRawPointer, _ xs: UnsafeRawPointer, _ blockNorms: UnsafeRawPointer, count n: Int) {
             flush()
             var blockOut = [Float](repeating: 0, count: nq * n)
             let idBuf = (0..<n).map { UInt64(littleEndian: blockIDs.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self)) }
@@ -231,7 +230,7 @@ extension VectorCollection {
                                   vectorCount: n, dimension: d, into: o.baseAddress!, outputRowStride: n)
                     if cosine {
                         for j in 0..<n {
-                            let norm = Distance.norm(xs + 4 * j * d, dimension: d)
+                            let norm = blockNorms.loadUnaligned(fromByteOffset: 4 * j, as: Float.self)
                             let inv = norm > 0 ? 1 / norm : 0
                             for i in 0..<nq { o[i * n + j] = 1 + o[i * n + j] * inv }
                         }
@@ -262,11 +261,11 @@ extension VectorCollection {
                     guard let base = try reader.blockPointer(first / per) else {
                         throw SextantError(.corrupted, "live slot \(first) has no vector block", context: ["collection": name, "slot": String(first)])
                     }
-                    addBlock(base + blocks.regionOffsets[0], base + blocks.regionOffsets[1], count: Int(per))
+                    addBlock(base + blocks.regionOffsets[0], base + blocks.regionOffsets[1], base + blocks.regionOffsets[2], count: Int(per))
                 } else {
                     for slot in pendingSlots {
                         let (id, x) = try vectorEntry(reader, slot)
-                        add(id, x)
+                        add(id, x, try storedNorm(reader, slot))
                     }
                 }
                 pendingSlots.removeAll(keepingCapacity: true)
@@ -341,12 +340,13 @@ extension VectorCollection {
                     if hasGraph {
                         let context = store.searchContexts.take()
                         defer { store.searchContexts.give(context) }
+                        guard let g = try graph(txn) else {
+                            throw SextantError(.notFound, "the graph of '\(name)' was dropped during the search")
+                        }
+                        let src = try graphSource(txn)
                         for i in stride(from: t, to: prepared.count, by: threads) {
                             let q = prepared[i]
-                            guard let r = try graphSearch(q, ef: max(q.k, options.ef ?? 64), txn, context: context) else {
-                                throw SextantError(.notFound, "the graph of '\(name)' was dropped during the search")
-                            }
-                            out.append(r)
+                            out.append(try graphSearch(q, ef: max(q.k, options.ef ?? 64), txn, graph: g, source: src, context: context))
                         }
                         return out
                     }

@@ -1,4 +1,5 @@
 import Foundation
+import SextantKernels
 import SextantStorage
 
 /// A handle on one collection of a ``Store``. Cheap; thread-safe; valid until the store closes
@@ -198,6 +199,8 @@ public final class VectorCollection: Sendable {
             try withUnsafeBytes(of: r.id.littleEndian) { try vectorWriter.set(txn, slot: slot, region: 0, $0) }
             // Float32 little-endian on every platform Swift targets here.
             try r.vector.withUnsafeBytes { try vectorWriter.set(txn, slot: slot, region: 1, $0) }
+            let norm = r.vector.withUnsafeBytes { Distance.norm($0.baseAddress!, dimension: dimension) }
+            try withUnsafeBytes(of: norm) { try vectorWriter.set(txn, slot: slot, region: 2, $0) }
         }
         try delta.apply(txn, db.postings)
         try vectorWriter.flush(txn)
@@ -207,8 +210,20 @@ public final class VectorCollection: Sendable {
     }
 
     /// Vectors, `slotsPerBlock` to a record: the external ids (u64 LE) of the block's slots,
-    /// then their float32 components, contiguous so kernels read them straight from the map.
-    var vectorBlocks: SlotBlocks { SlotBlocks(db: db.vectors, cid: cid, strides: [8, 4 * dimension]) }
+    /// their float32 components (contiguous, so kernels read them straight from the map), and
+    /// their Euclidean norms (float32; cosine then needs one dot product per vector).
+    var vectorBlocks: SlotBlocks { SlotBlocks(db: db.vectors, cid: cid, strides: VectorCollection.vectorStrides(dimension)) }
+
+    static func vectorStrides(_ dimension: Int) -> [Int] { [8, 4 * dimension, 4] }
+
+    /// The stored norm of a live slot's vector (as ``Distance/norm(_:dimension:)`` gave it).
+    @inline(__always)
+    func storedNorm(_ reader: SlotBlocks.Reader, _ slot: UInt32) throws -> Float {
+        guard let base = try reader.blockPointer(reader.blocks.block(of: slot)) else {
+            throw SextantError(.corrupted, "live slot \(slot) has no vector block", context: ["collection": name, "slot": String(slot)])
+        }
+        return base.loadUnaligned(fromByteOffset: reader.blocks.offset(slot, region: 2), as: Float.self)
+    }
 
     func vectorReader(_ txn: Transaction) throws -> SlotBlocks.Reader {
         SlotBlocks.Reader(vectorBlocks, txn: txn, slotBound: try state(txn).nextSlot)

@@ -50,7 +50,7 @@ enum RecordDecodersFuzz {
                 var decoded: [(id: UInt64, vector: [Float])] = []
                 if try corrupted("decodeVectorBlock", { decoded = try RecordCodec.decodeVectorBlock(rest, dimension: dim) }) {
                     try require(decoded.allSatisfy { $0.vector.count == dim }, "vector block decoded a vector of the wrong dimension")
-                    try require(decoded.count * (8 + 4 * dim) == rest.count, "vector block decoded \(decoded.count) slots from \(rest.count) bytes")
+                    try require(decoded.count * (12 + 4 * dim) == rest.count, "vector block decoded \(decoded.count) slots from \(rest.count) bytes")
                 }
             default:
                 let schema = schemas[Int(selector >> 4) % schemas.count]
