@@ -132,7 +132,7 @@ def compare(path):
         cpu_curves = {}
         builds = {}
         for r in rows:
-            if r["dataset"] != dataset:
+            if r["dataset"] != dataset or "filter" in r:
                 continue
             if "ef" in r:
                 q = max(r["qps"], r.get("qps_batch1", 0))

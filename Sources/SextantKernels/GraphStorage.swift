@@ -5,6 +5,14 @@
 // length — `2M` at level 0 and `M` above (``HNSWParameters/maxDegree(atLevel:)``) — so a
 // store can keep each list in a fixed-size record (`count` + ids) and hand it out in place.
 //
+// Backing a store (e.g. LMDB): one fixed-size record per (node, level) — `count: UInt32`
+// then `maxDegree(atLevel:)` ids — read in place from the map by `withNeighbors`; the
+// node's level in a small per-node field (or implied by which records exist); the entry
+// point and `HNSWParameters` in the index's metadata. Searches only read, so any number of
+// threads may search one snapshot, each with its own `HNSWSearchContext`. Inserts, repair
+// and update need a single writer (or a store that locks per node, as the in-memory
+// parallel build does through `updateNeighbors`).
+//
 // The algorithms are generic over these protocols and `@inlinable`, so a caller in another
 // module gets them specialised for its own store and distance source: no existential
 // dispatch and no allocation per hop. Every storage method may throw (I/O, corruption);

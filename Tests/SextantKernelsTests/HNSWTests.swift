@@ -128,6 +128,29 @@ private struct DictionaryGraph: MutableGraphStorage {
         #expect(report.degrees[0].maxDegree <= 24 && report.degrees[0].minDegree >= 1)
     }
 
+    @Test(arguments: DistanceKind.allCases)
+    func batchDistancesEqualSingleOnes(kind: DistanceKind) {
+        // The batch path scores vectors in pairs; every result must equal the canonical
+        // one-to-one kernel bit for bit, for any dimension and an odd or even batch.
+        for d in [1, 3, 4, 16, 17, 33, 100] {
+            let vectors = FlatVectorBuffer(kind: kind, dimension: d, rows: clustered(9, dimension: d, seed: UInt64(d)))
+            let q = queries(1, dimension: d, seed: 77)[0]
+            let source = vectors.source
+            for count in [0, 1, 2, 7, 9] {
+                let ids = (0..<UInt32(count)).map { ($0 * 5) % 9 }
+                var out = [Float](repeating: .nan, count: max(count, 1))
+                q.withUnsafeBytes { qb in
+                    let prepared = source.query(qb.baseAddress!)
+                    ids.withUnsafeBufferPointer { source.distances(prepared, to: $0, into: &out) }
+                    for (j, id) in ids.enumerated() {
+                        #expect(out[j].bitPattern == source.distance(prepared, to: id).bitPattern, "d \(d) j \(j)")
+                        #expect(out[j].bitPattern == Distance.distance(kind, q, vectors.vector(Int(id))).bitPattern, "d \(d) j \(j)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test func resultsAreSortedAndExactDistances() throws {
         let d = 8
         let vectors = FlatVectorBuffer(kind: .l2, dimension: d, rows: clustered(300, dimension: d, seed: 3))

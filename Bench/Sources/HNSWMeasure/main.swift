@@ -7,6 +7,8 @@
 //   HNSWMeasure generate [N] [PREFIX]        # synthetic L2 data: PREFIX-base.fvecs, PREFIX-queries.fvecs
 //   HNSWMeasure synthetic [PREFIX]           # needs PREFIX-gt.ivecs (written by hnswlib_ref.py)
 //
+// pypi also measures filtered search (random filters of 50%, 10%, 1%, 0.1% at ef 64; set
+// HNSW_FILTERED=0 to skip).
 // Environment: HNSW_THREADS (build threads, 2), HNSW_RUNS (timed runs per ef, median, 3),
 // HNSW_EFS (comma-separated, "16,32,64,128,256"), HNSW_M (16), HNSW_EFC (200).
 // The build uses the threads asked for; the query sweep then pins itself to CPU 0.
@@ -140,7 +142,7 @@ func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
 // MARK: - The measurement
 
 func measure(name: String, kind: DistanceKind, base: [Float], queries: [Float], dimension d: Int,
-             truth: [Int32], truthDimension: Int) {
+             truth: [Int32], truthDimension: Int, filtered: Bool = false) {
     let threads = Int(env("HNSW_THREADS", "2"))!
     let runs = Int(env("HNSW_RUNS", "3"))!
     let efs = env("HNSW_EFS", "16,32,64,128,256").split(separator: ",").map { Int($0)! }
@@ -194,6 +196,52 @@ func measure(name: String, kind: DistanceKind, base: [Float], queries: [Float], 
             print("""
                 {"impl":"sextant","dataset":"\(name)","ef":\(ef),"recall10":\(Double(hits) / Double(nq * k)),\
                 "qps":\(qps),"qps_cpu":\(Double(nq) / median(cpuTimes)),"us_per_query":\(1e6 / qps),"distances_per_query":\(context.distanceCount / (nq * runs))}
+                """)
+        }
+        if filtered { measureFiltered(name: name, graph: graph, source: source, queries: qraw, count: nq, ef: 64) }
+    }
+}
+
+// MARK: - Filtered search
+
+/// Random filters (each id kept with probability `selectivity`, seeded) against exact
+/// filtered top-10: recall, result counts and CPU-time QPS, for the default strategy and
+/// with the graph forced (no exhaustive shortcut for few matches).
+func measureFiltered(name: String, graph: InMemoryGraph, source: FlatVectors, queries: UnsafeRawBufferPointer,
+                     count nq: Int, ef: Int) {
+    let d = source.dimension
+    let n = source.count
+    let context = HNSWSearchContext()
+    var g = Generator(seed: 99)
+    for selectivity in [0.5, 0.1, 0.01, 0.001] {
+        let allowedIDs = (0..<UInt32(n)).filter { _ in g.unit() < selectivity }
+        let allowed = Bitmap(allowedIDs)
+        var truth = [Set<UInt64>]()
+        for i in 0..<nq {
+            let q = source.query(queries.baseAddress! + i * d * 4)
+            var top = TopK(k: 10)
+            for id in allowedIDs { top.insert(distance: source.distance(q, to: id), id: UInt64(id)) }
+            truth.append(Set(top.sortedResults().map(\.id)))
+        }
+        for (label, filter) in [("auto", HNSWFilter(allowed: allowed)),
+                                ("graph", HNSWFilter(allowed: allowed, exhaustiveBelowMatches: 0))] {
+            var hits = 0, wanted = 0, short = 0
+            var strategies = [String: Int]()
+            let c = threadCPUNow()
+            for i in 0..<nq {
+                let r = try! HNSW.search(source.query(queries.baseAddress! + i * d * 4), k: 10, ef: ef, filter: filter,
+                                         storage: graph, distances: source, context: context)
+                hits += r.neighbors.filter { truth[i].contains($0.id) }.count
+                wanted += truth[i].count
+                if r.neighbors.count < min(10, allowedIDs.count) { short += 1 }
+                strategies["\(r.strategy)", default: 0] += 1
+            }
+            let cpu = threadCPUNow() - c
+            let s = strategies.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",")
+            print("""
+                {"impl":"sextant","dataset":"\(name)","filter":"\(label)","selectivity":\(selectivity),\
+                "matches":\(allowedIDs.count),"ef":\(ef),"recall10":\(Double(hits) / Double(max(1, wanted))),\
+                "short_results":\(short),"qps_cpu":\(Double(nq) / cpu),"strategies":{\(s)}}
                 """)
         }
     }
@@ -262,7 +310,8 @@ case "pypi":
     precondition(qd == d)
     normalize(&queries, dimension: d)
     let (truth, td) = readVecs(dir + "/gt-unfiltered.ivecs", as: Int32.self)
-    measure(name: "pypi-50k", kind: .cosine, base: base, queries: queries, dimension: d, truth: truth, truthDimension: td)
+    measure(name: "pypi-50k", kind: .cosine, base: base, queries: queries, dimension: d, truth: truth, truthDimension: td,
+            filtered: env("HNSW_FILTERED", "1") == "1")
 case "generate":
     generate(n: args.count > 2 ? Int(args[2])! : 1_000_000, prefix: args.count > 3 ? args[3] : "/tmp/hnsw-syn")
 case "synthetic":
