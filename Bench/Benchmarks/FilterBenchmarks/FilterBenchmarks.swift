@@ -26,7 +26,7 @@ final class FilterFixture: @unchecked Sendable {
     let predicates: [(String, Filter, Int)]
 
     init() throws {
-        let path = NSTemporaryDirectory() + "/sextant-bench-filters-\(rows)-v1"
+        let path = NSTemporaryDirectory() + "/sextant-bench-filters-\(rows)-v2"
         let complete = path + ".complete"
         let data = SyntheticDataset(rows: rows, dimension: 2, queries: 0, seed: 42)
         if !FileManager.default.fileExists(atPath: complete) {
