@@ -265,6 +265,29 @@ struct BlockVectors: GraphDistanceSource {
         return score(query, x, n)
     }
 
+    /// Scores neighbours two at a time so the two vectors' cache misses overlap.
+    func distances(_ query: Query, to nodes: UnsafeBufferPointer<UInt32>, into out: UnsafeMutablePointer<Float>) throws {
+        var i = 0
+        let n = nodes.count
+        while i &+ 1 < n {
+            let (x0, n0) = try vector(nodes[i])
+            let (x1, n1) = try vector(nodes[i &+ 1])
+            if cosine {
+                let (d0, d1) = Distance.dotPair(query.pointer, x0, x1, dimension: dimension)
+                out[i] = 1 + (-d0 * query.inverseNorm) * (n0 > 0 ? 1 / n0 : 0)
+                out[i &+ 1] = 1 + (-d1 * query.inverseNorm) * (n1 > 0 ? 1 / n1 : 0)
+            } else if kind == .l2 {
+                (out[i], out[i &+ 1]) = Distance.squaredL2Pair(query.pointer, x0, x1, dimension: dimension)
+            } else {
+                let (d0, d1) = Distance.dotPair(query.pointer, x0, x1, dimension: dimension)
+                out[i] = -d0
+                out[i &+ 1] = -d1
+            }
+            i &+= 2
+        }
+        if i < n { out[i] = try distance(query, to: nodes[i]) }
+    }
+
     func distance(between a: UInt32, and b: UInt32) throws -> Float {
         let (x, nx) = try vector(a)
         let (y, ny) = try vector(b)

@@ -184,11 +184,10 @@ public final class FlatVectorBuffer: @unchecked Sendable {
 
 @inlinable @inline(__always)
 func _dotPair(_ q: UnsafeRawPointer, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ d: Int) -> (Float, Float) {
-    // Two single-pair kernels: the same accumulation order as every other entry point.
-    (_dot(q, a, d), _dot(q, b, d))
+    _pair2(_DotTerm.self, q, a, b, d)
 }
 
 @inlinable @inline(__always)
 func _squaredL2Pair(_ q: UnsafeRawPointer, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ d: Int) -> (Float, Float) {
-    (_squaredL2(q, a, d), _squaredL2(q, b, d))
+    _pair2(_L2Term.self, q, a, b, d)
 }

@@ -160,3 +160,40 @@ internal func _cosineDistance(dot: Float, queryNorm: Float, normSquared: Float) 
     let denominator = queryNorm * normSquared.squareRoot()
     return denominator > 0 ? 1 - dot / denominator : 1
 }
+
+/// Two pairs sharing the query, each in the canonical order (so each result equals the
+/// one-pair kernel bit for bit); the two vectors' loads interleave, so their cache misses
+/// overlap — what graph traversal, which scores scattered vectors, is bound by.
+@inlinable @inline(__always)
+internal func _pair2<T: _PairTerm>(_: T.Type, _ q: UnsafeRawPointer, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ d: Int) -> (Float, Float) {
+    var accA = SIMD16<Float>(), accB = SIMD16<Float>()
+    var i = 0
+    while i &+ 16 <= d {
+        let s = _load16(q, i)
+        accA += T.term(s, _load16(a, i))
+        accB += T.term(s, _load16(b, i))
+        i &+= 16
+    }
+    if i < d {
+        let s = _loadTail(q, i, d &- i)
+        accA += T.term(s, _loadTail(a, i, d &- i))
+        accB += T.term(s, _loadTail(b, i, d &- i))
+    }
+    return (_hsum(accA), _hsum(accB))
+}
+
+extension Distance {
+    /// `(q·a, q·b)`, each equal to ``dot(_:_:dimension:)`` bit for bit.
+    @inlinable
+    public static func dotPair(_ q: UnsafeRawPointer, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer, dimension: Int) -> (Float, Float) {
+        precondition(dimension >= 0, "negative dimension")
+        return _pair2(_DotTerm.self, q, a, b, dimension)
+    }
+
+    /// `(‖q − a‖², ‖q − b‖²)`, each equal to ``squaredL2(_:_:dimension:)`` bit for bit.
+    @inlinable
+    public static func squaredL2Pair(_ q: UnsafeRawPointer, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer, dimension: Int) -> (Float, Float) {
+        precondition(dimension >= 0, "negative dimension")
+        return _pair2(_L2Term.self, q, a, b, dimension)
+    }
+}
