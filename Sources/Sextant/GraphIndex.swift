@@ -22,11 +22,13 @@ final class LMDBGraph: MutableGraphStorage {
     let blocks: SlotBlocks
     let reader: SlotBlocks.Reader
     let nodeIDBound: UInt32
-    private var pendingBlocks: [UInt32: [UInt8]] = [:]
-    private var pendingUpper: [UInt64: [UInt32]?] = [:]
-    private var entry: GraphEntryPoint?
-    private var entryDirty = false
-    private var scratch: [UInt32] = []
+    // Read on every hop; a graph handle belongs to one transaction on one thread, so the
+    // runtime exclusivity check (a TLS lookup per access) is skipped.
+    @exclusivity(unchecked) private var pendingBlocks: [UInt32: [UInt8]] = [:]
+    @exclusivity(unchecked) private var pendingUpper: [UInt64: [UInt32]?] = [:]
+    @exclusivity(unchecked) private var entry: GraphEntryPoint?
+    @exclusivity(unchecked) private var entryDirty = false
+    @exclusivity(unchecked) private var scratch: [UInt32] = []
 
     static func entrySize(m: Int) -> Int { 4 + 8 * m }
 

@@ -158,92 +158,6 @@ extension VectorCollection {
     /// many-queries kernel: each vector is read once for the whole group. Cosine is computed as
     /// `1 − q̂·x / ‖x‖` with the query normalised once and ‖x‖ once per vector.
     func scan(_ group: [PreparedQuery], slots: Range<UInt32>?) throws -> [TopK] {
-        let d = dimension
-        let kind: DistanceKind = metric == .l2 ? .l2 : .ip
-        let cosine = metric == .cosine
-        var heaps = group.map { TopK(k: $0.k) }
-        let queries = group.flatMap { $0.vector }
-        let nq = group.count
-        let block = max(8, min(256, (64 * 1024) / (4 * d)))
-        var vectors = [Float](repeating: 0, count: block * d)
-        var ids = [UInt64](repeating: 0, count: block)
-        var norms = [Float](repeating: 0, count: block)
-        var out = [Float](repeating: 0, count: nq * block)
-        var filled = 0
-
-        func flush() {
-            guard filled > 0 else { return }
-            queries.withUnsafeBytes { q in
-                vectors.withUnsafeBytes { v in
-                    out.withUnsafeMutableBufferPointer { o in
-                        Distance.tile(kind, queries: q.baseAddress!, queryCount: nq, vectors: v.baseAddress!,
-                                      vectorCount: filled, dimension: d, into: o.baseAddress!, outputRowStride: block)
-                        if cosine {
-                            for j in 0..<filled {
-                                let norm = norms[j]
-                                let inv = norm > 0 ? 1 / norm : 0
-                                for i in 0..<nq { o[i * block + j] = 1 + o[i * block + j] * inv }
-                            }
-                        }
-                    }
-                }
-            }
-            for i in 0..<nq {
-                out.withUnsafeBufferPointer { o in
-                    ids.withUnsafeBufferPointer { idp in
-                        heaps[i].insert(distances: UnsafeBufferPointer(rebasing: o[(i * block)..<(i * block + filled)]),
-                                        ids: UnsafeBufferPointer(rebasing: idp[0..<filled]))
-                    }
-                }
-            }
-            filled = 0
-        }
-
-        let single = nq == 1
-        let q0 = group[0].vector
-        func add(_ id: UInt64, _ x: UnsafeRawPointer, _ norm: Float) {
-            if single {
-                // One query: score in place, straight from the map (the same kernel arithmetic
-                // as the tile, so results are identical alone or batched).
-                var dist = q0.withUnsafeBytes { q in Distance.distance(kind, query: q.baseAddress!, vector: x, dimension: d) }
-                if cosine { dist = 1 + dist * (norm > 0 ? 1 / norm : 0) }
-                _ = heaps[0].insert(distance: dist, id: id)
-                return
-            }
-            ids[filled] = id
-            norms[filled] = norm
-            vectors.withUnsafeMutableBytes { dst in
-                (dst.baseAddress! + 4 * filled * d).copyMemory(from: x, byteCount: 4 * d)
-            }
-            filled += 1
-            if filled == block { flush() }
-        }
-
-        /// A whole block of candidates scored where it lies in the map (vectors contiguous).
-        func addBlock(_ blockIDs: UnsafeRawPointer, _ xs: UnsafeRawPointer, _ blockNorms: UnsafeRawPointer, count n: Int) {
-            flush()
-            var blockOut = [Float](repeating: 0, count: nq * n)
-            let idBuf = (0..<n).map { UInt64(littleEndian: blockIDs.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self)) }
-            queries.withUnsafeBytes { q in
-                blockOut.withUnsafeMutableBufferPointer { o in
-                    Distance.tile(kind, queries: q.baseAddress!, queryCount: nq, vectors: xs,
-                                  vectorCount: n, dimension: d, into: o.baseAddress!, outputRowStride: n)
-                    if cosine {
-                        for j in 0..<n {
-                            let norm = blockNorms.loadUnaligned(fromByteOffset: 4 * j, as: Float.self)
-                            let inv = norm > 0 ? 1 / norm : 0
-                            for i in 0..<nq { o[i * n + j] = 1 + o[i * n + j] * inv }
-                        }
-                    }
-                }
-            }
-            blockOut.withUnsafeBufferPointer { o in
-                idBuf.withUnsafeBufferPointer { idp in
-                    for i in 0..<nq { heaps[i].insert(distances: UnsafeBufferPointer(rebasing: o[(i * n)..<((i + 1) * n)]), ids: idp) }
-                }
-            }
-        }
-
         try store.env.read { txn in
             _ = try state(txn)
             // The attribute indexes give the exact live slots matching the filter (all live slots
@@ -253,34 +167,43 @@ extension VectorCollection {
             let reader = try vectorReader(txn)
             let blocks = reader.blocks
             let per = UInt32(blocks.slotsPerBlock)
+            // A local value with mutating methods: its accesses are checked statically (captured
+            // variables of nested functions cost a runtime exclusivity check per access).
+            var scanner = GroupScanner(group, dimension: dimension, metric: metric)
             var pendingBlock: UInt32 = .max
             var pendingSlots: [UInt32] = []
-            func drain() throws {
-                guard let first = pendingSlots.first else { return }
-                if !single && pendingSlots.count == Int(per) && per > 1 {
-                    guard let base = try reader.blockPointer(first / per) else {
-                        throw SextantError(.corrupted, "live slot \(first) has no vector block", context: ["collection": name, "slot": String(first)])
-                    }
-                    addBlock(base + blocks.regionOffsets[0], base + blocks.regionOffsets[1], base + blocks.regionOffsets[2], count: Int(per))
-                } else {
-                    for slot in pendingSlots {
-                        let (id, x) = try vectorEntry(reader, slot)
-                        add(id, x, try storedNorm(reader, slot))
-                    }
-                }
-                pendingSlots.removeAll(keepingCapacity: true)
-            }
+            pendingSlots.reserveCapacity(Int(per))
             for slot in candidates {
                 if slot / per != pendingBlock {
-                    try drain()
+                    try drainBlock(&scanner, &pendingSlots, reader)
                     pendingBlock = slot / per
                 }
                 pendingSlots.append(slot)
             }
-            try drain()
-            flush()
+            try drainBlock(&scanner, &pendingSlots, reader)
+            scanner.flush()
+            return scanner.heaps
         }
-        return heaps
+    }
+
+    /// Scores the pending slots of one block: a whole block in place when every slot is a
+    /// candidate and several queries share the pass, else slot by slot.
+    private func drainBlock(_ scanner: inout GroupScanner, _ pending: inout [UInt32], _ reader: SlotBlocks.Reader) throws {
+        guard let first = pending.first else { return }
+        let blocks = reader.blocks
+        let per = blocks.slotsPerBlock
+        if !scanner.single && pending.count == per && per > 1 {
+            guard let base = try reader.blockPointer(first / UInt32(per)) else {
+                throw SextantError(.corrupted, "live slot \(first) has no vector block", context: ["collection": name, "slot": String(first)])
+            }
+            scanner.addBlock(base + blocks.regionOffsets[0], base + blocks.regionOffsets[1], base + blocks.regionOffsets[2], count: per)
+        } else {
+            for slot in pending {
+                let (id, x) = try vectorEntry(reader, slot)
+                scanner.add(id, x, try storedNorm(reader, slot))
+            }
+        }
+        pending.removeAll(keepingCapacity: true)
     }
 
     /// Visits the records of this collection in `db` whose slot lies in `slots` (all when nil).
@@ -371,5 +294,119 @@ extension VectorCollection {
             }
         }
         return out
+    }
+}
+
+/// The scoring state of one pass over candidate vectors for a group of queries.
+///
+/// Vectors are copied from the map into a small contiguous block and scored with the tiled
+/// many-queries kernel, so each vector is read once for the whole group; a single query is
+/// scored in place. Cosine is `1 + (−q̂·x) · (1/‖x‖)` with the query normalised once and the
+/// stored norm of `x` — the same arithmetic on every path, so results are identical alone or
+/// batched.
+struct GroupScanner {
+    var heaps: [TopK]
+    let queries: [Float]
+    let q0: [Float]
+    let nq: Int
+    let d: Int
+    let kind: DistanceKind
+    let cosine: Bool
+    let single: Bool
+    let block: Int
+    var vectors: [Float]
+    var ids: [UInt64]
+    var norms: [Float]
+    var out: [Float]
+    var filled = 0
+
+    init(_ group: [VectorCollection.PreparedQuery], dimension d: Int, metric: Metric) {
+        heaps = group.map { TopK(k: $0.k) }
+        queries = group.flatMap { $0.vector }
+        q0 = group[0].vector
+        nq = group.count
+        self.d = d
+        kind = metric == .l2 ? .l2 : .ip
+        cosine = metric == .cosine
+        single = nq == 1
+        block = max(8, min(256, (64 * 1024) / (4 * d)))
+        vectors = single ? [] : [Float](repeating: 0, count: block * d)
+        ids = [UInt64](repeating: 0, count: block)
+        norms = [Float](repeating: 0, count: block)
+        out = single ? [] : [Float](repeating: 0, count: nq * block)
+    }
+
+    mutating func flush() {
+        guard filled > 0 else { return }
+        let (nq, d, block, filled, cosine, kind) = (self.nq, self.d, self.block, self.filled, self.cosine, self.kind)
+        queries.withUnsafeBytes { q in
+            vectors.withUnsafeBytes { v in
+                norms.withUnsafeBufferPointer { nb in
+                    out.withUnsafeMutableBufferPointer { o in
+                        Distance.tile(kind, queries: q.baseAddress!, queryCount: nq, vectors: v.baseAddress!,
+                                      vectorCount: filled, dimension: d, into: o.baseAddress!, outputRowStride: block)
+                        if cosine {
+                            for j in 0..<filled {
+                                let norm = nb[j]
+                                let inv = norm > 0 ? 1 / norm : 0
+                                for i in 0..<nq { o[i * block + j] = 1 + o[i * block + j] * inv }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out.withUnsafeBufferPointer { o in
+            ids.withUnsafeBufferPointer { idp in
+                for i in 0..<nq {
+                    heaps[i].insert(distances: UnsafeBufferPointer(rebasing: o[(i * block)..<(i * block + filled)]),
+                                    ids: UnsafeBufferPointer(rebasing: idp[0..<filled]))
+                }
+            }
+        }
+        self.filled = 0
+    }
+
+    @inline(__always)
+    mutating func add(_ id: UInt64, _ x: UnsafeRawPointer, _ norm: Float) {
+        if single {
+            let (kind, dim) = (self.kind, self.d)
+            var dist = q0.withUnsafeBytes { q in Distance.distance(kind, query: q.baseAddress!, vector: x, dimension: dim) }
+            if cosine { dist = 1 + dist * (norm > 0 ? 1 / norm : 0) }
+            _ = heaps[0].insert(distance: dist, id: id)
+            return
+        }
+        let f = filled, dim = self.d
+        ids[f] = id
+        norms[f] = norm
+        vectors.withUnsafeMutableBytes { dst in (dst.baseAddress! + 4 * f * dim).copyMemory(from: x, byteCount: 4 * dim) }
+        filled = f + 1
+        if filled == block { flush() }
+    }
+
+    /// A whole block of candidates scored where it lies in the map (vectors contiguous).
+    mutating func addBlock(_ blockIDs: UnsafeRawPointer, _ xs: UnsafeRawPointer, _ blockNorms: UnsafeRawPointer, count n: Int) {
+        flush()
+        var blockOut = [Float](repeating: 0, count: nq * n)
+        let idBuf = (0..<n).map { UInt64(littleEndian: blockIDs.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self)) }
+        let (nq, d, cosine, kind) = (self.nq, self.d, self.cosine, self.kind)
+        queries.withUnsafeBytes { q in
+            blockOut.withUnsafeMutableBufferPointer { o in
+                Distance.tile(kind, queries: q.baseAddress!, queryCount: nq, vectors: xs,
+                              vectorCount: n, dimension: d, into: o.baseAddress!, outputRowStride: n)
+                if cosine {
+                    for j in 0..<n {
+                        let norm = blockNorms.loadUnaligned(fromByteOffset: 4 * j, as: Float.self)
+                        let inv = norm > 0 ? 1 / norm : 0
+                        for i in 0..<nq { o[i * n + j] = 1 + o[i * n + j] * inv }
+                    }
+                }
+            }
+        }
+        blockOut.withUnsafeBufferPointer { o in
+            idBuf.withUnsafeBufferPointer { idp in
+                for i in 0..<nq { heaps[i].insert(distances: UnsafeBufferPointer(rebasing: o[(i * n)..<((i + 1) * n)]), ids: idp) }
+            }
+        }
     }
 }

@@ -250,24 +250,37 @@ extension BitmapContainer {
         // Current remaining part of runs[i]: cs...ce
         var cs: UInt32 = runs.isEmpty ? 0 : UInt32(runs[0].start)
         var ce: UInt32 = runs.isEmpty ? 0 : runs[0].end
-        func emit(_ s: UInt32, _ e: UInt32) {
-            out.append(BitmapRun(start: UInt16(s), lengthMinusOne: UInt16(e - s)))
-            c += Int(e - s) + 1
+        // A plain loop over the values (no closure capturing the state: captured variables
+        // are checked for exclusivity at run time on every access).
+        let values: [UInt16]
+        switch r {
+        case .array(let a): values = a
+        case .bitset(let w, let n): values = BitmapContainer.array(fromWords: w, count: n)
+        case .run(let rr, let n): values = BitmapContainer.array(fromRuns: rr, count: n)
         }
-        r.forEach { v in
+        for v in values {
             let x = UInt32(v)
             while i < runs.count && ce < x {
-                if cs <= ce { emit(cs, ce) }
+                if cs <= ce {
+                    out.append(BitmapRun(start: UInt16(cs), lengthMinusOne: UInt16(ce - cs)))
+                    c += Int(ce - cs) + 1
+                }
                 i += 1
                 if i < runs.count { cs = UInt32(runs[i].start); ce = runs[i].end }
             }
             if i < runs.count && cs <= x && x <= ce {
-                if cs < x { emit(cs, x - 1) }
+                if cs < x {
+                    out.append(BitmapRun(start: UInt16(cs), lengthMinusOne: UInt16(x - 1 - cs)))
+                    c += Int(x - 1 - cs) + 1
+                }
                 cs = x + 1 // may exceed ce (then the run is exhausted)
             }
         }
         while i < runs.count {
-            if cs <= ce { emit(cs, ce) }
+            if cs <= ce {
+                out.append(BitmapRun(start: UInt16(cs), lengthMinusOne: UInt16(ce - cs)))
+                c += Int(ce - cs) + 1
+            }
             i += 1
             if i < runs.count { cs = UInt32(runs[i].start); ce = runs[i].end }
         }

@@ -13,7 +13,9 @@ public final class Transaction {
     private let lmdb: LMDB
     /// Whether this transaction may write.
     public let isWritable: Bool
-    private(set) var isLive = true
+    // Read on every call; a transaction is used by one thread at a time (LMDB's rule), so
+    // the runtime exclusivity check is skipped.
+    @exclusivity(unchecked) private(set) var isLive = true
 
     init(txn: OpaquePointer, lmdb: LMDB, writable: Bool) {
         self.txn = txn
@@ -186,9 +188,10 @@ public final class Cursor {
     private let cursor: OpaquePointer
     private let lmdb: LMDB
     private let writable: Bool
-    fileprivate(set) var isLive = true
-    private var k = MDB_val()
-    private var v = MDB_val()
+    // Touched on every step; a cursor lives on one thread inside one closure.
+    @exclusivity(unchecked) fileprivate(set) var isLive = true
+    @exclusivity(unchecked) private var k = MDB_val()
+    @exclusivity(unchecked) private var v = MDB_val()
 
     fileprivate init(cursor: OpaquePointer, lmdb: LMDB, writable: Bool) {
         self.cursor = cursor

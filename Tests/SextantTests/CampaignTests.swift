@@ -87,8 +87,8 @@ struct Child {
     static var graphCrashTrials: Int { Int(ProcessInfo.processInfo.environment["SEXTANT_GRAPH_CRASH_TRIALS"] ?? "") ?? 20 }
 
     /// The same campaign on an HNSW collection whose graph changes in every transaction:
-    /// after each kill the graph passes `check --deep` and a graph search for every
-    /// acknowledged row's vector finds that row.
+    /// after each kill the graph passes `check --deep` and a graph search (with a beam wider
+    /// than the collection) for every acknowledged row's vector finds that row.
     @Test func graphWritersKilledAtRandomLoseNothingAcknowledged() throws {
         guard CrashTests.sextantBinary != nil else { print("graph crash campaign: no sextant binary; skipped"); return }
         let dir = temporaryStorePath("graph-campaign")
@@ -116,8 +116,10 @@ struct Child {
             // The step in flight may have replaced or deleted some of them.
             let inFlight = StressWorkload.transaction(seed: seed, index: last + 1, dimension: dim)
             let touched = Set(inFlight.deletes).union(inFlight.upserts.map(\.id))
+            // ef above the id space: the beam never fills, so every node reachable from the
+            // entry point (all of them, per check) is visited — a miss is a lost or cut-off row.
             for (id, r) in model.rows where !touched.contains(id) {
-                let hit = try c.search(r.vector, k: 1, options: SearchOptions(ef: 64)).first
+                let hit = try c.search(r.vector, k: 1, options: SearchOptions(ef: Int(StressWorkload.idSpace) + 100)).first
                 #expect(hit?.distance == 0, "trial \(trial): row \(id) not found by its vector")
                 found += 1
             }

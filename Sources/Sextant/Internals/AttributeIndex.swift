@@ -244,9 +244,10 @@ final class IndexReader {
     let txn: Transaction
     let db: Database
     let cid: UInt32
-    private(set) var keysRead = 0
-    private var liveCache: Bitmap?
-    private var nonNullCache: [Int: Bitmap] = [:]
+    // Counted per index entry; a reader belongs to one transaction on one thread.
+    @exclusivity(unchecked) private(set) var keysRead = 0
+    @exclusivity(unchecked) private var liveCache: Bitmap?
+    @exclusivity(unchecked) private var nonNullCache: [Int: Bitmap] = [:]
 
     init(txn: Transaction, db: Database, cid: UInt32) {
         self.txn = txn

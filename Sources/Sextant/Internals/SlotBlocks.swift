@@ -105,8 +105,10 @@ struct SlotBlocks {
     final class Reader {
         let blocks: SlotBlocks
         let txn: Transaction
-        private var cache: [UnsafeRawPointer?]
-        private var resolved: [Bool]
+        // Read on every graph hop and scored row: a reader belongs to one transaction on one
+        // thread, so the runtime exclusivity check (a TLS lookup per access) is skipped.
+        @exclusivity(unchecked) private var cache: [UnsafeRawPointer?]
+        @exclusivity(unchecked) private var resolved: [Bool]
 
         init(_ blocks: SlotBlocks, txn: Transaction, slotBound: UInt32) {
             self.blocks = blocks
