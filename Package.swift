@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "SextantFormats", dependencies: ["SextantCore"]),
         .target(
             name: "Sextant",
-            dependencies: ["SextantKernels", "SextantStorage", "SextantCore", "SextantFilter", "SextantFormats"]
+            dependencies: ["CSextantSIMD", "SextantKernels", "SextantStorage", "SextantCore", "SextantFilter", "SextantFormats"]
         ),
         .executableTarget(
             name: "sextant",

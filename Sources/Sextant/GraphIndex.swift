@@ -1,3 +1,4 @@
+import CSextantSIMD
 import Foundation
 import SextantKernels
 import SextantStorage
@@ -225,6 +226,17 @@ struct BlockVectors: GraphDistanceSource {
     let kind: DistanceKind
     let cosine: Bool
     let dimension: Int
+    let vectorOffset: Int
+    let normOffset: Int
+
+    init(reader: SlotBlocks.Reader, kind: DistanceKind, cosine: Bool, dimension: Int) {
+        self.reader = reader
+        self.kind = kind
+        self.cosine = cosine
+        self.dimension = dimension
+        vectorOffset = reader.blocks.regionOffsets[1]
+        normOffset = reader.blocks.regionOffsets[2]
+    }
 
     struct Query {
         let pointer: UnsafeRawPointer
@@ -232,7 +244,8 @@ struct BlockVectors: GraphDistanceSource {
         let inverseNorm: Float
     }
 
-    /// The node's vector and stored norm.
+    /// The node's vector and, for cosine only, its stored norm (the norms sit on other cache
+    /// lines than the vector: l2 and ip must not pay that miss).
     @inline(__always)
     func vector(_ node: UInt32) throws -> (UnsafeRawPointer, Float) {
         let blocks = reader.blocks
@@ -240,11 +253,11 @@ struct BlockVectors: GraphDistanceSource {
             throw SextantError(.corrupted, "graph node \(node) has no vector block", context: ["slot": String(node)])
         }
         let i = Int(node % UInt32(blocks.slotsPerBlock))
-        return (base + vectorOffset + i * 4 * dimension, base.loadUnaligned(fromByteOffset: normOffset + 4 * i, as: Float.self))
+        let norm: Float = cosine ? base.loadUnaligned(fromByteOffset: normOffset + 4 * i, as: Float.self) : 0
+        return (base + vectorOffset + i * 4 * dimension, norm)
     }
 
-    var vectorOffset: Int { reader.blocks.regionOffsets[1] }
-    var normOffset: Int { reader.blocks.regionOffsets[2] }
+
 
     func query(for node: UInt32) throws -> Query {
         let (p, n) = try vector(node)
@@ -267,10 +280,16 @@ struct BlockVectors: GraphDistanceSource {
         return score(query, x, n)
     }
 
-    /// Scores neighbours two at a time so the two vectors' cache misses overlap.
+    /// Scores neighbours two at a time so the two vectors' cache misses overlap, after asking
+    /// the CPU to fetch every neighbour's vector (their addresses are known up front).
     func distances(_ query: Query, to nodes: UnsafeBufferPointer<UInt32>, into out: UnsafeMutablePointer<Float>) throws {
         var i = 0
         let n = nodes.count
+        let bytes = min(4 * dimension, 512)
+        for node in nodes {
+            let (x, _) = try vector(node)
+            sextant_prefetch(x, bytes)
+        }
         while i &+ 1 < n {
             let (x0, n0) = try vector(nodes[i])
             let (x1, n1) = try vector(nodes[i &+ 1])

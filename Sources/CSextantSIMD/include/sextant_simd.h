@@ -67,6 +67,17 @@ void sextant_nearest_centroids_baseline(const float *points, size_t count, size_
 void sextant_update_nearest(const float *points, size_t count, size_t dimension,
                             const float *centroid, float *nearest);
 
+/// Hints the CPU to fetch `bytes` bytes at `p` into cache (a no-op where unsupported). Swift has
+/// no prefetch of its own; graph traversal uses it to overlap the next neighbours' cache misses.
+static inline void sextant_prefetch(const void *p, size_t bytes) {
+#if defined(__GNUC__) || defined(__clang__)
+    const char *c = (const char *)p;
+    for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(c + off, 0, 3);
+#else
+    (void)p; (void)bytes;
+#endif
+}
+
 #ifdef __cplusplus
 }
 #endif
