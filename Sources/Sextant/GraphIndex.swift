@@ -455,3 +455,29 @@ extension VectorCollection {
         return out
     }
 }
+
+/// The state of a collection's graph, for `stat --graph`.
+public struct GraphStatistics: Sendable {
+    /// Nodes (live rows linked into the graph).
+    public var nodes: Int
+    /// Live rows level-0 traversal from the entry point does not reach (0 after every write).
+    public var unreachable: Int
+    public var entryPoint: GraphEntryPoint?
+    /// Out-degree statistics per level, level 0 first.
+    public var degrees: [GraphDegreeStatistics]
+    /// Structural problems found (see `check`).
+    public var problems: Int
+}
+
+extension VectorCollection {
+    /// Walks the graph once (structure, reachability, degrees); nil when it is not built.
+    public func graphStatistics() throws -> GraphStatistics? {
+        try store.env.read { txn in
+            _ = try state(txn)
+            guard let g = try graph(txn) else { return nil }
+            let r = try HNSW.check(storage: g, parameters: g.parameters, issueLimit: 0)
+            return GraphStatistics(nodes: r.nodeCount, unreachable: r.unreachableCount, entryPoint: r.entryPoint,
+                                   degrees: r.degrees, problems: r.issueCount)
+        }
+    }
+}

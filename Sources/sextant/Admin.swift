@@ -80,6 +80,7 @@ struct Stat: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show row counts, sizes, map usage and readers.")
     @OptionGroup var store: StoreOptions
     @Flag(name: .long, help: "Also list the reader table (pid, thread, transaction per slot), stale slots of dead processes included.") var readers = false
+    @Flag(name: .long, help: "Also walk each HNSW graph: nodes, unreachable nodes, degree statistics per level (reads the whole graph).") var graph = false
 
     func run() throws {
         try runReporting(json: store.json) {
@@ -107,6 +108,17 @@ struct Stat: ParsableCommand {
                 for c in s.collections {
                     Console.out("  collection \(c.name): \(c.rows) rows, dim \(c.dimension), \(c.metric), index \(c.indexRecipe), \(c.freeSlots) free slots of \(c.slots)")
                     if !c.schema.isEmpty { Console.out("    schema \(c.schema)") }
+                    if c.slots > c.rows { Console.out("    tombstones: \(c.slots - c.rows) deleted slots awaiting reuse") }
+                    let coll = try db.collection(c.name)
+                    let status = try coll.indexStatus()
+                    if status.wantsCodes { Console.out("    codes: \(status.codesTrained ? "\(status.codeBytes) B per row" : "not trained")") }
+                    if status.wantsGraph { Console.out("    graph: \(status.graphBuilt ? "built" : "not built")") }
+                    if graph, let g = try coll.graphStatistics() {
+                        Console.out("    graph: \(g.nodes) nodes, entry \(g.entryPoint.map { "slot \($0.node) level \($0.level)" } ?? "none"), \(g.unreachable) unreachable, \(g.problems) problems")
+                        for d in g.degrees {
+                            Console.out("      level \(d.level): \(d.nodes) nodes, degree min \(d.minDegree) mean \(String(format: "%.1f", d.meanDegree)) max \(d.maxDegree)")
+                        }
+                    }
                 }
                 for l in readerLines { Console.out("  " + l) }
             }

@@ -5,7 +5,8 @@ import Sextant
 struct Index: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Build the collection's index over its rows: train PQ codebooks and encode every row, build the HNSW graph.",
-        discussion: "Runs after `import --defer-index`, or again to retrain on data that has changed. Rows written after training are encoded as they are written."
+        discussion: "Runs after `import --defer-index`, or again to retrain on data that has changed. Rows written after training are encoded as they are written.",
+        aliases: ["reindex"]
     )
     @OptionGroup var store: StoreOptions
     @Argument(help: "The collection name.") var collection: String

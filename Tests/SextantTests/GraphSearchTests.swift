@@ -40,6 +40,10 @@ import SextantTestSupport
         let report = try store.check(deep: true)
         #expect(report.isConsistent, "\(report.problems.prefix(5))")
         #expect(try Self.recall(coll, data) >= 0.9)
+        let stats = try #require(try coll.graphStatistics())
+        #expect(stats.nodes == (try coll.count()))
+        #expect(stats.unreachable == 0 && stats.problems == 0)
+        #expect(stats.degrees.first.map { $0.maxDegree <= 16 && $0.nodes == stats.nodes } == true)
         // A new row equal to a query is found first.
         try coll.upsert(Row(id: 1_000_000, vector: data.query(3), attributes: [:]))
         #expect(try coll.search(data.query(3), k: 1).first?.id == 1_000_000)
