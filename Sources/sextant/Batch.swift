@@ -18,10 +18,7 @@ struct Batch: ParsableCommand {
     @Option(name: .long, help: "Query vectors (.fvecs, .bvecs or .npy) the workload's rows refer to.") var queries: String
     @Option(name: .short, help: "Neighbours per query.") var k: Int = 10
     @Option(name: .long, help: "Write results to FILE.jsonl or FILE.ivecs (- = stdout).") var out: String
-    @Flag(name: .long, help: "Score with full vectors (exact search), whatever the index.") var exact = false
-    @Option(name: .long, help: "With an HNSW graph: beam width (default 64; at least k).") var ef: Int?
-    @Option(name: .long, help: "With PQ codes: candidates re-scored with full vectors.") var rerank: Int?
-    @Option(name: .long, help: "Search threads (default: all cores).") var threads: Int?
+    @OptionGroup var search: SearchFlags
 
     func run() throws {
         try runReporting(json: store.json) {
@@ -50,7 +47,7 @@ struct Batch: ParsableCommand {
             }
             var config = Store.Configuration()
             config.readOnly = true
-            if let threads { config.searchThreads = max(1, threads) }
+            if let threads = search.threads { config.searchThreads = max(1, threads) }
             let db = try Store(path: store.db, configuration: config)
             defer { db.close() }
             let coll = try db.collection(collection)
@@ -67,7 +64,7 @@ struct Batch: ParsableCommand {
             var i = 0
             while i < qs.count {
                 let part = Array(qs[i..<min(i + chunk, qs.count)])
-                results += try coll.search(part, options: SearchOptions(exact: exact, rerank: rerank, ef: ef))
+                results += try coll.search(part, options: search.options)
                 i += part.count
                 progress.advance(to: i)
             }

@@ -17,10 +17,7 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "JSONL with one {\"where\": …} per query.") var filters: String?
     @Option(name: .long, help: "Repetitions; medians are reported.") var runs: Int = 3
     @Option(name: .long, help: "Only the first N queries.") var limit: Int?
-    @Option(name: .long, help: "Search threads (default: all cores; 1 for single-thread figures).") var threads: Int?
-    @Flag(name: .long, help: "Score with full vectors (exact search), whatever the index.") var exact = false
-    @Option(name: .long, help: "With PQ codes: candidates re-scored with full vectors (default: the recipe's).") var rerank: Int?
-    @Option(name: .long, help: "With an HNSW graph: beam width (default 64; at least k).") var ef: Int?
+    @OptionGroup var search: SearchFlags
 
     func run() throws {
         try runReporting(json: store.json) {
@@ -34,7 +31,7 @@ struct Bench: ParsableCommand {
             let preds = Array(try loadFilters(where: `where`, filters: filters, count: qf.count).prefix(n))
             var config = Store.Configuration()
             config.readOnly = true
-            if let threads { config.searchThreads = max(1, threads) }
+            if let threads = search.threads { config.searchThreads = max(1, threads) }
             let db = try Store(path: store.db, configuration: config)
             defer { db.close() }
             let coll = try db.collection(collection)
@@ -52,7 +49,7 @@ struct Bench: ParsableCommand {
                 let t0 = Date()
                 for q in qs {
                     let s = Date()
-                    results.append(try coll.search([q], options: SearchOptions(exact: exact, rerank: rerank, ef: ef))[0])
+                    results.append(try coll.search([q], options: search.options)[0])
                     lat.append(Date().timeIntervalSince(s))
                 }
                 onlineQPS.append(Double(n) / Date().timeIntervalSince(t0))
@@ -62,7 +59,7 @@ struct Bench: ParsableCommand {
             var batchQPS: [Double] = []
             for _ in 0..<runs {
                 let t0 = Date()
-                _ = try coll.search(qs, options: SearchOptions(exact: exact, rerank: rerank, ef: ef))
+                _ = try coll.search(qs, options: search.options)
                 batchQPS.append(Double(n) / Date().timeIntervalSince(t0))
             }
             var hits = 0, possible = 0, short = 0, identical = 0

@@ -75,11 +75,8 @@ struct Query: ParsableCommand {
     @Option(name: .short, help: "Neighbours per query.") var k: Int = 10
     @Option(name: .long, help: "A SQL-WHERE predicate applied to every query.") var `where`: String?
     @Option(name: .long, help: "JSONL with one {\"where\": …} per query (SQL text, JSON form or null).") var filters: String?
-    @Flag(name: .long, help: "Score with full vectors (exact search), whatever the index.") var exact = false
-    @Option(name: .long, help: "With PQ codes: re-score this many best candidates with full vectors (default: the recipe's; 0 = none).") var rerank: Int?
-    @Option(name: .long, help: "With an HNSW graph: beam width (default 64; at least k).") var ef: Int?
     @Option(name: .long, help: "Write results to FILE.ivecs or FILE.jsonl (- = stdout as JSONL).") var out: String?
-    @Option(name: .long, help: "Search threads (default: all cores).") var threads: Int?
+    @OptionGroup var search: SearchFlags
 
     func run() throws {
         try runReporting(json: store.json) {
@@ -89,7 +86,7 @@ struct Query: ParsableCommand {
             let preds = try loadFilters(where: `where`, filters: filters, count: qf.count)
             var config = Store.Configuration()
             config.readOnly = true
-            if let threads { config.searchThreads = max(1, threads) }
+            if let threads = search.threads { config.searchThreads = max(1, threads) }
             let db = try Store(path: store.db, configuration: config)
             defer { db.close() }
             let coll = try db.collection(collection)
@@ -99,11 +96,21 @@ struct Query: ParsableCommand {
             let d = qf.dimension
             let qs = (0..<qf.count).map { i in Sextant.Query(vector: Array(flat[i * d..<(i + 1) * d]), k: k, filter: preds[i]) }
             let t0 = Date()
-            let results = try coll.search(qs, options: SearchOptions(exact: exact, rerank: rerank, ef: ef))
+            let results = try coll.search(qs, options: search.options)
             let secs = Date().timeIntervalSince(t0)
             if let out { try writeResults(results, k: k, to: out) }
             let summary = "{\"queries\":\(qs.count),\"seconds\":\(String(format: "%.4f", secs)),\"qps\":\(String(format: "%.1f", Double(qs.count) / max(secs, 1e-9)))}"
             if out == "-" { Console.err(summary) } else { Console.out(summary) }
         }
     }
+}
+
+/// The plan options `query`, `batch` and `bench` share.
+struct SearchFlags: ParsableArguments {
+    @Flag(name: .long, help: "Score with full vectors (exact search), whatever the index.") var exact = false
+    @Option(name: .long, help: "With PQ codes: re-score this many best candidates with full vectors (default: the recipe's; 0 = none).") var rerank: Int?
+    @Option(name: .long, help: "With an HNSW graph: beam width (default 64; at least k).") var ef: Int?
+    @Option(name: .long, help: "Search threads (default: all cores; 1 for single-thread figures).") var threads: Int?
+
+    var options: SearchOptions { SearchOptions(exact: exact, rerank: rerank, ef: ef) }
 }
