@@ -358,7 +358,11 @@ private struct DictionaryGraph: MutableGraphStorage {
         let rs = try meanRecall(serial, vectors, queries: qs, ef: 48)
         #expect(rp >= 0.95 && rp >= rs - 0.02, "parallel \(rp) serial \(rs)")
         let before = try HNSW.check(storage: parallel, parameters: p)
-        #expect(before.issueCount == before.unreachableCount && before.unreachableCount <= n / 200, "\(before.issues)")
+        // Concurrent inserts can prune a node out of every list that pointed to it, so a parallel
+        // build leaves a few nodes unreachable (0–11 of 1,500 over 23 loaded runs, serial: 0); how
+        // many depends on thread timing, hence the loose bound. Reconnecting must fix all of them.
+        #expect(before.issueCount == before.unreachableCount, "\(before.issues)")
+        #expect(before.unreachableCount <= n / 50, "\(before.unreachableCount) unreachable")
         var fixed = parallel
         try HNSW.reconnect(storage: &fixed, distances: vectors.source, parameters: p, context: HNSWSearchContext())
         let report = try HNSW.check(storage: fixed, parameters: p)
