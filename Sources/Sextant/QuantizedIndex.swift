@@ -98,6 +98,8 @@ extension VectorCollection {
                 try buildGraph(txn, threads: max(1, threads ?? store.configuration.searchThreads), progress: progress)
             }
         }
+        progress?("measuring the planner's cost model")
+        try calibrate()
     }
 
     func trainCodes(progress: ((String) -> Void)?) throws {
@@ -185,8 +187,7 @@ extension VectorCollection {
     /// exact matches) with the query's lookup table, keep the best `rerank` by approximate
     /// distance, and re-score those with their full vectors (or, with `rerank == 0`, return the
     /// best `k` by approximate distance).
-    func codeSearch(_ q: PreparedQuery, pq: ProductQuantizer, rerank: Int, _ txn: Transaction) throws -> TopK {
-        let candidates = try match(txn, q.filter).slots
+    func codeSearch(_ q: PreparedQuery, pq: ProductQuantizer, rerank: Int, candidates: Bitmap, _ txn: Transaction) throws -> TopK {
         let table = q.vector.withUnsafeBufferPointer { pq.distanceTable(query: $0) }
         let keep = rerank > 0 ? max(rerank, q.k) : q.k
         var heap = TopK(k: keep)

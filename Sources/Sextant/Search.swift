@@ -4,19 +4,26 @@ import SextantStorage
 
 /// Options for a search.
 public struct SearchOptions: Sendable {
-    /// Score every candidate with its full vector, whatever the index (a `Flat` collection,
-    /// or one whose codebooks are not trained yet, is always searched exactly).
+    /// Score every matching row with its full vector, whatever the indexes (same as
+    /// `plan: .exact`).
     public var exact: Bool
     /// With PQ codes: how many best candidates by approximate distance are re-scored with full
     /// vectors (nil: the recipe decides — `max(100, 10·k)` with `Refine`, none without).
     public var rerank: Int?
     /// With an HNSW graph: the beam width at level 0 (nil: `max(64, k)`); raised to `k`.
     public var ef: Int?
-    public init(exact: Bool = false, rerank: Int? = nil, ef: Int? = nil) {
+    /// The plan to use; nil lets the planner choose per query (per predicate group in a batch)
+    /// from the exact match count and the collection's ``CostModel``.
+    public var plan: PlanKind?
+
+    public init(exact: Bool = false, rerank: Int? = nil, ef: Int? = nil, plan: PlanKind? = nil) {
         self.exact = exact
         self.rerank = rerank
         self.ef = ef
+        self.plan = plan
     }
+
+    var forcedPlan: PlanKind? { exact ? .exact : plan }
 }
 
 /// One query of a multi-query search.
@@ -32,21 +39,136 @@ public struct Query: Sendable {
     }
 }
 
+/// How one search ran: the plan, the planner's estimates, what was actually scored and where
+/// the time went. See ``VectorCollection/explainSearch(_:k:filter:options:)``.
+public struct SearchExplanation: Sendable, CustomStringConvertible {
+    public var plan: QueryPlan
+    public var results: [SearchResult]
+    /// Distance computations actually made (vectors or codes scored).
+    public var rowsScored: Int
+    /// How the plan ran (e.g. "graph, two-hop expansion", "beam widened to 512 (2 rounds)").
+    public var detail: String
+    /// Wall time per stage: "filter" (index evaluation, exact match count), "plan" (cost
+    /// model and estimates), "search".
+    public var stages: [Stage]
+    /// Partitions the search read (1: the collection is one partition).
+    public var partitionsTouched: Int
+
+    public struct Stage: Sendable {
+        public var name: String
+        public var seconds: Double
+    }
+
+    public var totalSeconds: Double { stages.reduce(0) { $0 + $1.seconds } }
+
+    public var description: String {
+        var lines: [String] = []
+        let chosen = plan.forced ? "forced" : "chosen by the planner"
+        lines.append("plan: \(plan.kind.rawValue) (\(chosen)); \(detail)")
+        lines.append(String(format: "matches: %d of %d live rows (selectivity %.4f); partitions touched: %d",
+                            plan.matches, plan.liveRows, plan.selectivity, partitionsTouched))
+        lines.append("rows scored: estimated \(plan.estimatedRows), actual \(rowsScored); results: \(results.count)")
+        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+        for e in plan.estimates {
+            lines.append("  estimate " + pad(e.kind.rawValue, 15) + String(format: "%10.3f ms  %8d rows", e.seconds * 1000, e.rows))
+        }
+        for s in stages { lines.append("  stage " + pad(s.name, 8) + String(format: "%10.3f ms", s.seconds * 1000)) }
+        lines.append(String(format: "total: %.3f ms", totalSeconds * 1000))
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// How a batch ran: one plan per group of queries sharing a predicate.
+public struct BatchExplanation: Sendable {
+    public struct Group: Sendable {
+        /// The predicate's SQL text ("" without one).
+        public var predicate: String
+        public var plan: QueryPlan
+        /// Distance computations made for the whole group.
+        public var rowsScored: Int
+    }
+    public var results: [[SearchResult]]
+    public var groups: [Group]
+    public var stages: [SearchExplanation.Stage]
+}
+
 extension VectorCollection {
     /// The `k` nearest live rows satisfying `filter`, sorted by (distance, id).
     ///
-    /// Returns exactly `min(k, matches)` results. Exact: every matching row is scored with its
-    /// full vector (the oracle every approximate plan is tested against).
+    /// Returns exactly `min(k, matches)` results. The planner picks the plan (see ``PlanKind``);
+    /// `.exact` scores every matching row with its full vector (the oracle every other plan is
+    /// tested against).
     public func search(_ vector: [Float], k: Int, filter: Filter? = nil, options: SearchOptions = SearchOptions()) throws -> [SearchResult] {
         try search([Query(vector: vector, k: k, filter: filter)], options: options)[0]
     }
 
     /// Answers many queries; result `i` belongs to `queries[i]`.
     ///
-    /// Queries with the same filter share one pass over the data (each vector read once serves
-    /// a group of queries), and groups run on ``Store/Configuration/searchThreads`` threads.
+    /// Queries with the same predicate form a group: the predicate is evaluated once, the
+    /// group gets one plan, and an exact group shares passes over the data (each vector read
+    /// once serves up to 64 queries, scored with the tiled kernel). Groups run on
+    /// ``Store/Configuration/searchThreads`` threads. Exact results are identical to
+    /// answering each query alone.
     public func search(_ queries: [Query], options: SearchOptions = SearchOptions()) throws -> [[SearchResult]] {
-        // Validate and bind everything before touching the store.
+        try execute(queries, options: options, profile: false).results
+    }
+
+    /// Runs one search and reports its plan, estimates, rows scored and time per stage.
+    public func explainSearch(_ vector: [Float], k: Int, filter: Filter? = nil, options: SearchOptions = SearchOptions()) throws -> SearchExplanation {
+        let e = try execute([Query(vector: vector, k: k, filter: filter)], options: options, profile: true)
+        return SearchExplanation(plan: e.groups[0].plan, results: e.results[0], rowsScored: e.stats[0].rowsScored,
+                                 detail: e.stats[0].detail, stages: e.stages, partitionsTouched: 1)
+    }
+
+    /// Runs a batch and reports the plan of each predicate group with the time per stage.
+    public func explainBatch(_ queries: [Query], options: SearchOptions = SearchOptions()) throws -> BatchExplanation {
+        let e = try execute(queries, options: options, profile: true)
+        var rows = [Int](repeating: 0, count: e.groups.count)
+        for (i, s) in e.stats.enumerated() { rows[e.groupOfQuery[i]] += s.rowsScored }
+        return BatchExplanation(results: e.results, groups: e.groups.enumerated().map { i, g in
+            BatchExplanation.Group(predicate: g.predicate?.toSQL() ?? "", plan: g.plan, rowsScored: rows[i])
+        }, stages: e.stages)
+    }
+
+    struct PreparedQuery: @unchecked Sendable {
+        var index: Int
+        var vector: [Float]
+        var k: Int
+        var predicate: Filter?
+        var filter: BoundFilter?
+    }
+
+    /// Per-query figures of an executed plan.
+    struct QueryStats: Sendable {
+        var rowsScored = 0
+        var detail = ""
+    }
+
+    /// Queries sharing a predicate, their plan, and the matching slots in the planning snapshot.
+    struct PlannedGroup: @unchecked Sendable {
+        var predicate: Filter?
+        var filter: BoundFilter?
+        var queries: [PreparedQuery]
+        var plan: QueryPlan
+        var candidates: Bitmap
+    }
+
+    struct Execution {
+        var results: [[SearchResult]]
+        var groups: [PlannedGroup]
+        var groupOfQuery: [Int]
+        var stats: [QueryStats]
+        var stages: [SearchExplanation.Stage]
+    }
+
+    /// A unit of work: queries `range` of group `group`, over the slots in `slots` (all when nil).
+    struct WorkItem: Sendable {
+        var group: Int
+        var range: Range<Int>
+        var slots: Range<UInt32>?
+    }
+
+    func prepare(_ queries: [Query], options: SearchOptions) throws -> [PreparedQuery] {
         var prepared: [PreparedQuery] = []
         prepared.reserveCapacity(queries.count)
         var bound: [Filter: BoundFilter] = [:]
@@ -62,86 +184,171 @@ extension VectorCollection {
                     bound[p] = filter
                 }
             }
-            prepared.append(PreparedQuery(index: i, vector: metric == .cosine ? VectorCollection.normalized(q.vector) : q.vector, k: q.k, predicate: q.filter == .matchAll ? nil : q.filter, filter: filter))
+            prepared.append(PreparedQuery(index: i, vector: metric == .cosine ? VectorCollection.normalized(q.vector) : q.vector,
+                                          k: q.k, predicate: q.filter == .matchAll ? nil : q.filter, filter: filter))
         }
-        if !options.exact, let rerank = options.rerank, rerank < 0 {
+        if let rerank = options.rerank, rerank < 0 {
             throw SextantError(.invalidArgument, "rerank must be at least 0, got \(rerank)")
         }
-        if !options.exact, let ef = options.ef, ef < 1 {
+        if let ef = options.ef, ef < 1 {
             throw SextantError(.invalidArgument, "ef must be at least 1, got \(ef)")
         }
-        if !options.exact, pqComponent != nil || hnswComponent != nil,
-           let results = try approximate(prepared, options: options, count: queries.count) {
-            return results
+        return prepared
+    }
+
+    /// Plans and runs a batch: evaluate each distinct predicate once, plan each group, then
+    /// run the work items on the search threads, each thread in one read transaction.
+    func execute(_ queries: [Query], options: SearchOptions, profile: Bool) throws -> Execution {
+        let prepared = try prepare(queries, options: options)
+        var stages: [SearchExplanation.Stage] = []
+        var clock = monotonicSeconds()
+        func stage(_ name: String) {
+            let now = monotonicSeconds()
+            stages.append(.init(name: name, seconds: now - clock))
+            clock = now
         }
-        // Group by predicate: one data pass per group of up to `groupSize` queries.
-        var groups: [[PreparedQuery]] = []
-        var byPredicate: [Filter?: [PreparedQuery]] = [:]
-        var order: [Filter?] = []
+        // Group by predicate, in order of first appearance.
+        var groupIndex: [Filter?: Int] = [:]
+        var members: [[PreparedQuery]] = []
+        var groupOfQuery = [Int](repeating: 0, count: queries.count)
         for q in prepared {
-            if byPredicate[q.predicate] == nil { order.append(q.predicate) }
-            byPredicate[q.predicate, default: []].append(q)
+            let g: Int
+            if let e = groupIndex[q.predicate] { g = e } else {
+                g = members.count
+                groupIndex[q.predicate] = g
+                members.append([])
+            }
+            members[g].append(q)
+            groupOfQuery[q.index] = g
         }
-        let groupSize = 16
-        for p in order {
-            let qs = byPredicate[p]!
-            var i = 0
-            while i < qs.count {
-                groups.append(Array(qs[i..<min(i + groupSize, qs.count)]))
-                i += groupSize
+        let forced = options.forcedPlan
+        // Planning snapshot: exact matches per predicate, index state, cost model.
+        struct Planning {
+            var snapshot = 0
+            var nextSlot: UInt32 = 0
+            var live = 0
+            var hasGraph = false
+            var hasCodes = false
+            var candidates: [Bitmap] = []
+            var model: CostModel?
+        }
+        var planning = try store.env.read { txn -> Planning in
+            var p = Planning()
+            p.nextSlot = try state(txn).nextSlot
+            p.snapshot = txn.snapshotID
+            p.hasGraph = try graph(txn) != nil
+            p.hasCodes = try quantizer(txn) != nil
+            for group in members {
+                let m = try match(txn, group[0].filter)
+                p.live = m.liveRows
+                p.candidates.append(m.slots)
+            }
+            if members.isEmpty { p.live = try IndexReader(txn: txn, db: db.postings, cid: cid).live().count }
+            return p
+        }
+        stage("filter")
+        if let forced {
+            if (forced == .filteredGraph || forced == .postFilter) && !planning.hasGraph {
+                throw SextantError(.invalidArgument, "plan '\(forced.rawValue)' needs an HNSW graph; collection '\(name)' has none built",
+                                   context: ["collection": name, "plan": forced.rawValue])
+            }
+            if forced == .codes && !planning.hasCodes {
+                throw SextantError(.invalidArgument, "plan 'codes' needs trained PQ codes; collection '\(name)' has none",
+                                   context: ["collection": name, "plan": forced.rawValue])
             }
         }
-        // Work items: (group, slot range). With fewer groups than threads, each group's slot
-        // space is split so that a single query also uses every core; partial top-k lists merge.
+        if (planning.hasGraph || planning.hasCodes) && (forced == nil || profile) {
+            planning.model = try store.env.read { txn in try costModel(txn) }
+        }
+        let refine = refines
+        var groups: [PlannedGroup] = []
+        for (g, qs) in members.enumerated() {
+            let m = planning.candidates[g].count
+            let k = qs.map(\.k).max() ?? 1
+            let rerank = options.rerank ?? (refine ? max(100, 10 * k) : 0)
+            var est: [PlanEstimate] = []
+            if let model = planning.model {
+                est = estimates(model, matches: m, live: planning.live, queries: qs.count, k: k, ef: options.ef, rerank: rerank,
+                                hasGraph: planning.hasGraph, hasCodes: planning.hasCodes)
+            } else {
+                est = [PlanEstimate(kind: .exact, seconds: 0, rows: m)]
+            }
+            // Nothing matches: any plan returns nothing, the exact one without touching data.
+            let kind = forced ?? (m == 0 ? .exact : est.first?.kind ?? .exact)
+            let rows = est.first { $0.kind == kind }?.rows ?? m
+            let plan = QueryPlan(kind: kind, forced: forced != nil, matches: m, liveRows: planning.live, queries: qs.count,
+                                 estimates: est, estimatedRows: rows)
+            groups.append(PlannedGroup(predicate: qs[0].predicate, filter: qs[0].filter, queries: qs, plan: plan,
+                                       candidates: planning.candidates[g]))
+        }
+        stage("plan")
+
+        // Work items: exact groups in chunks of 64 queries (one shared pass each); the other
+        // plans in chunks of 4 (per-query work, small items balance the threads).
         let threads = max(1, store.configuration.searchThreads)
-        var items: [(group: Int, slots: Range<UInt32>?)] = groups.indices.map { ($0, nil) }
-        if threads > 1 && groups.count < threads {
-            let nextSlot = try store.env.read { txn in try state(txn).nextSlot }
-            if nextSlot >= 4096 {
-                let parts = UInt32(threads * 2)
-                let step = (nextSlot + parts - 1) / parts
-                items = groups.indices.flatMap { g in
-                    stride(from: UInt32(0), to: nextSlot, by: Int(step)).map { (g, $0..<min($0 + step, nextSlot)) }
+        var items: [WorkItem] = []
+        for (g, group) in groups.enumerated() {
+            let chunk = group.plan.kind == .exact ? 64 : 4
+            var i = 0
+            while i < group.queries.count {
+                items.append(WorkItem(group: g, range: i..<min(i + chunk, group.queries.count), slots: nil))
+                i += chunk
+            }
+        }
+        // Fewer items than threads: split exact items' slot space so that one query also uses
+        // every core; the partial top-k lists merge.
+        if threads > 1 && items.count < threads && planning.nextSlot >= 4096 {
+            let parts = UInt32(threads * 2)
+            let step = (planning.nextSlot + parts - 1) / parts
+            items = items.flatMap { item -> [WorkItem] in
+                guard groups[item.group].plan.kind == .exact, groups[item.group].candidates.count >= 4096 else { return [item] }
+                return stride(from: UInt32(0), to: planning.nextSlot, by: Int(step)).map {
+                    WorkItem(group: item.group, range: item.range, slots: $0..<min($0 + step, planning.nextSlot))
                 }
             }
         }
         let partials = PartialResults(count: items.count)
         let failure = FirstError()
         let workers = min(threads, items.count)
-        if workers <= 1 {
-            for (i, item) in items.enumerated() { partials.set(i, try scan(groups[item.group], slots: item.slots)) }
-        } else {
-            let next = AtomicCounter()
-            let groups = groups
-            let items = items
-            DispatchQueue.concurrentPerform(iterations: workers) { _ in
-                while failure.error == nil {
-                    let i = next.increment()
-                    guard i < items.count else { return }
-                    do { partials.set(i, try scan(groups[items[i].group], slots: items[i].slots)) } catch { failure.set(error) }
+        let frozen = groups
+        let frozenItems = items
+        let snapshot = planning.snapshot
+        let ef = options.ef
+        let rerankOption = options.rerank
+        let live = planning.live
+        let work: @Sendable (Int) -> Void = { [self] _ in
+            do {
+                try store.env.read { txn in
+                    var runner = try GroupRunner(collection: self, txn: txn, sameSnapshot: txn.snapshotID == snapshot)
+                    defer { runner.finish() }
+                    while failure.error == nil {
+                        let i = partials.claim()
+                        guard i < frozenItems.count else { return }
+                        let item = frozenItems[i]
+                        partials.set(i, try runner.run(frozen[item.group], groupIndex: item.group, item: item, ef: ef,
+                                                      rerank: rerankOption, refine: refine, live: live))
+                    }
                 }
-            }
+            } catch { failure.set(error) }
         }
+        if workers <= 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: work) }
         if let e = failure.error { throw e }
-        var merged: [[TopK]] = groups.map { $0.map { TopK(k: $0.k) } }
+        stage("search")
+
+        var heaps: [TopK?] = Array(repeating: nil, count: queries.count)
+        var stats = [QueryStats](repeating: QueryStats(), count: queries.count)
+        let values = partials.values
         for (i, item) in items.enumerated() {
-            for (j, heap) in partials.values[i].enumerated() { merged[item.group][j].merge(heap) }
-        }
-        var out = [[SearchResult]](repeating: [], count: queries.count)
-        for (g, group) in groups.enumerated() {
-            for (j, q) in group.enumerated() {
-                out[q.index] = merged[g][j].sortedResults().map { SearchResult(id: $0.id, distance: $0.distance) }
+            let (partHeaps, partStats) = values[i]
+            for (j, r) in item.range.enumerated() {
+                let q = groups[item.group].queries[r]
+                if heaps[q.index] == nil { heaps[q.index] = partHeaps[j] } else { heaps[q.index]!.merge(partHeaps[j]) }
+                stats[q.index].rowsScored += partStats[j].rowsScored
+                if stats[q.index].detail.isEmpty { stats[q.index].detail = partStats[j].detail }
             }
         }
-        return out
-    }
-
-    struct PreparedQuery: @unchecked Sendable {
-        var index: Int
-        var vector: [Float]
-        var k: Int
-        var predicate: Filter?
-        var filter: BoundFilter?
+        let results = heaps.map { h in h.map { $0.sortedResults().map { SearchResult(id: $0.id, distance: $0.distance) } } ?? [] }
+        return Execution(results: results, groups: groups, groupOfQuery: groupOfQuery, stats: stats, stages: stages)
     }
 
     static func normalized(_ v: [Float]) -> [Float] {
@@ -151,39 +358,31 @@ extension VectorCollection {
         return v.map { $0 * inv }
     }
 
-    /// One pass over the collection (or over the rows matching the group's filter) scoring
-    /// every query of the group.
+    /// One pass over `candidates` scoring every query of the group.
     ///
     /// Vectors are copied from the map into a small contiguous block and scored with the tiled
     /// many-queries kernel: each vector is read once for the whole group. Cosine is computed as
     /// `1 − q̂·x / ‖x‖` with the query normalised once and ‖x‖ once per vector.
-    func scan(_ group: [PreparedQuery], slots: Range<UInt32>?) throws -> [TopK] {
-        try store.env.read { txn in
-            _ = try state(txn)
-            // The attribute indexes give the exact live slots matching the filter (all live slots
-            // without one); only their vectors are read.
-            var candidates = try match(txn, group[0].filter).slots
-            if let slots { candidates.formIntersection(Bitmap(range: slots)) }
-            let reader = try vectorReader(txn)
-            let blocks = reader.blocks
-            let per = UInt32(blocks.slotsPerBlock)
-            // A local value with mutating methods: its accesses are checked statically (captured
-            // variables of nested functions cost a runtime exclusivity check per access).
-            var scanner = GroupScanner(group, dimension: dimension, metric: metric)
-            var pendingBlock: UInt32 = .max
-            var pendingSlots: [UInt32] = []
-            pendingSlots.reserveCapacity(Int(per))
-            for slot in candidates {
-                if slot / per != pendingBlock {
-                    try drainBlock(&scanner, &pendingSlots, reader)
-                    pendingBlock = slot / per
-                }
-                pendingSlots.append(slot)
+    func scan(_ group: [PreparedQuery], candidates: Bitmap, _ txn: Transaction) throws -> [TopK] {
+        let reader = try vectorReader(txn)
+        let blocks = reader.blocks
+        let per = UInt32(blocks.slotsPerBlock)
+        // A local value with mutating methods: its accesses are checked statically (captured
+        // variables of nested functions cost a runtime exclusivity check per access).
+        var scanner = GroupScanner(group, dimension: dimension, metric: metric)
+        var pendingBlock: UInt32 = .max
+        var pendingSlots: [UInt32] = []
+        pendingSlots.reserveCapacity(Int(per))
+        for slot in candidates {
+            if slot / per != pendingBlock {
+                try drainBlock(&scanner, &pendingSlots, reader)
+                pendingBlock = slot / per
             }
-            try drainBlock(&scanner, &pendingSlots, reader)
-            scanner.flush()
-            return scanner.heaps
+            pendingSlots.append(slot)
         }
+        try drainBlock(&scanner, &pendingSlots, reader)
+        scanner.flush()
+        return scanner.heaps
     }
 
     /// Scores the pending slots of one block: a whole block in place when every slot is a
@@ -225,11 +424,15 @@ extension VectorCollection {
 
 /// Partial top-k lists written by concurrent work items (each index exactly once).
 final class PartialResults: @unchecked Sendable {
-    private var storage: [[TopK]]
+    typealias Part = ([TopK], [VectorCollection.QueryStats])
+    private var storage: [Part]
+    private var next = 0
     private let lock = NSLock()
-    init(count: Int) { storage = Array(repeating: [], count: count) }
-    func set(_ i: Int, _ r: [TopK]) { lock.lock(); storage[i] = r; lock.unlock() }
-    var values: [[TopK]] { lock.lock(); defer { lock.unlock() }; return storage }
+    init(count: Int) { storage = Array(repeating: ([], []), count: count) }
+    /// The next unclaimed item index (past the end when all are taken).
+    func claim() -> Int { lock.lock(); defer { lock.unlock() }; next += 1; return next - 1 }
+    func set(_ i: Int, _ r: Part) { lock.lock(); storage[i] = r; lock.unlock() }
+    var values: [Part] { lock.lock(); defer { lock.unlock() }; return storage }
 }
 
 final class FirstError: @unchecked Sendable {
@@ -245,55 +448,90 @@ final class AtomicCounter: @unchecked Sendable {
     func increment() -> Int { lock.lock(); defer { lock.unlock() }; value += 1; return value - 1 }
 }
 
-extension VectorCollection {
-    /// Answers queries with the graph when it is built, else over PQ codes when they are
-    /// trained; nil when neither is (the exact plan then answers). Queries run on
-    /// ``Store/Configuration/searchThreads`` threads, each thread in its own snapshot.
-    func approximate(_ prepared: [PreparedQuery], options: SearchOptions, count: Int) throws -> [[SearchResult]]? {
-        let (hasGraph, hasCodes) = try store.env.read { txn in (try graph(txn) != nil, try quantizer(txn) != nil) }
-        guard hasGraph || hasCodes else { return nil }
-        let threads = max(1, min(store.configuration.searchThreads, prepared.count))
-        let partials = PartialResults(count: threads)
-        let failure = FirstError()
-        let refine = refines
-        let work: @Sendable (Int) -> Void = { [self] t in
-            do {
-                let heaps: [TopK] = try store.env.read { txn in
-                    var out: [TopK] = []
-                    if hasGraph {
-                        let context = store.searchContexts.take()
-                        defer { store.searchContexts.give(context) }
-                        guard let g = try graph(txn) else {
-                            throw SextantError(.notFound, "the graph of '\(name)' was dropped during the search")
-                        }
-                        let src = try graphSource(txn)
-                        for i in stride(from: t, to: prepared.count, by: threads) {
-                            let q = prepared[i]
-                            out.append(try graphSearch(q, ef: max(q.k, options.ef ?? 64), txn, graph: g, source: src, context: context))
-                        }
-                        return out
-                    }
-                    guard let pq = try quantizer(txn) else { throw SextantError(.notFound, "codebooks were dropped") }
-                    for i in stride(from: t, to: prepared.count, by: threads) {
-                        let q = prepared[i]
-                        let r = options.rerank ?? (refine ? max(100, 10 * q.k) : 0)
-                        out.append(try codeSearch(q, pq: pq, rerank: r, txn))
-                    }
-                    return out
-                }
-                partials.set(t, heaps)
-            } catch { failure.set(error) }
+/// The state one search thread keeps while it runs work items inside its read transaction:
+/// the graph, codebooks and scratch it opened once, and the matching slots of groups it had to
+/// re-evaluate because its snapshot differs from the planning snapshot.
+struct GroupRunner {
+    let collection: VectorCollection
+    let txn: Transaction
+    let sameSnapshot: Bool
+    var candidates: [Int: Bitmap] = [:]
+    var graph: LMDBGraph?
+    var source: BlockVectors?
+    var context: HNSWSearchContext?
+    var pq: ProductQuantizer?
+
+    init(collection: VectorCollection, txn: Transaction, sameSnapshot: Bool) throws {
+        self.collection = collection
+        self.txn = txn
+        self.sameSnapshot = sameSnapshot
+        _ = try collection.state(txn)
+    }
+
+    mutating func finish() {
+        if let context { collection.store.searchContexts.give(context) }
+        context = nil
+    }
+
+    /// The group's matching slots in this thread's snapshot.
+    private mutating func matching(_ group: VectorCollection.PlannedGroup, _ g: Int) throws -> Bitmap {
+        if sameSnapshot { return group.candidates }
+        if let c = candidates[g] { return c }
+        let c = try collection.match(txn, group.filter).slots
+        candidates[g] = c
+        return c
+    }
+
+    private mutating func graphState() throws -> (LMDBGraph, BlockVectors, HNSWSearchContext) {
+        if let graph, let source, let context { return (graph, source, context) }
+        guard let g = try collection.graph(txn) else {
+            throw SextantError(.notFound, "the graph of '\(collection.name)' was dropped during the search")
         }
-        if threads == 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: threads, execute: work) }
-        if let e = failure.error { throw e }
-        var out = [[SearchResult]](repeating: [], count: count)
-        let values = partials.values
-        for t in 0..<threads {
-            for (j, i) in stride(from: t, to: prepared.count, by: threads).enumerated() {
-                out[prepared[i].index] = values[t][j].sortedResults().map { SearchResult(id: $0.id, distance: $0.distance) }
+        let s = try collection.graphSource(txn)
+        let c = collection.store.searchContexts.take()
+        (graph, source, context) = (g, s, c)
+        return (g, s, c)
+    }
+
+    mutating func run(_ group: VectorCollection.PlannedGroup, groupIndex g: Int, item: VectorCollection.WorkItem, ef: Int?,
+                      rerank: Int?, refine: Bool, live: Int) throws -> ([TopK], [VectorCollection.QueryStats]) {
+        var cands = try matching(group, g)
+        let queries = Array(group.queries[item.range])
+        switch group.plan.kind {
+        case .exact:
+            if let slots = item.slots { cands.formIntersection(Bitmap(range: slots)) }
+            let heaps = try collection.scan(queries, candidates: cands, txn)
+            let stats = VectorCollection.QueryStats(rowsScored: cands.count, detail: queries.count > 1 ? "shared pass, \(queries.count) queries" : "every match scored")
+            return (heaps, Array(repeating: stats, count: queries.count))
+        case .codes:
+            if pq == nil {
+                guard let p = try collection.quantizer(txn) else { throw SextantError(.notFound, "codebooks were dropped") }
+                pq = p
             }
+            var heaps: [TopK] = [], stats: [VectorCollection.QueryStats] = []
+            for q in queries {
+                let r = rerank ?? (refine ? max(100, 10 * q.k) : 0)
+                heaps.append(try collection.codeSearch(q, pq: pq!, rerank: r, candidates: cands, txn))
+                stats.append(.init(rowsScored: cands.count + min(r, cands.count), detail: r > 0 ? "re-ranked best \(r)" : "approximate distances"))
+            }
+            return (heaps, stats)
+        case .filteredGraph, .postFilter:
+            let (gr, src, context) = try graphState()
+            var heaps: [TopK] = [], stats: [VectorCollection.QueryStats] = []
+            let allowed: Bitmap? = group.filter == nil ? nil : cands
+            for q in queries {
+                let before = context.distanceCount
+                let beam = max(q.k, ef ?? 64)
+                let (heap, detail) = group.plan.kind == .filteredGraph
+                    ? try collection.graphSearch(q, ef: beam, allowed: allowed, exhaustiveBelow: group.plan.forced ? 0 : 1000, txn,
+                                                 graph: gr, source: src, context: context)
+                    : try collection.postFilterSearch(q, ef: beam, allowed: allowed, matches: cands.count, live: live, txn,
+                                                      graph: gr, source: src, context: context)
+                heaps.append(heap)
+                stats.append(.init(rowsScored: context.distanceCount - before, detail: detail))
+            }
+            return (heaps, stats)
         }
-        return out
     }
 }
 

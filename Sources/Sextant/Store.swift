@@ -20,6 +20,7 @@ public final class Store: Sendable {
     let quantizers = QuantizerCache()
     /// Reusable graph-search scratch (visited sets), so a query does not allocate one.
     let searchContexts = ContextPool()
+    let costModels = CostModelCache()
 
     struct Databases: Sendable {
         let meta, state, ids, rows, vectors, free, postings, codes, index, graph, links: Database

@@ -25,6 +25,10 @@ public final class Transaction {
 
     func invalidate() { isLive = false }
 
+    /// The snapshot this transaction sees (LMDB's transaction id): two read transactions with
+    /// the same id see the same data, so work derived in one is valid in the other.
+    public var snapshotID: Int { mdb_txn_id(txn) }
+
     @inline(__always)
     private func live() throws(SextantError) {
         guard isLive else { throw SextantError(.closed, "transaction used outside its closure") }

@@ -9,7 +9,7 @@ struct Batch: ParsableCommand {
         discussion: """
             Each line of --workload is {"query": <row of the queries file>, "where": <SQL text, JSON predicate or null>}. \
             Results are written in the workload's order: JSONL ({"ids": [...], "distances": [...]}) or .ivecs. \
-            A summary {"queries", "seconds", "qps"} goes to stdout; progress to stderr.
+            A summary {"queries", "seconds", "qps", "mode", "threads"[, "recall", "short_results"]} goes to stdout; progress to stderr.
             """
     )
     @OptionGroup var store: StoreOptions
@@ -18,6 +18,9 @@ struct Batch: ParsableCommand {
     @Option(name: .long, help: "Query vectors (.fvecs, .bvecs or .npy) the workload's rows refer to.") var queries: String
     @Option(name: .short, help: "Neighbours per query.") var k: Int = 10
     @Option(name: .long, help: "Write results to FILE.jsonl or FILE.ivecs (- = stdout).") var out: String
+    @Option(name: .long, help: "Ground truth .ivecs in the workload's order: adds recall@k to the summary.") var truth: String?
+    @Flag(name: .long, help: "Answer each line with its own search call (the baseline a batch is compared with).") var oneByOne = false
+    @Flag(name: .long, help: "Print each predicate group's plan, matches and rows scored on stderr.") var explain = false
     @OptionGroup var search: SearchFlags
 
     func run() throws {
@@ -56,22 +59,59 @@ struct Batch: ParsableCommand {
             }
             let qs = items.map { Sextant.Query(vector: Array(flat[$0.row * d..<($0.row + 1) * d]), k: k, filter: $0.filter) }
             let progress = Progress(total: qs.count, unit: "queries", json: store.json)
+            let options = try search.options
             let t0 = Date()
-            // Chunks keep progress moving; each chunk is still one multi-query call.
             var results: [[SearchResult]] = []
             results.reserveCapacity(qs.count)
-            let chunk = 1_000
-            var i = 0
-            while i < qs.count {
-                let part = Array(qs[i..<min(i + chunk, qs.count)])
-                results += try coll.search(part, options: search.options)
-                i += part.count
-                progress.advance(to: i)
+            var groups: [BatchExplanation.Group] = []
+            if oneByOne {
+                // The baseline: every line its own search call.
+                for (i, q) in qs.enumerated() {
+                    results.append(try coll.search([q], options: options)[0])
+                    if i % 100 == 99 { progress.advance(to: i + 1) }
+                }
+            } else {
+                // Chunks keep progress moving on long workloads; each chunk is one multi-query call.
+                let chunk = 10_000
+                var i = 0
+                while i < qs.count {
+                    let part = Array(qs[i..<min(i + chunk, qs.count)])
+                    if explain {
+                        let e = try coll.explainBatch(part, options: options)
+                        results += e.results
+                        groups += e.groups
+                    } else {
+                        results += try coll.search(part, options: options)
+                    }
+                    i += part.count
+                    progress.advance(to: i)
+                }
             }
             progress.finish()
             let secs = Date().timeIntervalSince(t0)
+            for g in groups {
+                let p = g.plan
+                Console.err(String(format: "%5d queries  %-15@ matches %6d (%.4f)  rows scored %9d  %@", p.queries, p.kind.rawValue,
+                                   p.matches, p.selectivity, g.rowsScored, g.predicate.isEmpty ? "(no predicate)" : g.predicate))
+            }
             try writeResults(results, k: k, to: out)
-            let summary = "{\"queries\":\(qs.count),\"seconds\":\(String(format: "%.4f", secs)),\"qps\":\(String(format: "%.1f", Double(qs.count) / max(secs, 1e-9)))}"
+            var summary = "{\"queries\":\(qs.count),\"seconds\":\(String(format: "%.4f", secs)),\"qps\":\(String(format: "%.1f", Double(qs.count) / max(secs, 1e-9)))"
+            summary += ",\"mode\":\"\(oneByOne ? "one-by-one" : "batch")\",\"threads\":\(db.configuration.searchThreads)"
+            if let truth {
+                let tf = try VectorFile(path: truth)
+                guard tf.count >= qs.count else { throw SextantError(.malformedFile, "the ground truth has \(tf.count) rows for \(qs.count) queries") }
+                let gt = try tf.int32Rows(0..<qs.count)
+                var hits = 0, possible = 0, short = 0
+                for i in 0..<qs.count {
+                    let row = gt[i * tf.dimension..<(i + 1) * tf.dimension].prefix(k).filter { $0 >= 0 }.map { UInt64($0) }
+                    let got = Set(results[i].prefix(k).map(\.id))
+                    hits += row.filter { got.contains($0) }.count
+                    possible += row.count
+                    if results[i].count < row.count { short += 1 }
+                }
+                summary += String(format: ",\"recall\":%.4f,\"short_results\":%d", possible == 0 ? 1.0 : Double(hits) / Double(possible), short)
+            }
+            summary += "}"
             if out == "-" { Console.err(summary) } else { Console.out(summary) }
         }
     }

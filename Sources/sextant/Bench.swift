@@ -49,7 +49,7 @@ struct Bench: ParsableCommand {
                 let t0 = Date()
                 for q in qs {
                     let s = Date()
-                    results.append(try coll.search([q], options: search.options)[0])
+                    results.append(try coll.search([q], options: try search.options)[0])
                     lat.append(Date().timeIntervalSince(s))
                 }
                 onlineQPS.append(Double(n) / Date().timeIntervalSince(t0))
@@ -59,7 +59,7 @@ struct Bench: ParsableCommand {
             var batchQPS: [Double] = []
             for _ in 0..<runs {
                 let t0 = Date()
-                _ = try coll.search(qs, options: search.options)
+                _ = try coll.search(qs, options: try search.options)
                 batchQPS.append(Double(n) / Date().timeIntervalSince(t0))
             }
             var hits = 0, possible = 0, short = 0, identical = 0

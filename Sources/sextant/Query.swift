@@ -96,7 +96,7 @@ struct Query: ParsableCommand {
             let d = qf.dimension
             let qs = (0..<qf.count).map { i in Sextant.Query(vector: Array(flat[i * d..<(i + 1) * d]), k: k, filter: preds[i]) }
             let t0 = Date()
-            let results = try coll.search(qs, options: search.options)
+            let results = try coll.search(qs, options: try search.options)
             let secs = Date().timeIntervalSince(t0)
             if let out { try writeResults(results, k: k, to: out) }
             let summary = "{\"queries\":\(qs.count),\"seconds\":\(String(format: "%.4f", secs)),\"qps\":\(String(format: "%.1f", Double(qs.count) / max(secs, 1e-9)))}"
@@ -111,6 +111,19 @@ struct SearchFlags: ParsableArguments {
     @Option(name: .long, help: "With PQ codes: re-score this many best candidates with full vectors (default: the recipe's; 0 = none).") var rerank: Int?
     @Option(name: .long, help: "With an HNSW graph: beam width (default 64; at least k).") var ef: Int?
     @Option(name: .long, help: "Search threads (default: all cores; 1 for single-thread figures).") var threads: Int?
+    @Option(name: .long, help: "Plan: auto (the planner chooses), exact, codes, filtered-graph or post-filter.") var plan: String = "auto"
 
-    var options: SearchOptions { SearchOptions(exact: exact, rerank: rerank, ef: ef) }
+    var planKind: PlanKind? {
+        get throws {
+            if plan == "auto" { return nil }
+            guard let p = PlanKind(rawValue: plan) else {
+                throw SextantError(.invalidArgument, "unknown plan '\(plan)'; expected auto, \(PlanKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return p
+        }
+    }
+
+    var options: SearchOptions {
+        get throws { SearchOptions(exact: exact, rerank: rerank, ef: ef, plan: try planKind) }
+    }
 }

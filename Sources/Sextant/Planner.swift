@@ -1,0 +1,372 @@
+import Foundation
+import SextantKernels
+import SextantStorage
+
+/// How a query is answered. The planner picks one per query (per group of queries with the same
+/// predicate in a batch); ``SearchOptions/plan`` forces one.
+public enum PlanKind: String, Sendable, CaseIterable, Hashable {
+    /// Every matching row is scored with its full vector. Exact: the results every other plan is
+    /// tested against. Its cost grows with the number of matches; in a batch, queries with the
+    /// same predicate share one pass (tiled many-to-many kernel).
+    case exact
+    /// The PQ codes of every matching row are scored, the best re-scored with full vectors.
+    case codes
+    /// HNSW traversal that returns only matching rows (non-matching rows are traversed, so the
+    /// graph stays connected; selective filters expand two hops through them).
+    case filteredGraph = "filtered-graph"
+    /// Unfiltered HNSW traversal with the beam widened by 1/selectivity; non-matching results
+    /// are dropped, and the beam is widened again until `min(k, matches)` remain.
+    case postFilter = "post-filter"
+}
+
+/// The planner's decision for one query (or one group of queries sharing a predicate).
+public struct QueryPlan: Sendable {
+    /// The plan that answers.
+    public var kind: PlanKind
+    /// True when ``SearchOptions/plan`` (or `exact`) imposed it.
+    public var forced: Bool
+    /// Exact number of live rows matching the predicate (from the attribute indexes).
+    public var matches: Int
+    /// Live rows in the collection.
+    public var liveRows: Int
+    /// Queries sharing this plan (the group size in a batch; 1 alone).
+    public var queries: Int
+    /// Estimated seconds of every plan the collection can run, for the whole group, cheapest
+    /// first (the cost model's numbers; see ``CostModel``).
+    public var estimates: [PlanEstimate]
+    /// Rows the chosen plan expects to score per query.
+    public var estimatedRows: Int
+
+    public var selectivity: Double { liveRows == 0 ? 0 : Double(matches) / Double(liveRows) }
+}
+
+/// A plan and the time the cost model predicts for it.
+public struct PlanEstimate: Sendable {
+    public var kind: PlanKind
+    public var seconds: Double
+    public var rows: Int
+}
+
+/// Cost constants of one collection, measured on this machine against this store the first
+/// time the planner needs them (and again when the collection has changed size or indexes).
+///
+/// Calibration runs real searches: sampled stored vectors as queries, against a spread sample of
+/// live rows for the scans and against pseudo-random row sets of several selectivities for the
+/// filtered graph. Nothing in it is a constant tuned to a dataset.
+public struct CostModel: Sendable {
+    /// Seconds to score one row exactly for one query (map reads included).
+    public var exactPerRow: Double
+    /// A shared pass (tiled kernel): seconds per row read, plus seconds per (query, row) pair.
+    public var tiledPerRow: Double
+    public var tiledPerPair: Double
+    /// Seconds per PQ code scored for one query (nil without trained codes).
+    public var codePerRow: Double?
+    /// Filtered traversal at the default beam width: seconds per query by selectivity, from
+    /// 1 (no filter) down; interpolated log-log (nil without a graph).
+    public var graphBySelectivity: [GraphPoint]?
+    /// Unfiltered traversal: seconds ≈ `graphBase + graphPerEf · ef`.
+    public var graphBase: Double?
+    public var graphPerEf: Double?
+    /// The beam width the graph points were measured at.
+    public var defaultEF: Int
+    /// Live rows when measured.
+    public var liveRows: Int
+    /// How long calibration took.
+    public var calibrationSeconds: Double
+
+    public struct GraphPoint: Sendable {
+        public var selectivity: Double
+        public var seconds: Double
+        /// Distance computations per query.
+        public var distances: Double
+    }
+
+    /// Seconds and distance computations of one filtered traversal at selectivity `s` and
+    /// beam width `ef`.
+    func graphCost(selectivity s: Double, ef: Int) -> (seconds: Double, distances: Double)? {
+        guard let points = graphBySelectivity, let first = points.first, let base = graphBase, let per = graphPerEf else { return nil }
+        let scale = max(0.25, (base + per * Double(ef)) / max(1e-9, base + per * Double(defaultEF)))
+        let s = max(s, 1e-6)
+        if s >= first.selectivity || points.count == 1 { return (first.seconds * scale, first.distances * scale) }
+        var (a, b) = (points[points.count - 2], points[points.count - 1])
+        // Below the smallest measured selectivity the last segment's slope continues.
+        for i in 1..<points.count where s >= points[i].selectivity {
+            (a, b) = (points[i - 1], points[i])
+            break
+        }
+        return (scale * Self.interpolate(s, a.selectivity, a.seconds, b.selectivity, b.seconds),
+                scale * Self.interpolate(s, a.selectivity, a.distances, b.selectivity, b.distances))
+    }
+
+    /// Log-log interpolation through (sa, ya) and (sb, yb).
+    private static func interpolate(_ s: Double, _ sa: Double, _ ya: Double, _ sb: Double, _ yb: Double) -> Double {
+        let (la, lb) = (log(sa), log(sb))
+        guard la != lb else { return yb }
+        let t = (log(s) - la) / (lb - la)
+        return exp(log(max(ya, 1e-12)) + t * (log(max(yb, 1e-12)) - log(max(ya, 1e-12))))
+    }
+
+    /// Seconds of an unfiltered traversal with beam width `ef`.
+    func unfilteredSeconds(ef: Int) -> Double? {
+        guard let base = graphBase, let per = graphPerEf else { return nil }
+        return max(1e-7, base + per * Double(ef))
+    }
+}
+
+/// Cost models per collection, with the collection state they were measured on.
+final class CostModelCache: @unchecked Sendable {
+    private var models: [UInt32: (model: CostModel, key: CalibrationKey)] = [:]
+    private let lock = NSLock()
+
+    struct CalibrationKey: Equatable {
+        var hasGraph: Bool
+        var hasCodes: Bool
+        var liveRows: Int
+
+        /// Still representative: same indexes, and the size within a factor of two.
+        func covers(_ other: CalibrationKey) -> Bool {
+            hasGraph == other.hasGraph && hasCodes == other.hasCodes
+                && other.liveRows <= 2 * max(liveRows, 64) && liveRows <= 2 * max(other.liveRows, 64)
+        }
+    }
+
+    func get(_ cid: UInt32, _ key: CalibrationKey) -> CostModel? {
+        lock.lock(); defer { lock.unlock() }
+        guard let e = models[cid], e.key.covers(key) else { return nil }
+        return e.model
+    }
+
+    func put(_ cid: UInt32, _ key: CalibrationKey, _ model: CostModel) {
+        lock.lock(); models[cid] = (model, key); lock.unlock()
+    }
+
+    func drop(_ cid: UInt32) {
+        lock.lock(); models[cid] = nil; lock.unlock()
+    }
+}
+
+@inline(__always) func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+extension VectorCollection {
+    /// The cost model of this collection, calibrating it first when there is none that fits
+    /// the collection's current size and indexes.
+    public func costModel() throws -> CostModel {
+        try store.env.read { txn in
+            _ = try state(txn)
+            return try costModel(txn)
+        }
+    }
+
+    func costModel(_ txn: Transaction) throws -> CostModel {
+        let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
+        let g = try graph(txn)
+        let pq = try quantizer(txn)
+        let key = CostModelCache.CalibrationKey(hasGraph: g != nil, hasCodes: pq != nil, liveRows: live.count)
+        if let m = store.costModels.get(cid, key) { return m }
+        let m = try storedCostModel(txn, key) ?? calibrate(txn, live: live, graph: g, pq: pq)
+        store.costModels.put(cid, key, m)
+        return m
+    }
+
+    /// Measures the cost constants with real searches inside `txn` (a few tens of milliseconds).
+    func calibrate(_ txn: Transaction, live: Bitmap, graph g: LMDBGraph?, pq: ProductQuantizer?) throws -> CostModel {
+        let started = monotonicSeconds()
+        let n = live.count
+        let defaultEF = 64
+        var model = CostModel(exactPerRow: 4e-7, tiledPerRow: 2e-7, tiledPerPair: 1e-7, codePerRow: nil, graphBySelectivity: nil,
+                              graphBase: nil, graphPerEf: nil, defaultEF: defaultEF, liveRows: n, calibrationSeconds: 0)
+        guard n > 0 else { return model }
+        // A spread sample of live rows (at most 4,096) and 8 of them as queries.
+        let sampleSize = min(n, 4096)
+        let step = max(1, n / sampleSize)
+        var sample: [UInt32] = []
+        sample.reserveCapacity(sampleSize)
+        var i = 0
+        for s in live {
+            if i % step == 0 && sample.count < sampleSize { sample.append(s) }
+            i += 1
+        }
+        let sampleSet = Bitmap(sample)
+        let reader = try vectorReader(txn)
+        let queryCount = min(8, sample.count)
+        var queries: [PreparedQuery] = []
+        for j in 0..<queryCount {
+            let (_, x) = try vectorEntry(reader, sample[(j * sample.count) / queryCount])
+            var v = Array(UnsafeBufferPointer(start: x.assumingMemoryBound(to: Float.self), count: dimension))
+            if metric == .cosine { v = VectorCollection.normalized(v) }
+            queries.append(PreparedQuery(index: j, vector: v, k: 10, predicate: nil, filter: nil))
+        }
+        func timed(_ body: () throws -> Void) rethrows -> Double {
+            // Best of three: the machine is shared, the minimum is the cost.
+            var best = Double.infinity
+            for _ in 0..<3 {
+                let t = monotonicSeconds()
+                try body()
+                best = min(best, monotonicSeconds() - t)
+            }
+            return best
+        }
+        let rows = Double(sample.count)
+        // Exact, one query.
+        let single = try timed { _ = try scan([queries[0]], candidates: sampleSet, txn) }
+        model.exactPerRow = max(1e-9, single / rows)
+        // Shared passes of 2 and 8 queries: cost per row read and per (query, row) pair.
+        if queries.count >= 8 {
+            let t2 = try timed { _ = try scan(Array(queries[0..<2]), candidates: sampleSet, txn) }
+            let t8 = try timed { _ = try scan(Array(queries[0..<8]), candidates: sampleSet, txn) }
+            let perPair = max(1e-10, (t8 - t2) / (6 * rows))
+            model.tiledPerPair = perPair
+            model.tiledPerRow = max(1e-10, t2 / rows - 2 * perPair)
+        } else {
+            model.tiledPerPair = model.exactPerRow
+            model.tiledPerRow = 0
+        }
+        if let pq {
+            let t = try timed { _ = try codeSearch(queries[0], pq: pq, rerank: 0, candidates: sampleSet, txn) }
+            model.codePerRow = max(1e-10, t / rows)
+        }
+        if let g, n >= 64 {
+            let src = try graphSource(txn)
+            let context = store.searchContexts.take()
+            defer { store.searchContexts.give(context) }
+            func graphTime(ef: Int, allowed: Bitmap?) throws -> (Double, Double) {
+                var distances = 0
+                let t = try timed {
+                    let before = context.distanceCount
+                    for q in queries { _ = try graphSearch(q, ef: ef, allowed: allowed, exhaustiveBelow: 0, txn, graph: g, source: src, context: context) }
+                    distances = context.distanceCount - before
+                }
+                return (t / Double(queries.count), Double(distances) / Double(queries.count))
+            }
+            let (t1, d1) = try graphTime(ef: defaultEF, allowed: nil)
+            let (t4, _) = try graphTime(ef: 4 * defaultEF, allowed: nil)
+            let per = max(1e-10, (t4 - t1) / Double(3 * defaultEF))
+            model.graphPerEf = per
+            model.graphBase = max(0, t1 - per * Double(defaultEF))
+            var points = [CostModel.GraphPoint(selectivity: 1, seconds: t1, distances: d1)]
+            // Pseudo-random row sets (a hash of the slot): uncorrelated with the vectors.
+            for s in [0.3, 0.1, 0.03, 0.01] where Double(n) * s >= 50 {
+                let threshold = UInt32(s * Double(UInt32.max))
+                var ids: [UInt32] = []
+                for slot in live where (slot &* 2_654_435_761) ^ ((slot &* 2_654_435_761) >> 15) < threshold { ids.append(slot) }
+                let allowed = Bitmap(ids)
+                guard allowed.count > 10 else { continue }
+                let (t, d) = try graphTime(ef: defaultEF, allowed: allowed)
+                points.append(CostModel.GraphPoint(selectivity: Double(allowed.count) / Double(n), seconds: t, distances: d))
+            }
+            model.graphBySelectivity = points
+        }
+        model.calibrationSeconds = monotonicSeconds() - started
+        return model
+    }
+
+    /// Estimated seconds of each plan available to this collection for `queries` queries with
+    /// the same predicate (`matches` of `live` rows), cheapest first.
+    func estimates(_ model: CostModel, matches m: Int, live n: Int, queries g: Int, k: Int, ef: Int?, rerank: Int,
+                   hasGraph: Bool, hasCodes: Bool) -> [PlanEstimate] {
+        let gq = Double(g), md = Double(m)
+        var out: [PlanEstimate] = []
+        let exact = g == 1 ? md * model.exactPerRow : min(gq * md * model.exactPerRow, md * (model.tiledPerRow + gq * model.tiledPerPair))
+        out.append(PlanEstimate(kind: .exact, seconds: exact, rows: m))
+        if hasCodes, let perCode = model.codePerRow {
+            let r = min(m, rerank)
+            out.append(PlanEstimate(kind: .codes, seconds: gq * (md * perCode + Double(r) * model.exactPerRow), rows: m + r))
+        }
+        if hasGraph, n > 0 {
+            let beam = max(ef ?? model.defaultEF, k)
+            let s = Double(max(m, 1)) / Double(n)
+            if let one = model.graphCost(selectivity: s, ef: beam) {
+                out.append(PlanEstimate(kind: .filteredGraph, seconds: gq * one.seconds, rows: Int(one.distances)))
+            }
+            let width = min(n, Int((Double(beam) / s).rounded(.up)))
+            if let one = model.unfilteredSeconds(ef: width), let full = model.graphBySelectivity?.first {
+                let distances = full.distances * Double(width) / Double(model.defaultEF)
+                out.append(PlanEstimate(kind: .postFilter, seconds: gq * one, rows: Int(min(distances, Double(n)))))
+            }
+        }
+        return out.sorted { $0.seconds < $1.seconds }
+    }
+}
+
+// MARK: Persistence
+
+extension CostModel {
+    /// JSON record stored under the collection's `cost` key of `sextant.index`, with the
+    /// collection state it was measured on.
+    func serialized(_ key: CostModelCache.CalibrationKey) -> [UInt8] {
+        func num(_ x: Double?) -> JSONValue { x.map { .double($0) } ?? .null }
+        let points: JSONValue = graphBySelectivity.map { ps in
+            .array(ps.map { .array([.double($0.selectivity), .double($0.seconds), .double($0.distances)]) })
+        } ?? .null
+        return Array(JSONValue.object(JSONObject([
+            ("version", .int(1)), ("hasGraph", .bool(key.hasGraph)), ("hasCodes", .bool(key.hasCodes)),
+            ("liveRows", .int(Int64(key.liveRows))), ("exactPerRow", .double(exactPerRow)), ("tiledPerRow", .double(tiledPerRow)),
+            ("tiledPerPair", .double(tiledPerPair)), ("codePerRow", num(codePerRow)), ("graph", points),
+            ("graphBase", num(graphBase)), ("graphPerEf", num(graphPerEf)), ("defaultEF", .int(Int64(defaultEF))),
+            ("calibrationSeconds", .double(calibrationSeconds)),
+        ])).jsonText.utf8)
+    }
+
+    /// Decodes a stored record; nil when it is not one this version understands (it is then
+    /// measured again, never trusted half-way).
+    static func decode(_ bytes: UnsafeRawBufferPointer) -> (CostModel, CostModelCache.CalibrationKey)? {
+        guard let json = try? JSONValue(parsing: bytes), case .int(1)? = json["version"] else { return nil }
+        func d(_ k: String) -> Double? {
+            switch json[k] {
+            case .double(let x)?: return x.isFinite && x >= 0 ? x : nil
+            case .int(let i)?: return i >= 0 ? Double(i) : nil
+            default: return nil
+            }
+        }
+        guard case .bool(let g)? = json["hasGraph"], case .bool(let c)? = json["hasCodes"], case .int(let live)? = json["liveRows"],
+              let exact = d("exactPerRow"), let tRow = d("tiledPerRow"), let tPair = d("tiledPerPair"),
+              case .int(let ef)? = json["defaultEF"], ef >= 1, ef <= 1 << 20 else { return nil }
+        var points: [GraphPoint]? = nil
+        if case .array(let ps)? = json["graph"] {
+            var out: [GraphPoint] = []
+            for p in ps {
+                guard case .array(let xs) = p, xs.count == 3 else { return nil }
+                let v = xs.compactMap { x -> Double? in if case .double(let y) = x { return y.isFinite && y > 0 ? y : nil }; return nil }
+                guard v.count == 3 else { return nil }
+                out.append(GraphPoint(selectivity: v[0], seconds: v[1], distances: v[2]))
+            }
+            guard !out.isEmpty else { return nil }
+            points = out
+        }
+        let model = CostModel(exactPerRow: exact, tiledPerRow: tRow, tiledPerPair: tPair, codePerRow: d("codePerRow"),
+                              graphBySelectivity: points, graphBase: d("graphBase"), graphPerEf: d("graphPerEf"), defaultEF: Int(ef),
+                              liveRows: Int(live), calibrationSeconds: d("calibrationSeconds") ?? 0)
+        guard (points != nil) == g, (model.codePerRow != nil) == c, !g || (model.graphBase != nil && model.graphPerEf != nil) else { return nil }
+        return (model, CostModelCache.CalibrationKey(hasGraph: g, hasCodes: c, liveRows: Int(live)))
+    }
+}
+
+extension VectorCollection {
+    /// Measures the collection's cost model now and stores it (unless the store is read-only),
+    /// so that later processes plan without measuring. Index builds call it.
+    @discardableResult
+    public func calibrate() throws -> CostModel {
+        let (model, key) = try store.env.read { txn -> (CostModel, CostModelCache.CalibrationKey) in
+            _ = try state(txn)
+            let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
+            let g = try graph(txn), pq = try quantizer(txn)
+            let key = CostModelCache.CalibrationKey(hasGraph: g != nil, hasCodes: pq != nil, liveRows: live.count)
+            return (try calibrate(txn, live: live, graph: g, pq: pq), key)
+        }
+        store.costModels.put(cid, key, model)
+        if !store.configuration.readOnly {
+            try store.env.write { txn in
+                _ = try state(txn)
+                try txn.put(db.index, key: indexKey("cost"), value: model.serialized(key))
+            }
+        }
+        return model
+    }
+
+    /// The stored cost model when it still describes the collection.
+    func storedCostModel(_ txn: Transaction, _ key: CostModelCache.CalibrationKey) throws -> CostModel? {
+        let found: (CostModel, CostModelCache.CalibrationKey)?? = try txn.withValue(db.index, key: indexKey("cost")) { CostModel.decode($0) }
+        guard let stored = found ?? nil, stored.1.covers(key) else { return nil }
+        return stored.0
+    }
+}
