@@ -370,6 +370,15 @@ extension VectorCollection {
     /// The exact set of live slots satisfying `filter`: the index's proven matches plus the
     /// undecided rows that pass a check against their stored attributes.
     func match(_ txn: Transaction, _ filter: BoundFilter?, explain: Bool = false) throws -> FilterMatch {
+        // Workloads repeat predicates: a result evaluated in the same snapshot is reused.
+        let snapshot = txn.isWritable ? nil : txn.snapshotID
+        if !explain, let snapshot, let filter, let hit = store.filterCache.get(cid, filter.predicate, snapshot: snapshot) { return hit }
+        let m = try evaluateMatch(txn, filter, explain: explain)
+        if !explain, let snapshot, let filter { store.filterCache.put(cid, filter.predicate, snapshot: snapshot, m) }
+        return m
+    }
+
+    private func evaluateMatch(_ txn: Transaction, _ filter: BoundFilter?, explain: Bool) throws -> FilterMatch {
         let reader = IndexReader(txn: txn, db: db.postings, cid: cid)
         let live = try reader.live()
         guard let filter, !filter.matchesEverything else {
@@ -442,6 +451,60 @@ extension VectorCollection {
                 if bound.matches(try AttributeCodec.decode(UnsafeRawBufferPointer(rebasing: v[8...]), schema: schema, only: wanted)) { n += 1 }
             }
             return n
+        }
+    }
+}
+
+/// Matching slots of recently evaluated predicates, each valid only in the snapshot it was
+/// evaluated in (LMDB's transaction id changes with every committed write, so a write never
+/// serves a stale set). Least recently used entries go first past the byte budget.
+final class FilterCache: @unchecked Sendable {
+    private struct Key: Hashable {
+        var cid: UInt32
+        var predicate: Filter
+    }
+    private struct Entry {
+        var snapshot: Int
+        var match: FilterMatch
+        var bytes: Int
+        var used: UInt64
+    }
+    private var entries: [Key: Entry] = [:]
+    private var bytes = 0
+    private var clock: UInt64 = 0
+    private let budget: Int
+    private let lock = NSLock()
+
+    init(budgetBytes: Int = 64 << 20) { budget = budgetBytes }
+
+    func get(_ cid: UInt32, _ predicate: Filter, snapshot: Int) -> FilterMatch? {
+        lock.lock(); defer { lock.unlock() }
+        let key = Key(cid: cid, predicate: predicate)
+        guard var e = entries[key], e.snapshot == snapshot else { return nil }
+        clock &+= 1
+        e.used = clock
+        entries[key] = e
+        return e.match
+    }
+
+    func put(_ cid: UInt32, _ predicate: Filter, snapshot: Int, _ match: FilterMatch) {
+        var m = match
+        m.explanation = nil
+        let size = m.slots.statistics.serializedByteCount + 64
+        guard size <= budget / 4 else { return }
+        lock.lock(); defer { lock.unlock() }
+        let key = Key(cid: cid, predicate: predicate)
+        if let old = entries[key] {
+            // Keep the newer snapshot's result.
+            guard old.snapshot <= snapshot else { return }
+            bytes -= old.bytes
+        }
+        clock &+= 1
+        entries[key] = Entry(snapshot: snapshot, match: m, bytes: size, used: clock)
+        bytes += size
+        while bytes > budget, let victim = entries.min(by: { $0.value.used < $1.value.used }) {
+            bytes -= victim.value.bytes
+            entries[victim.key] = nil
         }
     }
 }

@@ -440,13 +440,14 @@ extension VectorCollection {
     ///
     /// Filtered traversal: the best `min(k, matches)` rows of `allowed` (every row when nil).
     /// With at most `exhaustiveBelow` matches the graph scores them all instead.
-    func graphSearch(_ q: PreparedQuery, ef: Int, allowed: Bitmap?, exhaustiveBelow: Int = 1000, _ txn: Transaction,
+    func graphSearch(_ q: PreparedQuery, ef: Int, allowed: Bitmap?, bits: DenseBitset? = nil, exhaustiveBelow: Int = 1000, _ txn: Transaction,
                      graph g: LMDBGraph, source src: BlockVectors, context: HNSWSearchContext) throws -> (TopK, String) {
         var detail = "graph"
         let found: [Neighbor] = try q.vector.withUnsafeBytes { qp in
             let query = BlockVectors.Query(pointer: qp.baseAddress!, inverseNorm: 1)
             if let allowed {
-                let r = try HNSW.search(query, k: q.k, ef: ef, filter: HNSWFilter(allowed: allowed, exhaustiveBelowMatches: exhaustiveBelow),
+                let r = try HNSW.search(query, k: q.k, ef: ef, filter: HNSWFilter(allowed: allowed, allowedBits: bits ?? DenseBitset(allowed, bound: g.nodeIDBound),
+                                                                              exhaustiveBelowMatches: exhaustiveBelow),
                                         storage: g, distances: src, context: context)
                 switch r.strategy {
                 case .graph: detail = "graph"

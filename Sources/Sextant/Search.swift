@@ -1,3 +1,4 @@
+import CSextantSIMD
 import Foundation
 import SextantKernels
 import SextantStorage
@@ -397,9 +398,22 @@ extension VectorCollection {
             }
             scanner.addBlock(base + blocks.regionOffsets[0], base + blocks.regionOffsets[1], base + blocks.regionOffsets[2], count: per)
         } else {
-            for slot in pending {
-                let (id, x) = try vectorEntry(reader, slot)
-                scanner.add(id, x, try storedNorm(reader, slot))
+            // Matches are scattered through the map: each vector is a cold miss. Prefetch a few
+            // rows ahead so memory works while the current row is scored.
+            let base = try reader.blockPointer(first / UInt32(per))
+            guard let base else {
+                throw SextantError(.corrupted, "live slot \(first) has no vector block", context: ["collection": name, "slot": String(first)])
+            }
+            let bytes = 4 * dimension
+            let ahead = 3
+            for j in 0..<min(ahead, pending.count) {
+                sextant_prefetch(base + blocks.offset(pending[j], region: 1), bytes)
+            }
+            for (j, slot) in pending.enumerated() {
+                if j + ahead < pending.count { sextant_prefetch(base + blocks.offset(pending[j + ahead], region: 1), bytes) }
+                let id = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: blocks.offset(slot, region: 0), as: UInt64.self))
+                let norm = base.loadUnaligned(fromByteOffset: blocks.offset(slot, region: 2), as: Float.self)
+                scanner.add(id, base + blocks.offset(slot, region: 1), norm)
             }
         }
         pending.removeAll(keepingCapacity: true)
@@ -456,6 +470,7 @@ struct GroupRunner {
     let txn: Transaction
     let sameSnapshot: Bool
     var candidates: [Int: Bitmap] = [:]
+    var bitsets: [Int: DenseBitset] = [:]
     var graph: LMDBGraph?
     var source: BlockVectors?
     var context: HNSWSearchContext?
@@ -519,11 +534,16 @@ struct GroupRunner {
             let (gr, src, context) = try graphState()
             var heaps: [TopK] = [], stats: [VectorCollection.QueryStats] = []
             let allowed: Bitmap? = group.filter == nil ? nil : cands
+            var bits: DenseBitset? = nil
+            if let allowed, group.plan.kind == .filteredGraph {
+                bits = bitsets[g] ?? DenseBitset(allowed, bound: gr.nodeIDBound)
+                bitsets[g] = bits
+            }
             for q in queries {
                 let before = context.distanceCount
                 let beam = max(q.k, ef ?? 64)
                 let (heap, detail) = group.plan.kind == .filteredGraph
-                    ? try collection.graphSearch(q, ef: beam, allowed: allowed, exhaustiveBelow: group.plan.forced ? 0 : 1000, txn,
+                    ? try collection.graphSearch(q, ef: beam, allowed: allowed, bits: bits, exhaustiveBelow: 1000, txn,
                                                  graph: gr, source: src, context: context)
                     : try collection.postFilterSearch(q, ef: beam, allowed: allowed, matches: cands.count, live: live, txn,
                                                       graph: gr, source: src, context: context)

@@ -21,6 +21,8 @@ public final class Store: Sendable {
     /// Reusable graph-search scratch (visited sets), so a query does not allocate one.
     let searchContexts = ContextPool()
     let costModels = CostModelCache()
+    /// Matching rows of recent predicates, per snapshot.
+    let filterCache = FilterCache()
 
     struct Databases: Sendable {
         let meta, state, ids, rows, vectors, free, postings, codes, index, graph, links: Database

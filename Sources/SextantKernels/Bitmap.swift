@@ -437,3 +437,24 @@ public struct BitmapBuilder {
         return b
     }
 }
+
+/// A flat bitset over `0..<bound`: one bit per id, constant-time membership. For hot loops
+/// that test many ids against one set (graph traversal); ``Bitmap`` stays the compact form.
+public struct DenseBitset: Sendable {
+    @usableFromInline let words: [UInt64]
+
+    /// The members of `bitmap` below `bound` (ids at or above it are left out).
+    public init(_ bitmap: Bitmap, bound: UInt32) {
+        var w = [UInt64](repeating: 0, count: (Int(bound) + 63) / 64)
+        w.withUnsafeMutableBufferPointer { p in
+            for id in bitmap where id < bound { p[Int(id >> 6)] |= 1 << UInt64(id & 63) }
+        }
+        words = w
+    }
+
+    @inlinable @inline(__always)
+    public func contains(_ id: UInt32) -> Bool {
+        let i = Int(id >> 6)
+        return i < words.count && words[i] & (1 << UInt64(id & 63)) != 0
+    }
+}

@@ -15,18 +15,22 @@ struct _EveryNode: _HNSWEligibility {
 @usableFromInline
 struct _FilteredNodes: _HNSWEligibility {
     @usableFromInline let allowed: Bitmap?
+    @usableFromInline let bits: DenseBitset?
     @usableFromInline let predicate: ((UInt32) -> Bool)?
     @usableFromInline let deleted: Bitmap?
 
-    @inlinable init(allowed: Bitmap?, predicate: ((UInt32) -> Bool)?, deleted: Bitmap?) {
+    @inlinable init(allowed: Bitmap?, bits: DenseBitset?, predicate: ((UInt32) -> Bool)?, deleted: Bitmap?) {
         self.allowed = allowed
+        self.bits = bits
         self.predicate = predicate
         self.deleted = deleted
     }
 
     @inlinable @inline(__always)
     func isEligible(_ node: UInt32) -> Bool {
-        if let allowed, !allowed.contains(node) { return false }
+        if let bits {
+            if !bits.contains(node) { return false }
+        } else if let allowed, !allowed.contains(node) { return false }
         if let deleted, deleted.contains(node) { return false }
         if let predicate, !predicate(node) { return false }
         return true
@@ -42,6 +46,9 @@ public struct HNSWFilter {
     /// Only these ids may be returned (`nil`: no restriction). Its count is what decides the
     /// strategy and the "never fewer than `min(k, matches)`" guarantee.
     public var allowed: Bitmap?
+    /// `allowed` as a flat bitset: constant-time membership for the traversal's many checks
+    /// (a two-hop expansion tests hundreds of ids per step). Must hold exactly `allowed`.
+    public var allowedBits: DenseBitset?
     /// Only ids for which this returns true may be returned (`nil`: no restriction).
     public var predicate: ((UInt32) -> Bool)?
     /// Tombstones: never returned, still traversed.
@@ -64,10 +71,11 @@ public struct HNSWFilter {
     /// node. When false the result is flagged incomplete instead.
     public var exhaustiveFallback: Bool
 
-    public init(allowed: Bitmap? = nil, predicate: ((UInt32) -> Bool)? = nil, deleted: Bitmap? = nil,
+    public init(allowed: Bitmap? = nil, allowedBits: DenseBitset? = nil, predicate: ((UInt32) -> Bool)? = nil, deleted: Bitmap? = nil,
                 seeds: [UInt32] = [], twoHopBelowSelectivity: Double = 0.2, autoSeeds: Int = 16, expectedSelectivity: Double = 1,
                 exhaustiveBelowMatches: Int = 1000, exhaustiveFallback: Bool = true) {
         self.allowed = allowed
+        self.allowedBits = allowedBits
         self.predicate = predicate
         self.deleted = deleted
         self.seeds = seeds
@@ -143,7 +151,7 @@ extension HNSW {
         guard k > 0, let ep = try storage.entryPoint() else {
             return HNSWSearchResult(neighbors: [], strategy: .graph, isComplete: true)
         }
-        let eligible = _FilteredNodes(allowed: filter.allowed, predicate: filter.predicate, deleted: filter.deleted)
+        let eligible = _FilteredNodes(allowed: filter.allowed, bits: filter.allowedBits, predicate: filter.predicate, deleted: filter.deleted)
         let bound = storage.nodeIDBound
         var matches: Int? = nil
         if let allowed = filter.allowed {

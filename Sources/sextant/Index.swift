@@ -29,3 +29,42 @@ struct Index: ParsableCommand {
         }
     }
 }
+
+struct Calibrate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure the planner's cost model on this machine and store it with the collection.",
+        discussion: "Index builds do this; run it again after moving the store to another machine. Prints the measured constants."
+    )
+    @OptionGroup var store: StoreOptions
+    @Argument(help: "The collection name.") var collection: String
+
+    func run() throws {
+        try runReporting(json: store.json) {
+            let db = try openStore(store.db)
+            defer { db.close() }
+            let m = try db.collection(collection).calibrate()
+            func us(_ x: Double?) -> String { x.map { String(format: "%.4f µs", $0 * 1e6) } ?? "—" }
+            if store.json {
+                var fields: [(String, JSONValue)] = [
+                    ("exactPerRow", .double(m.exactPerRow)), ("tiledPerRow", .double(m.tiledPerRow)), ("tiledPerPair", .double(m.tiledPerPair)),
+                    ("liveRows", .int(Int64(m.liveRows))), ("seconds", .double(m.calibrationSeconds)),
+                ]
+                if let c = m.codePerRow { fields.append(("codePerRow", .double(c))) }
+                if let g = m.graphBySelectivity {
+                    fields.append(("graph", .array(g.map { .object(JSONObject([("selectivity", .double($0.selectivity)), ("seconds", .double($0.seconds)), ("distances", .double($0.distances))])) })))
+                }
+                Console.out(JSONValue.object(JSONObject(fields)).jsonText)
+            } else {
+                Console.out("cost model of '\(collection)' (\(m.liveRows) live rows, measured in \(String(format: "%.1f", m.calibrationSeconds * 1000)) ms)")
+                Console.out("  exact scan: \(us(m.exactPerRow)) per row; shared pass: \(us(m.tiledPerRow)) per row + \(us(m.tiledPerPair)) per query-row pair")
+                Console.out("  PQ codes: \(us(m.codePerRow)) per row")
+                if let g = m.graphBySelectivity {
+                    Console.out("  graph, ef \(m.defaultEF): unfiltered \(us(m.graphBase)) + \(us(m.graphPerEf)) per unit of ef")
+                    for p in g {
+                        Console.out(String(format: "    selectivity %.4f: %.1f µs, %.0f distances", p.selectivity, p.seconds * 1e6, p.distances))
+                    }
+                }
+            }
+        }
+    }
+}

@@ -119,7 +119,7 @@ struct Child {
             // ef above the id space: the beam never fills, so every node reachable from the
             // entry point (all of them, per check) is visited — a miss is a lost or cut-off row.
             for (id, r) in model.rows where !touched.contains(id) {
-                let hit = try c.search(r.vector, k: 1, options: SearchOptions(ef: Int(StressWorkload.idSpace) + 100)).first
+                let hit = try c.search(r.vector, k: 1, options: SearchOptions(ef: Int(StressWorkload.idSpace) + 100, plan: .filteredGraph)).first
                 #expect(hit?.distance == 0, "trial \(trial): row \(id) not found by its vector")
                 found += 1
             }

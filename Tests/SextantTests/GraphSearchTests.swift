@@ -10,7 +10,7 @@ import SextantTestSupport
         var hits = 0, total = 0
         for i in 0..<data.queryCount {
             let exact = try coll.search(data.query(i), k: k, filter: filter, options: SearchOptions(exact: true))
-            let approx = try coll.search(data.query(i), k: k, filter: filter, options: SearchOptions(ef: ef))
+            let approx = try coll.search(data.query(i), k: k, filter: filter, options: SearchOptions(ef: ef, plan: .filteredGraph))
             #expect(approx.count == exact.count)
             hits += Set(exact.map(\.id)).intersection(approx.map(\.id)).count
             total += exact.count

@@ -27,7 +27,7 @@ import SextantTestSupport
         var hits = 0, total = 0
         for i in 0..<data.queryCount {
             let exact = try coll.search(data.query(i), k: 10, options: SearchOptions(exact: true))
-            let approx = try coll.search(data.query(i), k: 10)
+            let approx = try coll.search(data.query(i), k: 10, options: SearchOptions(plan: .codes))
             #expect(approx.count == 10)
             hits += Set(exact.map(\.id)).intersection(approx.map(\.id)).count
             total += exact.count
@@ -36,7 +36,7 @@ import SextantTestSupport
         }
         #expect(Double(hits) / Double(total) >= 0.9, "recall \(Double(hits) / Double(total))")
         // Without re-ranking the codes alone order the results.
-        let raw = try coll.search(data.query(1), k: 10, options: SearchOptions(rerank: 0))
+        let raw = try coll.search(data.query(1), k: 10, options: SearchOptions(rerank: 0, plan: .codes))
         #expect(raw.count == 10)
         #expect(try store.check(deep: true).isConsistent)
     }
@@ -48,7 +48,7 @@ import SextantTestSupport
         for sql in ["category = 'cat3'", "price < 5 AND in_stock = TRUE", "tags CONTAINS 'eco'", "category = 'nope'", "date BETWEEN 20200101 AND 20200110"] {
             let f = try Filter(sql: sql)
             let matches = try coll.count(where: f)
-            let got = try coll.search(data.query(2), k: 10, filter: f)
+            let got = try coll.search(data.query(2), k: 10, filter: f, options: SearchOptions(plan: .codes))
             #expect(got.count == min(10, matches), "\(sql)")
             let allowed = Set(try coll.search(data.query(2), k: max(1, matches), filter: f, options: SearchOptions(exact: true)).map(\.id))
             #expect(got.allSatisfy { allowed.contains($0.id) }, "\(sql)")

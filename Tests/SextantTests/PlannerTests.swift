@@ -1,0 +1,171 @@
+import Foundation
+import Testing
+@testable import Sextant
+import SextantTestSupport
+
+/// The planner and batch executor against the exact oracle: every plan returns
+/// `min(k, matches)` rows that satisfy the predicate, exact plans are identical alone and
+/// batched, approximate plans keep their recall floor, and `explain` reports each plan kind.
+@Suite struct PlannerTests {
+    static let predicates = [
+        "category = 'cat0'", "in_stock = TRUE", "price < 3", "price < 40 AND in_stock = TRUE",
+        "tags CONTAINS 'red' OR tags CONTAINS 'eco'", "category = 'none'", "date >= 0",
+    ]
+
+    static func make(_ tag: String, recipe: String, rows: Int = 3000) throws -> (Store, VectorCollection, SyntheticDataset) {
+        let store = try Store(path: temporaryStorePath(tag))
+        let data = SyntheticDataset(rows: rows, dimension: 16, queries: 24, clusters: 20, seed: 17)
+        let coll = try store.createCollection("c", dimension: 16, metric: .cosine, schema: SyntheticDataset.schema, indexRecipe: recipe)
+        try coll.upsert((0..<rows).map { Row(id: UInt64($0), vector: data.vector($0), attributes: data.attributes[$0]) })
+        if recipe != "Flat" { try coll.buildIndex(threads: 2) }
+        return (store, coll, data)
+    }
+
+    @Test func everyPlanReturnsMinKMatchingRowsAndKeepsItsRecallFloor() throws {
+        let (store, coll, data) = try Self.make("planner-plans", recipe: "HNSW8,PQ8x4fs,Refine")
+        defer { store.close() }
+        for sql in Self.predicates {
+            let f = try Filter(sql: sql)
+            let matches = try coll.count(where: f)
+            let allowed = Set(try coll.search(data.query(0), k: max(1, matches), filter: f, options: SearchOptions(exact: true)).map(\.id))
+            for plan in PlanKind.allCases {
+                var hits = 0, total = 0
+                for i in 0..<data.queryCount {
+                    let exact = try coll.search(data.query(i), k: 10, filter: f, options: SearchOptions(exact: true))
+                    let got = try coll.search(data.query(i), k: 10, filter: f, options: SearchOptions(plan: plan))
+                    #expect(got.count == min(10, matches), "\(plan) on \(sql)")
+                    #expect(got.allSatisfy { allowed.contains($0.id) }, "\(plan) returned a non-matching row for \(sql)")
+                    #expect(Set(got.map(\.id)).count == got.count)
+                    if plan == .exact { #expect(got == exact) }
+                    hits += Set(exact.map(\.id)).intersection(got.map(\.id)).count
+                    total += exact.count
+                }
+                let recall = total == 0 ? 1 : Double(hits) / Double(total)
+                #expect(recall >= (plan == .exact ? 1 : 0.9), "\(plan) recall \(recall) on \(sql)")
+            }
+            // The planner's own choice keeps the same guarantees.
+            for i in 0..<4 {
+                let got = try coll.search(data.query(i), k: 10, filter: f)
+                #expect(got.count == min(10, matches))
+                #expect(got.allSatisfy { allowed.contains($0.id) })
+            }
+        }
+    }
+
+    @Test func exactResultsAreIdenticalAloneAndBatched() throws {
+        let (store, coll, data) = try Self.make("planner-identical", recipe: "HNSW8")
+        var queries: [Query] = []
+        for i in 0..<data.queryCount {
+            let sql = Self.predicates[i % Self.predicates.count]
+            queries.append(Query(vector: data.query(i), k: 7 + i % 5, filter: i % 4 == 3 ? nil : try Filter(sql: sql)))
+        }
+        // Repeat the queries so that groups exceed one shared pass.
+        let many = Array(repeating: queries, count: 6).flatMap { $0 }
+        let batched = try coll.search(many, options: SearchOptions(exact: true))
+        for (i, q) in many.enumerated() {
+            let alone = try coll.search(q.vector, k: q.k, filter: q.filter, options: SearchOptions(exact: true))
+            #expect(batched[i] == alone, "query \(i)")
+        }
+        // One search thread or several: the same lists.
+        let path = store.path
+        store.close()
+        var config = Store.Configuration()
+        config.searchThreads = 1
+        let single = try Store(path: path, configuration: config)
+        defer { single.close() }
+        #expect(try single.collection("c").search(many, options: SearchOptions(exact: true)) == batched)
+    }
+
+    @Test func explainReportsEachPlanKind() throws {
+        let (store, coll, data) = try Self.make("planner-explain", recipe: "HNSW8,PQ8x4fs,Refine")
+        defer { store.close() }
+        let f = try Filter(sql: "price < 40")
+        let matches = try coll.count(where: f)
+        for plan in PlanKind.allCases {
+            let e = try coll.explainSearch(data.query(1), k: 10, filter: f, options: SearchOptions(plan: plan))
+            #expect(e.plan.kind == plan && e.plan.forced)
+            #expect(e.plan.matches == matches && e.plan.liveRows == 3000)
+            #expect(e.results.count == 10)
+            #expect(e.rowsScored > 0)
+            #expect(e.stages.map(\.name) == ["filter", "plan", "search"])
+            #expect(Set(e.plan.estimates.map(\.kind)) == Set(PlanKind.allCases))
+            #expect(e.plan.estimates.allSatisfy { $0.seconds > 0 && $0.seconds.isFinite })
+            #expect(e.description.contains("plan: \(plan.rawValue) (forced)"))
+            #expect(e.partitionsTouched == 1)
+            switch plan {
+            case .exact: #expect(e.rowsScored == matches)
+            case .codes: #expect(e.rowsScored >= matches)
+            case .filteredGraph, .postFilter: #expect(e.rowsScored < 3000 * 4)
+            }
+            #expect(e.results == (try coll.search(data.query(1), k: 10, filter: f, options: SearchOptions(plan: plan))))
+        }
+        // Unforced: the cheapest estimate is the plan, and the text says the planner chose.
+        let auto = try coll.explainSearch(data.query(1), k: 10, filter: f)
+        #expect(!auto.plan.forced && auto.plan.kind == auto.plan.estimates[0].kind)
+        #expect(auto.description.contains("chosen by the planner"))
+        // A predicate nothing matches: the exact plan, no rows scored, no results.
+        let none = try coll.explainSearch(data.query(1), k: 10, filter: try Filter(sql: "category = 'none'"))
+        #expect(none.plan.kind == .exact && none.plan.matches == 0 && none.rowsScored == 0 && none.results.isEmpty)
+        // A batch: one group per predicate, in order of first appearance, with the group sizes.
+        let qs = (0..<9).map { Query(vector: data.query($0), k: 5, filter: $0 % 3 == 0 ? nil : f) }
+        let b = try coll.explainBatch(qs)
+        #expect(b.groups.map(\.plan.queries) == [3, 6])
+        #expect(b.groups.map(\.predicate) == ["", f.toSQL()])
+        #expect(b.results.count == 9 && b.results.allSatisfy { $0.count == 5 })
+    }
+
+    @Test func forcedPlansNeedTheirIndexes() throws {
+        let (store, coll, data) = try Self.make("planner-flat", recipe: "Flat", rows: 300)
+        defer { store.close() }
+        for plan in [PlanKind.filteredGraph, .postFilter, .codes] {
+            let e = sextantError { _ = try coll.search(data.query(0), k: 5, options: SearchOptions(plan: plan)) }
+            #expect(e?.code == .invalidArgument, "\(plan)")
+        }
+        // A flat collection needs no cost model: every query is exact.
+        let e = try coll.explainSearch(data.query(0), k: 5)
+        #expect(e.plan.kind == .exact && e.results.count == 5)
+    }
+
+    @Test func costModelIsStoredAndReusedAcrossOpens() throws {
+        let (store, coll, _) = try Self.make("planner-cost", recipe: "HNSW8", rows: 2000)
+        let path = store.path
+        // buildIndex measured and stored it.
+        let measured = try coll.costModel()
+        #expect(measured.liveRows == 2000)
+        #expect(measured.exactPerRow > 0 && measured.tiledPerPair > 0)
+        let points = try #require(measured.graphBySelectivity)
+        #expect(points.first?.selectivity == 1 && points.count >= 2)
+        #expect(zip(points, points.dropFirst()).allSatisfy { $0.selectivity > $1.selectivity })
+        store.close()
+        let reopened = try Store(path: path)
+        defer { reopened.close() }
+        let again = try reopened.collection("c").costModel()
+        #expect(again.exactPerRow == measured.exactPerRow && again.calibrationSeconds == measured.calibrationSeconds)
+        // A record that does not decode is measured again, never trusted.
+        let c = try reopened.collection("c")
+        try reopened.env.write { txn in try txn.put(reopened.db.index, key: c.indexKey("cost"), value: Array("{\"version\":1}".utf8)) }
+        reopened.costModels.drop(c.cid)
+        let fresh = try c.costModel()
+        #expect(fresh.liveRows == 2000 && fresh.graphBySelectivity != nil)
+        #expect(try reopened.check(deep: true).isConsistent)
+    }
+
+    @Test func cachedPredicateResultsFollowWrites() throws {
+        let (store, coll, data) = try Self.make("planner-cache", recipe: "HNSW8", rows: 1500)
+        defer { store.close() }
+        let f = try Filter(sql: "category = 'cat7'")
+        let before = try coll.search(data.query(2), k: 3, filter: f)
+        let n0 = try coll.count(where: f)
+        #expect(try coll.search(data.query(2), k: 3, filter: f) == before)
+        // A new matching row equal to the query must be first right after the write.
+        try coll.upsert(Row(id: 77_777, vector: data.query(2), attributes: ["category": .string("cat7")]))
+        #expect(try coll.search(data.query(2), k: 3, filter: f).first?.id == 77_777)
+        #expect(try coll.count(where: f) == n0 + 1)
+        // And gone right after it no longer matches.
+        try coll.upsert(Row(id: 77_777, vector: data.query(2), attributes: ["category": .string("cat8")]))
+        #expect(try coll.search(data.query(2), k: 3, filter: f).allSatisfy { $0.id != 77_777 })
+        #expect(try coll.count(where: f) == n0)
+        try coll.delete([77_777])
+        #expect(try coll.search(data.query(2), k: 3, filter: try Filter(sql: "category = 'cat8'")).allSatisfy { $0.id != 77_777 })
+    }
+}
