@@ -22,6 +22,10 @@ import Sextant
     let queries = [queryVector, embedding2]
     let batch = try songs.search(queries.map { Query(vector: $0, k: 10, filter: recentJazz) })
     #expect(batch.count == 2)
+    let e = try songs.explainSearch(queryVector, k: 10, filter: recentJazz)
+    #expect(e.plan.kind == .exact && e.results == hits)
+    let exact = try songs.search(queryVector, k: 10, filter: recentJazz, options: SearchOptions(plan: .exact))
+    #expect(exact == hits)
     let n = try songs.count(where: recentJazz)
     #expect(n == 1)
     #expect(try songs.explain(recentJazz).description.contains("posting lookup"))
