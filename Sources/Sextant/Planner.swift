@@ -61,6 +61,12 @@ public struct CostModel: Sendable {
     public var tiledPerPair: Double
     /// Seconds per PQ code scored for one query (nil without trained codes).
     public var codePerRow: Double?
+    /// 4-bit codes scanned by a group in one pass: seconds to re-pack one code block for fast
+    /// scan, and to scan it with one query's table (nil without 4-bit codes).
+    public var codeBlockRepack: Double?
+    public var codeBlockScan: Double?
+    /// Slots per code block and code blocks in the collection, for the blocks a group touches.
+    public var codeSlotsPerBlock: Int?
     /// Filtered traversal at the default beam width: seconds per query by selectivity, from
     /// 1 (no filter) down; interpolated log-log (nil without a graph).
     public var graphBySelectivity: [GraphPoint]?
@@ -106,6 +112,14 @@ public struct CostModel: Sendable {
         return exp(log(max(ya, 1e-12)) + t * (log(max(yb, 1e-12)) - log(max(ya, 1e-12))))
     }
 
+    /// Seconds for `g` queries to scan the codes of `m` matches in shared passes (each pass
+    /// gathers and re-packs the matches' codes once), without re-ranking; nil without 4-bit codes.
+    func sharedCodePass(matches m: Int, queries g: Int) -> Double? {
+        guard let repack = codeBlockRepack, let scan = codeBlockScan, let per = codeSlotsPerBlock, per > 0 else { return nil }
+        let passes = Double((g + sharedPassQueries - 1) / sharedPassQueries)
+        return Double(m) / Double(per) * (passes * repack + Double(g) * scan)
+    }
+
     /// Seconds of an unfiltered traversal with beam width `ef`.
     func unfilteredSeconds(ef: Int) -> Double? {
         guard let base = graphBase, let per = graphPerEf else { return nil }
@@ -145,6 +159,9 @@ final class CostModelCache: @unchecked Sendable {
     }
 }
 
+/// Queries per shared pass over a group's rows or codes.
+let sharedPassQueries = 64
+
 @inline(__always) func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
 extension VectorCollection {
@@ -173,7 +190,8 @@ extension VectorCollection {
         let started = monotonicSeconds()
         let n = live.count
         let defaultEF = 64
-        var model = CostModel(exactPerRow: 4e-7, tiledPerRow: 2e-7, tiledPerPair: 1e-7, codePerRow: nil, graphBySelectivity: nil,
+        var model = CostModel(exactPerRow: 4e-7, tiledPerRow: 2e-7, tiledPerPair: 1e-7, codePerRow: nil, codeBlockRepack: nil,
+                              codeBlockScan: nil, codeSlotsPerBlock: nil, graphBySelectivity: nil,
                               graphBase: nil, graphPerEf: nil, defaultEF: defaultEF, liveRows: n, calibrationSeconds: 0)
         guard n > 0 else { return model }
         // A spread sample of live rows (at most 4,096) and 8 of them as queries.
@@ -224,6 +242,22 @@ extension VectorCollection {
         if let pq {
             let t = try timed { _ = try codeSearch(queries[0], pq: pq, rerank: 0, candidates: sampleSet, txn) }
             model.codePerRow = max(1e-10, t / rows)
+            if pq.bits == 4 {
+                let blocks = codeBlocks(pq)
+                let reader = SlotBlocks.Reader(blocks, txn: txn, slotBound: try state(txn).nextSlot)
+                if let base = try reader.blockPointer(blocks.block(of: sample[0])) {
+                    let per = blocks.slotsPerBlock
+                    let raw = UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt8.self), count: per * pq.codeSize)
+                    var codes = PQFastScanCodes(packedCodes: raw, count: 1, subspaceCount: pq.subspaceCount)
+                    let repack = timed { codes = PQFastScanCodes(packedCodes: raw, count: per, subspaceCount: pq.subspaceCount) }
+                    let table = queries[0].vector.withUnsafeBufferPointer { PQFastScanTable(pq.distanceTable(query: $0)) }
+                    var sums = [UInt16](repeating: 0, count: (per + 31) / 32 * 32)
+                    let scanTime = timed { sums.withUnsafeMutableBufferPointer { table.sums(codes: codes, into: $0) } }
+                    model.codeBlockRepack = max(1e-9, repack)
+                    model.codeBlockScan = max(1e-9, scanTime)
+                    model.codeSlotsPerBlock = per
+                }
+            }
         }
         if let g, n >= 64 {
             let src = try graphSource(txn)
@@ -270,7 +304,10 @@ extension VectorCollection {
         out.append(PlanEstimate(kind: .exact, seconds: exact, rows: m))
         if hasCodes, let perCode = model.codePerRow {
             let r = min(m, rerank)
-            out.append(PlanEstimate(kind: .codes, seconds: gq * (md * perCode + Double(r) * model.exactPerRow), rows: m + r))
+            let rerankCost = gq * Double(r) * model.exactPerRow
+            var seconds = gq * md * perCode + rerankCost
+            if g > 1, let shared = model.sharedCodePass(matches: m, queries: g) { seconds = min(seconds, shared + rerankCost) }
+            out.append(PlanEstimate(kind: .codes, seconds: seconds, rows: m + r))
         }
         if hasGraph, n > 0 {
             let beam = max(ef ?? model.defaultEF, k)
@@ -299,18 +336,19 @@ extension CostModel {
             .array(ps.map { .array([.double($0.selectivity), .double($0.seconds), .double($0.distances)]) })
         } ?? .null
         return Array(JSONValue.object(JSONObject([
-            ("version", .int(1)), ("hasGraph", .bool(key.hasGraph)), ("hasCodes", .bool(key.hasCodes)),
+            ("version", .int(2)), ("hasGraph", .bool(key.hasGraph)), ("hasCodes", .bool(key.hasCodes)),
             ("liveRows", .int(Int64(key.liveRows))), ("exactPerRow", .double(exactPerRow)), ("tiledPerRow", .double(tiledPerRow)),
             ("tiledPerPair", .double(tiledPerPair)), ("codePerRow", num(codePerRow)), ("graph", points),
             ("graphBase", num(graphBase)), ("graphPerEf", num(graphPerEf)), ("defaultEF", .int(Int64(defaultEF))),
-            ("calibrationSeconds", .double(calibrationSeconds)),
+            ("calibrationSeconds", .double(calibrationSeconds)), ("codeBlockRepack", num(codeBlockRepack)),
+            ("codeBlockScan", num(codeBlockScan)), ("codeSlotsPerBlock", codeSlotsPerBlock.map { .int(Int64($0)) } ?? .null),
         ])).jsonText.utf8)
     }
 
     /// Decodes a stored record; nil when it is not one this version understands (it is then
     /// measured again, never trusted half-way).
     static func decode(_ bytes: UnsafeRawBufferPointer) -> (CostModel, CostModelCache.CalibrationKey)? {
-        guard let json = try? JSONValue(parsing: bytes), case .int(1)? = json["version"] else { return nil }
+        guard let json = try? JSONValue(parsing: bytes), case .int(2)? = json["version"] else { return nil }
         func d(_ k: String) -> Double? {
             switch json[k] {
             case .double(let x)?: return x.isFinite && x >= 0 ? x : nil
@@ -333,7 +371,10 @@ extension CostModel {
             guard !out.isEmpty else { return nil }
             points = out
         }
+        var perBlock: Int? = nil
+        if case .int(let p)? = json["codeSlotsPerBlock"], p >= 1, p <= 1 << 20 { perBlock = Int(p) }
         let model = CostModel(exactPerRow: exact, tiledPerRow: tRow, tiledPerPair: tPair, codePerRow: d("codePerRow"),
+                              codeBlockRepack: d("codeBlockRepack"), codeBlockScan: d("codeBlockScan"), codeSlotsPerBlock: perBlock,
                               graphBySelectivity: points, graphBase: d("graphBase"), graphPerEf: d("graphPerEf"), defaultEF: Int(ef),
                               liveRows: Int(live), calibrationSeconds: d("calibrationSeconds") ?? 0)
         guard (points != nil) == g, (model.codePerRow != nil) == c, !g || (model.graphBase != nil && model.graphPerEf != nil) else { return nil }

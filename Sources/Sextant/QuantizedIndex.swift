@@ -1,3 +1,4 @@
+import CSextantSIMD
 import Foundation
 import SextantFilter
 import SextantKernels
@@ -230,21 +231,109 @@ extension VectorCollection {
         }
         try flushBlock()
 
-        // Slots → rows: re-score with full vectors, or report approximate distances.
+        return try rerankCodes(q, heap, rerank: rerank, txn)
+    }
+
+    /// Scores the group's candidates' 4-bit codes in one pass: the candidates' codes are
+    /// gathered (4,096 at a time) into a contiguous buffer, re-packed for fast scan once, and
+    /// scanned with every query's quantized table (`PQFastScanTable`), so reading and
+    /// re-packing serve the whole group; then each query's best are re-ranked as in
+    /// ``codeSearch``.
+    func codeGroupSearch(_ queries: [PreparedQuery], pq: ProductQuantizer, rerank: (Int) -> Int, candidates: Bitmap,
+                         _ txn: Transaction) throws -> [TopK] {
+        let tables = queries.map { q in q.vector.withUnsafeBufferPointer { PQFastScanTable(pq.distanceTable(query: $0)) } }
+        var heaps = queries.map { q in TopK(k: max(rerank(q.k), q.k)) }
+        let blocks = codeBlocks(pq)
+        let reader = SlotBlocks.Reader(blocks, txn: txn, slotBound: try state(txn).nextSlot)
+        let size = pq.codeSize
+        let chunk = 4096
+        var gathered = [UInt8](repeating: 0, count: chunk * size)
+        var slots: [UInt32] = []
+        slots.reserveCapacity(chunk)
+        var sums = [UInt16](repeating: 0, count: chunk)
+        var hits = [UInt32](repeating: 0, count: chunk)
+        var iterator = candidates.makeIterator()
+        var done = false
+        while !done {
+            slots.removeAll(keepingCapacity: true)
+            try gathered.withUnsafeMutableBytes { dst in
+                while slots.count < chunk, let slot = iterator.next() {
+                    guard let p = try reader.pointer(slot) else {
+                        throw SextantError(.corrupted, "row of slot \(slot) has no code", context: ["collection": name])
+                    }
+                    (dst.baseAddress! + slots.count * size).copyMemory(from: p, byteCount: size)
+                    slots.append(slot)
+                }
+            }
+            done = slots.count < chunk
+            guard !slots.isEmpty else { break }
+            let codes = gathered.withUnsafeBufferPointer {
+                PQFastScanCodes(packedCodes: UnsafeBufferPointer(rebasing: $0[0..<(slots.count * size)]), count: slots.count,
+                                subspaceCount: pq.subspaceCount)
+            }
+            // Heaps hold raw sums (the dequantized distance is increasing in the sum); one SIMD
+            // compare per 16 sums keeps only those at or below the current k-th best.
+            let n = slots.count
+            for i in 0..<tables.count {
+                sums.withUnsafeMutableBufferPointer { tables[i].sums(codes: codes, into: $0) }
+                var limit = heaps[i].isFull ? UInt16(clamping: Int(heaps[i].threshold)) : UInt16.max
+                let found = sums.withUnsafeBufferPointer { sp in
+                    hits.withUnsafeMutableBufferPointer { hp in sextant_u16_at_most(sp.baseAddress!, n, limit, hp.baseAddress!) }
+                }
+                // Work on the heap outside the array: no per-insert uniqueness check.
+                var heap = TopK(k: 0)
+                swap(&heap, &heaps[i])
+                hits.withUnsafeBufferPointer { hp in
+                    sums.withUnsafeBufferPointer { sp in
+                        slots.withUnsafeBufferPointer { slp in
+                            for h in 0..<found {
+                                let j = Int(hp[h])
+                                if heap.insert(distance: Float(sp[j]), id: UInt64(slp[j])), heap.isFull {
+                                    limit = UInt16(clamping: Int(heap.threshold))
+                                }
+                            }
+                        }
+                    }
+                }
+                swap(&heap, &heaps[i])
+            }
+        }
+        return try queries.indices.map { i in
+            var dequantized = TopK(k: heaps[i].k)
+            for c in heaps[i].unorderedResults { _ = dequantized.insert(distance: tables[i].distance(sum: UInt16(c.distance)), id: c.id) }
+            return try rerankCodes(queries[i], dequantized, rerank: rerank(queries[i].k), txn)
+        }
+    }
+
+    /// Slots → rows: the best candidates by approximate distance re-scored with full vectors
+    /// (or reported with their approximate distances when `rerank` is 0).
+    func rerankCodes(_ q: PreparedQuery, _ heap: TopK, rerank: Int, _ txn: Transaction) throws -> TopK {
         var out = TopK(k: q.k)
         let d = dimension
         let kind: DistanceKind = metric == .l2 ? .l2 : .ip
         let vectors = try vectorReader(txn)
-        for cand in heap.sortedResults() {
+        let candidates = heap.unorderedResults
+        guard rerank > 0 else {
+            for cand in candidates { _ = out.insert(distance: cand.distance, id: try vectorEntry(vectors, UInt32(cand.id)).id) }
+            return out
+        }
+        // Candidates are scattered through the map: resolve them all, then score with the
+        // vectors a few rows ahead already on their way to the cache.
+        var rows: [(id: UInt64, x: UnsafeRawPointer, norm: Float)] = []
+        rows.reserveCapacity(candidates.count)
+        for cand in candidates {
             let (ext, x) = try vectorEntry(vectors, UInt32(cand.id))
-            let norm = try storedNorm(vectors, UInt32(cand.id))
-            guard rerank > 0 else {
-                _ = out.insert(distance: cand.distance, id: ext)
-                continue
+            rows.append((ext, x, try storedNorm(vectors, UInt32(cand.id))))
+        }
+        let ahead = 3
+        for j in 0..<min(ahead, rows.count) { sextant_prefetch(rows[j].x, 4 * d) }
+        q.vector.withUnsafeBytes { qp in
+            for j in 0..<rows.count {
+                if j + ahead < rows.count { sextant_prefetch(rows[j + ahead].x, 4 * d) }
+                var dist = Distance.distance(kind, query: qp.baseAddress!, vector: rows[j].x, dimension: d)
+                if metric == .cosine { dist = 1 + dist * (rows[j].norm > 0 ? 1 / rows[j].norm : 0) }
+                _ = out.insert(distance: dist, id: rows[j].id)
             }
-            var dist = q.vector.withUnsafeBytes { qp in Distance.distance(kind, query: qp.baseAddress!, vector: x, dimension: d) }
-            if metric == .cosine { dist = 1 + dist * (norm > 0 ? 1 / norm : 0) }
-            _ = out.insert(distance: dist, id: ext)
         }
         return out
     }

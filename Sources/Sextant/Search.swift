@@ -87,6 +87,8 @@ public struct BatchExplanation: Sendable {
         public var plan: QueryPlan
         /// Distance computations made for the whole group.
         public var rowsScored: Int
+        /// How the group ran (e.g. "shared pass, 64 queries", "shared fast-scan pass, …").
+        public var detail: String
     }
     public var results: [[SearchResult]]
     public var groups: [Group]
@@ -125,9 +127,13 @@ extension VectorCollection {
     public func explainBatch(_ queries: [Query], options: SearchOptions = SearchOptions()) throws -> BatchExplanation {
         let e = try execute(queries, options: options, profile: true)
         var rows = [Int](repeating: 0, count: e.groups.count)
-        for (i, s) in e.stats.enumerated() { rows[e.groupOfQuery[i]] += s.rowsScored }
+        var details = [String](repeating: "", count: e.groups.count)
+        for (i, s) in e.stats.enumerated() {
+            rows[e.groupOfQuery[i]] += s.rowsScored
+            if details[e.groupOfQuery[i]].isEmpty { details[e.groupOfQuery[i]] = s.detail }
+        }
         return BatchExplanation(results: e.results, groups: e.groups.enumerated().map { i, g in
-            BatchExplanation.Group(predicate: g.predicate?.toSQL() ?? "", plan: g.plan, rowsScored: rows[i])
+            BatchExplanation.Group(predicate: g.predicate?.toSQL() ?? "", plan: g.plan, rowsScored: rows[i], detail: details[i])
         }, stages: e.stages)
     }
 
@@ -152,6 +158,9 @@ extension VectorCollection {
         var queries: [PreparedQuery]
         var plan: QueryPlan
         var candidates: Bitmap
+        /// Codes plan: scan the group's codes in shared fast-scan passes (4-bit codes, when the
+        /// cost model says re-packing pays for itself) instead of query by query.
+        var sharedCodePass = false
     }
 
     struct Execution {
@@ -258,7 +267,7 @@ extension VectorCollection {
                                    context: ["collection": name, "plan": forced.rawValue])
             }
         }
-        if (planning.hasGraph || planning.hasCodes) && (forced == nil || profile) {
+        if planning.hasGraph || planning.hasCodes {
             planning.model = try store.env.read { txn in try costModel(txn) }
         }
         let refine = refines
@@ -279,8 +288,13 @@ extension VectorCollection {
             let rows = est.first { $0.kind == kind }?.rows ?? m
             let plan = QueryPlan(kind: kind, forced: forced != nil, matches: m, liveRows: planning.live, queries: qs.count,
                                  estimates: est, estimatedRows: rows)
+            var shared = false
+            if kind == .codes, qs.count > 1, let model = planning.model, let perCode = model.codePerRow,
+               let pass = model.sharedCodePass(matches: m, queries: qs.count) {
+                shared = pass < Double(qs.count) * Double(m) * perCode
+            }
             groups.append(PlannedGroup(predicate: qs[0].predicate, filter: qs[0].filter, queries: qs, plan: plan,
-                                       candidates: planning.candidates[g]))
+                                       candidates: planning.candidates[g], sharedCodePass: shared))
         }
         stage("plan")
 
@@ -289,7 +303,7 @@ extension VectorCollection {
         let threads = max(1, store.configuration.searchThreads)
         var items: [WorkItem] = []
         for (g, group) in groups.enumerated() {
-            let chunk = group.plan.kind == .exact ? 64 : 4
+            let chunk = group.plan.kind == .exact || group.sharedCodePass ? sharedPassQueries : 4
             var i = 0
             while i < group.queries.count {
                 items.append(WorkItem(group: g, range: i..<min(i + chunk, group.queries.count), slots: nil))
@@ -523,9 +537,18 @@ struct GroupRunner {
                 guard let p = try collection.quantizer(txn) else { throw SextantError(.notFound, "codebooks were dropped") }
                 pq = p
             }
+            let rerankFor: (Int) -> Int = { k in rerank ?? (refine ? max(100, 10 * k) : 0) }
+            if group.sharedCodePass {
+                let heaps = try collection.codeGroupSearch(queries, pq: pq!, rerank: rerankFor, candidates: cands, txn)
+                let stats = queries.map { q in
+                    VectorCollection.QueryStats(rowsScored: cands.count + min(rerankFor(q.k), cands.count),
+                                                detail: "shared fast-scan pass, \(queries.count) queries, re-ranked best \(rerankFor(q.k))")
+                }
+                return (heaps, stats)
+            }
             var heaps: [TopK] = [], stats: [VectorCollection.QueryStats] = []
             for q in queries {
-                let r = rerank ?? (refine ? max(100, 10 * q.k) : 0)
+                let r = rerankFor(q.k)
                 heaps.append(try collection.codeSearch(q, pq: pq!, rerank: r, candidates: cands, txn))
                 stats.append(.init(rowsScored: cands.count + min(r, cands.count), detail: r > 0 ? "re-ranked best \(r)" : "approximate distances"))
             }

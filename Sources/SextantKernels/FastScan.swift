@@ -28,12 +28,18 @@ public struct PQFastScanCodes: Sendable, Hashable {
         let nb = (count + 31) / 32, size = m / 2
         blocks = [UInt8](unsafeUninitializedCapacity: nb * m * 16) { out, initialized in
             out.initialize(repeating: 0)
+            guard count > 0 else { initialized = nb * m * 16; return }
+            let src = packedCodes.baseAddress!, base = out.baseAddress!
             for v in 0..<count {
-                let b = v / 32, lane = v % 32, i = lane % 16, shift: UInt8 = lane < 16 ? 0 : 4
-                let code = packedCodes.baseAddress! + v * size
-                for q in 0..<m {
-                    let nibble = (code[q / 2] >> (q % 2 == 0 ? 0 : 4)) & 15
-                    out[(b * m + q) * 16 + i] |= nibble << shift
+                let lane = v & 31, shift: UInt8 = lane < 16 ? 0 : 4
+                let code = src + v &* size
+                // Byte j of a code holds sub-space 2j (low nibble) and 2j + 1 (high nibble).
+                var dst = base + (v >> 5) &* m &* 16 + (lane & 15)
+                for j in 0..<size {
+                    let byte = code[j]
+                    dst[0] |= (byte & 15) << shift
+                    dst[16] |= (byte >> 4) << shift
+                    dst += 32
                 }
             }
             initialized = nb * m * 16
@@ -144,6 +150,14 @@ public struct PQFastScanTable: Sendable, Hashable {
                 }
             }
         }
+    }
+
+    /// The 16-bit sums of every code into `out`, which must hold `codes.blockCount * 32`
+    /// values (the padding of the last block included); for scans that reuse one buffer.
+    public func sums(codes: PQFastScanCodes, into out: UnsafeMutableBufferPointer<UInt16>) {
+        precondition(out.count >= codes.blockCount * 32, "sum buffer too small")
+        guard codes.count > 0 else { return }
+        accumulate(codes, firstBlock: 0, blockCount: codes.blockCount, path: .automatic, into: out.baseAddress!)
     }
 
     /// The 16-bit sums of every code (one per vector), before dequantization.

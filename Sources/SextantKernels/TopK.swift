@@ -97,6 +97,9 @@ public struct TopK: Sendable {
         }
     }
 
+    /// The kept candidates in no particular order (for callers that re-score them anyway).
+    public var unorderedResults: [Neighbor] { heap }
+
     /// The kept candidates, best first (ascending `(distance, id)`).
     public func sortedResults() -> [Neighbor] {
         heap.sorted()

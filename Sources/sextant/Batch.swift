@@ -91,8 +91,10 @@ struct Batch: ParsableCommand {
             let secs = Date().timeIntervalSince(t0)
             for g in groups {
                 let p = g.plan
-                Console.err(String(format: "%5d queries  %-15@ matches %6d (%.4f)  rows scored %9d  %@", p.queries, p.kind.rawValue,
-                                   p.matches, p.selectivity, g.rowsScored, g.predicate.isEmpty ? "(no predicate)" : g.predicate))
+                let kind = p.kind.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0)
+                Console.err(String(format: "%5d queries  ", p.queries) + kind
+                            + String(format: " matches %6d (%.4f)  rows scored %9d  ", p.matches, p.selectivity, g.rowsScored)
+                            + (g.predicate.isEmpty ? "(no predicate)" : g.predicate) + "  [\(g.detail)]")
             }
             try writeResults(results, k: k, to: out)
             var summary = "{\"queries\":\(qs.count),\"seconds\":\(String(format: "%.4f", secs)),\"qps\":\(String(format: "%.1f", Double(qs.count) / max(secs, 1e-9)))"

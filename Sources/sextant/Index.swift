@@ -57,7 +57,7 @@ struct Calibrate: ParsableCommand {
             } else {
                 Console.out("cost model of '\(collection)' (\(m.liveRows) live rows, measured in \(String(format: "%.1f", m.calibrationSeconds * 1000)) ms)")
                 Console.out("  exact scan: \(us(m.exactPerRow)) per row; shared pass: \(us(m.tiledPerRow)) per row + \(us(m.tiledPerPair)) per query-row pair")
-                Console.out("  PQ codes: \(us(m.codePerRow)) per row")
+                Console.out("  PQ codes: \(us(m.codePerRow)) per row; fast-scan block of \(m.codeSlotsPerBlock.map(String.init) ?? "—"): re-pack \(us(m.codeBlockRepack)), scan \(us(m.codeBlockScan)) per query")
                 if let g = m.graphBySelectivity {
                     Console.out("  graph, ef \(m.defaultEF): unfiltered \(us(m.graphBase)) + \(us(m.graphPerEf)) per unit of ef")
                     for p in g {

@@ -114,6 +114,32 @@ import SextantTestSupport
         #expect(b.results.count == 9 && b.results.allSatisfy { $0.count == 5 })
     }
 
+    @Test func sharedCodePassKeepsTheGuaranteesOfTheCodesPlan() throws {
+        let (store, coll, data) = try Self.make("planner-shared-codes", recipe: "PQ8x4fs,Refine")
+        defer { store.close() }
+        for sql in ["price < 40", "category = 'none'", "in_stock = TRUE"] {
+            let f = try Filter(sql: sql)
+            let matches = try coll.count(where: f)
+            let allowed = Set(try coll.search(data.query(0), k: max(1, matches), filter: f, options: SearchOptions(exact: true)).map(\.id))
+            // 70 queries: more than one shared pass of 64.
+            let qs = (0..<70).map { Query(vector: data.query($0 % data.queryCount), k: 10, filter: f) }
+            let b = try coll.explainBatch(qs, options: SearchOptions(plan: .codes))
+            #expect(b.groups.count == 1 && b.groups[0].plan.kind == .codes)
+            if matches > 0 { #expect(b.groups[0].detail.hasPrefix("shared fast-scan pass"), "\(b.groups[0].detail)") }
+            var hits = 0, total = 0
+            for (i, got) in b.results.enumerated() {
+                #expect(got.count == min(10, matches))
+                #expect(got.allSatisfy { allowed.contains($0.id) })
+                let exact = try coll.search(qs[i].vector, k: 10, filter: f, options: SearchOptions(exact: true))
+                // Re-ranked distances are exact.
+                for r in got { #expect(exact.contains(r) || r.distance >= (exact.last?.distance ?? 0)) }
+                hits += Set(exact.map(\.id)).intersection(got.map(\.id)).count
+                total += exact.count
+            }
+            #expect(total == 0 || Double(hits) / Double(total) >= 0.9, "recall \(Double(hits) / Double(max(total, 1))) on \(sql)")
+        }
+    }
+
     @Test func forcedPlansNeedTheirIndexes() throws {
         let (store, coll, data) = try Self.make("planner-flat", recipe: "Flat", rows: 300)
         defer { store.close() }
