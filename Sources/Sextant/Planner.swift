@@ -155,7 +155,41 @@ final class CostModelCache: @unchecked Sendable {
     }
 
     func drop(_ cid: UInt32) {
-        lock.lock(); models[cid] = nil; lock.unlock()
+        lock.lock(); models[cid] = nil; corrections[cid] = nil; lock.unlock()
+    }
+
+    // MARK: Feedback
+
+    /// Observed/estimated time of graph plans, per collection, plan and selectivity band
+    /// (log2 of the selectivity), as an exponential moving average of the log ratio.
+    /// Calibration measures traversals against random row sets; real predicates correlate with
+    /// the vectors and can make traversals much longer, which only executions reveal.
+    private var corrections: [UInt32: [CorrectionKey: Double]] = [:]
+
+    struct CorrectionKey: Hashable {
+        var kind: PlanKind
+        var band: Int
+    }
+
+    static func band(_ selectivity: Double) -> Int { max(-30, min(0, Int(log2(max(selectivity, 1e-9)).rounded()))) }
+
+    /// The factor to multiply an estimate of `kind` at `selectivity` by (1 without observations).
+    func correction(_ cid: UInt32, _ kind: PlanKind, selectivity: Double) -> Double {
+        guard kind == .filteredGraph || kind == .postFilter else { return 1 }
+        lock.lock(); defer { lock.unlock() }
+        guard let l = corrections[cid]?[CorrectionKey(kind: kind, band: Self.band(selectivity))] else { return 1 }
+        return exp(l)
+    }
+
+    /// Records one single-query execution: `seconds` observed where `estimate` was predicted
+    /// (before correction).
+    func observe(_ cid: UInt32, _ kind: PlanKind, selectivity: Double, seconds: Double, estimate: Double) {
+        guard kind == .filteredGraph || kind == .postFilter, seconds > 0, estimate > 0 else { return }
+        let r = log(seconds / estimate)
+        lock.lock(); defer { lock.unlock() }
+        let key = CorrectionKey(kind: kind, band: Self.band(selectivity))
+        let old = corrections[cid]?[key]
+        corrections[cid, default: [:]][key] = old.map { 0.8 * $0 + 0.2 * r } ?? r
     }
 }
 
@@ -297,7 +331,7 @@ extension VectorCollection {
     /// Estimated seconds of each plan available to this collection for `queries` queries with
     /// the same predicate (`matches` of `live` rows), cheapest first.
     func estimates(_ model: CostModel, matches m: Int, live n: Int, queries g: Int, k: Int, ef: Int?, rerank: Int,
-                   hasGraph: Bool, hasCodes: Bool) -> [PlanEstimate] {
+                   hasGraph: Bool, hasCodes: Bool, corrected: Bool = true) -> [PlanEstimate] {
         let gq = Double(g), md = Double(m)
         var out: [PlanEstimate] = []
         let exact = g == 1 ? md * model.exactPerRow : min(gq * md * model.exactPerRow, md * (model.tiledPerRow + gq * model.tiledPerPair))
@@ -313,12 +347,14 @@ extension VectorCollection {
             let beam = max(ef ?? model.defaultEF, k)
             let s = Double(max(m, 1)) / Double(n)
             if let one = model.graphCost(selectivity: s, ef: beam) {
-                out.append(PlanEstimate(kind: .filteredGraph, seconds: gq * one.seconds, rows: Int(one.distances)))
+                let c = corrected ? store.costModels.correction(cid, .filteredGraph, selectivity: s) : 1
+                out.append(PlanEstimate(kind: .filteredGraph, seconds: gq * one.seconds * c, rows: Int(one.distances)))
             }
             let width = min(n, Int((Double(beam) / s).rounded(.up)))
             if let one = model.unfilteredSeconds(ef: width), let full = model.graphBySelectivity?.first {
                 let distances = full.distances * Double(width) / Double(model.defaultEF)
-                out.append(PlanEstimate(kind: .postFilter, seconds: gq * one, rows: Int(min(distances, Double(n)))))
+                let c = corrected ? store.costModels.correction(cid, .postFilter, selectivity: s) : 1
+                out.append(PlanEstimate(kind: .postFilter, seconds: gq * one * c, rows: Int(min(distances, Double(n)))))
             }
         }
         return out.sorted { $0.seconds < $1.seconds }

@@ -348,7 +348,17 @@ extension VectorCollection {
         }
         if workers <= 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: work) }
         if let e = failure.error { throw e }
+        let searchStarted = clock
         stage("search")
+        // A lone query teaches the cost model how long its graph plan really took.
+        if groups.count == 1, groups[0].queries.count == 1, let model = planning.model {
+            let plan = groups[0].plan
+            let uncorrected = estimates(model, matches: plan.matches, live: plan.liveRows, queries: 1, k: groups[0].queries[0].k,
+                                        ef: options.ef, rerank: 0, hasGraph: planning.hasGraph, hasCodes: false, corrected: false)
+            if let e = uncorrected.first(where: { $0.kind == plan.kind }) {
+                store.costModels.observe(cid, plan.kind, selectivity: plan.selectivity, seconds: clock - searchStarted, estimate: e.seconds)
+            }
+        }
 
         var heaps: [TopK?] = Array(repeating: nil, count: queries.count)
         var stats = [QueryStats](repeating: QueryStats(), count: queries.count)

@@ -17,6 +17,7 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "JSONL with one {\"where\": …} per query.") var filters: String?
     @Option(name: .long, help: "Repetitions; medians are reported.") var runs: Int = 3
     @Option(name: .long, help: "Only the first N queries.") var limit: Int?
+    @Flag(name: .long, help: "Also time every plan forced on every query and report how often the planner's choice is within 1.5x of the fastest.") var comparePlans = false
     @OptionGroup var search: SearchFlags
 
     func run() throws {
@@ -62,6 +63,7 @@ struct Bench: ParsableCommand {
                 _ = try coll.search(qs, options: try search.options)
                 batchQPS.append(Double(n) / Date().timeIntervalSince(t0))
             }
+            if comparePlans { try reportPlanChoices(coll, qs) }
             var hits = 0, possible = 0, short = 0, identical = 0
             for i in 0..<n {
                 let truthRow = gt[i * tf.dimension..<(i + 1) * tf.dimension].prefix(k).filter { $0 >= 0 }.map { UInt64($0) }
@@ -83,6 +85,55 @@ struct Bench: ParsableCommand {
                 Console.out(String(format: "online (one query at a time): %.1f QPS  p50 %.3f ms  p99 %.3f ms", median(onlineQPS), pct(0.5), pct(0.99)))
                 Console.out(String(format: "batch (%d threads): %.1f QPS", db.configuration.searchThreads, median(batchQPS)))
             }
+        }
+    }
+
+    /// Times every plan the collection offers, forced, on every query (best of `runs`), and
+    /// compares the fastest with the planner's choice.
+    private func reportPlanChoices(_ coll: VectorCollection, _ qs: [Sextant.Query]) throws {
+        let base = try search.options
+        var within = 0
+        var chosenCount: [String: Int] = [:], fastestCount: [String: Int] = [:]
+        var ratios: [Double] = []
+        for q in qs {
+            let auto = try coll.explainSearch(q.vector, k: q.k, filter: q.filter, options: base)
+            let kinds = auto.plan.estimates.map(\.kind)
+            var best: [PlanKind: Double] = [:]
+            for kind in kinds {
+                var options = base
+                options.exact = false
+                options.plan = kind
+                _ = try coll.search([q], options: options)  // warm
+                var t = Double.infinity
+                for _ in 0..<runs {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    _ = try coll.search([q], options: options)
+                    t = min(t, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                }
+                best[kind] = t
+            }
+            let fastest = best.min { $0.value < $1.value }!
+            let chosen = best[auto.plan.kind] ?? fastest.value
+            let ratio = chosen / max(fastest.value, 1e-9)
+            ratios.append(ratio)
+            if ratio <= 1.5 { within += 1 }
+            chosenCount[auto.plan.kind.rawValue, default: 0] += 1
+            fastestCount[fastest.key.rawValue, default: 0] += 1
+        }
+        ratios.sort()
+        let fraction = qs.isEmpty ? 1 : Double(within) / Double(qs.count)
+        func counts(_ d: [String: Int]) -> JSONValue { .object(JSONObject(d.sorted { $0.key < $1.key }.map { ($0.key, .int(Int64($0.value))) })) }
+        let line = JSONValue.object(JSONObject([
+            ("planComparison", .object(JSONObject([
+                ("queries", .int(Int64(qs.count))), ("withinOneAndAHalf", .int(Int64(within))), ("fraction", .double(fraction)),
+                ("medianRatio", .double(ratios.isEmpty ? 1 : ratios[ratios.count / 2])), ("worstRatio", .double(ratios.last ?? 1)),
+                ("chosen", counts(chosenCount)), ("fastest", counts(fastestCount)),
+            ]))),
+        ]))
+        if store.json { Console.err(line.jsonText) } else {
+            Console.out(String(format: "planner: choice within 1.5x of the fastest forced plan on %d of %d queries (%.1f %%); median ratio %.2f, worst %.2f",
+                               within, qs.count, fraction * 100, ratios.isEmpty ? 1 : ratios[ratios.count / 2], ratios.last ?? 1))
+            Console.out("  chosen: \(chosenCount.sorted { $0.key < $1.key })  fastest: \(fastestCount.sorted { $0.key < $1.key })")
         }
     }
 }

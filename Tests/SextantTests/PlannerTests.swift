@@ -176,6 +176,27 @@ import SextantTestSupport
         #expect(try reopened.check(deep: true).isConsistent)
     }
 
+    @Test func executionsCorrectGraphEstimates() throws {
+        let cache = CostModelCache()
+        #expect(cache.correction(1, .filteredGraph, selectivity: 0.01) == 1)
+        cache.observe(1, .filteredGraph, selectivity: 0.01, seconds: 4e-3, estimate: 1e-3)
+        #expect(abs(cache.correction(1, .filteredGraph, selectivity: 0.01) - 4) < 1e-9)
+        // Same band (log2 rounds to the same integer), other bands and plans untouched.
+        #expect(abs(cache.correction(1, .filteredGraph, selectivity: 0.011) - 4) < 1e-9)
+        #expect(cache.correction(1, .filteredGraph, selectivity: 0.5) == 1)
+        #expect(cache.correction(1, .postFilter, selectivity: 0.01) == 1)
+        #expect(cache.correction(2, .filteredGraph, selectivity: 0.01) == 1)
+        // Scans are modelled directly; they are not corrected.
+        cache.observe(1, .exact, selectivity: 0.01, seconds: 1, estimate: 1e-3)
+        #expect(cache.correction(1, .exact, selectivity: 0.01) == 1)
+        // A moving average: one fast run moves the factor part of the way back.
+        cache.observe(1, .filteredGraph, selectivity: 0.01, seconds: 1e-3, estimate: 1e-3)
+        let c = cache.correction(1, .filteredGraph, selectivity: 0.01)
+        #expect(c > 1 && c < 4)
+        cache.drop(1)
+        #expect(cache.correction(1, .filteredGraph, selectivity: 0.01) == 1)
+    }
+
     @Test func cachedPredicateResultsFollowWrites() throws {
         let (store, coll, data) = try Self.make("planner-cache", recipe: "HNSW8", rows: 1500)
         defer { store.close() }
