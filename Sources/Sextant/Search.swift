@@ -52,7 +52,8 @@ public struct SearchExplanation: Sendable, CustomStringConvertible {
     /// Wall time per stage: "filter" (index evaluation, exact match count), "plan" (cost
     /// model and estimates), "search".
     public var stages: [Stage]
-    /// Partitions the search read (1: the collection is one partition).
+    /// Partitions holding at least one match — those a partition-routed search reads (1 when
+    /// the collection has no layout, see ``VectorCollection/partition(workload:maxPartitions:minRows:threads:progress:)``).
     public var partitionsTouched: Int
 
     public struct Stage: Sendable {
@@ -89,6 +90,8 @@ public struct BatchExplanation: Sendable {
         public var rowsScored: Int
         /// How the group ran (e.g. "shared pass, 64 queries", "shared fast-scan pass, …").
         public var detail: String
+        /// Partitions holding at least one of the group's matches.
+        public var partitionsTouched: Int
     }
     public var results: [[SearchResult]]
     public var groups: [Group]
@@ -120,7 +123,7 @@ extension VectorCollection {
     public func explainSearch(_ vector: [Float], k: Int, filter: Filter? = nil, options: SearchOptions = SearchOptions()) throws -> SearchExplanation {
         let e = try execute([Query(vector: vector, k: k, filter: filter)], options: options, profile: true)
         return SearchExplanation(plan: e.groups[0].plan, results: e.results[0], rowsScored: e.stats[0].rowsScored,
-                                 detail: e.stats[0].detail, stages: e.stages, partitionsTouched: 1)
+                                 detail: e.stats[0].detail, stages: e.stages, partitionsTouched: e.groups[0].partitionsTouched)
     }
 
     /// Runs a batch and reports the plan of each predicate group with the time per stage.
@@ -133,7 +136,8 @@ extension VectorCollection {
             if details[e.groupOfQuery[i]].isEmpty { details[e.groupOfQuery[i]] = s.detail }
         }
         return BatchExplanation(results: e.results, groups: e.groups.enumerated().map { i, g in
-            BatchExplanation.Group(predicate: g.predicate?.toSQL() ?? "", plan: g.plan, rowsScored: rows[i], detail: details[i])
+            BatchExplanation.Group(predicate: g.predicate?.toSQL() ?? "", plan: g.plan, rowsScored: rows[i], detail: details[i],
+                                   partitionsTouched: g.partitionsTouched)
         }, stages: e.stages)
     }
 
@@ -158,6 +162,8 @@ extension VectorCollection {
         var queries: [PreparedQuery]
         var plan: QueryPlan
         var candidates: Bitmap
+        /// Partitions holding at least one match (explain only; 1 without a layout).
+        var partitionsTouched = 1
         /// Codes plan: scan the group's codes in shared fast-scan passes (4-bit codes, when the
         /// cost model says re-packing pays for itself) instead of query by query.
         var sharedCodePass = false
@@ -240,6 +246,7 @@ extension VectorCollection {
             var hasGraph = false
             var hasCodes = false
             var candidates: [Bitmap] = []
+            var partitionsTouched: [Int] = []
             var model: CostModel?
         }
         var planning = try store.env.read { txn -> Planning in
@@ -254,6 +261,15 @@ extension VectorCollection {
                 p.candidates.append(m.slots)
             }
             if members.isEmpty { p.live = try IndexReader(txn: txn, db: db.postings, cid: cid).live().count }
+            if profile {
+                // Partitions a query is routed to: those holding at least one of its matches.
+                if let layout = try partitionLayout(txn) {
+                    let parts = try partitionMembers(txn, layout)
+                    p.partitionsTouched = p.candidates.map { c in parts.filter { !$0.isDisjoint(with: c) }.count }
+                } else {
+                    p.partitionsTouched = p.candidates.map { _ in 1 }
+                }
+            }
             return p
         }
         stage("filter")
@@ -294,7 +310,8 @@ extension VectorCollection {
                 shared = pass < Double(qs.count) * Double(m) * perCode
             }
             groups.append(PlannedGroup(predicate: qs[0].predicate, filter: qs[0].filter, queries: qs, plan: plan,
-                                       candidates: planning.candidates[g], sharedCodePass: shared))
+                                       candidates: planning.candidates[g],
+                                       partitionsTouched: profile ? planning.partitionsTouched[g] : 1, sharedCodePass: shared))
         }
         stage("plan")
 

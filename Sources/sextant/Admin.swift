@@ -81,6 +81,7 @@ struct Stat: ParsableCommand {
     @OptionGroup var store: StoreOptions
     @Flag(name: .long, help: "Also list the reader table (pid, thread, transaction per slot), stale slots of dead processes included.") var readers = false
     @Flag(name: .long, help: "Also walk each HNSW graph: nodes, unreachable nodes, degree statistics per level (reads the whole graph).") var graph = false
+    @Flag(name: .long, help: "Also list each partition of a partitioned collection: its condition, rows then and now, rows in place.") var partitions = false
 
     func run() throws {
         try runReporting(json: store.json) {
@@ -100,6 +101,21 @@ struct Stat: ParsableCommand {
                     text.removeLast()
                     text += ",\"readerTable\":" + JSONValue.array(readerLines.map { .string($0) }).jsonText + "}"
                 }
+                var layouts: [(String, JSONValue)] = []
+                for c in s.collections {
+                    guard let p = try db.collection(c.name).partitionStatistics() else { continue }
+                    layouts.append((c.name, .object(JSONObject([
+                        ("partitions", .int(Int64(p.leaves.count))), ("drift", .double(p.drift)), ("liveRows", .int(Int64(p.liveRows))),
+                        ("leaves", .array(p.leaves.map { l in .object(JSONObject([
+                            ("id", .int(Int64(l.id))), ("condition", .string(l.description)), ("rowsAtLayout", .int(Int64(l.rowsAtLayout))),
+                            ("rows", .int(Int64(l.rows))), ("rowsInPlace", .int(Int64(l.rowsInPlace))),
+                        ])) })),
+                    ]))))
+                }
+                if !layouts.isEmpty {
+                    text.removeLast()
+                    text += ",\"partitioning\":" + JSONValue.object(JSONObject(layouts)).jsonText + "}"
+                }
                 Console.out(text)
             } else {
                 Console.out("store \(s.path) (format \(s.formatVersion))")
@@ -113,6 +129,14 @@ struct Stat: ParsableCommand {
                     let status = try coll.indexStatus()
                     if status.wantsCodes { Console.out("    codes: \(status.codesTrained ? "\(status.codeBytes) B per row" : "not trained")") }
                     if status.wantsGraph { Console.out("    graph: \(status.graphBuilt ? "built" : "not built")") }
+                    if let p = try coll.partitionStatistics() {
+                        Console.out("    partitions: \(p.leaves.count); drift \(String(format: "%.2f", p.drift * 100)) % of live rows outside their partition's slots")
+                        if partitions {
+                            for l in p.leaves {
+                                Console.out("      \(l.id): \(l.rows) rows (\(l.rowsAtLayout) at layout, \(l.rowsInPlace) in place)  \(l.description)")
+                            }
+                        }
+                    }
                     if graph, let g = try coll.graphStatistics() {
                         Console.out("    graph: \(g.nodes) nodes, entry \(g.entryPoint.map { "slot \($0.node) level \($0.level)" } ?? "none"), \(g.unreachable) unreachable, \(g.problems) problems")
                         for d in g.degrees {

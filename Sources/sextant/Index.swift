@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Sextant
+import SextantFormats
 
 struct Index: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -63,6 +64,63 @@ struct Calibrate: ParsableCommand {
                     for p in g {
                         Console.out(String(format: "    selectivity %.4f: %.1f µs, %.0f distances", p.selectivity, p.seconds * 1e6, p.distances))
                     }
+                }
+            }
+        }
+    }
+}
+
+struct Partition: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Lay a collection out for a workload: a qd-tree of the workload's predicates, each partition in consecutive slots.",
+        discussion: """
+            Each line of --workload is a JSON object with "where" (SQL text, JSON predicate or null); other keys \
+            (such as "query") are ignored. The rows are rewritten in one transaction and the graph is rebuilt; \
+            exact results do not change. `stat` shows the partitions and how far later writes have drifted from them.
+            """
+    )
+    @OptionGroup var store: StoreOptions
+    @Argument(help: "The collection name.") var collection: String
+    @Option(name: .long, help: "The workload: one JSON object per line.") var workload: String
+    @Option(name: .long, help: "At most this many partitions.") var maxPartitions: Int = 64
+    @Option(name: .long, help: "No partition smaller than this (default: live rows / (4 · max partitions), at least 64).") var minRows: Int?
+    @Option(name: .long, help: "Threads for the graph rebuild (default: all cores).") var threads: Int?
+
+    func run() throws {
+        try runReporting(json: store.json) {
+            var filters: [Filter?] = []
+            _ = try LineReader(path: workload).forEachLine { bytes, line in
+                let ctx = ["file": workload, "line": String(line + 1)]
+                do {
+                    let json = try JSONValue(parsing: bytes)
+                    guard case .object = json else { throw SextantError(.malformedFile, "each workload line must be a JSON object") }
+                    switch json["where"] {
+                    case nil, .null?: filters.append(nil)
+                    case .string(let s)?: filters.append(s.isEmpty ? nil : try Filter(sql: s))
+                    case let v?: filters.append(try Filter(json: v))
+                    }
+                } catch let e as SextantError { throw e.adding(ctx) }
+            }
+            let db = try openStore(store.db)
+            defer { db.close() }
+            let c = try db.collection(collection)
+            let t0 = Date()
+            let layout = try c.partition(workload: filters, maxPartitions: maxPartitions, minRows: minRows, threads: threads) { Console.err($0) }
+            let secs = Date().timeIntervalSince(t0)
+            if store.json {
+                Console.out(JSONValue.object(JSONObject([
+                    ("partitions", .int(Int64(layout.leaves.count))), ("rowsTouchedUnpartitioned", .double(layout.rowsTouchedUnpartitioned)),
+                    ("rowsTouchedPartitioned", .double(layout.rowsTouchedPartitioned)), ("seconds", .double(secs)),
+                    ("leaves", .array(layout.leaves.map { l in .object(JSONObject([
+                        ("id", .int(Int64(l.id))), ("condition", .string(layout.describe(l))), ("rows", .int(Int64(l.rows))),
+                        ("start", .int(Int64(l.slots.lowerBound))), ("end", .int(Int64(l.slots.upperBound))),
+                    ])) })),
+                ])).jsonText)
+            } else {
+                let ratio = layout.rowsTouchedPartitioned / max(layout.rowsTouchedUnpartitioned, 1)
+                Console.out("partitioned '\(collection)' into \(layout.leaves.count) partitions in \(String(format: "%.2f", secs)) s; rows the workload touches: \(String(format: "%.0f", layout.rowsTouchedPartitioned)) of \(String(format: "%.0f", layout.rowsTouchedUnpartitioned)) (\(String(format: "%.1f", ratio * 100)) %)")
+                for l in layout.leaves {
+                    Console.out("  \(l.id): \(l.rows) rows, slots \(l.slots.lowerBound)..<\(l.slots.upperBound)  \(layout.describe(l))")
                 }
             }
         }

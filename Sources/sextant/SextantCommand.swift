@@ -13,7 +13,7 @@ struct SextantCommand: ParsableCommand {
             """,
         version: "0.1.0 (format \(Store.formatVersion))",
         subcommands: [
-            Create.self, Import.self, Query.self, Batch.self, Count.self, Explain.self, Index.self, Calibrate.self, Get.self, Delete.self, Drop.self, List.self, Stat.self,
+            Create.self, Import.self, Query.self, Batch.self, Count.self, Explain.self, Index.self, Calibrate.self, Partition.self, Get.self, Delete.self, Drop.self, List.self, Stat.self,
             Check.self, Compact.self, Copy.self, Dump.self, Load.self, Bench.self, Generate.self, Stress.self,
         ]
     )

@@ -1,0 +1,393 @@
+import Foundation
+import SextantKernels
+import SextantStorage
+
+/// A workload-aware layout of a collection (a qd-tree, after HQI): binary cuts on predicates
+/// drawn from a workload split the rows into partitions (leaves) so that each workload query
+/// needs as few rows as possible, and each partition's rows occupy one contiguous range of
+/// slots — its scans read whole blocks.
+///
+/// A partition is defined by its predicates (row ∈ leaf ⇔ every cut on its path is TRUE for the
+/// row on a left branch, not TRUE on a right one), so membership is always exact: a row written
+/// later belongs to its leaf at once. Only its *place* can drift: rows written after the layout
+/// get new slots outside their leaf's range (see ``PartitionStatistics``); `partition` again
+/// restores it.
+public struct PartitionLayout: Sendable {
+    /// The cut predicates, referenced by index from ``nodes``.
+    public var cuts: [Filter]
+    /// The tree, root first.
+    public var nodes: [Node]
+    /// The partitions, in slot order.
+    public var leaves: [Leaf]
+    /// Live rows when the layout was made.
+    public var liveRows: Int
+    /// Workload queries (lines) it was made for.
+    public var workloadQueries: Int
+    /// Rows the workload touches when a query reads every partition holding one of its
+    /// matches: over the whole collection (one partition) and with this layout.
+    public var rowsTouchedUnpartitioned: Double
+    public var rowsTouchedPartitioned: Double
+
+    public enum Node: Sendable, Equatable {
+        /// Rows for which `cut` is TRUE go left, the others (FALSE or NULL) right.
+        case split(cut: Int, left: Int, right: Int)
+        case leaf(Int)
+    }
+
+    public struct Leaf: Sendable, Equatable {
+        public var id: Int
+        /// The cuts on the path, with the branch taken (true: the cut holds).
+        public var path: [Step]
+        /// Rows when the layout was made.
+        public var rows: Int
+        /// The slots its rows were given.
+        public var slots: Range<UInt32>
+    }
+
+    public struct Step: Sendable, Equatable {
+        public var cut: Int
+        public var holds: Bool
+    }
+
+    /// A leaf's defining condition as text.
+    public func describe(_ leaf: Leaf) -> String {
+        if leaf.path.isEmpty { return "TRUE" }
+        return leaf.path.map { s in s.holds ? "(\(cuts[s.cut].toSQL()))" : "(\(cuts[s.cut].toSQL())) IS NOT TRUE" }.joined(separator: " AND ")
+    }
+}
+
+/// How far a collection's rows have drifted from its layout.
+public struct PartitionStatistics: Sendable {
+    public struct Leaf: Sendable {
+        public var id: Int
+        public var description: String
+        /// Rows when the layout was made, now, and now inside the leaf's slot range.
+        public var rowsAtLayout: Int
+        public var rows: Int
+        public var rowsInPlace: Int
+    }
+    public var leaves: [Leaf]
+    public var liveRows: Int
+    /// Live rows outside their partition's slot range, as a fraction of live rows.
+    public var drift: Double
+}
+
+extension VectorCollection {
+    // MARK: Building
+
+    /// Re-lays the collection out for `workload` (one predicate per query; nil matches every
+    /// row): builds a qd-tree whose cuts are the workload's atomic predicates, choosing greedily
+    /// the cut that most reduces the rows the workload touches, until no cut helps, a partition
+    /// would fall under `minRows`, or there are `maxPartitions`; then rewrites the rows so each
+    /// partition occupies consecutive slots, and rebuilds the graph (codes keep their codebook).
+    ///
+    /// The rows are rewritten in one write transaction (holding them in memory); the graph is
+    /// rebuilt in a second one, between which searches run without it. Row ids, vectors and
+    /// attributes do not change, nor do search results of exact plans.
+    @discardableResult
+    public func partition(workload: [Filter?], maxPartitions: Int = 64, minRows: Int? = nil,
+                          threads: Int? = nil, progress: ((String) -> Void)? = nil) throws -> PartitionLayout {
+        guard maxPartitions >= 1 else { throw SextantError(.invalidArgument, "maxPartitions must be at least 1, got \(maxPartitions)") }
+        guard !workload.isEmpty else { throw SextantError(.invalidArgument, "the workload is empty") }
+        let bound = try workload.map { f in try f.map { try $0.bind(to: schema) } }
+        // Atomic predicates of the workload, by weight (how many queries use them).
+        var weights: [Filter: Int] = [:]
+        var order: [Filter] = []
+        for f in workload.compactMap({ $0 }) {
+            for atom in Set(f.atoms) {
+                if weights[atom] == nil { order.append(atom) }
+                weights[atom, default: 0] += 1
+            }
+        }
+        let cuts = Array(order.sorted { weights[$0]! > weights[$1]! }.prefix(64))
+        let boundCuts = try cuts.map { try $0.bind(to: schema) }
+        var queryWeights: [Filter?: Int] = [:]
+        var queryOrder: [Filter?] = []
+        for (f, _) in zip(workload, bound) {
+            if queryWeights[f] == nil { queryOrder.append(f) }
+            queryWeights[f, default: 0] += 1
+        }
+        progress?("\(cuts.count) candidate cuts from \(workload.count) queries (\(queryOrder.count) distinct predicates)")
+        var layout = try store.env.write { txn -> PartitionLayout in
+            _ = try state(txn)
+            let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
+            let cutSets = try boundCuts.map { try match(txn, $0).slots }
+            let querySets = try queryOrder.map { f -> (Bitmap, Double) in
+                (try match(txn, try f.map { try $0.bind(to: schema) }).slots, Double(queryWeights[f]!))
+            }
+            let floor = minRows ?? max(64, live.count / (4 * maxPartitions))
+            var tree = QDTreeBuilder(live: live, cuts: cutSets, workload: querySets, minRows: floor, maxLeaves: maxPartitions)
+            tree.build()
+            progress?("\(tree.leaves.count) partitions; rows the workload touches: \(Int(tree.rootCost)) → \(Int(tree.totalCost))")
+            // Rows in leaf order, then the collection rewritten with slots 0, 1, 2, … in that order.
+            let vectors = try vectorReader(txn)
+            var rows: [PreparedRow] = []
+            rows.reserveCapacity(live.count)
+            var leaves: [PartitionLayout.Leaf] = []
+            for (i, leaf) in tree.leaves.enumerated() {
+                let start = UInt32(rows.count)
+                for slot in leaf.rows {
+                    let (id, x) = try vectorEntry(vectors, slot)
+                    let record = try Keys.withRowKey(cid, slot) { k in try txn.withValue(db.rows, key: k) { Array($0) } }
+                    guard let record, record.count >= 9 else {
+                        throw SextantError(.corrupted, "live slot \(slot) has no row record", context: ["collection": name, "slot": String(slot)])
+                    }
+                    let attributes = try record.withUnsafeBytes { try decodeRowRecord($0).1 }
+                    rows.append(PreparedRow(id: id, vector: Array(UnsafeBufferPointer(start: x.assumingMemoryBound(to: Float.self), count: dimension)),
+                                            attributes: record, row: attributes))
+                }
+                leaves.append(PartitionLayout.Leaf(id: i, path: leaf.path, rows: leaf.rows.count, slots: start..<UInt32(rows.count)))
+            }
+            try clearRows(txn)
+            try write(rows, txn)
+            let layout = PartitionLayout(cuts: cuts, nodes: tree.nodes, leaves: leaves, liveRows: live.count, workloadQueries: workload.count,
+                                         rowsTouchedUnpartitioned: tree.rootCost, rowsTouchedPartitioned: tree.totalCost)
+            try txn.put(db.index, key: indexKey("layout"), value: layout.serialized())
+            return layout
+        }
+        store.costModels.drop(cid)
+        if hnswComponent != nil {
+            progress?("rebuilding the graph")
+            try store.env.write { txn in
+                _ = try state(txn)
+                try buildGraph(txn, threads: max(1, threads ?? store.configuration.searchThreads), progress: progress)
+            }
+        }
+        if pqComponent != nil || hnswComponent != nil { try calibrate() }
+        layout.liveRows = try count()
+        return layout
+    }
+
+    /// Removes every row of the collection (ids, rows, vectors, free list, postings, codes,
+    /// graph) and resets its counters; the catalog entry, codebook, layout and cost model stay.
+    private func clearRows(_ txn: Transaction) throws {
+        let prefix = Keys.prefix(cid)
+        for d in [db.ids, db.rows, db.vectors, db.free, db.postings, db.codes, db.graph, db.links] {
+            try txn.withCursor(d) { c in
+                var more = try c.seek(prefix)
+                while more, c.key.count >= 4, c.key.starts(with: prefix) {
+                    try c.deleteCurrent()
+                    more = try c.seek(prefix)
+                }
+            }
+        }
+        _ = try txn.delete(db.index, key: indexKey("hnsw"))
+        try CollectionState(count: 0, nextSlot: 0).write(txn, db.state, cid: cid)
+    }
+
+    // MARK: Reading
+
+    /// The collection's layout, or nil when it was never partitioned.
+    public func partitionLayout() throws -> PartitionLayout? {
+        try store.env.read { txn in
+            _ = try state(txn)
+            return try partitionLayout(txn)
+        }
+    }
+
+    func partitionLayout(_ txn: Transaction) throws -> PartitionLayout? {
+        let found: PartitionLayout?? = try txn.withValue(db.index, key: indexKey("layout")) { v in
+            try PartitionLayout(serialized: v, schema: schema, collection: name)
+        }
+        return found ?? nil
+    }
+
+    /// Each partition's rows now (exact, from its predicates) as slots.
+    func partitionMembers(_ txn: Transaction, _ layout: PartitionLayout) throws -> [Bitmap] {
+        let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
+        let cutSets = try layout.cuts.map { try match(txn, try $0.bind(to: schema)).slots }
+        return layout.leaves.map { leaf in
+            var s = live
+            for step in leaf.path { s = step.holds ? s.intersection(cutSets[step.cut]) : s.subtracting(cutSets[step.cut]) }
+            return s
+        }
+    }
+
+    /// Rows per partition now, how many still sit in their partition's slot range, and the drift.
+    public func partitionStatistics() throws -> PartitionStatistics? {
+        try store.env.read { txn in
+            _ = try state(txn)
+            guard let layout = try partitionLayout(txn) else { return nil }
+            let members = try partitionMembers(txn, layout)
+            var leaves: [PartitionStatistics.Leaf] = []
+            var inPlace = 0, live = 0
+            for (leaf, m) in zip(layout.leaves, members) {
+                let here = m.intersectionCount(Bitmap(range: leaf.slots))
+                inPlace += here
+                live += m.count
+                leaves.append(.init(id: leaf.id, description: layout.describe(leaf), rowsAtLayout: leaf.rows, rows: m.count, rowsInPlace: here))
+            }
+            return PartitionStatistics(leaves: leaves, liveRows: live, drift: live == 0 ? 0 : Double(live - inPlace) / Double(live))
+        }
+    }
+
+    /// Partitions holding at least one of `candidates` (1 without a layout).
+    func partitionsTouched(_ txn: Transaction, _ candidates: Bitmap) throws -> Int {
+        guard let layout = try partitionLayout(txn) else { return 1 }
+        return try partitionMembers(txn, layout).filter { !$0.isDisjoint(with: candidates) }.count
+    }
+}
+
+/// Greedy qd-tree construction over bitmaps: the cost of a partition is its size times the
+/// weight of the workload queries with at least one match in it (they must read it).
+struct QDTreeBuilder {
+    struct Leaf {
+        var rows: Bitmap
+        var path: [PartitionLayout.Step]
+        var node: Int
+        var cost: Double
+    }
+
+    let cuts: [Bitmap]
+    let workload: [(Bitmap, Double)]
+    let minRows: Int
+    let maxLeaves: Int
+    var leaves: [Leaf]
+    var nodes: [PartitionLayout.Node] = [.leaf(0)]
+    let rootCost: Double
+
+    init(live: Bitmap, cuts: [Bitmap], workload: [(Bitmap, Double)], minRows: Int, maxLeaves: Int) {
+        self.cuts = cuts
+        self.workload = workload
+        self.minRows = max(1, minRows)
+        self.maxLeaves = maxLeaves
+        let c = Self.cost(live, workload)
+        rootCost = c
+        leaves = [Leaf(rows: live, path: [], node: 0, cost: c)]
+    }
+
+    var totalCost: Double { leaves.reduce(0) { $0 + $1.cost } }
+
+    static func cost(_ rows: Bitmap, _ workload: [(Bitmap, Double)]) -> Double {
+        guard !rows.isEmpty else { return 0 }
+        var w = 0.0
+        for (m, weight) in workload where !m.isDisjoint(with: rows) { w += weight }
+        return Double(rows.count) * w
+    }
+
+    /// The best split of leaf `i`: (gain, cut, rows where it holds, the others, their costs).
+    func bestSplit(_ i: Int) -> (gain: Double, cut: Int, yes: Bitmap, no: Bitmap, yesCost: Double, noCost: Double)? {
+        let leaf = leaves[i]
+        guard leaf.rows.count >= 2 * minRows else { return nil }
+        var best: (gain: Double, cut: Int, yes: Bitmap, no: Bitmap, yesCost: Double, noCost: Double)? = nil
+        for (c, set) in cuts.enumerated() where !leaf.path.contains(where: { $0.cut == c }) {
+            let yes = leaf.rows.intersection(set)
+            guard yes.count >= minRows, leaf.rows.count - yes.count >= minRows else { continue }
+            let no = leaf.rows.subtracting(set)
+            let (yc, nc) = (Self.cost(yes, workload), Self.cost(no, workload))
+            let gain = leaf.cost - yc - nc
+            if gain > 0, gain > (best?.gain ?? 0) { best = (gain, c, yes, no, yc, nc) }
+        }
+        return best
+    }
+
+    mutating func build() {
+        var candidates: [Int: (gain: Double, cut: Int, yes: Bitmap, no: Bitmap, yesCost: Double, noCost: Double)] = [:]
+        for i in leaves.indices { candidates[i] = bestSplit(i) }
+        while leaves.count < maxLeaves {
+            guard let (i, s) = candidates.compactMapValues({ $0 }).max(by: { $0.value.gain < $1.value.gain || ($0.value.gain == $1.value.gain && $0.key > $1.key) }) else { break }
+            let leaf = leaves[i]
+            let yesNode = nodes.count, noNode = nodes.count + 1
+            nodes[leaf.node] = .split(cut: s.cut, left: yesNode, right: noNode)
+            nodes.append(.leaf(i))
+            nodes.append(.leaf(leaves.count))
+            leaves[i] = Leaf(rows: s.yes, path: leaf.path + [.init(cut: s.cut, holds: true)], node: yesNode, cost: s.yesCost)
+            leaves.append(Leaf(rows: s.no, path: leaf.path + [.init(cut: s.cut, holds: false)], node: noNode, cost: s.noCost))
+            candidates[i] = bestSplit(i)
+            candidates[leaves.count - 1] = bestSplit(leaves.count - 1)
+        }
+        // Leaf ids in tree order (left before right), which is also slot order.
+        var order: [Int] = []
+        func walk(_ n: Int) {
+            switch nodes[n] {
+            case .leaf(let l): order.append(l)
+            case .split(_, let l, let r): walk(l); walk(r)
+            }
+        }
+        walk(0)
+        let old = leaves
+        leaves = order.map { old[$0] }
+        for (newID, oldID) in order.enumerated() { nodes[old[oldID].node] = .leaf(newID) }
+    }
+}
+
+extension Filter {
+    /// The comparisons a predicate is made of (each a candidate cut), outermost first.
+    var atoms: [Filter] {
+        switch self {
+        case .matchAll: return []
+        case .and(let ps), .or(let ps): return ps.flatMap(\.atoms)
+        case .not(let p): return p.atoms
+        default: return [self]
+        }
+    }
+}
+
+// MARK: Persistence
+
+extension PartitionLayout {
+    /// JSON record under the collection's `layout` key of `sextant.index`.
+    func serialized() -> [UInt8] {
+        let nodes: [JSONValue] = self.nodes.map { n in
+            switch n {
+            case .leaf(let l): return .object(JSONObject([("leaf", .int(Int64(l)))]))
+            case .split(let c, let l, let r): return .object(JSONObject([("cut", .int(Int64(c))), ("left", .int(Int64(l))), ("right", .int(Int64(r)))]))
+            }
+        }
+        let leaves: [JSONValue] = self.leaves.map { leaf in
+            .object(JSONObject([
+                ("id", .int(Int64(leaf.id))), ("rows", .int(Int64(leaf.rows))),
+                ("start", .int(Int64(leaf.slots.lowerBound))), ("end", .int(Int64(leaf.slots.upperBound))),
+                ("path", .array(leaf.path.map { .array([.int(Int64($0.cut)), .bool($0.holds)]) })),
+            ]))
+        }
+        return Array(JSONValue.object(JSONObject([
+            ("version", .int(1)), ("cuts", .array(cuts.map { .string($0.toSQL()) })), ("nodes", .array(nodes)), ("leaves", .array(leaves)),
+            ("liveRows", .int(Int64(liveRows))), ("workloadQueries", .int(Int64(workloadQueries))),
+            ("rowsTouchedUnpartitioned", .double(rowsTouchedUnpartitioned)), ("rowsTouchedPartitioned", .double(rowsTouchedPartitioned)),
+        ])).jsonText.utf8)
+    }
+
+    init(serialized v: UnsafeRawBufferPointer, schema: Schema, collection: String) throws {
+        func bad(_ why: String) -> SextantError { SextantError(.corrupted, "partition layout of '\(collection)': \(why)", context: ["collection": collection]) }
+        let json: JSONValue
+        do { json = try JSONValue(parsing: v) } catch { throw bad("not JSON") }
+        guard case .int(1)? = json["version"], case .array(let cutTexts)? = json["cuts"], case .array(let nodeValues)? = json["nodes"],
+              case .array(let leafValues)? = json["leaves"], case .int(let live)? = json["liveRows"], case .int(let wq)? = json["workloadQueries"]
+        else { throw bad("missing fields") }
+        func int(_ x: JSONValue?) throws -> Int {
+            guard case .int(let i)? = x, i >= 0, i <= Int64(UInt32.max) else { throw bad("expected a count") }
+            return Int(i)
+        }
+        func double(_ x: JSONValue?) -> Double {
+            switch x { case .double(let d)?: return d; case .int(let i)?: return Double(i); default: return 0 }
+        }
+        cuts = try cutTexts.map { t in
+            guard case .string(let s) = t else { throw bad("a cut is not text") }
+            do { let f = try Filter(sql: s); _ = try f.bind(to: schema); return f } catch { throw bad("cut '\(s)' does not parse") }
+        }
+        nodes = try nodeValues.map { n in
+            if let l = n["leaf"] { return .leaf(try int(l)) }
+            let c = try int(n["cut"]), l = try int(n["left"]), r = try int(n["right"])
+            guard c < cutTexts.count, l < nodeValues.count, r < nodeValues.count else { throw bad("node out of range") }
+            return .split(cut: c, left: l, right: r)
+        }
+        leaves = try leafValues.enumerated().map { i, x in
+            guard case .array(let steps)? = x["path"] else { throw bad("leaf without path") }
+            let path = try steps.map { s -> Step in
+                guard case .array(let p) = s, p.count == 2, case .bool(let holds) = p[1] else { throw bad("bad path step") }
+                let c = try int(p[0])
+                guard c < cutTexts.count else { throw bad("path cut out of range") }
+                return Step(cut: c, holds: holds)
+            }
+            let start = try int(x["start"]), end = try int(x["end"])
+            guard start <= end, try int(x["id"]) == i else { throw bad("bad leaf \(i)") }
+            return Leaf(id: i, path: path, rows: try int(x["rows"]), slots: UInt32(start)..<UInt32(end))
+        }
+        for n in nodes { if case .leaf(let l) = n, l >= leaves.count { throw bad("leaf node out of range") } }
+        liveRows = Int(live)
+        workloadQueries = Int(wq)
+        rowsTouchedUnpartitioned = double(json["rowsTouchedUnpartitioned"])
+        rowsTouchedPartitioned = double(json["rowsTouchedPartitioned"])
+    }
+}
