@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+@testable import Sextant
+import SextantTestSupport
+
+/// Workload-aware partitioning: the layout covers every row once, in consecutive slots;
+/// exact results are identical to an unpartitioned twin before and after further writes;
+/// membership follows writes while drift is reported; the layout persists and is validated.
+@Suite struct PartitionTests {
+    static let workload = [
+        "category = 'cat1'", "category = 'cat1'", "category = 'cat1'", "in_stock = TRUE", "price < 10",
+        "price < 10 AND in_stock = TRUE", "tags CONTAINS 'red'", "tags CONTAINS 'red' OR category = 'cat2'",
+    ]
+
+    static func twins(_ tag: String, recipe: String) throws -> (Store, VectorCollection, Store, VectorCollection, SyntheticDataset) {
+        let data = SyntheticDataset(rows: 4000, dimension: 16, queries: 20, clusters: 16, seed: 23)
+        var out: [(Store, VectorCollection)] = []
+        for side in ["plain", "partitioned"] {
+            let store = try Store(path: temporaryStorePath("\(tag)-\(side)"))
+            let coll = try store.createCollection("c", dimension: 16, metric: .l2, schema: SyntheticDataset.schema, indexRecipe: recipe)
+            // Written in two batches with deletes between, so that slots are not in id order.
+            try coll.upsert((0..<2500).map { Row(id: UInt64($0), vector: data.vector($0), attributes: data.attributes[$0]) })
+            try coll.delete((0..<2500).filter { $0 % 7 == 0 }.map(UInt64.init))
+            try coll.upsert((2500..<4000).map { Row(id: UInt64($0), vector: data.vector($0), attributes: data.attributes[$0]) })
+            if recipe != "Flat" { try coll.buildIndex(threads: 2) }
+            out.append((store, coll))
+        }
+        return (out[0].0, out[0].1, out[1].0, out[1].1, data)
+    }
+
+    static func queries(_ data: SyntheticDataset) throws -> [Query] {
+        let preds = workload + ["date >= 0", "category = 'none'", "price BETWEEN 20 AND 30"]
+        return try (0..<data.queryCount * 3).map { i in
+            Query(vector: data.query(i % data.queryCount), k: 5 + i % 7, filter: i % 5 == 4 ? nil : try Filter(sql: preds[i % preds.count]))
+        }
+    }
+
+    static func expectIdenticalExactResults(_ a: VectorCollection, _ b: VectorCollection, _ qs: [Query]) throws {
+        let ra = try a.search(qs, options: SearchOptions(exact: true))
+        let rb = try b.search(qs, options: SearchOptions(exact: true))
+        #expect(ra == rb)
+        for (i, q) in qs.enumerated() where i % 4 == 0 {
+            #expect(try b.search(q.vector, k: q.k, filter: q.filter, options: SearchOptions(exact: true)) == ra[i])
+        }
+    }
+
+    @Test func partitionedCollectionAnswersExactlyAsBeforeAndFollowsWrites() throws {
+        let (s1, plain, s2, parted, data) = try Self.twins("part", recipe: "HNSW8,PQ8x4fs,Refine")
+        defer { s1.close(); s2.close() }
+        let workload = try Self.workload.map { try Filter(sql: $0) } + [nil]
+        let live = try parted.count()
+        let layout = try parted.partition(workload: workload, maxPartitions: 12, minRows: 100)
+        // Every row in exactly one partition; partitions in consecutive slot ranges from 0.
+        #expect(layout.leaves.count > 1 && layout.leaves.count <= 12)
+        #expect(layout.leaves.map(\.rows).reduce(0, +) == live)
+        #expect(layout.leaves.allSatisfy { $0.rows >= 100 && $0.slots.count == $0.rows })
+        #expect(layout.leaves.first?.slots.lowerBound == 0)
+        #expect(zip(layout.leaves, layout.leaves.dropFirst()).allSatisfy { $0.slots.upperBound == $1.slots.lowerBound })
+        #expect(layout.rowsTouchedPartitioned < layout.rowsTouchedUnpartitioned)
+        #expect(try s2.check(deep: true).isConsistent)
+        #expect(try parted.indexStatus().graphBuilt && parted.indexStatus().codesTrained)
+        let stats = try #require(try parted.partitionStatistics())
+        #expect(stats.drift == 0 && stats.liveRows == live)
+        #expect(stats.leaves.allSatisfy { $0.rows == $0.rowsAtLayout && $0.rowsInPlace == $0.rows })
+        let qs = try Self.queries(data)
+        try Self.expectIdenticalExactResults(plain, parted, qs)
+        // Every plan still returns min(k, matches) matching rows.
+        for plan in PlanKind.allCases {
+            for q in qs.prefix(12) {
+                let got = try parted.search(q.vector, k: q.k, filter: q.filter, options: SearchOptions(plan: plan))
+                #expect(got.count == min(q.k, try parted.count(where: q.filter)), "\(plan)")
+            }
+        }
+
+        // The same writes on both: new rows, deletes, attribute changes moving rows between partitions.
+        for c in [plain, parted] {
+            try c.upsert((4000..<4300).map { Row(id: UInt64($0), vector: data.vector($0 % 4000), attributes: data.attributes[($0 * 3) % 4000]) })
+            try c.delete((0..<4000).filter { $0 % 11 == 3 }.map(UInt64.init))
+            try c.upsert((1..<200).map { Row(id: UInt64($0 * 13), vector: data.vector($0), attributes: ["category": .string("cat1"), "in_stock": .bool(true)]) })
+        }
+        try Self.expectIdenticalExactResults(plain, parted, qs)
+        #expect(try s2.check(deep: true).isConsistent)
+        let after = try #require(try parted.partitionStatistics())
+        let nowLive = try parted.count()
+        #expect(after.liveRows == nowLive)
+        #expect(after.drift > 0 && after.drift < 1)
+        let outside = after.leaves.map { $0.rows - $0.rowsInPlace }.reduce(0, +)
+        #expect(abs(after.drift - Double(outside) / Double(nowLive)) < 1e-12)
+        // Membership comes from the predicates: the rows moved into 'cat1' count in its partitions.
+        let cat1 = try parted.count(where: try Filter(sql: "category = 'cat1'"))
+        let e = try parted.explainSearch(data.query(0), k: 5, filter: try Filter(sql: "category = 'cat1'"))
+        #expect(e.plan.matches == cat1)
+        #expect(e.partitionsTouched >= 1 && e.partitionsTouched < layout.leaves.count)
+        let all = try parted.explainSearch(data.query(0), k: 5)
+        #expect(all.partitionsTouched == layout.leaves.count)
+        // Partitioning again restores the layout.
+        try parted.partition(workload: workload, maxPartitions: 12, minRows: 100)
+        #expect(try parted.partitionStatistics()?.drift == 0)
+        try Self.expectIdenticalExactResults(plain, parted, qs)
+    }
+
+    @Test func layoutPersistsAndBadInputIsTyped() throws {
+        let (s1, _, s2, parted, _) = try Self.twins("part-persist", recipe: "Flat")
+        s1.close()
+        let path = s2.path
+        #expect(sextantError { _ = try parted.partition(workload: []) }?.code == .invalidArgument)
+        #expect(sextantError { _ = try parted.partition(workload: [try Filter(sql: "nope = 1")]) }?.code == .unknownAttribute)
+        #expect(sextantError { _ = try parted.partition(workload: [nil], maxPartitions: 0) }?.code == .invalidArgument)
+        #expect(try parted.partitionLayout() == nil)
+        // A workload without predicates has nothing to cut on: one partition.
+        let one = try parted.partition(workload: [nil, nil])
+        #expect(one.leaves.count == 1 && one.leaves[0].path.isEmpty)
+        let layout = try parted.partition(workload: try Self.workload.map { try Filter(sql: $0) }, maxPartitions: 6)
+        s2.close()
+        let reopened = try Store(path: path)
+        defer { reopened.close() }
+        let c = try reopened.collection("c")
+        let again = try #require(try c.partitionLayout())
+        #expect(again.leaves == layout.leaves && again.nodes == layout.nodes && again.cuts == layout.cuts)
+        // A damaged record is reported as corruption, not trusted.
+        try reopened.env.write { txn in try txn.put(reopened.db.index, key: c.indexKey("layout"), value: Array("{\"version\":1,\"cuts\":[\"nope = 1\"]}".utf8)) }
+        #expect(sextantError { _ = try c.partitionLayout() }?.code == .corrupted)
+    }
+}
