@@ -33,5 +33,7 @@ step $SX create "$DIR/db" graph --dim 64 --metric l2 --index HNSW16 \
 step $SX import "$DIR/db" graph --vectors "$DIR/data/base.fvecs" --attributes "$DIR/data/attributes.jsonl"
 step $SX explain "$DIR/db" graph --queries "$DIR/data/queries.fvecs" --row 0 -k 5 --where "tags CONTAINS 'sale' AND in_stock = TRUE"
 step $SX explain "$DIR/db" graph --queries "$DIR/data/queries.fvecs" --row 0 -k 5 --where "in_stock = TRUE"
+echo 'lay the graph collection out for the workload of filters.jsonl (a qd-tree of its predicates):' >&2
+step $SX partition "$DIR/db" graph --workload "$DIR/data/filters.jsonl" --max-partitions 8
 step $SX stat "$DIR/db"
 step $SX check "$DIR/db"
