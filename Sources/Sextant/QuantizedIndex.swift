@@ -191,47 +191,31 @@ extension VectorCollection {
     func codeSearch(_ q: PreparedQuery, pq: ProductQuantizer, rerank: Int, candidates: Bitmap, _ txn: Transaction) throws -> TopK {
         let table = q.vector.withUnsafeBufferPointer { pq.distanceTable(query: $0) }
         let keep = rerank > 0 ? max(rerank, q.k) : q.k
-        var heap = TopK(k: keep)
         let blocks = codeBlocks(pq)
         let reader = SlotBlocks.Reader(blocks, txn: txn, slotBound: try state(txn).nextSlot)
         let per = blocks.slotsPerBlock
-        var rows = [Int](repeating: 0, count: per)
-        var dist = [Float](repeating: 0, count: per)
+        // A local value with mutating methods: its accesses are checked statically (variables
+        // captured by a nested function cost a runtime exclusivity check per access).
+        var scanner = CodeBlockScanner(table: table, keep: keep, slotsPerBlock: per)
         var currentBlock: UInt32 = .max
-        var n = 0
-        func flushBlock() throws {
-            guard n > 0 else { return }
-            guard let base = try reader.blockPointer(currentBlock) else {
-                throw SextantError(.corrupted, "rows of block \(currentBlock) have no codes", context: ["collection": name])
-            }
-            let codes = base.assumingMemoryBound(to: UInt8.self)
-            let first = UInt64(currentBlock) * UInt64(per)
-            if n * 4 >= per {
-                // Dense: one contiguous scan of the block, then pick the candidates.
-                dist.withUnsafeMutableBufferPointer { d in table.distances(codes: codes, count: per, into: d.baseAddress!) }
-                for j in 0..<n { _ = heap.insert(distance: dist[rows[j]], id: first + UInt64(rows[j])) }
-            } else {
-                rows.withUnsafeBufferPointer { r in
-                    dist.withUnsafeMutableBufferPointer { d in
-                        table.distances(codes: codes, rows: UnsafeBufferPointer(rebasing: r[0..<n]), into: d.baseAddress!)
-                    }
-                }
-                for j in 0..<n { _ = heap.insert(distance: dist[j], id: first + UInt64(rows[j])) }
-            }
-            n = 0
-        }
         for slot in candidates {
             let b = slot / UInt32(per)
             if b != currentBlock {
-                try flushBlock()
+                if currentBlock != .max { try scanner.flush(try codeBlock(reader, currentBlock), first: UInt64(currentBlock) * UInt64(per)) }
                 currentBlock = b
             }
-            rows[n] = Int(slot % UInt32(per))
-            n += 1
+            scanner.add(Int(slot % UInt32(per)))
         }
-        try flushBlock()
-
+        if currentBlock != .max { try scanner.flush(try codeBlock(reader, currentBlock), first: UInt64(currentBlock) * UInt64(per)) }
+        let heap = scanner.heap
         return try rerankCodes(q, heap, rerank: rerank, txn)
+    }
+
+    private func codeBlock(_ reader: SlotBlocks.Reader, _ b: UInt32) throws -> UnsafePointer<UInt8> {
+        guard let base = try reader.blockPointer(b) else {
+            throw SextantError(.corrupted, "rows of block \(b) have no codes", context: ["collection": name])
+        }
+        return base.assumingMemoryBound(to: UInt8.self)
     }
 
     /// Scores the group's candidates' 4-bit codes in one pass: the candidates' codes are
@@ -341,4 +325,47 @@ extension VectorCollection {
 
 extension IndexRecipe {
     static let flat = try! IndexRecipe(parsing: "Flat")
+}
+
+/// One query's scan over the code blocks holding its candidates: rows of the current block
+/// are collected, then scored all at once — the whole block contiguously when at least a
+/// quarter of it are candidates, else just the candidates.
+struct CodeBlockScanner {
+    let table: PQDistanceTable
+    let per: Int
+    var heap: TopK
+    var rows: [Int]
+    var dist: [Float]
+    var n = 0
+
+    init(table: PQDistanceTable, keep: Int, slotsPerBlock per: Int) {
+        self.table = table
+        self.per = per
+        heap = TopK(k: keep)
+        rows = [Int](repeating: 0, count: per)
+        dist = [Float](repeating: 0, count: per)
+    }
+
+    @inline(__always)
+    mutating func add(_ row: Int) {
+        rows[n] = row
+        n += 1
+    }
+
+    mutating func flush(_ codes: UnsafePointer<UInt8>, first: UInt64) throws {
+        guard n > 0 else { return }
+        let (n, per, table) = (self.n, self.per, self.table)
+        rows.withUnsafeBufferPointer { r in
+            dist.withUnsafeMutableBufferPointer { d in
+                if n * 4 >= per {
+                    table.distances(codes: codes, count: per, into: d.baseAddress!)
+                    for j in 0..<n { _ = heap.insert(distance: d[r[j]], id: first + UInt64(r[j])) }
+                } else {
+                    table.distances(codes: codes, rows: UnsafeBufferPointer(rebasing: r[0..<n]), into: d.baseAddress!)
+                    for j in 0..<n { _ = heap.insert(distance: d[j], id: first + UInt64(r[j])) }
+                }
+            }
+        }
+        self.n = 0
+    }
 }
