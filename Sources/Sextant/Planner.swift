@@ -208,6 +208,14 @@ extension VectorCollection {
         }
     }
 
+    /// The cost model, looked up cheaply when the caller already knows the collection's state
+    /// (live rows and which indexes exist); measured only when none fits.
+    func costModel(_ txn: Transaction, liveRows: Int, hasGraph: Bool, hasCodes: Bool) throws -> CostModel {
+        let key = CostModelCache.CalibrationKey(hasGraph: hasGraph, hasCodes: hasCodes, liveRows: liveRows)
+        if let m = store.costModels.get(cid, key) { return m }
+        return try costModel(txn)
+    }
+
     func costModel(_ txn: Transaction) throws -> CostModel {
         let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
         let g = try graph(txn)

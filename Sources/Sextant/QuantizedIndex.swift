@@ -40,7 +40,8 @@ public struct IndexStatus: Sendable, Equatable {
 }
 
 extension VectorCollection {
-    var recipe: IndexRecipe { (try? IndexRecipe(parsing: info.indexRecipe)) ?? IndexRecipe.flat }
+    /// The parsed recipe (parsed once, when the handle is made: every search consults it).
+    var recipe: IndexRecipe { parsedRecipe }
 
     var pqComponent: (m: Int, bits: Int, fastScan: Bool)? {
         for c in recipe.components { if case .pq(let m, let bits, let fs) = c { return (m, bits, fs) } }
@@ -192,7 +193,7 @@ extension VectorCollection {
         let table = q.vector.withUnsafeBufferPointer { pq.distanceTable(query: $0) }
         let keep = rerank > 0 ? max(rerank, q.k) : q.k
         let blocks = codeBlocks(pq)
-        let reader = SlotBlocks.Reader(blocks, txn: txn, slotBound: try state(txn).nextSlot)
+        let reader = SlotBlocks.Reader(blocks, txn: txn, slotBound: try state(txn).nextSlot, shared: store.blockPointers)
         let per = blocks.slotsPerBlock
         // A local value with mutating methods: its accesses are checked statically (variables
         // captured by a nested function cost a runtime exclusivity check per access).
@@ -228,7 +229,7 @@ extension VectorCollection {
         let tables = queries.map { q in q.vector.withUnsafeBufferPointer { PQFastScanTable(pq.distanceTable(query: $0)) } }
         var heaps = queries.map { q in TopK(k: max(rerank(q.k), q.k)) }
         let blocks = codeBlocks(pq)
-        let reader = SlotBlocks.Reader(blocks, txn: txn, slotBound: try state(txn).nextSlot)
+        let reader = SlotBlocks.Reader(blocks, txn: txn, slotBound: try state(txn).nextSlot, shared: store.blockPointers)
         let size = pq.codeSize
         let chunk = 4096
         var gathered = [UInt8](repeating: 0, count: chunk * size)

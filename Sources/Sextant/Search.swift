@@ -248,8 +248,9 @@ extension VectorCollection {
             var candidates: [Bitmap] = []
             var partitionsTouched: [Int] = []
             var model: CostModel?
+            var modelSeconds = 0.0
         }
-        var planning = try store.env.read { txn -> Planning in
+        let planning = try store.env.read { txn -> Planning in
             var p = Planning()
             p.nextSlot = try state(txn).nextSlot
             p.snapshot = txn.snapshotID
@@ -261,6 +262,11 @@ extension VectorCollection {
                 p.candidates.append(m.slots)
             }
             if members.isEmpty { p.live = try IndexReader(txn: txn, db: db.postings, cid: cid).live().count }
+            if p.hasGraph || p.hasCodes {
+                let t = monotonicSeconds()
+                p.model = try costModel(txn, liveRows: p.live, hasGraph: p.hasGraph, hasCodes: p.hasCodes)
+                p.modelSeconds = monotonicSeconds() - t
+            }
             if profile {
                 // Partitions a query is routed to: those holding at least one of its matches.
                 if let layout = try partitionLayout(txn) {
@@ -272,7 +278,11 @@ extension VectorCollection {
             }
             return p
         }
+        // The cost model lookup (or measurement) belongs to planning, though it ran in the
+        // planning snapshot's transaction.
+        clock += planning.modelSeconds
         stage("filter")
+        clock -= planning.modelSeconds
         if let forced {
             if (forced == .filteredGraph || forced == .postFilter) && !planning.hasGraph {
                 throw SextantError(.invalidArgument, "plan '\(forced.rawValue)' needs an HNSW graph; collection '\(name)' has none built",
@@ -282,9 +292,6 @@ extension VectorCollection {
                 throw SextantError(.invalidArgument, "plan 'codes' needs trained PQ codes; collection '\(name)' has none",
                                    context: ["collection": name, "plan": forced.rawValue])
             }
-        }
-        if planning.hasGraph || planning.hasCodes {
-            planning.model = try store.env.read { txn in try costModel(txn) }
         }
         let refine = refines
         var groups: [PlannedGroup] = []

@@ -23,6 +23,8 @@ public final class Store: Sendable {
     let costModels = CostModelCache()
     /// Matching rows of recent predicates, per snapshot.
     let filterCache = FilterCache()
+    /// Vector and code block pointers per snapshot, shared by read transactions.
+    let blockPointers = BlockPointerCache()
 
     struct Databases: Sendable {
         let meta, state, ids, rows, vectors, free, postings, codes, index, graph, links: Database

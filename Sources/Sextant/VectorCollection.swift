@@ -10,10 +10,12 @@ import SextantStorage
 public final class VectorCollection: Sendable {
     public let store: Store
     public let info: CollectionInfo
+    let parsedRecipe: IndexRecipe
 
     init(store: Store, info: CollectionInfo) {
         self.store = store
         self.info = info
+        parsedRecipe = (try? IndexRecipe(parsing: info.indexRecipe)) ?? IndexRecipe.flat
     }
 
     public var name: String { info.name }
@@ -226,7 +228,7 @@ public final class VectorCollection: Sendable {
     }
 
     func vectorReader(_ txn: Transaction) throws -> SlotBlocks.Reader {
-        SlotBlocks.Reader(vectorBlocks, txn: txn, slotBound: try state(txn).nextSlot)
+        SlotBlocks.Reader(vectorBlocks, txn: txn, slotBound: try state(txn).nextSlot, shared: store.blockPointers)
     }
 
     /// The external id and a pointer to the vector of a live slot (valid until the transaction

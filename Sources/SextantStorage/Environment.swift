@@ -54,6 +54,8 @@ public final class Environment: @unchecked Sendable {
     private var env: OpaquePointer?
     private let lmdb: LMDB
     private let gate = RWGate()
+    /// Times the map was set to a new size (its address may change then).
+    private let remaps = RemapCounter()
     private let writer = PlainLock()
     private let fileID: FileID
     private let processLock: ProcessLock
@@ -247,6 +249,8 @@ public final class Environment: @unchecked Sendable {
                 if rc == MDB_MAP_RESIZED { return nil }
                 if rc != 0 { throw LMDB.error(rc, .txnBegin) }
                 let txn = Transaction(txn: t!, lmdb: lmdb, writable: false)
+                // Under the shared gate the map cannot be resized until this transaction ends.
+                txn.mapGeneration = remaps.value
                 defer {
                     txn.invalidate()
                     lmdb.perform(.txnAbort) { mdb_txn_abort(t) }
@@ -339,6 +343,7 @@ public final class Environment: @unchecked Sendable {
         try gate.withExclusive { () throws in
             let env = try handle()
             try lmdb.check(.envSetMapsize) { mdb_env_set_mapsize(env, target) }
+            remaps.increment()
         }
     }
 
@@ -350,6 +355,7 @@ public final class Environment: @unchecked Sendable {
         try gate.withExclusive { () throws in
             let env = try handle()
             try lmdb.check(.envSetMapsize) { mdb_env_set_mapsize(env, 0) }
+            remaps.increment()
         }
     }
 
@@ -445,4 +451,12 @@ extension String {
         while s.hasSuffix("\n") { s.removeLast() }
         return s
     }
+}
+
+/// A counter read and written under a lock (remaps are rare; reads happen once per transaction).
+final class RemapCounter: @unchecked Sendable {
+    private var count = 0
+    private let lock = NSLock()
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+    func increment() { lock.lock(); count += 1; lock.unlock() }
 }

@@ -29,6 +29,11 @@ public final class Transaction {
     /// the same id see the same data, so work derived in one is valid in the other.
     public var snapshotID: Int { mdb_txn_id(txn) }
 
+    /// How many times the map had been resized when this read transaction began (-1 for write
+    /// transactions). Pointers into the map taken in another read transaction of the same
+    /// snapshot stay valid in this one only if no resize happened in between.
+    public internal(set) var mapGeneration = -1
+
     @inline(__always)
     private func live() throws(SextantError) {
         guard isLive else { throw SextantError(.closed, "transaction used outside its closure") }

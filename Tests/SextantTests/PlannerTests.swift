@@ -197,6 +197,40 @@ import SextantTestSupport
         #expect(cache.correction(1, .filteredGraph, selectivity: 0.01) == 1)
     }
 
+    @Test func sharedBlockPointersSurviveWritesAndMapGrowth() throws {
+        // A 1 MiB map grows many times under these writes; searches between them reuse block
+        // pointers resolved by earlier transactions only within one snapshot and map size.
+        var config = Store.Configuration()
+        config.initialMapSize = 1 << 20
+        let store = try Store(path: temporaryStorePath("planner-pointers"), configuration: config)
+        defer { store.close() }
+        let data = SyntheticDataset(rows: 3000, dimension: 32, queries: 6, clusters: 8, seed: 29)
+        let coll = try store.createCollection("c", dimension: 32, metric: .l2, schema: SyntheticDataset.schema, indexRecipe: "PQ8x8,Refine")
+        var rows: [Int: [Float]] = [:]
+        for start in stride(from: 0, to: 3000, by: 300) {
+            let batch = (start..<(start + 300)).map { Row(id: UInt64($0), vector: data.vector($0), attributes: data.attributes[$0]) }
+            try coll.upsert(batch)
+            for r in batch { rows[Int(r.id)] = r.vector }
+            if start == 600 { try coll.buildIndex() }
+            // Overwrite some earlier rows in place: their blocks are rewritten at new pages.
+            let moved = (0..<20).map { (start / 2 + $0 * 7) % (start + 300) }
+            try coll.upsert(moved.map { Row(id: UInt64($0), vector: data.vector(($0 + 1) % 3000), attributes: data.attributes[$0]) })
+            for m in moved { rows[m] = data.vector((m + 1) % 3000) }
+            for i in 0..<data.queryCount {
+                let q = data.query(i)
+                // Brute force over what was written.
+                let truth = rows.map { (id, v) -> (Float, UInt64) in (zip(q, v).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }, UInt64(id)) }
+                    .sorted { $0 < $1 }.prefix(5).map(\.1)
+                let got = try coll.search(q, k: 5, options: SearchOptions(exact: true)).map(\.id)
+                #expect(got == truth, "after \(start + 300) rows")
+                // Twice: the second search takes every block pointer from the shared table.
+                #expect(try coll.search(q, k: 5, options: SearchOptions(exact: true)).map(\.id) == truth)
+                if start >= 600 { #expect(try coll.search(q, k: 5, options: SearchOptions(plan: .codes)).count == 5) }
+            }
+        }
+        #expect(try store.check(deep: true).isConsistent)
+    }
+
     @Test func cachedPredicateResultsFollowWrites() throws {
         let (store, coll, data) = try Self.make("planner-cache", recipe: "HNSW8", rows: 1500)
         defer { store.close() }

@@ -1,3 +1,4 @@
+import Foundation
 import SextantStorage
 
 /// Fixed-size per-slot entries (vectors, PQ codes, graph adjacency) kept `slotsPerBlock` slots
@@ -110,9 +111,14 @@ struct SlotBlocks {
         @exclusivity(unchecked) private var cache: [UnsafeRawPointer?]
         @exclusivity(unchecked) private var resolved: [Bool]
 
-        init(_ blocks: SlotBlocks, txn: Transaction, slotBound: UInt32) {
+        /// Pointers other read transactions of the same snapshot resolved (nil: none shared).
+        let shared: BlockPointerCache?
+
+        init(_ blocks: SlotBlocks, txn: Transaction, slotBound: UInt32, shared: BlockPointerCache? = nil) {
             self.blocks = blocks
             self.txn = txn
+            // Only read transactions have a map generation: a write transaction's pages are its own.
+            self.shared = txn.mapGeneration >= 0 ? shared : nil
             let n = Int(slotBound) / blocks.slotsPerBlock + 1
             cache = Array(repeating: nil, count: n)
             resolved = Array(repeating: false, count: n)
@@ -123,6 +129,10 @@ struct SlotBlocks {
         func blockPointer(_ b: UInt32) throws -> UnsafeRawPointer? {
             let i = Int(b)
             if i < resolved.count && resolved[i] { return cache[i] }
+            if let shared, let known = shared.lookup(blocks, b, snapshot: txn.snapshotID, generation: txn.mapGeneration) {
+                if i < resolved.count { cache[i] = known; resolved[i] = true }
+                return known
+            }
             let p: UnsafeRawPointer? = try blocks.withKey(b) { k in
                 try txn.withValue(blocks.db, key: k) { v -> UnsafeRawPointer? in
                     guard v.count == blocks.blockBytes else {
@@ -132,6 +142,7 @@ struct SlotBlocks {
                 }
             } ?? nil
             if i < resolved.count { cache[i] = p; resolved[i] = true }
+            shared?.publish(blocks, b, p, snapshot: txn.snapshotID, generation: txn.mapGeneration)
             return p
         }
 
@@ -172,5 +183,47 @@ struct SlotLayout {
     @inline(__always)
     func offset(_ slot: UInt32, region r: Int) -> Int {
         regionOffsets[r] + Int(slot % UInt32(slotsPerBlock)) * strides[r]
+    }
+}
+
+/// Block pointers resolved by read transactions, reused by later read transactions that see
+/// the same snapshot with the map at the same address. A pointer into the map stays valid while
+/// a reader of its snapshot is open (LMDB frees no page such a reader can see), and the reader
+/// using a shared pointer is one; a committed write changes the snapshot id, a map resize the
+/// generation, and either makes the table start over. Saves a B-tree lookup per block per query.
+final class BlockPointerCache: @unchecked Sendable {
+    private struct Key: Hashable {
+        var db: Database
+        var cid: UInt32
+    }
+    private struct Table {
+        var snapshot: Int
+        var generation: Int
+        var pointers: [Int: UnsafeRawPointer?]
+    }
+    private var tables: [Key: Table] = [:]
+    private let lock = NSLock()
+    /// Blocks kept per table (about 64 KiB each, so this covers 64 GiB of map).
+    private let limit = 1 << 20
+
+    /// The pointer of block `b` (inner nil: the block does not exist), or nil when unknown.
+    func lookup(_ blocks: SlotBlocks, _ b: UInt32, snapshot: Int, generation: Int) -> UnsafeRawPointer?? {
+        lock.lock(); defer { lock.unlock() }
+        guard let t = tables[Key(db: blocks.db, cid: blocks.cid)], t.snapshot == snapshot, t.generation == generation else { return nil }
+        return t.pointers[Int(b)]
+    }
+
+    func publish(_ blocks: SlotBlocks, _ b: UInt32, _ p: UnsafeRawPointer?, snapshot: Int, generation: Int) {
+        let key = Key(db: blocks.db, cid: blocks.cid)
+        lock.lock(); defer { lock.unlock() }
+        if var t = tables[key], t.generation == generation, t.snapshot >= snapshot {
+            // An older snapshot's reader does not overwrite a newer table.
+            guard t.snapshot == snapshot, t.pointers.count < limit else { return }
+            tables[key] = nil
+            t.pointers[Int(b)] = p
+            tables[key] = t
+        } else {
+            tables[key] = Table(snapshot: snapshot, generation: generation, pointers: [Int(b): p])
+        }
     }
 }
