@@ -196,6 +196,9 @@ final class CostModelCache: @unchecked Sendable {
 /// Queries per shared pass over a group's rows or codes.
 let sharedPassQueries = 64
 
+/// With at most this many matches the filtered-graph plan scores them all (HNSW's guard).
+let graphExhaustiveBelow = 1000
+
 @inline(__always) func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
 extension VectorCollection {
@@ -354,7 +357,10 @@ extension VectorCollection {
         if hasGraph, n > 0 {
             let beam = max(ef ?? model.defaultEF, k)
             let s = Double(max(m, 1)) / Double(n)
-            if let one = model.graphCost(selectivity: s, ef: beam) {
+            if m <= graphExhaustiveBelow {
+                // The graph plan scores this few matches exhaustively: an exact scan by another path.
+                out.append(PlanEstimate(kind: .filteredGraph, seconds: gq * md * model.exactPerRow * 1.05, rows: m))
+            } else if let one = model.graphCost(selectivity: s, ef: beam) {
                 let c = corrected ? store.costModels.correction(cid, .filteredGraph, selectivity: s) : 1
                 out.append(PlanEstimate(kind: .filteredGraph, seconds: gq * one.seconds * c, rows: Int(one.distances)))
             }

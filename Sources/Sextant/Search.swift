@@ -375,7 +375,8 @@ extension VectorCollection {
         let searchStarted = clock
         stage("search")
         // A lone query teaches the cost model how long its graph plan really took.
-        if groups.count == 1, groups[0].queries.count == 1, let model = planning.model {
+        if groups.count == 1, groups[0].queries.count == 1, let model = planning.model,
+           groups[0].plan.kind == .postFilter || groups[0].plan.matches > graphExhaustiveBelow {
             let plan = groups[0].plan
             let uncorrected = estimates(model, matches: plan.matches, live: plan.liveRows, queries: 1, k: groups[0].queries[0].k,
                                         ef: options.ef, rerank: 0, hasGraph: planning.hasGraph, hasCodes: false, corrected: false)
@@ -600,7 +601,7 @@ struct GroupRunner {
                 let before = context.distanceCount
                 let beam = max(q.k, ef ?? 64)
                 let (heap, detail) = group.plan.kind == .filteredGraph
-                    ? try collection.graphSearch(q, ef: beam, allowed: allowed, bits: bits, exhaustiveBelow: 1000, txn,
+                    ? try collection.graphSearch(q, ef: beam, allowed: allowed, bits: bits, exhaustiveBelow: graphExhaustiveBelow, txn,
                                                  graph: gr, source: src, context: context)
                     : try collection.postFilterSearch(q, ef: beam, allowed: allowed, matches: cands.count, live: live, txn,
                                                       graph: gr, source: src, context: context)
