@@ -347,9 +347,15 @@ extension VectorCollection {
         BlockVectors(reader: try vectorReader(txn), kind: metric == .l2 ? .l2 : .ip, cosine: metric == .cosine, dimension: dimension)
     }
 
+    /// Whether the recipe has a graph and it is built (one header lookup; no graph handle).
+    func graphBuilt(_ txn: Transaction) throws -> Bool {
+        guard hnswComponent != nil else { return false }
+        return try LMDBGraph.readHeader(txn, db.index, cid: cid) != nil
+    }
+
     /// The graph of a collection whose graph is built, else nil.
     func graph(_ txn: Transaction) throws -> LMDBGraph? {
-        guard let params = hnswComponent, try LMDBGraph.readHeader(txn, db.index, cid: cid) != nil else { return nil }
+        guard let params = hnswComponent, try graphBuilt(txn) else { return nil }
         return try LMDBGraph(txn: txn, db: db, cid: cid, parameters: params, nodeIDBound: try state(txn).nextSlot)
     }
 

@@ -178,7 +178,7 @@ extension VectorCollection {
             let st = try state(txn)
             let pq = try quantizer(txn)
             return IndexStatus(recipe: info.indexRecipe, wantsCodes: pqComponent != nil, codesTrained: pq != nil,
-                               wantsGraph: hnswComponent != nil, graphBuilt: try graph(txn) != nil,
+                               wantsGraph: hnswComponent != nil, graphBuilt: try graphBuilt(txn),
                                codeBytes: pq?.codeSize ?? 0, codedRows: pq == nil ? 0 : Int(st.count))
         }
     }

@@ -254,7 +254,7 @@ extension VectorCollection {
             var p = Planning()
             p.nextSlot = try state(txn).nextSlot
             p.snapshot = txn.snapshotID
-            p.hasGraph = try graph(txn) != nil
+            p.hasGraph = try graphBuilt(txn)
             p.hasCodes = try quantizer(txn) != nil
             for group in members {
                 let m = try match(txn, group[0].filter)
@@ -505,11 +505,6 @@ final class FirstError: @unchecked Sendable {
     func set(_ e: any Error) { lock.lock(); if stored == nil { stored = e }; lock.unlock() }
 }
 
-final class AtomicCounter: @unchecked Sendable {
-    private var value = 0
-    private let lock = NSLock()
-    func increment() -> Int { lock.lock(); defer { lock.unlock() }; value += 1; return value - 1 }
-}
 
 /// The state one search thread keeps while it runs work items inside its read transaction:
 /// the graph, codebooks and scratch it opened once, and the matching slots of groups it had to

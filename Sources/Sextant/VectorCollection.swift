@@ -160,7 +160,7 @@ public final class VectorCollection: Sendable {
         let vectorWriter = SlotBlocks.Writer(vectorBlocks)
         // Graph maintenance after the vectors are written: new slots, and slots whose vector changed.
         var inserted: [UInt32] = [], insertedSet = Set<UInt32>(), moved = Set<UInt32>()
-        let graphBuilt = try hnswComponent.map { _ in try LMDBGraph.readHeader(txn, db.index, cid: cid) != nil } ?? false
+        let maintainGraph = try graphBuilt(txn)
         for r in rows {
             let existing = try Keys.withExternalKey(cid, r.id) { k in try txn.withValue(db.ids, key: k) { v in try VectorCollection.slot(v) } }
             let slot: UInt32
@@ -173,7 +173,7 @@ public final class VectorCollection: Sendable {
                     throw SextantError(.corrupted, "slot \(slot) is mapped but has no row record", context: ["collection": name, "slot": String(slot)])
                 }
                 delta.row(old, slot: slot, schema: schema, cid: cid, present: false)
-                if graphBuilt && !insertedSet.contains(slot) {
+                if maintainGraph && !insertedSet.contains(slot) {
                     let oldVector = try vectorWriter.read(txn, slot: slot, region: 1)
                     if oldVector.map({ o in r.vector.withUnsafeBytes { !$0.elementsEqual(o) } }) ?? true { moved.insert(slot) }
                 }
@@ -186,7 +186,7 @@ public final class VectorCollection: Sendable {
                 }
                 st.count += 1
                 delta.live(slot, cid: cid, present: true)
-                if graphBuilt { inserted.append(slot); insertedSet.insert(slot) }
+                if maintainGraph { inserted.append(slot); insertedSet.insert(slot) }
             }
             delta.row(r.row, slot: slot, schema: schema, cid: cid, present: true)
             if let pq, let codeWriter {
