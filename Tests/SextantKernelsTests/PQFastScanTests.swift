@@ -90,3 +90,22 @@ import SextantKernels
         #expect(recall >= 0.9, "recall@10 \(recall)")
     }
 }
+
+@Suite struct SumSelectionTests {
+    /// The rank value equals the sorted array's element, over spreads that put every rank in
+    /// one high-byte bucket, across buckets, with heavy ties, and out of range.
+    @Test func rankValueMatchesSorting() {
+        var rng = SeededRandom(seed: 11)
+        for trial in 0..<200 {
+            let n = Int.random(in: 1...3000, using: &rng)
+            let spread: ClosedRange<UInt16> = [0...255, 0...7, 1000...1300, 0...UInt16.max][trial % 4]
+            let sums = (0..<n).map { _ in UInt16.random(in: spread, using: &rng) }
+            let sorted = sums.sorted()
+            for rank in [1, 2, n / 3 + 1, n, n + 1, 0, Int.random(in: 1...n, using: &rng)] {
+                let got = sums.withUnsafeBufferPointer { SumSelection.rankValue($0, rank: rank) }
+                let want: UInt16 = rank >= 1 && rank <= n ? sorted[rank - 1] : .max
+                #expect(got == want, "n \(n) rank \(rank)")
+            }
+        }
+    }
+}
