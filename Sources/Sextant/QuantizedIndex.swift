@@ -189,11 +189,13 @@ extension VectorCollection {
     /// exact matches) with the query's lookup table, keep the best `rerank` by approximate
     /// distance, and re-score those with their full vectors (or, with `rerank == 0`, return the
     /// best `k` by approximate distance).
-    func codeSearch(_ q: PreparedQuery, pq: ProductQuantizer, rerank: Int, candidates: Bitmap, _ txn: Transaction) throws -> TopK {
+    func codeSearch(_ q: PreparedQuery, pq: ProductQuantizer, rerank: Int, candidates: Bitmap, _ txn: Transaction,
+                    readers: ScanReaders? = nil) throws -> TopK {
         let table = q.vector.withUnsafeBufferPointer { pq.distanceTable(query: $0) }
         let keep = rerank > 0 ? max(rerank, q.k) : q.k
-        let blocks = codeBlocks(pq)
-        let reader = SlotBlocks.Reader(blocks, txn: txn, slotBound: try state(txn).nextSlot, shared: store.blockPointers)
+        let readers = readers ?? ScanReaders(self, txn)
+        let reader = try readers.codes(pq)
+        let blocks = reader.blocks
         let per = blocks.slotsPerBlock
         // A local value with mutating methods: its accesses are checked statically (variables
         // captured by a nested function cost a runtime exclusivity check per access).
@@ -209,7 +211,7 @@ extension VectorCollection {
         }
         if currentBlock != .max { try scanner.flush(try codeBlock(reader, currentBlock), first: UInt64(currentBlock) * UInt64(per)) }
         let heap = scanner.heap
-        return try rerankCodes(q, heap, rerank: rerank, txn)
+        return try rerankCodes(q, heap, rerank: rerank, txn, vectors: try readers.vectors())
     }
 
     private func codeBlock(_ reader: SlotBlocks.Reader, _ b: UInt32) throws -> UnsafePointer<UInt8> {
@@ -225,11 +227,11 @@ extension VectorCollection {
     /// re-packing serve the whole group; then each query's best are re-ranked as in
     /// ``codeSearch``.
     func codeGroupSearch(_ queries: [PreparedQuery], pq: ProductQuantizer, rerank: (Int) -> Int, candidates: Bitmap,
-                         _ txn: Transaction) throws -> [TopK] {
+                         _ txn: Transaction, readers: ScanReaders? = nil) throws -> [TopK] {
         let tables = queries.map { q in q.vector.withUnsafeBufferPointer { PQFastScanTable(pq.distanceTable(query: $0)) } }
         var heaps = queries.map { q in TopK(k: max(rerank(q.k), q.k)) }
-        let blocks = codeBlocks(pq)
-        let reader = SlotBlocks.Reader(blocks, txn: txn, slotBound: try state(txn).nextSlot, shared: store.blockPointers)
+        let readers = readers ?? ScanReaders(self, txn)
+        let reader = try readers.codes(pq)
         let size = pq.codeSize
         let chunk = 4096
         var gathered = [UInt8](repeating: 0, count: chunk * size)
@@ -257,25 +259,26 @@ extension VectorCollection {
                                 subspaceCount: pq.subspaceCount)
             }
             // Heaps hold raw sums (the dequantized distance is increasing in the sum); one SIMD
-            // compare per 16 sums keeps only those at or below the current k-th best.
+            // compare per 16 sums keeps only those at or below the bound.
             let n = slots.count
             for i in 0..<tables.count {
                 sums.withUnsafeMutableBufferPointer { tables[i].sums(codes: codes, into: $0) }
-                var limit = heaps[i].isFull ? UInt16(clamping: Int(heaps[i].threshold)) : UInt16.max
-                let found = sums.withUnsafeBufferPointer { sp in
-                    hits.withUnsafeMutableBufferPointer { hp in sextant_u16_at_most(sp.baseAddress!, n, limit, hp.baseAddress!) }
-                }
                 // Work on the heap outside the array: no per-insert uniqueness check.
                 var heap = TopK(k: 0)
                 swap(&heap, &heaps[i])
-                hits.withUnsafeBufferPointer { hp in
+                // Only codes at or below the chunk's keep-th smallest sum (and the heap's bound)
+                // can make the list: one counting pass bounds that sum from above, so the heap
+                // sees about `keep` inserts plus one bucket instead of every code of the chunk.
+                let keep = heap.k
+                hits.withUnsafeMutableBufferPointer { hp in
                     sums.withUnsafeBufferPointer { sp in
                         slots.withUnsafeBufferPointer { slp in
+                            var limit = SumSelection.rankBound(UnsafeBufferPointer(rebasing: sp[0..<n]), rank: min(keep, n))
+                            if heap.isFull { limit = min(limit, UInt16(clamping: Int(heap.threshold))) }
+                            let found = sextant_u16_at_most(sp.baseAddress!, n, limit, hp.baseAddress!)
                             for h in 0..<found {
                                 let j = Int(hp[h])
-                                if heap.insert(distance: Float(sp[j]), id: UInt64(slp[j])), heap.isFull {
-                                    limit = UInt16(clamping: Int(heap.threshold))
-                                }
+                                _ = heap.insert(distance: Float(sp[j]), id: UInt64(slp[j]))
                             }
                         }
                     }
@@ -286,38 +289,57 @@ extension VectorCollection {
         return try queries.indices.map { i in
             var dequantized = TopK(k: heaps[i].k)
             for c in heaps[i].unorderedResults { _ = dequantized.insert(distance: tables[i].distance(sum: UInt16(c.distance)), id: c.id) }
-            return try rerankCodes(queries[i], dequantized, rerank: rerank(queries[i].k), txn)
+            return try rerankCodes(queries[i], dequantized, rerank: rerank(queries[i].k), txn, vectors: try readers.vectors())
         }
     }
 
     /// Slots → rows: the best candidates by approximate distance re-scored with full vectors
-    /// (or reported with their approximate distances when `rerank` is 0).
-    func rerankCodes(_ q: PreparedQuery, _ heap: TopK, rerank: Int, _ txn: Transaction) throws -> TopK {
+    /// (or reported with their approximate distances when `rerank` is 0). `vectors` is the
+    /// caller's reader of this transaction, so block addresses resolve once per thread.
+    func rerankCodes(_ q: PreparedQuery, _ heap: TopK, rerank: Int, _ txn: Transaction,
+                     vectors given: SlotBlocks.Reader? = nil) throws -> TopK {
         var out = TopK(k: q.k)
         let d = dimension
         let kind: DistanceKind = metric == .l2 ? .l2 : .ip
-        let vectors = try vectorReader(txn)
+        let vectors = try given ?? vectorReader(txn)
         let candidates = heap.unorderedResults
         guard rerank > 0 else {
             for cand in candidates { _ = out.insert(distance: cand.distance, id: try vectorEntry(vectors, UInt32(cand.id)).id) }
             return out
         }
-        // Candidates are scattered through the map: resolve them all, then score with the
-        // vectors a few rows ahead already on their way to the cache.
-        var rows: [(id: UInt64, x: UnsafeRawPointer, norm: Float)] = []
-        rows.reserveCapacity(candidates.count)
+        // Candidates are scattered through the map: resolve their blocks first (no row is
+        // read), then score with each row's id, vector and norm requested a few rows ahead.
+        let blocks = vectors.blocks
+        var bases: [UnsafeRawPointer] = []
+        bases.reserveCapacity(candidates.count)
         for cand in candidates {
-            let (ext, x) = try vectorEntry(vectors, UInt32(cand.id))
-            rows.append((ext, x, try storedNorm(vectors, UInt32(cand.id))))
+            let slot = UInt32(cand.id)
+            guard let base = try vectors.blockPointer(blocks.block(of: slot)) else {
+                throw SextantError(.corrupted, "live slot \(slot) has no vector block", context: ["collection": name, "slot": String(slot)])
+            }
+            bases.append(base)
         }
-        let ahead = 3
-        for j in 0..<min(ahead, rows.count) { sextant_prefetch(rows[j].x, 4 * d) }
+        let cosine = metric == .cosine
+        let ahead = 4
         q.vector.withUnsafeBytes { qp in
-            for j in 0..<rows.count {
-                if j + ahead < rows.count { sextant_prefetch(rows[j + ahead].x, 4 * d) }
-                var dist = Distance.distance(kind, query: qp.baseAddress!, vector: rows[j].x, dimension: d)
-                if metric == .cosine { dist = 1 + dist * (rows[j].norm > 0 ? 1 / rows[j].norm : 0) }
-                _ = out.insert(distance: dist, id: rows[j].id)
+            for j in 0..<(candidates.count + ahead) {
+                if j < candidates.count {
+                    let slot = UInt32(candidates[j].id)
+                    sextant_prefetch(bases[j] + blocks.offset(slot, region: 0), 8)
+                    sextant_prefetch(bases[j] + blocks.offset(slot, region: 1), 4 * d)
+                    if cosine { sextant_prefetch(bases[j] + blocks.offset(slot, region: 2), 4) }
+                }
+                let i = j - ahead
+                guard i >= 0 else { continue }
+                let slot = UInt32(candidates[i].id)
+                let base = bases[i]
+                var dist = Distance.distance(kind, query: qp.baseAddress!, vector: base + blocks.offset(slot, region: 1), dimension: d)
+                if cosine {
+                    let norm = base.loadUnaligned(fromByteOffset: blocks.offset(slot, region: 2), as: Float.self)
+                    dist = 1 + dist * (norm > 0 ? 1 / norm : 0)
+                }
+                let id = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: blocks.offset(slot, region: 0), as: UInt64.self))
+                _ = out.insert(distance: dist, id: id)
             }
         }
         return out
@@ -368,5 +390,35 @@ struct CodeBlockScanner {
             }
         }
         self.n = 0
+    }
+}
+
+/// The block readers of one collection in one transaction, made on first use and kept for
+/// the transaction: every search of a thread's work shares their resolved block addresses
+/// instead of resolving (and locking the shared cache) again per query.
+final class ScanReaders {
+    let collection: VectorCollection
+    let txn: Transaction
+    private var vectorReader: SlotBlocks.Reader?
+    private var codeReader: SlotBlocks.Reader?
+
+    init(_ collection: VectorCollection, _ txn: Transaction) {
+        self.collection = collection
+        self.txn = txn
+    }
+
+    func vectors() throws -> SlotBlocks.Reader {
+        if let vectorReader { return vectorReader }
+        let r = try collection.vectorReader(txn)
+        vectorReader = r
+        return r
+    }
+
+    func codes(_ pq: ProductQuantizer) throws -> SlotBlocks.Reader {
+        if let codeReader { return codeReader }
+        let r = SlotBlocks.Reader(collection.codeBlocks(pq), txn: txn, slotBound: try collection.state(txn).nextSlot,
+                                  shared: collection.store.blockPointers)
+        codeReader = r
+        return r
     }
 }

@@ -346,6 +346,16 @@ extension VectorCollection {
                 }
             }
         }
+        // Longest first: threads claim items in order, so the big items start early and the
+        // small ones fill in at the end instead of one late big item running alone.
+        if threads > 1 && items.count > threads {
+            let cost = items.map { item -> Double in
+                let plan = groups[item.group].plan
+                let whole = plan.estimates.first { $0.kind == plan.kind }?.seconds ?? Double(plan.matches)
+                return whole * Double(item.range.count) / Double(max(1, plan.queries))
+            }
+            items = items.indices.sorted { cost[$0] > cost[$1] || (cost[$0] == cost[$1] && $0 < $1) }.map { items[$0] }
+        }
         let partials = PartialResults(count: items.count)
         let failure = FirstError()
         let workers = min(threads, items.count)
@@ -413,8 +423,8 @@ extension VectorCollection {
     /// Vectors are copied from the map into a small contiguous block and scored with the tiled
     /// many-queries kernel: each vector is read once for the whole group. Cosine is computed as
     /// `1 − q̂·x / ‖x‖` with the query normalised once and ‖x‖ once per vector.
-    func scan(_ group: [PreparedQuery], candidates: Bitmap, _ txn: Transaction) throws -> [TopK] {
-        let reader = try vectorReader(txn)
+    func scan(_ group: [PreparedQuery], candidates: Bitmap, _ txn: Transaction, vectors: SlotBlocks.Reader? = nil) throws -> [TopK] {
+        let reader = try vectors ?? vectorReader(txn)
         let blocks = reader.blocks
         let per = UInt32(blocks.slotsPerBlock)
         // A local value with mutating methods: its accesses are checked statically (captured
@@ -519,11 +529,13 @@ struct GroupRunner {
     var source: BlockVectors?
     var context: HNSWSearchContext?
     var pq: ProductQuantizer?
+    let readers: ScanReaders
 
     init(collection: VectorCollection, txn: Transaction, sameSnapshot: Bool) throws {
         self.collection = collection
         self.txn = txn
         self.sameSnapshot = sameSnapshot
+        readers = ScanReaders(collection, txn)
         _ = try collection.state(txn)
     }
 
@@ -559,7 +571,7 @@ struct GroupRunner {
         switch group.plan.kind {
         case .exact:
             if let slots = item.slots { cands.formIntersection(Bitmap(range: slots)) }
-            let heaps = try collection.scan(queries, candidates: cands, txn)
+            let heaps = try collection.scan(queries, candidates: cands, txn, vectors: try readers.vectors())
             let stats = VectorCollection.QueryStats(rowsScored: cands.count, detail: queries.count > 1 ? "shared pass, \(queries.count) queries" : "every match scored")
             return (heaps, Array(repeating: stats, count: queries.count))
         case .codes:
@@ -569,7 +581,7 @@ struct GroupRunner {
             }
             let rerankFor: (Int) -> Int = { k in rerank ?? (refine ? max(100, 10 * k) : 0) }
             if group.sharedCodePass {
-                let heaps = try collection.codeGroupSearch(queries, pq: pq!, rerank: rerankFor, candidates: cands, txn)
+                let heaps = try collection.codeGroupSearch(queries, pq: pq!, rerank: rerankFor, candidates: cands, txn, readers: readers)
                 let stats = queries.map { q in
                     VectorCollection.QueryStats(rowsScored: cands.count + min(rerankFor(q.k), cands.count),
                                                 detail: "shared fast-scan pass, \(queries.count) queries, re-ranked best \(rerankFor(q.k))")
@@ -579,7 +591,7 @@ struct GroupRunner {
             var heaps: [TopK] = [], stats: [VectorCollection.QueryStats] = []
             for q in queries {
                 let r = rerankFor(q.k)
-                heaps.append(try collection.codeSearch(q, pq: pq!, rerank: r, candidates: cands, txn))
+                heaps.append(try collection.codeSearch(q, pq: pq!, rerank: r, candidates: cands, txn, readers: readers))
                 stats.append(.init(rowsScored: cands.count + min(r, cands.count), detail: r > 0 ? "re-ranked best \(r)" : "approximate distances"))
             }
             return (heaps, stats)

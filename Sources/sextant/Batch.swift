@@ -64,6 +64,8 @@ struct Batch: ParsableCommand {
             var results: [[SearchResult]] = []
             results.reserveCapacity(qs.count)
             var groups: [BatchExplanation.Group] = []
+            var stages: [String: Double] = [:]
+            var stageOrder: [String] = []
             if oneByOne {
                 // The baseline: every line its own search call.
                 for (i, q) in qs.enumerated() {
@@ -80,6 +82,10 @@ struct Batch: ParsableCommand {
                         let e = try coll.explainBatch(part, options: options)
                         results += e.results
                         groups += e.groups
+                        for st in e.stages {
+                            if stages[st.name] == nil { stageOrder.append(st.name) }
+                            stages[st.name, default: 0] += st.seconds
+                        }
                     } else {
                         results += try coll.search(part, options: options)
                     }
@@ -96,6 +102,7 @@ struct Batch: ParsableCommand {
                             + String(format: " matches %6d (%.4f)  rows scored %9d  ", p.matches, p.selectivity, g.rowsScored)
                             + (g.predicate.isEmpty ? "(no predicate)" : g.predicate) + "  [\(g.detail)]")
             }
+            for name in stageOrder { Console.err("stage " + name.padding(toLength: 8, withPad: " ", startingAt: 0) + String(format: "%10.3f ms", stages[name]! * 1000)) }
             try writeResults(results, k: k, to: out)
             var summary = "{\"queries\":\(qs.count),\"seconds\":\(String(format: "%.4f", secs)),\"qps\":\(String(format: "%.1f", Double(qs.count) / max(secs, 1e-9)))"
             summary += ",\"mode\":\"\(oneByOne ? "one-by-one" : "batch")\",\"threads\":\(db.configuration.searchThreads)"
