@@ -257,7 +257,7 @@ extension VectorCollection {
             let (_, x) = try vectorEntry(reader, sample[(j * sample.count) / queryCount])
             var v = Array(UnsafeBufferPointer(start: x.assumingMemoryBound(to: Float.self), count: dimension))
             if metric == .cosine { v = VectorCollection.normalized(v) }
-            queries.append(PreparedQuery(index: j, vector: v, k: 10, predicate: nil, filter: nil))
+            queries.append(PreparedQuery(index: j, vectorID: j, vector: v, k: 10, predicate: nil, filter: nil))
         }
         func timed(_ body: () throws -> Void) rethrows -> Double {
             // Best of three: the machine is shared, the minimum is the cost.

@@ -190,11 +190,11 @@ extension VectorCollection {
     /// distance, and re-score those with their full vectors (or, with `rerank == 0`, return the
     /// best `k` by approximate distance).
     func codeSearch(_ q: PreparedQuery, pq: ProductQuantizer, rerank: Int, candidates: Bitmap, _ txn: Transaction,
-                    readers: ScanReaders? = nil) throws -> TopK {
-        let table = q.vector.withUnsafeBufferPointer { pq.distanceTable(query: $0) }
+                    session: ScanSession? = nil) throws -> TopK {
+        let session = session ?? ScanSession(self, txn)
+        let table = session.table(q, pq)
         let keep = rerank > 0 ? max(rerank, q.k) : q.k
-        let readers = readers ?? ScanReaders(self, txn)
-        let reader = try readers.codes(pq)
+        let reader = try session.codes(pq)
         let blocks = reader.blocks
         let per = blocks.slotsPerBlock
         // A local value with mutating methods: its accesses are checked statically (variables
@@ -211,7 +211,7 @@ extension VectorCollection {
         }
         if currentBlock != .max { try scanner.flush(try codeBlock(reader, currentBlock), first: UInt64(currentBlock) * UInt64(per)) }
         let heap = scanner.heap
-        return try rerankCodes(q, heap, rerank: rerank, txn, vectors: try readers.vectors())
+        return try rerankCodes(q, heap, rerank: rerank, txn, vectors: try session.vectors())
     }
 
     private func codeBlock(_ reader: SlotBlocks.Reader, _ b: UInt32) throws -> UnsafePointer<UInt8> {
@@ -227,11 +227,11 @@ extension VectorCollection {
     /// re-packing serve the whole group; then each query's best are re-ranked as in
     /// ``codeSearch``.
     func codeGroupSearch(_ queries: [PreparedQuery], pq: ProductQuantizer, rerank: (Int) -> Int, candidates: Bitmap,
-                         _ txn: Transaction, readers: ScanReaders? = nil) throws -> [TopK] {
-        let tables = queries.map { q in q.vector.withUnsafeBufferPointer { PQFastScanTable(pq.distanceTable(query: $0)) } }
+                         _ txn: Transaction, session: ScanSession? = nil) throws -> [TopK] {
+        let session = session ?? ScanSession(self, txn)
+        let tables = queries.map { session.fastTable($0, pq) }
         var heaps = queries.map { q in TopK(k: max(rerank(q.k), q.k)) }
-        let readers = readers ?? ScanReaders(self, txn)
-        let reader = try readers.codes(pq)
+        let reader = try session.codes(pq)
         let size = pq.codeSize
         let chunk = 4096
         var gathered = [UInt8](repeating: 0, count: chunk * size)
@@ -289,7 +289,7 @@ extension VectorCollection {
         return try queries.indices.map { i in
             var dequantized = TopK(k: heaps[i].k)
             for c in heaps[i].unorderedResults { _ = dequantized.insert(distance: tables[i].distance(sum: UInt16(c.distance)), id: c.id) }
-            return try rerankCodes(queries[i], dequantized, rerank: rerank(queries[i].k), txn, vectors: try readers.vectors())
+            return try rerankCodes(queries[i], dequantized, rerank: rerank(queries[i].k), txn, vectors: try session.vectors())
         }
     }
 
@@ -393,14 +393,17 @@ struct CodeBlockScanner {
     }
 }
 
-/// The block readers of one collection in one transaction, made on first use and kept for
-/// the transaction: every search of a thread's work shares their resolved block addresses
-/// instead of resolving (and locking the shared cache) again per query.
-final class ScanReaders {
+/// What one thread's searches of a batch share in one transaction: the block readers of the
+/// collection, made on first use, so block addresses resolve once per thread instead of once
+/// (with a lock on the shared cache) per query; and the code lookup tables of each query
+/// vector, so a vector asked with several predicates builds its tables once.
+final class ScanSession {
     let collection: VectorCollection
     let txn: Transaction
     private var vectorReader: SlotBlocks.Reader?
     private var codeReader: SlotBlocks.Reader?
+    private var tables: [Int: PQDistanceTable] = [:]
+    private var fastTables: [Int: PQFastScanTable] = [:]
 
     init(_ collection: VectorCollection, _ txn: Transaction) {
         self.collection = collection
@@ -412,6 +415,22 @@ final class ScanReaders {
         let r = try collection.vectorReader(txn)
         vectorReader = r
         return r
+    }
+
+    /// The float lookup table of a query (the codebook is fixed for the transaction).
+    func table(_ q: VectorCollection.PreparedQuery, _ pq: ProductQuantizer) -> PQDistanceTable {
+        if let t = tables[q.vectorID] { return t }
+        let t = q.vector.withUnsafeBufferPointer { pq.distanceTable(query: $0) }
+        tables[q.vectorID] = t
+        return t
+    }
+
+    /// The quantized (fast-scan) lookup table of a query.
+    func fastTable(_ q: VectorCollection.PreparedQuery, _ pq: ProductQuantizer) -> PQFastScanTable {
+        if let t = fastTables[q.vectorID] { return t }
+        let t = PQFastScanTable(table(q, pq))
+        fastTables[q.vectorID] = t
+        return t
     }
 
     func codes(_ pq: ProductQuantizer) throws -> SlotBlocks.Reader {

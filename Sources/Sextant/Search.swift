@@ -92,6 +92,9 @@ public struct BatchExplanation: Sendable {
         public var detail: String
         /// Partitions holding at least one of the group's matches.
         public var partitionsTouched: Int
+        /// Queries of the batch identical to one of the group's (same vector, `k` and
+        /// predicate): answered with that query's results, not searched again.
+        public var duplicates: Int
     }
     public var results: [[SearchResult]]
     public var groups: [Group]
@@ -112,9 +115,10 @@ extension VectorCollection {
     ///
     /// Queries with the same predicate form a group: the predicate is evaluated once, the
     /// group gets one plan, and an exact group shares passes over the data (each vector read
-    /// once serves up to 64 queries, scored with the tiled kernel). Groups run on
-    /// ``Store/Configuration/searchThreads`` threads. Exact results are identical to
-    /// answering each query alone.
+    /// once serves up to 64 queries, scored with the tiled kernel). Identical queries (same
+    /// vector, `k` and predicate) are searched once; queries with the same vector share their
+    /// code lookup tables. Groups run on ``Store/Configuration/searchThreads`` threads. Exact
+    /// results are identical to answering each query alone.
     public func search(_ queries: [Query], options: SearchOptions = SearchOptions()) throws -> [[SearchResult]] {
         try execute(queries, options: options, profile: false).results
     }
@@ -131,18 +135,23 @@ extension VectorCollection {
         let e = try execute(queries, options: options, profile: true)
         var rows = [Int](repeating: 0, count: e.groups.count)
         var details = [String](repeating: "", count: e.groups.count)
+        var duplicates = [Int](repeating: 0, count: e.groups.count)
         for (i, s) in e.stats.enumerated() {
             rows[e.groupOfQuery[i]] += s.rowsScored
+            if e.duplicateOf[i] != nil { duplicates[e.groupOfQuery[i]] += 1; continue }
             if details[e.groupOfQuery[i]].isEmpty { details[e.groupOfQuery[i]] = s.detail }
         }
         return BatchExplanation(results: e.results, groups: e.groups.enumerated().map { i, g in
             BatchExplanation.Group(predicate: g.predicate?.toSQL() ?? "", plan: g.plan, rowsScored: rows[i], detail: details[i],
-                                   partitionsTouched: g.partitionsTouched)
+                                   partitionsTouched: g.partitionsTouched, duplicates: duplicates[i])
         }, stages: e.stages)
     }
 
     struct PreparedQuery: @unchecked Sendable {
         var index: Int
+        /// The index of the first query of the batch with the same vector: queries sharing it
+        /// share lookup tables.
+        var vectorID: Int
         var vector: [Float]
         var k: Int
         var predicate: Filter?
@@ -173,6 +182,8 @@ extension VectorCollection {
         var results: [[SearchResult]]
         var groups: [PlannedGroup]
         var groupOfQuery: [Int]
+        /// For a query identical to an earlier one, that query's index (its results are copied).
+        var duplicateOf: [Int?]
         var stats: [QueryStats]
         var stages: [SearchExplanation.Stage]
     }
@@ -188,6 +199,7 @@ extension VectorCollection {
         var prepared: [PreparedQuery] = []
         prepared.reserveCapacity(queries.count)
         var bound: [Filter: BoundFilter] = [:]
+        var vectorIDs: [[Float]: Int] = [:]
         for (i, q) in queries.enumerated() {
             guard q.k >= 1 else {
                 throw SextantError(.invalidArgument, "k must be at least 1, got \(q.k)", context: ["query": String(i)])
@@ -200,7 +212,10 @@ extension VectorCollection {
                     bound[p] = filter
                 }
             }
-            prepared.append(PreparedQuery(index: i, vector: metric == .cosine ? VectorCollection.normalized(q.vector) : q.vector,
+            let vectorID = vectorIDs[q.vector] ?? i
+            if vectorID == i { vectorIDs[q.vector] = i }
+            prepared.append(PreparedQuery(index: i, vectorID: vectorID,
+                                          vector: metric == .cosine ? VectorCollection.normalized(q.vector) : q.vector,
                                           k: q.k, predicate: q.filter == .matchAll ? nil : q.filter, filter: filter))
         }
         if let rerank = options.rerank, rerank < 0 {
@@ -223,11 +238,26 @@ extension VectorCollection {
             stages.append(.init(name: name, seconds: now - clock))
             clock = now
         }
+        // Identical queries are searched once.
+        struct Identity: Hashable {
+            var vectorID: Int
+            var k: Int
+            var predicate: Filter?
+        }
+        var firstWith: [Identity: Int] = [:]
+        var duplicateOf = [Int?](repeating: nil, count: queries.count)
         // Group by predicate, in order of first appearance.
         var groupIndex: [Filter?: Int] = [:]
         var members: [[PreparedQuery]] = []
         var groupOfQuery = [Int](repeating: 0, count: queries.count)
         for q in prepared {
+            let identity = Identity(vectorID: q.vectorID, k: q.k, predicate: q.predicate)
+            if let first = firstWith[identity] {
+                duplicateOf[q.index] = first
+                groupOfQuery[q.index] = groupOfQuery[first]
+                continue
+            }
+            firstWith[identity] = q.index
             let g: Int
             if let e = groupIndex[q.predicate] { g = e } else {
                 g = members.count
@@ -407,8 +437,14 @@ extension VectorCollection {
                 if stats[q.index].detail.isEmpty { stats[q.index].detail = partStats[j].detail }
             }
         }
-        let results = heaps.map { h in h.map { $0.sortedResults().map { SearchResult(id: $0.id, distance: $0.distance) } } ?? [] }
-        return Execution(results: results, groups: groups, groupOfQuery: groupOfQuery, stats: stats, stages: stages)
+        var results = heaps.map { h in h.map { $0.sortedResults().map { SearchResult(id: $0.id, distance: $0.distance) } } ?? [] }
+        for (i, first) in duplicateOf.enumerated() {
+            guard let first else { continue }
+            results[i] = results[first]
+            stats[i] = QueryStats(rowsScored: 0, detail: "identical to query \(first) of the batch: its results")
+        }
+        return Execution(results: results, groups: groups, groupOfQuery: groupOfQuery, duplicateOf: duplicateOf, stats: stats,
+                         stages: stages)
     }
 
     static func normalized(_ v: [Float]) -> [Float] {
@@ -529,13 +565,13 @@ struct GroupRunner {
     var source: BlockVectors?
     var context: HNSWSearchContext?
     var pq: ProductQuantizer?
-    let readers: ScanReaders
+    let session: ScanSession
 
     init(collection: VectorCollection, txn: Transaction, sameSnapshot: Bool) throws {
         self.collection = collection
         self.txn = txn
         self.sameSnapshot = sameSnapshot
-        readers = ScanReaders(collection, txn)
+        session = ScanSession(collection, txn)
         _ = try collection.state(txn)
     }
 
@@ -571,7 +607,7 @@ struct GroupRunner {
         switch group.plan.kind {
         case .exact:
             if let slots = item.slots { cands.formIntersection(Bitmap(range: slots)) }
-            let heaps = try collection.scan(queries, candidates: cands, txn, vectors: try readers.vectors())
+            let heaps = try collection.scan(queries, candidates: cands, txn, vectors: try session.vectors())
             let stats = VectorCollection.QueryStats(rowsScored: cands.count, detail: queries.count > 1 ? "shared pass, \(queries.count) queries" : "every match scored")
             return (heaps, Array(repeating: stats, count: queries.count))
         case .codes:
@@ -581,7 +617,7 @@ struct GroupRunner {
             }
             let rerankFor: (Int) -> Int = { k in rerank ?? (refine ? max(100, 10 * k) : 0) }
             if group.sharedCodePass {
-                let heaps = try collection.codeGroupSearch(queries, pq: pq!, rerank: rerankFor, candidates: cands, txn, readers: readers)
+                let heaps = try collection.codeGroupSearch(queries, pq: pq!, rerank: rerankFor, candidates: cands, txn, session: session)
                 let stats = queries.map { q in
                     VectorCollection.QueryStats(rowsScored: cands.count + min(rerankFor(q.k), cands.count),
                                                 detail: "shared fast-scan pass, \(queries.count) queries, re-ranked best \(rerankFor(q.k))")
@@ -591,7 +627,7 @@ struct GroupRunner {
             var heaps: [TopK] = [], stats: [VectorCollection.QueryStats] = []
             for q in queries {
                 let r = rerankFor(q.k)
-                heaps.append(try collection.codeSearch(q, pq: pq!, rerank: r, candidates: cands, txn, readers: readers))
+                heaps.append(try collection.codeSearch(q, pq: pq!, rerank: r, candidates: cands, txn, session: session))
                 stats.append(.init(rowsScored: cands.count + min(r, cands.count), detail: r > 0 ? "re-ranked best \(r)" : "approximate distances"))
             }
             return (heaps, stats)

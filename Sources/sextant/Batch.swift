@@ -100,7 +100,8 @@ struct Batch: ParsableCommand {
                 let kind = p.kind.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0)
                 Console.err(String(format: "%5d queries  ", p.queries) + kind
                             + String(format: " matches %6d (%.4f)  rows scored %9d  ", p.matches, p.selectivity, g.rowsScored)
-                            + (g.predicate.isEmpty ? "(no predicate)" : g.predicate) + "  [\(g.detail)]")
+                            + (g.predicate.isEmpty ? "(no predicate)" : g.predicate) + "  [\(g.detail)]"
+                            + (g.duplicates > 0 ? " +\(g.duplicates) identical queries" : ""))
             }
             for name in stageOrder { Console.err("stage " + name.padding(toLength: 8, withPad: " ", startingAt: 0) + String(format: "%10.3f ms", stages[name]! * 1000)) }
             try writeResults(results, k: k, to: out)

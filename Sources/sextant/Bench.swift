@@ -95,6 +95,8 @@ struct Bench: ParsableCommand {
         var within = 0
         var chosenCount: [String: Int] = [:], fastestCount: [String: Int] = [:]
         var ratios: [Double] = []
+        // Per predicate: queries, misses (beyond 1.5x), and which plan was fastest on the misses.
+        var byPredicate: [String: (queries: Int, misses: Int, chosen: String, fastestOnMisses: [String: Int])] = [:]
         for q in qs {
             let auto = try coll.explainSearch(q.vector, k: q.k, filter: q.filter, options: base)
             let kinds = auto.plan.estimates.map(\.kind)
@@ -117,6 +119,11 @@ struct Bench: ParsableCommand {
             let ratio = chosen / max(fastest.value, 1e-9)
             ratios.append(ratio)
             if ratio <= 1.5 { within += 1 }
+            let key = q.filter.map { $0.toSQL() } ?? "(no predicate)"
+            var entry = byPredicate[key] ?? (0, 0, auto.plan.kind.rawValue, [:])
+            entry.queries += 1
+            if ratio > 1.5 { entry.misses += 1; entry.fastestOnMisses[fastest.key.rawValue, default: 0] += 1 }
+            byPredicate[key] = entry
             chosenCount[auto.plan.kind.rawValue, default: 0] += 1
             fastestCount[fastest.key.rawValue, default: 0] += 1
         }
@@ -134,6 +141,9 @@ struct Bench: ParsableCommand {
             Console.out(String(format: "planner: choice within 1.5x of the fastest forced plan on %d of %d queries (%.1f %%); median ratio %.2f, worst %.2f",
                                within, qs.count, fraction * 100, ratios.isEmpty ? 1 : ratios[ratios.count / 2], ratios.last ?? 1))
             Console.out("  chosen: \(chosenCount.sorted { $0.key < $1.key })  fastest: \(fastestCount.sorted { $0.key < $1.key })")
+            for (pred, e) in byPredicate.filter({ $0.value.misses > 0 }).sorted(by: { $0.value.misses > $1.value.misses }).prefix(8) {
+                Console.out("  misses \(e.misses)/\(e.queries) (chose \(e.chosen); fastest \(e.fastestOnMisses.sorted { $0.key < $1.key })): \(pred)")
+            }
         }
     }
 }

@@ -59,8 +59,11 @@ import SextantTestSupport
             let sql = Self.predicates[i % Self.predicates.count]
             queries.append(Query(vector: data.query(i), k: 7 + i % 5, filter: i % 4 == 3 ? nil : try Filter(sql: sql)))
         }
-        // Repeat the queries so that groups exceed one shared pass.
-        let many = Array(repeating: queries, count: 6).flatMap { $0 }
+        // Repeat the queries, each copy nudged (identical queries would be searched once), so
+        // that groups exceed one shared pass.
+        let many = (0..<6).flatMap { copy in
+            queries.map { q in Query(vector: q.vector.map { $0 + Float(copy) * 1e-3 }, k: q.k, filter: q.filter) }
+        }
         let batched = try coll.search(many, options: SearchOptions(exact: true))
         for (i, q) in many.enumerated() {
             let alone = try coll.search(q.vector, k: q.k, filter: q.filter, options: SearchOptions(exact: true))
@@ -74,6 +77,34 @@ import SextantTestSupport
         let single = try Store(path: path, configuration: config)
         defer { single.close() }
         #expect(try single.collection("c").search(many, options: SearchOptions(exact: true)) == batched)
+    }
+
+    @Test func identicalQueriesAreSearchedOnceAndGetTheSameResults() throws {
+        let (store, coll, data) = try Self.make("planner-duplicates", recipe: "HNSW8,PQ8x4fs,Refine")
+        defer { store.close() }
+        let f = try Filter(sql: "price < 40")
+        // Four distinct queries, each asked three times, interleaved; one differs only by k and
+        // one only by predicate, so they are not duplicates.
+        var queries: [Query] = []
+        for _ in 0..<3 {
+            for i in 0..<4 { queries.append(Query(vector: data.query(i), k: 10, filter: i % 2 == 0 ? f : nil)) }
+        }
+        queries.append(Query(vector: data.query(0), k: 9, filter: f))
+        queries.append(Query(vector: data.query(0), k: 10, filter: try Filter(sql: "price < 41")))
+        for options in [SearchOptions(exact: true), SearchOptions(), SearchOptions(plan: .codes), SearchOptions(plan: .filteredGraph)] {
+            let e = try coll.explainBatch(queries, options: options)
+            for i in 0..<4 {
+                #expect(e.results[i] == e.results[i + 4] && e.results[i] == e.results[i + 8], "query \(i)")
+            }
+            #expect(e.results[12].count == 9 && e.results[13].count == 10)
+            #expect(e.groups.map(\.duplicates).reduce(0, +) == 8)
+            #expect(e.groups.map(\.plan.queries).reduce(0, +) == 6)
+            if options.exact {
+                for (i, q) in queries.enumerated() {
+                    #expect(e.results[i] == (try coll.search(q.vector, k: q.k, filter: q.filter, options: options)))
+                }
+            }
+        }
     }
 
     @Test func explainReportsEachPlanKind() throws {
