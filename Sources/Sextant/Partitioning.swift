@@ -139,6 +139,8 @@ extension VectorCollection {
                 leaves.append(PartitionLayout.Leaf(id: i, path: leaf.path, rows: leaf.rows.count, slots: start..<UInt32(rows.count)))
             }
             try clearRows(txn)
+            // Rows are written in leaf order into fresh slots; no old layout routes them.
+            _ = try txn.delete(db.index, key: indexKey("layout"))
             try write(rows, txn)
             let layout = PartitionLayout(cuts: cuts, nodes: tree.nodes, leaves: leaves, liveRows: live.count, workloadQueries: workload.count,
                                          rowsTouchedUnpartitioned: tree.rootCost, rowsTouchedPartitioned: tree.totalCost)
@@ -190,6 +192,12 @@ extension VectorCollection {
             try PartitionLayout(serialized: v, schema: schema, collection: name)
         }
         return found ?? nil
+    }
+
+    /// The layout with its cuts bound to the schema, for placing new rows; nil without one.
+    func partitionRouting(_ txn: Transaction) throws -> PartitionRouting? {
+        guard let layout = try partitionLayout(txn) else { return nil }
+        return PartitionRouting(layout: layout, cuts: try layout.cuts.map { try $0.bind(to: schema) })
     }
 
     /// Each partition's rows now (exact, from its predicates) as slots.
@@ -389,5 +397,19 @@ extension PartitionLayout {
         workloadQueries = Int(wq)
         rowsTouchedUnpartitioned = double(json["rowsTouchedUnpartitioned"])
         rowsTouchedPartitioned = double(json["rowsTouchedPartitioned"])
+    }
+}
+
+/// Where a row written after partitioning belongs: the leaf whose path of cuts its
+/// attributes satisfy (TRUE on a left step, FALSE or NULL on a right one).
+struct PartitionRouting {
+    let layout: PartitionLayout
+    let cuts: [BoundFilter]
+
+    /// The end of the partitioned slot range: freed slots past it belong to no leaf.
+    var end: UInt32 { layout.leaves.map(\.slots.upperBound).max() ?? 0 }
+
+    func leaf(of row: AttributeRow) -> PartitionLayout.Leaf? {
+        layout.leaves.first { leaf in leaf.path.allSatisfy { cuts[$0.cut].matches(row) == $0.holds } }
     }
 }

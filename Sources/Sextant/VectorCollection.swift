@@ -161,6 +161,7 @@ public final class VectorCollection: Sendable {
         // Graph maintenance after the vectors are written: new slots, and slots whose vector changed.
         var inserted: [UInt32] = [], insertedSet = Set<UInt32>(), moved = Set<UInt32>()
         let maintainGraph = try graphBuilt(txn)
+        let routing = try partitionRouting(txn)
         for r in rows {
             let existing = try Keys.withExternalKey(cid, r.id) { k in try txn.withValue(db.ids, key: k) { v in try VectorCollection.slot(v) } }
             let slot: UInt32
@@ -179,7 +180,7 @@ public final class VectorCollection: Sendable {
                 }
             } else {
                 let before = st.nextSlot
-                slot = try allocateSlot(txn, &st)
+                slot = try allocateSlot(txn, &st, routing: routing, row: r.row)
                 fresh = st.nextSlot != before
                 try Keys.withExternalKey(cid, r.id) { k in
                     try withUnsafeBytes(of: slot.littleEndian) { v in try txn.put(db.ids, key: k, value: v) }
@@ -247,15 +248,25 @@ public final class VectorCollection: Sendable {
         return UInt32(littleEndian: v.loadUnaligned(as: UInt32.self))
     }
 
-    /// The lowest freed slot, or a new one past the end.
-    private func allocateSlot(_ txn: Transaction, _ st: inout CollectionState) throws -> UInt32 {
-        let prefix = Keys.prefix(cid)
-        let reused: UInt32? = try txn.withCursor(db.free) { c in
-            guard try c.seek(prefix), let (kc, slot) = Keys.decodeRow(c.key), kc == cid else { return nil }
-            try c.deleteCurrent()
-            return slot
+    /// A slot for a new row: without a partition layout the lowest freed slot; with one, the
+    /// lowest freed slot of the row's leaf, else the lowest freed slot past every leaf (free
+    /// slots of other leaves are kept for their own rows); else a new one past the end.
+    private func allocateSlot(_ txn: Transaction, _ st: inout CollectionState, routing: PartitionRouting?,
+                              row: AttributeRow) throws -> UInt32 {
+        var ranges: [Range<UInt32>] = [0..<UInt32.max]
+        if let routing {
+            ranges = [routing.end..<UInt32.max]
+            if let leaf = routing.leaf(of: row) { ranges.insert(leaf.slots, at: 0) }
         }
-        if let reused { return reused }
+        for range in ranges where !range.isEmpty {
+            let reused: UInt32? = try txn.withCursor(db.free) { c in
+                guard try Keys.withRowKey(cid, range.lowerBound, { try c.seek($0) }),
+                      let (kc, slot) = Keys.decodeRow(c.key), kc == cid, range.contains(slot) else { return nil }
+                try c.deleteCurrent()
+                return slot
+            }
+            if let reused { return reused }
+        }
         guard st.nextSlot < UInt32.max else {
             throw SextantError(.limitExceeded, "collection '\(name)' has used all 2^32-1 row slots", context: ["collection": name])
         }

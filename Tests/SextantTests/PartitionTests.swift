@@ -99,6 +99,47 @@ import SextantTestSupport
         try Self.expectIdenticalExactResults(plain, parted, qs)
     }
 
+    @Test func newRowsTakeFreedSlotsOfTheirOwnPartition() throws {
+        let (s1, plain, s2, parted, data) = try Self.twins("part-route", recipe: "HNSW8")
+        defer { s1.close(); s2.close() }
+        let layout = try parted.partition(workload: try Self.workload.map { try Filter(sql: $0) }, maxPartitions: 8, minRows: 100)
+        let routing = try parted.store.env.read { txn in try #require(try parted.partitionRouting(txn)) }
+        let rows = try parted.store.env.read { txn in
+            try (0..<4000).compactMap { id -> (UInt64, UInt32, AttributeRow)? in
+                guard let slot = try Keys.withExternalKey(parted.cid, UInt64(id), { k in
+                    try txn.withValue(parted.db.ids, key: k) { v in try VectorCollection.slot(v) }
+                }) else { return nil }
+                return (UInt64(id), slot, try parted.attributeRow(data.attributes[id], row: nil))
+            }
+        }
+        // Every row sits in the leaf its attributes route it to.
+        for (_, slot, attributes) in rows { #expect(routing.leaf(of: attributes)?.slots.contains(slot) == true) }
+        // Free 20 slots in the first leaf; 30 new rows routed there fill those 20 and then go
+        // past the partitioned range, not into other leaves' freed slots.
+        let first = layout.leaves[0]
+        let inFirst = rows.filter { first.slots.contains($0.1) }
+        let other = rows.filter { !first.slots.contains($0.1) }
+        for c in [plain, parted] {
+            try c.delete(inFirst.prefix(20).map(\.0))
+            try c.delete(other.prefix(5).map(\.0))
+        }
+        let template = inFirst[0].0
+        let fresh = (0..<30).map { i in Row(id: UInt64(10_000 + i), vector: data.vector(i), attributes: data.attributes[Int(template)]) }
+        for c in [plain, parted] { try c.upsert(fresh) }
+        let placed = try parted.store.env.read { txn in
+            try fresh.map { r in
+                try #require(try Keys.withExternalKey(parted.cid, r.id, { k in try txn.withValue(parted.db.ids, key: k) { v in try VectorCollection.slot(v) } }))
+            }
+        }
+        #expect(placed.filter { first.slots.contains($0) }.count == 20)
+        #expect(placed.filter { $0 >= routing.end }.count == 10)
+        let stats = try #require(try parted.partitionStatistics())
+        #expect(stats.leaves[0].rowsInPlace == first.rows)
+        #expect(stats.leaves[0].rows == first.rows + 10)
+        #expect(try s2.check(deep: true).isConsistent)
+        try Self.expectIdenticalExactResults(plain, parted, try Self.queries(data))
+    }
+
     @Test func layoutPersistsAndBadInputIsTyped() throws {
         let (s1, _, s2, parted, _) = try Self.twins("part-persist", recipe: "Flat")
         s1.close()
