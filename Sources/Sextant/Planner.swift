@@ -351,7 +351,7 @@ extension VectorCollection {
             let r = min(m, rerank)
             let rerankCost = gq * Double(r) * model.exactPerRow
             var seconds = gq * md * perCode + rerankCost
-            if g > 1, let shared = model.sharedCodePass(matches: m, queries: g) { seconds = min(seconds, shared + rerankCost) }
+            if let shared = model.sharedCodePass(matches: m, queries: g) { seconds = min(seconds, shared + rerankCost) }
             out.append(PlanEstimate(kind: .codes, seconds: seconds, rows: m + r))
         }
         if hasGraph, n > 0 {

@@ -232,9 +232,12 @@ extension VectorCollection {
         let tables = queries.map { session.fastTable($0, pq) }
         var heaps = queries.map { q in TopK(k: max(rerank(q.k), q.k)) }
         let reader = try session.codes(pq)
-        let size = pq.codeSize
-        let chunk = 4096
-        var gathered = [UInt8](repeating: 0, count: chunk * size)
+        // Buffers sized to the candidates when fewer than a chunk (a lone query over a few
+        // hundred matches should not clear 200 KiB).
+        let chunk = min(4096, max(32, (candidates.count + 31) / 32 * 32))
+        // Addresses of the chunk's codes in the map: packed for fast scan straight from there.
+        var addresses: [UnsafeRawPointer] = []
+        addresses.reserveCapacity(chunk)
         var slots: [UInt32] = []
         slots.reserveCapacity(chunk)
         var sums = [UInt16](repeating: 0, count: chunk)
@@ -243,21 +246,17 @@ extension VectorCollection {
         var done = false
         while !done {
             slots.removeAll(keepingCapacity: true)
-            try gathered.withUnsafeMutableBytes { dst in
-                while slots.count < chunk, let slot = iterator.next() {
-                    guard let p = try reader.pointer(slot) else {
-                        throw SextantError(.corrupted, "row of slot \(slot) has no code", context: ["collection": name])
-                    }
-                    (dst.baseAddress! + slots.count * size).copyMemory(from: p, byteCount: size)
-                    slots.append(slot)
+            addresses.removeAll(keepingCapacity: true)
+            while slots.count < chunk, let slot = iterator.next() {
+                guard let p = try reader.pointer(slot) else {
+                    throw SextantError(.corrupted, "row of slot \(slot) has no code", context: ["collection": name])
                 }
+                addresses.append(p)
+                slots.append(slot)
             }
             done = slots.count < chunk
             guard !slots.isEmpty else { break }
-            let codes = gathered.withUnsafeBufferPointer {
-                PQFastScanCodes(packedCodes: UnsafeBufferPointer(rebasing: $0[0..<(slots.count * size)]), count: slots.count,
-                                subspaceCount: pq.subspaceCount)
-            }
+            let codes = addresses.withUnsafeBufferPointer { PQFastScanCodes(codes: $0, subspaceCount: pq.subspaceCount) }
             // Heaps hold raw sums (the dequantized distance is increasing in the sum); one SIMD
             // compare per 16 sums keeps only those at or below the bound.
             let n = slots.count
@@ -320,7 +319,7 @@ extension VectorCollection {
             bases.append(base)
         }
         let cosine = metric == .cosine
-        let ahead = 4
+        let ahead = 6
         q.vector.withUnsafeBytes { qp in
             for j in 0..<(candidates.count + ahead) {
                 if j < candidates.count {

@@ -342,7 +342,7 @@ extension VectorCollection {
             let plan = QueryPlan(kind: kind, forced: forced != nil, matches: m, liveRows: planning.live, queries: qs.count,
                                  estimates: est, estimatedRows: rows)
             var shared = false
-            if kind == .codes, qs.count > 1, let model = planning.model, let perCode = model.codePerRow,
+            if kind == .codes, let model = planning.model, let perCode = model.codePerRow,
                let pass = model.sharedCodePass(matches: m, queries: qs.count) {
                 shared = pass < Double(qs.count) * Double(m) * perCode
             }

@@ -23,20 +23,37 @@ public struct PQFastScanCodes: Sendable, Hashable {
     public init(packedCodes: UnsafeBufferPointer<UInt8>, count: Int, subspaceCount m: Int) {
         precondition(m > 0 && m % 2 == 0 && m <= 256, "fast scan needs an even subspace count <= 256")
         precondition(count >= 0 && packedCodes.count >= count * (m / 2), "code buffer too small")
+        let size = m / 2
+        self.init(count: count, subspaceCount: m) { v in packedCodes.baseAddress! + v &* size }
+    }
+
+    /// Re-packs the codes at `codes[i]` (each ``ProductQuantizer/codeSize`` bytes, wherever
+    /// they lie): scattered codes are packed without first being gathered into one buffer.
+    public init(codes: UnsafeBufferPointer<UnsafeRawPointer>, subspaceCount m: Int) {
+        precondition(m > 0 && m % 2 == 0 && m <= 256, "fast scan needs an even subspace count <= 256")
+        self.init(count: codes.count, subspaceCount: m) { v in codes[v].assumingMemoryBound(to: UInt8.self) }
+    }
+
+    @inline(__always)
+    private init(count: Int, subspaceCount m: Int, code: (Int) -> UnsafePointer<UInt8>) {
         subspaceCount = m
         self.count = count
         let nb = (count + 31) / 32, size = m / 2
         blocks = [UInt8](unsafeUninitializedCapacity: nb * m * 16) { out, initialized in
             out.initialize(repeating: 0)
             guard count > 0 else { initialized = nb * m * 16; return }
-            let src = packedCodes.baseAddress!, base = out.baseAddress!
+            let base = out.baseAddress!
+            // Scattered codes are cache misses: request each a few codes ahead.
+            let ahead = 8
+            for v in 0..<Swift.min(ahead, count) { sextant_prefetch(code(v), size) }
             for v in 0..<count {
+                if v + ahead < count { sextant_prefetch(code(v + ahead), size) }
                 let lane = v & 31, shift: UInt8 = lane < 16 ? 0 : 4
-                let code = src + v &* size
+                let src = code(v)
                 // Byte j of a code holds sub-space 2j (low nibble) and 2j + 1 (high nibble).
                 var dst = base + (v >> 5) &* m &* 16 + (lane & 15)
                 for j in 0..<size {
-                    let byte = code[j]
+                    let byte = src[j]
                     dst[0] |= (byte & 15) << shift
                     dst[16] |= (byte >> 4) << shift
                     dst += 32
