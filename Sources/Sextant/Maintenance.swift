@@ -223,6 +223,14 @@ extension Store {
             }
             expected.live(slot, cid: coll.info.id, present: true)
         }
+        // Vector cells of a layout with cells: recomputed from the stored vectors.
+        if let cq = try coll.coarseQuantizer(txn) {
+            let vectors = try coll.vectorReader(txn)
+            for slot in live {
+                guard let (_, x) = try? coll.vectorEntry(vectors, slot) else { continue }
+                expected.cell(coll.cell(cq, of: x), slot, cid: coll.info.id, present: true)
+            }
+        }
         let rebuilt = expected.changes.mapValues { Bitmap($0.keys) }
         for (key, b) in rebuilt where stored[key] != b {
             note("'\(name)': index entry \(AttributeIndex.describeKey(key, schema: coll.schema)) holds \(stored[key]?.count ?? 0) rows, the rows say \(b.count)")
@@ -238,7 +246,8 @@ extension AttributeIndex {
     static func describeKey(_ key: [UInt8], schema: Schema) -> String {
         guard key.count >= 7 else { return "?" }
         let field = UInt16(key[4]) << 8 | UInt16(key[5])
-        let fieldName = field == liveField ? "<live>" : (Int(field) < schema.count ? schema.fields[Int(field)].name : "field#\(field)")
+        let fieldName = field == liveField ? "<live>" : field == cellField ? "<cell>"
+            : (Int(field) < schema.count ? schema.fields[Int(field)].name : "field#\(field)")
         let tag = key[6]
         let value = key.dropFirst(7)
         switch tag {

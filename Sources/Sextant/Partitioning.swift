@@ -13,8 +13,13 @@ import SextantStorage
 /// get new slots outside their leaf's range (see ``PartitionStatistics``); `partition` again
 /// restores it.
 public struct PartitionLayout: Sendable {
-    /// The cut predicates, referenced by index from ``nodes``.
+    /// The cut predicates, referenced by index from ``nodes`` (indexes `0..<cuts.count`).
     public var cuts: [Filter]
+    /// Vector cells of the layout's coarse quantizer (0: none). Each row's cell is its nearest
+    /// centroid; cells are numbered along the centroids' principal direction.
+    public var cells: Int = 0
+    /// Cell cuts `cell < t`, referenced by index `cuts.count + i`.
+    public var cellCuts: [Int] = []
     /// The tree, root first.
     public var nodes: [Node]
     /// The partitions, in slot order.
@@ -49,10 +54,28 @@ public struct PartitionLayout: Sendable {
         public var holds: Bool
     }
 
+    /// Cut `i` as text: a predicate, or `cell < t`.
+    public func describeCut(_ i: Int) -> String {
+        i < cuts.count ? cuts[i].toSQL() : "cell < \(cellCuts[i - cuts.count])"
+    }
+
     /// A leaf's defining condition as text.
     public func describe(_ leaf: Leaf) -> String {
         if leaf.path.isEmpty { return "TRUE" }
-        return leaf.path.map { s in s.holds ? "(\(cuts[s.cut].toSQL()))" : "(\(cuts[s.cut].toSQL())) IS NOT TRUE" }.joined(separator: " AND ")
+        return leaf.path.map { s in
+            s.cut >= cuts.count ? (s.holds ? "cell < \(cellCuts[s.cut - cuts.count])" : "cell >= \(cellCuts[s.cut - cuts.count])")
+                : s.holds ? "(\(cuts[s.cut].toSQL()))" : "(\(cuts[s.cut].toSQL())) IS NOT TRUE"
+        }.joined(separator: " AND ")
+    }
+
+    /// The leaves a query probing `cells` can find rows in: a leaf whose cell cuts exclude
+    /// every probed cell holds none of them.
+    public func leaves(probing cells: Set<Int>) -> [Leaf] {
+        leaves.filter { leaf in
+            cells.contains { c in
+                leaf.path.allSatisfy { s in s.cut < cuts.count || (c < cellCuts[s.cut - cuts.count]) == s.holds }
+            }
+        }
     }
 }
 
@@ -70,6 +93,8 @@ public struct PartitionStatistics: Sendable {
     public var liveRows: Int
     /// Live rows outside their partition's slot range, as a fraction of live rows.
     public var drift: Double
+    /// Vector cells of the layout (0: none).
+    public var cells: Int = 0
 }
 
 extension VectorCollection {
@@ -81,14 +106,35 @@ extension VectorCollection {
     /// would fall under `minRows`, or there are `maxPartitions`; then rewrites the rows so each
     /// partition occupies consecutive slots, and rebuilds the graph (codes keep their codebook).
     ///
+    /// Vector locality: with `cells` > 0 (a multiple of 16) a coarse quantizer is trained on the
+    /// rows' vectors and every row gets a cell (its nearest centroid), kept in an index under
+    /// writes. Rows of a partition are laid out in cell order, and `cell < t` joins the
+    /// candidate cuts. With `queryVectors` (one per workload line), each workload query counts
+    /// as probing its `probes` nearest cells, so cuts on cells pay where the workload's vectors
+    /// concentrate; searches that set ``SearchOptions/probes`` then read only those cells.
+    ///
     /// The rows are rewritten in one write transaction (holding them in memory); the graph is
     /// rebuilt in a second one, between which searches run without it. Row ids, vectors and
     /// attributes do not change, nor do search results of exact plans.
     @discardableResult
     public func partition(workload: [Filter?], maxPartitions: Int = 64, minRows: Int? = nil,
+                          cells: Int = 0, queryVectors: [[Float]]? = nil, probes: Int = 1,
                           threads: Int? = nil, progress: ((String) -> Void)? = nil) throws -> PartitionLayout {
         guard maxPartitions >= 1 else { throw SextantError(.invalidArgument, "maxPartitions must be at least 1, got \(maxPartitions)") }
         guard !workload.isEmpty else { throw SextantError(.invalidArgument, "the workload is empty") }
+        guard cells == 0 || (cells >= 16 && cells <= 4096 && cells % 16 == 0) else {
+            throw SextantError(.invalidArgument, "cells must be 0 or a multiple of 16 between 16 and 4096, got \(cells)")
+        }
+        guard probes >= 1 else { throw SextantError(.invalidArgument, "probes must be at least 1, got \(probes)") }
+        if let queryVectors {
+            guard queryVectors.count == workload.count else {
+                throw SextantError(.invalidArgument, "\(queryVectors.count) query vectors for \(workload.count) workload queries")
+            }
+            for (i, v) in queryVectors.enumerated() {
+                do { try validate(vector: v, row: nil) } catch { throw error.adding(["query": String(i)]) }
+            }
+        }
+        let quantizer = cells > 0 ? try trainCells(cells, progress: progress) : nil
         let bound = try workload.map { f in try f.map { try $0.bind(to: schema) } }
         // Atomic predicates of the workload, by weight (how many queries use them).
         var weights: [Filter: Int] = [:]
@@ -101,19 +147,60 @@ extension VectorCollection {
         }
         let cuts = Array(order.sorted { weights[$0]! > weights[$1]! }.prefix(64))
         let boundCuts = try cuts.map { try $0.bind(to: schema) }
-        var queryWeights: [Filter?: Int] = [:]
-        var queryOrder: [Filter?] = []
-        for (f, _) in zip(workload, bound) {
-            if queryWeights[f] == nil { queryOrder.append(f) }
-            queryWeights[f, default: 0] += 1
+        // Distinct workload queries: a predicate, and the cells it probes when vectors are given.
+        struct WorkloadQuery: Hashable {
+            var filter: Filter?
+            var cells: [Int]?
         }
-        progress?("\(cuts.count) candidate cuts from \(workload.count) queries (\(queryOrder.count) distinct predicates)")
+        var queryWeights: [WorkloadQuery: Int] = [:]
+        var queryOrder: [WorkloadQuery] = []
+        for (i, (f, _)) in zip(workload, bound).enumerated() {
+            var probed: [Int]? = nil
+            if let quantizer, let v = queryVectors?[i] {
+                probed = quantizer.nearest(metric == .cosine ? VectorCollection.normalized(v) : v, count: probes).sorted()
+            }
+            let q = WorkloadQuery(filter: f, cells: probed)
+            if queryWeights[q] == nil { queryOrder.append(q) }
+            queryWeights[q, default: 0] += 1
+        }
+        // The tree's cost is evaluated per distinct query: keep the heaviest thousand.
+        if queryOrder.count > 1024 {
+            queryOrder = Array(queryOrder.enumerated().sorted { (queryWeights[$0.element]!, -$0.offset) > (queryWeights[$1.element]!, -$1.offset) }
+                .prefix(1024).map(\.element))
+        }
+        progress?("\(cuts.count) candidate cuts\(cells > 0 ? " and \(cells - 1) cell cuts" : "") from \(workload.count) queries (\(queryOrder.count) distinct)")
         var layout = try store.env.write { txn -> PartitionLayout in
             _ = try state(txn)
             let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
-            let cutSets = try boundCuts.map { try match(txn, $0).slots }
-            let querySets = try queryOrder.map { f -> (Bitmap, Double) in
-                (try match(txn, try f.map { try $0.bind(to: schema) }).slots, Double(queryWeights[f]!))
+            var cutSets = try boundCuts.map { try match(txn, $0).slots }
+            // Every row's cell, and the rows of each cell.
+            var cellOfSlot: [UInt32: Int] = [:]
+            var cellRows: [Bitmap] = []
+            if let quantizer {
+                progress?("assigning \(live.count) rows to \(cells) cells")
+                let vectors = try vectorReader(txn)
+                var builders = [[UInt32]](repeating: [], count: cells)
+                for slot in live {
+                    let (_, x) = try vectorEntry(vectors, slot)
+                    let c = cell(quantizer, of: x)
+                    cellOfSlot[slot] = c
+                    builders[c].append(slot)
+                }
+                cellRows = builders.map { Bitmap($0) }
+                var below = Bitmap()
+                for t in 1..<cells {
+                    below.formUnion(cellRows[t - 1])
+                    cutSets.append(below)
+                }
+            }
+            let querySets = try queryOrder.map { q -> (Bitmap, Double) in
+                var rows = try match(txn, try q.filter.map { try $0.bind(to: schema) }).slots
+                if let probed = q.cells {
+                    var inCells = Bitmap()
+                    for c in probed { inCells.formUnion(cellRows[c]) }
+                    rows.formIntersection(inCells)
+                }
+                return (rows, Double(queryWeights[q]!))
             }
             let floor = minRows ?? max(64, live.count / (4 * maxPartitions))
             var tree = QDTreeBuilder(live: live, cuts: cutSets, workload: querySets, minRows: floor, maxLeaves: maxPartitions)
@@ -126,7 +213,10 @@ extension VectorCollection {
             var leaves: [PartitionLayout.Leaf] = []
             for (i, leaf) in tree.leaves.enumerated() {
                 let start = UInt32(rows.count)
-                for slot in leaf.rows {
+                // Within a partition, rows in cell order: neighbouring vectors in neighbouring slots.
+                let ordered = quantizer == nil ? Array(leaf.rows)
+                    : Array(leaf.rows).sorted { (cellOfSlot[$0]!, $0) < (cellOfSlot[$1]!, $1) }
+                for slot in ordered {
                     let (id, x) = try vectorEntry(vectors, slot)
                     let record = try Keys.withRowKey(cid, slot) { k in try txn.withValue(db.rows, key: k) { Array($0) } }
                     guard let record, record.count >= 9 else {
@@ -139,12 +229,19 @@ extension VectorCollection {
                 leaves.append(PartitionLayout.Leaf(id: i, path: leaf.path, rows: leaf.rows.count, slots: start..<UInt32(rows.count)))
             }
             try clearRows(txn)
-            // Rows are written in leaf order into fresh slots; no old layout routes them.
-            _ = try txn.delete(db.index, key: indexKey("layout"))
-            try write(rows, txn)
-            let layout = PartitionLayout(cuts: cuts, nodes: tree.nodes, leaves: leaves, liveRows: live.count, workloadQueries: workload.count,
+            var layout = PartitionLayout(cuts: cuts, nodes: tree.nodes, leaves: leaves, liveRows: live.count, workloadQueries: workload.count,
                                          rowsTouchedUnpartitioned: tree.rootCost, rowsTouchedPartitioned: tree.totalCost)
+            layout.cells = cells
+            layout.cellCuts = cells > 0 ? Array(1..<cells) : []
+            // The new layout and cells first: writing the rows indexes their cells (the free
+            // list is empty, so slots are handed out in order).
             try txn.put(db.index, key: indexKey("layout"), value: layout.serialized())
+            if let quantizer {
+                try txn.put(db.index, key: indexKey("cells"), value: quantizer.serialized())
+            } else {
+                _ = try txn.delete(db.index, key: indexKey("cells"))
+            }
+            try write(rows, txn)
             return layout
         }
         store.costModels.drop(cid)
@@ -197,13 +294,77 @@ extension VectorCollection {
     /// The layout with its cuts bound to the schema, for placing new rows; nil without one.
     func partitionRouting(_ txn: Transaction) throws -> PartitionRouting? {
         guard let layout = try partitionLayout(txn) else { return nil }
-        return PartitionRouting(layout: layout, cuts: try layout.cuts.map { try $0.bind(to: schema) })
+        return PartitionRouting(layout: layout, cuts: try layout.cuts.map { try $0.bind(to: schema) },
+                                quantizer: layout.cells > 0 ? try coarseQuantizer(txn) : nil)
+    }
+
+    /// The coarse quantizer of the collection's layout (stored under its `cells` key), or nil.
+    func coarseQuantizer(_ txn: Transaction) throws -> CoarseQuantizer? {
+        let found: CoarseQuantizer?? = try txn.withValue(db.index, key: indexKey("cells")) { v in
+            do { return try CoarseQuantizer(serialized: v) } catch {
+                throw SextantError(.corrupted, "cells of '\(name)': \(error)", context: ["collection": name])
+            }
+        }
+        guard let cq = found ?? nil else { return nil }
+        guard cq.dimension == dimension else {
+            throw SextantError(.corrupted, "cells of '\(name)' have dimension \(cq.dimension), the collection \(dimension)", context: ["collection": name])
+        }
+        return cq
+    }
+
+    /// The cell of a stored or given vector (`dimension` floats): cosine collections assign
+    /// normalised vectors, as queries probe with normalised ones.
+    func cell(_ quantizer: CoarseQuantizer, of x: UnsafeRawPointer) -> Int {
+        guard metric == .cosine else { return quantizer.cell(of: x) }
+        let v = VectorCollection.normalized(VectorCollection.floats(x, dimension))
+        return quantizer.cell(of: v)
+    }
+
+    /// Trains the coarse quantizer on up to 64 rows per cell (at least 16,384) of the live rows.
+    private func trainCells(_ cells: Int, progress: ((String) -> Void)?) throws -> CoarseQuantizer {
+        let limit = max(16_384, 64 * cells)
+        let sample: [Float] = try store.env.read { txn in
+            let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
+            let step = max(1, live.count / limit)
+            let reader = try vectorReader(txn)
+            var out: [Float] = []
+            var i = 0
+            for slot in live {
+                defer { i += 1 }
+                guard i % step == 0, out.count < limit * dimension else { continue }
+                let (_, x) = try vectorEntry(reader, slot)
+                let v = VectorCollection.floats(x, dimension)
+                out += metric == .cosine ? VectorCollection.normalized(v) : v
+            }
+            return out
+        }
+        let n = sample.count / dimension
+        guard n >= cells else {
+            throw SextantError(.invalidArgument, "collection '\(name)' has \(n) rows; \(cells) cells need at least as many", context: ["collection": name])
+        }
+        progress?("training \(cells) cells on \(n) vectors")
+        do {
+            return try CoarseQuantizer(training: sample, dimension: dimension, cells: cells, seed: UInt64(cid) &+ 0x5EC7)
+        } catch {
+            throw SextantError(.invalidArgument, "cannot train \(cells) cells for '\(name)': \(error)", context: ["collection": name])
+        }
     }
 
     /// Each partition's rows now (exact, from its predicates) as slots.
     func partitionMembers(_ txn: Transaction, _ layout: PartitionLayout) throws -> [Bitmap] {
         let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
-        let cutSets = try layout.cuts.map { try match(txn, try $0.bind(to: schema)).slots }
+        let reader = IndexReader(txn: txn, db: db.postings, cid: cid)
+        var cutSets = try layout.cuts.map { try match(txn, try $0.bind(to: schema)).slots }
+        if !layout.cellCuts.isEmpty {
+            // `cell < t`: the union of the cell postings below t.
+            var below = Bitmap()
+            var byThreshold: [Int: Bitmap] = [:]
+            for c in 0..<layout.cells {
+                byThreshold[c] = below
+                below.formUnion(try reader.cell(c))
+            }
+            cutSets += layout.cellCuts.map { byThreshold[$0] ?? Bitmap() }
+        }
         return layout.leaves.map { leaf in
             var s = live
             for step in leaf.path { s = step.holds ? s.intersection(cutSets[step.cut]) : s.subtracting(cutSets[step.cut]) }
@@ -225,7 +386,9 @@ extension VectorCollection {
                 live += m.count
                 leaves.append(.init(id: leaf.id, description: layout.describe(leaf), rowsAtLayout: leaf.rows, rows: m.count, rowsInPlace: here))
             }
-            return PartitionStatistics(leaves: leaves, liveRows: live, drift: live == 0 ? 0 : Double(live - inPlace) / Double(live))
+            var stats = PartitionStatistics(leaves: leaves, liveRows: live, drift: live == 0 ? 0 : Double(live - inPlace) / Double(live))
+            stats.cells = layout.cells
+            return stats
         }
     }
 
@@ -350,7 +513,9 @@ extension PartitionLayout {
             ]))
         }
         return Array(JSONValue.object(JSONObject([
-            ("version", .int(1)), ("cuts", .array(cuts.map { .string($0.toSQL()) })), ("nodes", .array(nodes)), ("leaves", .array(leaves)),
+            ("version", .int(2)), ("cuts", .array(cuts.map { .string($0.toSQL()) })),
+            ("cells", .int(Int64(cells))), ("cellCuts", .array(cellCuts.map { .int(Int64($0)) })),
+            ("nodes", .array(nodes)), ("leaves", .array(leaves)),
             ("liveRows", .int(Int64(liveRows))), ("workloadQueries", .int(Int64(workloadQueries))),
             ("rowsTouchedUnpartitioned", .double(rowsTouchedUnpartitioned)), ("rowsTouchedPartitioned", .double(rowsTouchedPartitioned)),
         ])).jsonText.utf8)
@@ -360,7 +525,8 @@ extension PartitionLayout {
         func bad(_ why: String) -> SextantError { SextantError(.corrupted, "partition layout of '\(collection)': \(why)", context: ["collection": collection]) }
         let json: JSONValue
         do { json = try JSONValue(parsing: v) } catch { throw bad("not JSON") }
-        guard case .int(1)? = json["version"], case .array(let cutTexts)? = json["cuts"], case .array(let nodeValues)? = json["nodes"],
+        guard case .int(let version)? = json["version"], version == 1 || version == 2,
+              case .array(let cutTexts)? = json["cuts"], case .array(let nodeValues)? = json["nodes"],
               case .array(let leafValues)? = json["leaves"], case .int(let live)? = json["liveRows"], case .int(let wq)? = json["workloadQueries"]
         else { throw bad("missing fields") }
         func int(_ x: JSONValue?) throws -> Int {
@@ -374,10 +540,20 @@ extension PartitionLayout {
             guard case .string(let s) = t else { throw bad("a cut is not text") }
             do { let f = try Filter(sql: s); _ = try f.bind(to: schema); return f } catch { throw bad("cut '\(s)' does not parse") }
         }
+        var cellCount = 0, thresholds: [Int] = []
+        if version == 2 {
+            guard case .array(let cc)? = json["cellCuts"] else { throw bad("missing cell cuts") }
+            cellCount = try int(json["cells"])
+            thresholds = try cc.map { try int($0) }
+            guard thresholds.allSatisfy({ $0 >= 1 && $0 < max(1, cellCount) }) else { throw bad("cell cut out of range") }
+        }
+        cells = cellCount
+        cellCuts = thresholds
+        let cutCount = cutTexts.count + thresholds.count
         nodes = try nodeValues.map { n in
             if let l = n["leaf"] { return .leaf(try int(l)) }
             let c = try int(n["cut"]), l = try int(n["left"]), r = try int(n["right"])
-            guard c < cutTexts.count, l < nodeValues.count, r < nodeValues.count else { throw bad("node out of range") }
+            guard c < cutCount, l < nodeValues.count, r < nodeValues.count else { throw bad("node out of range") }
             return .split(cut: c, left: l, right: r)
         }
         leaves = try leafValues.enumerated().map { i, x in
@@ -385,7 +561,7 @@ extension PartitionLayout {
             let path = try steps.map { s -> Step in
                 guard case .array(let p) = s, p.count == 2, case .bool(let holds) = p[1] else { throw bad("bad path step") }
                 let c = try int(p[0])
-                guard c < cutTexts.count else { throw bad("path cut out of range") }
+                guard c < cutCount else { throw bad("path cut out of range") }
                 return Step(cut: c, holds: holds)
             }
             let start = try int(x["start"]), end = try int(x["end"])
@@ -401,15 +577,22 @@ extension PartitionLayout {
 }
 
 /// Where a row written after partitioning belongs: the leaf whose path of cuts its
-/// attributes satisfy (TRUE on a left step, FALSE or NULL on a right one).
+/// attributes (and vector cell) satisfy (TRUE on a left step, FALSE or NULL on a right one).
 struct PartitionRouting {
     let layout: PartitionLayout
     let cuts: [BoundFilter]
+    /// The layout's cells, when it has them.
+    let quantizer: CoarseQuantizer?
 
     /// The end of the partitioned slot range: freed slots past it belong to no leaf.
     var end: UInt32 { layout.leaves.map(\.slots.upperBound).max() ?? 0 }
 
-    func leaf(of row: AttributeRow) -> PartitionLayout.Leaf? {
-        layout.leaves.first { leaf in leaf.path.allSatisfy { cuts[$0.cut].matches(row) == $0.holds } }
+    func leaf(of row: AttributeRow, cell: Int? = nil) -> PartitionLayout.Leaf? {
+        layout.leaves.first { leaf in
+            leaf.path.allSatisfy { s in
+                s.cut < cuts.count ? cuts[s.cut].matches(row) == s.holds
+                    : ((cell ?? 0) < layout.cellCuts[s.cut - cuts.count]) == s.holds
+            }
+        }
     }
 }

@@ -16,12 +16,17 @@ public struct SearchOptions: Sendable {
     /// The plan to use; nil lets the planner choose per query (per predicate group in a batch)
     /// from the exact match count and the collection's ``CostModel``.
     public var plan: PlanKind?
+    /// On a collection partitioned with cells: search only the rows in each query's `probes`
+    /// nearest cells (more when they hold fewer than `k` matches) — approximate, like an IVF
+    /// index's `nprobe`. Ignored by the exact plan and without cells; nil searches every cell.
+    public var probes: Int?
 
-    public init(exact: Bool = false, rerank: Int? = nil, ef: Int? = nil, plan: PlanKind? = nil) {
+    public init(exact: Bool = false, rerank: Int? = nil, ef: Int? = nil, plan: PlanKind? = nil, probes: Int? = nil) {
         self.exact = exact
         self.rerank = rerank
         self.ef = ef
         self.plan = plan
+        self.probes = probes
     }
 
     var forcedPlan: PlanKind? { exact ? .exact : plan }
@@ -176,6 +181,8 @@ extension VectorCollection {
         /// Codes plan: scan the group's codes in shared fast-scan passes (4-bit codes, when the
         /// cost model says re-packing pays for itself) instead of query by query.
         var sharedCodePass = false
+        /// The vector cells the group reads (``SearchOptions/probes``); nil: every cell.
+        var cells: [Int]? = nil
     }
 
     struct Execution {
@@ -221,6 +228,9 @@ extension VectorCollection {
         if let rerank = options.rerank, rerank < 0 {
             throw SextantError(.invalidArgument, "rerank must be at least 0, got \(rerank)")
         }
+        if let probes = options.probes, probes < 1 {
+            throw SextantError(.invalidArgument, "probes must be at least 1, got \(probes)")
+        }
         if let ef = options.ef, ef < 1 {
             throw SextantError(.invalidArgument, "ef must be at least 1, got \(ef)")
         }
@@ -246,8 +256,17 @@ extension VectorCollection {
         }
         var firstWith: [Identity: Int] = [:]
         var duplicateOf = [Int?](repeating: nil, count: queries.count)
-        // Group by predicate, in order of first appearance.
-        var groupIndex: [Filter?: Int] = [:]
+        let forced = options.forcedPlan
+        // Probing: each query's cells, nearest first (the exact plan reads every cell).
+        let cellQuantizer: CoarseQuantizer? = options.probes != nil && forced != .exact
+            ? try store.env.read { txn in _ = try state(txn); return try coarseQuantizer(txn) } : nil
+        struct GroupKey: Hashable {
+            var predicate: Filter?
+            var cells: [Int]?
+        }
+        var cellOrder: [[Int]] = []
+        // Group by predicate (and probed cells), in order of first appearance.
+        var groupIndex: [GroupKey: Int] = [:]
         var members: [[PreparedQuery]] = []
         var groupOfQuery = [Int](repeating: 0, count: queries.count)
         for q in prepared {
@@ -258,16 +277,22 @@ extension VectorCollection {
                 continue
             }
             firstWith[identity] = q.index
+            var key = GroupKey(predicate: q.predicate, cells: nil)
+            var order: [Int] = []
+            if let cellQuantizer, let probes = options.probes {
+                order = cellQuantizer.nearest(q.vector, count: cellQuantizer.cells)
+                key.cells = order.prefix(probes).sorted()
+            }
             let g: Int
-            if let e = groupIndex[q.predicate] { g = e } else {
+            if let e = groupIndex[key] { g = e } else {
                 g = members.count
-                groupIndex[q.predicate] = g
+                groupIndex[key] = g
                 members.append([])
+                cellOrder.append(order)
             }
             members[g].append(q)
             groupOfQuery[q.index] = g
         }
-        let forced = options.forcedPlan
         // Planning snapshot: exact matches per predicate, index state, cost model.
         struct Planning {
             var snapshot = 0
@@ -276,6 +301,8 @@ extension VectorCollection {
             var hasGraph = false
             var hasCodes = false
             var candidates: [Bitmap] = []
+            /// Cells each group reads (nil: all).
+            var cells: [[Int]?] = []
             var partitionsTouched: [Int] = []
             var model: CostModel?
             var modelSeconds = 0.0
@@ -286,10 +313,28 @@ extension VectorCollection {
             p.snapshot = txn.snapshotID
             p.hasGraph = try graphBuilt(txn)
             p.hasCodes = try quantizer(txn) != nil
-            for group in members {
+            let reader = IndexReader(txn: txn, db: db.postings, cid: cid)
+            for (g, group) in members.enumerated() {
                 let m = try match(txn, group[0].filter)
                 p.live = m.liveRows
-                p.candidates.append(m.slots)
+                var rows = m.slots
+                var probed: [Int]? = nil
+                if cellQuantizer != nil, let probes = options.probes {
+                    // The probed cells' matches; further cells in the group's order while they
+                    // hold fewer than k of the matches (never fewer than min(k, matches) rows).
+                    let need = min(group.map(\.k).max() ?? 1, m.slots.count)
+                    var inCells = Bitmap()
+                    var taken: [Int] = []
+                    for c in cellOrder[g] {
+                        if taken.count >= probes && m.slots.intersectionCount(inCells) >= need { break }
+                        inCells.formUnion(try reader.cell(c))
+                        taken.append(c)
+                    }
+                    rows.formIntersection(inCells)
+                    probed = taken.count == cellOrder[g].count ? nil : taken.sorted()
+                }
+                p.candidates.append(rows)
+                p.cells.append(probed)
             }
             if members.isEmpty { p.live = try IndexReader(txn: txn, db: db.postings, cid: cid).live().count }
             if p.hasGraph || p.hasCodes {
@@ -348,7 +393,8 @@ extension VectorCollection {
             }
             groups.append(PlannedGroup(predicate: qs[0].predicate, filter: qs[0].filter, queries: qs, plan: plan,
                                        candidates: planning.candidates[g],
-                                       partitionsTouched: profile ? planning.partitionsTouched[g] : 1, sharedCodePass: shared))
+                                       partitionsTouched: profile ? planning.partitionsTouched[g] : 1, sharedCodePass: shared,
+                                       cells: planning.cells[g]))
         }
         stage("plan")
 
@@ -435,6 +481,12 @@ extension VectorCollection {
                 if heaps[q.index] == nil { heaps[q.index] = partHeaps[j] } else { heaps[q.index]!.merge(partHeaps[j]) }
                 stats[q.index].rowsScored += partStats[j].rowsScored
                 if stats[q.index].detail.isEmpty { stats[q.index].detail = partStats[j].detail }
+            }
+        }
+        if let cellQuantizer {
+            for i in stats.indices where duplicateOf[i] == nil {
+                guard let cells = groups[groupOfQuery[i]].cells else { continue }
+                stats[i].detail += "; \(cells.count) of \(cellQuantizer.cells) cells probed"
             }
         }
         var results = heaps.map { h in h.map { $0.sortedResults().map { SearchResult(id: $0.id, distance: $0.distance) } } ?? [] }
@@ -584,7 +636,13 @@ struct GroupRunner {
     private mutating func matching(_ group: VectorCollection.PlannedGroup, _ g: Int) throws -> Bitmap {
         if sameSnapshot { return group.candidates }
         if let c = candidates[g] { return c }
-        let c = try collection.match(txn, group.filter).slots
+        var c = try collection.match(txn, group.filter).slots
+        if let cells = group.cells {
+            let reader = IndexReader(txn: txn, db: collection.db.postings, cid: collection.cid)
+            var inCells = Bitmap()
+            for cell in cells { inCells.formUnion(try reader.cell(cell)) }
+            c.formIntersection(inCells)
+        }
         candidates[g] = c
         return c
     }
@@ -634,7 +692,7 @@ struct GroupRunner {
         case .filteredGraph, .postFilter:
             let (gr, src, context) = try graphState()
             var heaps: [TopK] = [], stats: [VectorCollection.QueryStats] = []
-            let allowed: Bitmap? = group.filter == nil ? nil : cands
+            let allowed: Bitmap? = group.filter == nil && group.cells == nil ? nil : cands
             var bits: DenseBitset? = nil
             if let allowed, group.plan.kind == .filteredGraph {
                 bits = bitsets[g] ?? DenseBitset(allowed, bound: gr.nodeIDBound)

@@ -162,7 +162,9 @@ public final class VectorCollection: Sendable {
         var inserted: [UInt32] = [], insertedSet = Set<UInt32>(), moved = Set<UInt32>()
         let maintainGraph = try graphBuilt(txn)
         let routing = try partitionRouting(txn)
+        let cells = routing?.quantizer
         for r in rows {
+            let cell = cells.map { q in r.vector.withUnsafeBytes { self.cell(q, of: $0.baseAddress!) } }
             let existing = try Keys.withExternalKey(cid, r.id) { k in try txn.withValue(db.ids, key: k) { v in try VectorCollection.slot(v) } }
             let slot: UInt32
             var fresh = false
@@ -174,13 +176,20 @@ public final class VectorCollection: Sendable {
                     throw SextantError(.corrupted, "slot \(slot) is mapped but has no row record", context: ["collection": name, "slot": String(slot)])
                 }
                 delta.row(old, slot: slot, schema: schema, cid: cid, present: false)
+                if let cells, let cell, let oldVector = try vectorWriter.read(txn, slot: slot, region: 1) {
+                    // Unindexed from its old cell; indexed under the new one below (the last
+                    // change to a key wins, so an unchanged cell stays).
+                    delta.cell(oldVector.withUnsafeBytes { self.cell(cells, of: $0.baseAddress!) }, slot, cid: cid, present: false)
+                    delta.cell(cell, slot, cid: cid, present: true)
+                }
                 if maintainGraph && !insertedSet.contains(slot) {
                     let oldVector = try vectorWriter.read(txn, slot: slot, region: 1)
                     if oldVector.map({ o in r.vector.withUnsafeBytes { !$0.elementsEqual(o) } }) ?? true { moved.insert(slot) }
                 }
             } else {
                 let before = st.nextSlot
-                slot = try allocateSlot(txn, &st, routing: routing, row: r.row)
+                slot = try allocateSlot(txn, &st, routing: routing, row: r.row, cell: cell)
+                if let cell { delta.cell(cell, slot, cid: cid, present: true) }
                 fresh = st.nextSlot != before
                 try Keys.withExternalKey(cid, r.id) { k in
                     try withUnsafeBytes(of: slot.littleEndian) { v in try txn.put(db.ids, key: k, value: v) }
@@ -252,11 +261,11 @@ public final class VectorCollection: Sendable {
     /// lowest freed slot of the row's leaf, else the lowest freed slot past every leaf (free
     /// slots of other leaves are kept for their own rows); else a new one past the end.
     private func allocateSlot(_ txn: Transaction, _ st: inout CollectionState, routing: PartitionRouting?,
-                              row: AttributeRow) throws -> UInt32 {
+                              row: AttributeRow, cell: Int?) throws -> UInt32 {
         var ranges: [Range<UInt32>] = [0..<UInt32.max]
         if let routing {
             ranges = [routing.end..<UInt32.max]
-            if let leaf = routing.leaf(of: row) { ranges.insert(leaf.slots, at: 0) }
+            if let leaf = routing.leaf(of: row, cell: cell) { ranges.insert(leaf.slots, at: 0) }
         }
         for range in ranges where !range.isEmpty {
             let reused: UInt32? = try txn.withCursor(db.free) { c in
@@ -288,6 +297,7 @@ public final class VectorCollection: Sendable {
             var delta = AttributeIndex.Delta()
             let codeWriter = try quantizer(txn).map { SlotBlocks.Writer(codeBlocks($0)) }
             let vectorWriter = SlotBlocks.Writer(vectorBlocks)
+            let cells = try partitionLayout(txn).flatMap { $0.cells > 0 ? try coarseQuantizer(txn) : nil }
             var deleted: [UInt32] = []
             var n = 0
             for id in ids {
@@ -298,6 +308,9 @@ public final class VectorCollection: Sendable {
                         delta.row(old, slot: slot, schema: schema, cid: cid, present: false)
                     }
                     delta.live(slot, cid: cid, present: false)
+                    if let cells, let x = try vectorWriter.read(txn, slot: slot, region: 1) {
+                        delta.cell(x.withUnsafeBytes { self.cell(cells, of: $0.baseAddress!) }, slot, cid: cid, present: false)
+                    }
                     try codeWriter?.clear(txn, slot: slot)
                     deleted.append(slot)
                     _ = try txn.delete(db.rows, key: k)

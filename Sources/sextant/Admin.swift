@@ -105,7 +105,7 @@ struct Stat: ParsableCommand {
                 for c in s.collections {
                     guard let p = try db.collection(c.name).partitionStatistics() else { continue }
                     layouts.append((c.name, .object(JSONObject([
-                        ("partitions", .int(Int64(p.leaves.count))), ("drift", .double(p.drift)), ("liveRows", .int(Int64(p.liveRows))),
+                        ("partitions", .int(Int64(p.leaves.count))), ("cells", .int(Int64(p.cells))), ("drift", .double(p.drift)), ("liveRows", .int(Int64(p.liveRows))),
                         ("leaves", .array(p.leaves.map { l in .object(JSONObject([
                             ("id", .int(Int64(l.id))), ("condition", .string(l.description)), ("rowsAtLayout", .int(Int64(l.rowsAtLayout))),
                             ("rows", .int(Int64(l.rows))), ("rowsInPlace", .int(Int64(l.rowsInPlace))),
@@ -130,7 +130,7 @@ struct Stat: ParsableCommand {
                     if status.wantsCodes { Console.out("    codes: \(status.codesTrained ? "\(status.codeBytes) B per row" : "not trained")") }
                     if status.wantsGraph { Console.out("    graph: \(status.graphBuilt ? "built" : "not built")") }
                     if let p = try coll.partitionStatistics() {
-                        Console.out("    partitions: \(p.leaves.count); drift \(String(format: "%.2f", p.drift * 100)) % of live rows outside their partition's slots")
+                        Console.out("    partitions: \(p.leaves.count)\(p.cells > 0 ? "; \(p.cells) vector cells" : ""); drift \(String(format: "%.2f", p.drift * 100)) % of live rows outside their partition's slots")
                         if partitions {
                             for l in p.leaves {
                                 Console.out("      \(l.id): \(l.rows) rows (\(l.rowsAtLayout) at layout, \(l.rowsInPlace) in place)  \(l.description)")

@@ -74,9 +74,12 @@ struct Partition: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Lay a collection out for a workload: a qd-tree of the workload's predicates, each partition in consecutive slots.",
         discussion: """
-            Each line of --workload is a JSON object with "where" (SQL text, JSON predicate or null); other keys \
-            (such as "query") are ignored. The rows are rewritten in one transaction and the graph is rebuilt; \
-            exact results do not change. `stat` shows the partitions and how far later writes have drifted from them.
+            Each line of --workload is a JSON object with "where" (SQL text, JSON predicate or null) and, with \
+            --queries, "query" (its row in the queries file). --cells N trains N k-means cells over the vectors \
+            (vector locality: rows of a partition in cell order, and `cell < t` cuts); with --queries each workload \
+            query counts as probing its --probes nearest cells, which searches with --probes then read alone. The rows \
+            are rewritten in one transaction and the graph is rebuilt; exact results do not change. `stat` shows the \
+            partitions and how far later writes have drifted from them.
             """
     )
     @OptionGroup var store: StoreOptions
@@ -85,15 +88,26 @@ struct Partition: ParsableCommand {
     @Option(name: .long, help: "At most this many partitions.") var maxPartitions: Int = 64
     @Option(name: .long, help: "No partition smaller than this (default: live rows / (4 · max partitions), at least 64).") var minRows: Int?
     @Option(name: .long, help: "Threads for the graph rebuild (default: all cores).") var threads: Int?
+    @Option(name: .long, help: "k-means cells over the vectors (0: none; else a multiple of 16).") var cells: Int = 0
+    @Option(name: .long, help: "Query vectors (.fvecs/.npy) the workload's \"query\" rows refer to.") var queries: String?
+    @Option(name: .long, help: "Cells each workload query probes (with --cells and --queries).") var probes: Int = 1
 
     func run() throws {
         try runReporting(json: store.json) {
             var filters: [Filter?] = []
+            var rows: [Int] = []
+            let qf = try queries.map { try VectorFile(path: $0) }
             _ = try LineReader(path: workload).forEachLine { bytes, line in
                 let ctx = ["file": workload, "line": String(line + 1)]
                 do {
                     let json = try JSONValue(parsing: bytes)
                     guard case .object = json else { throw SextantError(.malformedFile, "each workload line must be a JSON object") }
+                    if let qf {
+                        guard case .int(let row)? = json["query"], row >= 0, row < qf.count else {
+                            throw SextantError(.malformedFile, "with --queries each workload line needs \"query\": a row of the queries file (\(qf.count) rows)")
+                        }
+                        rows.append(Int(row))
+                    }
                     switch json["where"] {
                     case nil, .null?: filters.append(nil)
                     case .string(let s)?: filters.append(s.isEmpty ? nil : try Filter(sql: s))
@@ -105,7 +119,14 @@ struct Partition: ParsableCommand {
             defer { db.close() }
             let c = try db.collection(collection)
             let t0 = Date()
-            let layout = try c.partition(workload: filters, maxPartitions: maxPartitions, minRows: minRows, threads: threads) { Console.err($0) }
+            var vectors: [[Float]]? = nil
+            if let qf {
+                let flat = try qf.readAll()
+                let d = qf.dimension
+                vectors = rows.map { Array(flat[$0 * d..<($0 + 1) * d]) }
+            }
+            let layout = try c.partition(workload: filters, maxPartitions: maxPartitions, minRows: minRows, cells: cells,
+                                         queryVectors: vectors, probes: probes, threads: threads) { Console.err($0) }
             let secs = Date().timeIntervalSince(t0)
             if store.json {
                 Console.out(JSONValue.object(JSONObject([

@@ -112,6 +112,7 @@ struct SearchFlags: ParsableArguments {
     @Option(name: .long, help: "With an HNSW graph: beam width (default 64; at least k).") var ef: Int?
     @Option(name: .long, help: "Search threads (default: all cores; 1 for single-thread figures).") var threads: Int?
     @Option(name: .long, help: "Plan: auto (the planner chooses), exact, codes, filtered-graph or post-filter.") var plan: String = "auto"
+    @Option(name: .long, help: "On a collection partitioned with cells: search only each query's N nearest cells (approximate).") var probes: Int?
 
     var planKind: PlanKind? {
         get throws {
@@ -124,6 +125,6 @@ struct SearchFlags: ParsableArguments {
     }
 
     var options: SearchOptions {
-        get throws { SearchOptions(exact: exact, rerank: rerank, ef: ef, plan: try planKind) }
+        get throws { SearchOptions(exact: exact, rerank: rerank, ef: ef, plan: try planKind, probes: probes) }
     }
 }

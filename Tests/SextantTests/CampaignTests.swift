@@ -115,7 +115,8 @@ struct Child {
         for trial in 0..<8 {
             let db = "\(dir)/db\(trial)"
             try FileManager.default.copyItem(atPath: template, toPath: db)
-            let p = try Child(["partition", db, "c", "--workload", workload, "--max-partitions", "8"])
+            // Odd trials also train cells, whose index is written with the rows.
+            let p = try Child(["partition", db, "c", "--workload", workload, "--max-partitions", "8"] + (trial % 2 == 1 ? ["--cells", "16"] : []))
             if trial < 7 {
                 usleep(UInt32(rng.next() % 1_500_000))
                 p.kill9()

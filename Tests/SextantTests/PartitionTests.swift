@@ -140,6 +140,69 @@ import SextantTestSupport
         try Self.expectIdenticalExactResults(plain, parted, try Self.queries(data))
     }
 
+    @Test func cellsFollowWritesAndProbedSearchesKeepTheirGuarantees() throws {
+        let (s1, plain, s2, parted, data) = try Self.twins("part-cells", recipe: "HNSW8,PQ8x4fs,Refine")
+        defer { s1.close(); s2.close() }
+        let preds = try Self.workload.map { try Filter(sql: $0) }
+        let workload = (0..<60).map { preds[$0 % preds.count] as Filter? }
+        let vectors = (0..<60).map { data.query($0 % data.queryCount) }
+        #expect(sextantError { _ = try parted.partition(workload: workload, cells: 20) }?.code == .invalidArgument)
+        #expect(sextantError { _ = try parted.partition(workload: workload, cells: 16, queryVectors: Array(vectors.prefix(3))) }?.code == .invalidArgument)
+        let layout = try parted.partition(workload: workload, maxPartitions: 16, minRows: 60, cells: 16, queryVectors: vectors, probes: 4)
+        #expect(layout.cells == 16 && layout.cellCuts == Array(1..<16))
+        // Probing queries make cell cuts pay on clustered vectors.
+        #expect(layout.leaves.contains { $0.path.contains { $0.cut >= layout.cuts.count } })
+        #expect(try s2.check(deep: true).isConsistent)
+        let again = try #require(try parted.partitionLayout())
+        #expect(again.cells == 16 && again.cellCuts == layout.cellCuts && again.leaves == layout.leaves)
+
+        func expectProbedGuarantees() throws {
+            let qs = try Self.queries(data)
+            try Self.expectIdenticalExactResults(plain, parted, qs)
+            // The exact plan ignores probes.
+            #expect(try parted.search(qs, options: SearchOptions(exact: true, probes: 1)) == (try plain.search(qs, options: SearchOptions(exact: true))))
+            var hits = 0, total = 0
+            for plan in [PlanKind?.none, .codes, .filteredGraph, .postFilter] {
+                let got = try parted.search(qs, options: SearchOptions(plan: plan, probes: 4))
+                for (i, q) in qs.enumerated() {
+                    let matches = try parted.count(where: q.filter)
+                    #expect(got[i].count == min(q.k, matches), "\(String(describing: plan)) query \(i)")
+                    let allowed = Set(try parted.search(q.vector, k: max(1, matches), filter: q.filter, options: SearchOptions(exact: true)).map(\.id))
+                    #expect(got[i].allSatisfy { allowed.contains($0.id) })
+                    let exact = try parted.search(q.vector, k: q.k, filter: q.filter, options: SearchOptions(exact: true))
+                    hits += Set(exact.map(\.id)).intersection(got[i].map(\.id)).count
+                    total += exact.count
+                }
+            }
+            #expect(Double(hits) / Double(max(1, total)) >= 0.7, "probed recall \(Double(hits) / Double(max(1, total)))")
+            let e = try parted.explainSearch(data.query(0), k: 5, filter: preds[0], options: SearchOptions(plan: .codes, probes: 2))
+            #expect(e.detail.contains("of 16 cells probed"))
+        }
+        try expectProbedGuarantees()
+        // Writes keep every row's cell indexed: new rows, moved vectors, deletes.
+        for c in [plain, parted] {
+            try c.upsert((4000..<4200).map { Row(id: UInt64($0), vector: data.vector($0 % 4000), attributes: data.attributes[($0 * 3) % 4000]) })
+            try c.upsert((1..<150).map { Row(id: UInt64($0 * 17), vector: data.vector(($0 * 31) % 4000), attributes: data.attributes[$0]) })
+            try c.delete((0..<4000).filter { $0 % 9 == 4 }.map(UInt64.init))
+        }
+        #expect(try s2.check(deep: true).isConsistent)
+        try expectProbedGuarantees()
+        // A cell posting lost behind the engine's back is reported.
+        try parted.store.env.write { txn in
+            let key = AttributeIndex.cellKey(parted.cid, 3)
+            try txn.withCursor(parted.store.db.postings) { c in
+                if try c.seek(key), c.key.starts(with: key) { try c.deleteCurrent() }
+            }
+        }
+        #expect(try !s2.check(deep: true).isConsistent)
+        // Partitioning again without cells drops them.
+        try parted.partition(workload: workload, maxPartitions: 8)
+        #expect(try parted.partitionLayout()?.cells == 0)
+        #expect(try parted.store.env.read { txn in try parted.coarseQuantizer(txn) } == nil)
+        #expect(try s2.check(deep: true).isConsistent)
+        #expect(try parted.search(Self.queries(data), options: SearchOptions(probes: 2)).count == Self.queries(data).count)
+    }
+
     @Test func layoutPersistsAndBadInputIsTyped() throws {
         let (s1, _, s2, parted, _) = try Self.twins("part-persist", recipe: "Flat")
         s1.close()

@@ -10,6 +10,7 @@ import SextantStorage
 /// ```
 /// key   := cid(4 BE) ‖ field(2 BE) ‖ tag(1) ‖ value ‖ chunk(2 BE)
 /// tag   := 0x00 live rows (field 0xFFFF, no value) | 0x01 null (no value)
+///        | 0x02 value — also the vector cells of a partition layout (field 0xFFFE, int value)
 ///        | 0x02 value | 0x03 long string, key holds a prefix only
 /// value := int     8 bytes BE, sign bit flipped            (order-preserving)
 ///        | double  8 bytes BE, IEEE bits with the sign bit flipped for positives and all
@@ -30,6 +31,8 @@ import SextantStorage
 /// does not compress, array chunks compress by less than an eighth; so none is compressed.
 enum AttributeIndex {
     static let liveField: UInt16 = 0xFFFF
+    /// The cell (coarse-quantizer centroid) of each row's vector, when a layout has cells.
+    static let cellField: UInt16 = 0xFFFE
     static let tagLive: UInt8 = 0x00
     static let tagNull: UInt8 = 0x01
     static let tagValue: UInt8 = 0x02
@@ -189,6 +192,13 @@ enum AttributeIndex {
         }
     }
 
+    /// `cid ‖ 0xFFFE ‖ 0x02 ‖ cell`: the posting of one vector cell.
+    static func cellKey(_ cid: UInt32, _ cell: Int) -> [UInt8] {
+        var k = fieldPrefix(cid, cellField, tagValue)
+        encodeInt(Int64(cell), &k)
+        return k
+    }
+
     // MARK: Maintenance
 
     /// Index changes of one write transaction, applied at its end; the last change to a
@@ -212,6 +222,10 @@ enum AttributeIndex {
 
         mutating func live(_ slot: UInt32, cid: UInt32, present: Bool) {
             set(fieldPrefix(cid, liveField, tagLive), slot, present)
+        }
+
+        mutating func cell(_ cell: Int, _ slot: UInt32, cid: UInt32, present: Bool) {
+            set(cellKey(cid, cell), slot, present)
         }
 
         func apply(_ txn: Transaction, _ db: Database) throws {
@@ -261,6 +275,11 @@ final class IndexReader {
         let l = try posting(AttributeIndex.fieldPrefix(cid, AttributeIndex.liveField, AttributeIndex.tagLive))
         liveCache = l
         return l
+    }
+
+    /// Slots whose vector lies in `cell` of the layout's coarse quantizer.
+    func cell(_ cell: Int) throws -> Bitmap {
+        try posting(AttributeIndex.cellKey(cid, cell))
     }
 
     /// Slots whose field `i` is null.
