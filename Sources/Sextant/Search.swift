@@ -206,7 +206,7 @@ extension VectorCollection {
         var prepared: [PreparedQuery] = []
         prepared.reserveCapacity(queries.count)
         var bound: [Filter: BoundFilter] = [:]
-        var vectorIDs: [[Float]: Int] = [:]
+        var vectorIDs: [VectorBits: Int] = [:]
         for (i, q) in queries.enumerated() {
             guard q.k >= 1 else {
                 throw SextantError(.invalidArgument, "k must be at least 1, got \(q.k)", context: ["query": String(i)])
@@ -219,8 +219,12 @@ extension VectorCollection {
                     bound[p] = filter
                 }
             }
-            let vectorID = vectorIDs[q.vector] ?? i
-            if vectorID == i { vectorIDs[q.vector] = i }
+            // A lone query has nothing to share; a batch keys vectors by their bits.
+            var vectorID = i
+            if queries.count > 1 {
+                let key = VectorBits(q.vector)
+                if let first = vectorIDs[key] { vectorID = first } else { vectorIDs[key] = i }
+            }
             prepared.append(PreparedQuery(index: i, vectorID: vectorID,
                                           vector: metric == .cosine ? VectorCollection.normalized(q.vector) : q.vector,
                                           k: q.k, predicate: q.filter == .matchAll ? nil : q.filter, filter: filter))
@@ -825,5 +829,34 @@ struct GroupScanner {
                 for i in 0..<nq { heaps[i].insert(distances: UnsafeBufferPointer(rebasing: o[(i * n)..<((i + 1) * n)]), ids: idp) }
             }
         }
+    }
+}
+
+/// A vector as a dictionary key: equal when bit for bit equal, hashed by one multiply-xorshift
+/// pass over its words (hashing 384 floats through `Hasher` one by one costs microseconds).
+struct VectorBits: Hashable {
+    let vector: [Float]
+    let digest: UInt64
+
+    init(_ vector: [Float]) {
+        self.vector = vector
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(vector.count)
+        vector.withUnsafeBytes { raw in
+            var i = 0
+            while i + 8 <= raw.count {
+                h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
+                h ^= h >> 29
+                i += 8
+            }
+            if i < raw.count { h = (h ^ UInt64(raw.loadUnaligned(fromByteOffset: i, as: UInt32.self))) &* 0x94D0_49BB_1331_11EB }
+        }
+        digest = h
+    }
+
+    func hash(into hasher: inout Hasher) { hasher.combine(digest) }
+
+    static func == (a: VectorBits, b: VectorBits) -> Bool {
+        a.digest == b.digest && a.vector.count == b.vector.count
+            && a.vector.withUnsafeBytes { x in b.vector.withUnsafeBytes { y in x.elementsEqual(y) } }
     }
 }
