@@ -114,6 +114,17 @@ public struct CostModel: Sendable {
 
     /// Seconds for `g` queries to scan the codes of `m` matches in shared passes (each pass
     /// gathers and re-packs the matches' codes once), without re-ranking; nil without 4-bit codes.
+    /// Seconds for `g` queries to scan the codes of `m` of `n` live rows one query at a time
+    /// (float lookup tables), without re-ranking. Where matches fill a quarter of the rows or
+    /// more, the scan reads whole code blocks (every row of a block with a quarter or more
+    /// candidates), so it costs about `n` rows' worth rather than `m`.
+    func codeScanSeconds(matches m: Int, live n: Int, queries g: Int) -> Double? {
+        guard let perCode = codePerRow else { return nil }
+        let density = Double(m) / Double(max(n, 1))
+        let rows = density >= 0.25 ? Double(max(n, m)) : Double(m)
+        return Double(g) * rows * perCode
+    }
+
     func sharedCodePass(matches m: Int, queries g: Int) -> Double? {
         guard let repack = codeBlockRepack, let scan = codeBlockScan, let per = codeSlotsPerBlock, per > 0 else { return nil }
         let passes = Double((g + sharedPassQueries - 1) / sharedPassQueries)
@@ -287,21 +298,20 @@ extension VectorCollection {
         if let pq {
             let t = try timed { _ = try codeSearch(queries[0], pq: pq, rerank: 0, candidates: sampleSet, txn) }
             model.codePerRow = max(1e-10, t / rows)
-            if pq.bits == 4 {
-                let blocks = codeBlocks(pq)
-                let reader = SlotBlocks.Reader(blocks, txn: txn, slotBound: try state(txn).nextSlot)
-                if let base = try reader.blockPointer(blocks.block(of: sample[0])) {
-                    let per = blocks.slotsPerBlock
-                    let raw = UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt8.self), count: per * pq.codeSize)
-                    var codes = PQFastScanCodes(packedCodes: raw, count: 1, subspaceCount: pq.subspaceCount)
-                    let repack = timed { codes = PQFastScanCodes(packedCodes: raw, count: per, subspaceCount: pq.subspaceCount) }
-                    let table = queries[0].vector.withUnsafeBufferPointer { PQFastScanTable(pq.distanceTable(query: $0)) }
-                    var sums = [UInt16](repeating: 0, count: (per + 31) / 32 * 32)
-                    let scanTime = timed { sums.withUnsafeMutableBufferPointer { table.sums(codes: codes, into: $0) } }
-                    model.codeBlockRepack = max(1e-9, repack)
-                    model.codeBlockScan = max(1e-9, scanTime)
-                    model.codeSlotsPerBlock = per
-                }
+            if pq.bits == 4 && queries.count >= 2 {
+                // The shared fast-scan pass as it runs: codes taken from the map at the
+                // sample's scattered slots, re-packed, scanned with one and with several
+                // queries' tables; the difference splits the cost into the shared re-pack and the
+                // per-query scan.
+                let g = min(8, queries.count)
+                let one = try timed { _ = try codeGroupSearch([queries[0]], pq: pq, rerank: { _ in 0 }, candidates: sampleSet, txn) }
+                let many = try timed { _ = try codeGroupSearch(Array(queries.prefix(g)), pq: pq, rerank: { _ in 0 }, candidates: sampleSet, txn) }
+                let scanPerCode = max(1e-10, (many - one) / (Double(g - 1) * rows))
+                let repackPerCode = max(1e-10, one / rows - scanPerCode)
+                let per = codeBlocks(pq).slotsPerBlock
+                model.codeBlockRepack = repackPerCode * Double(per)
+                model.codeBlockScan = scanPerCode * Double(per)
+                model.codeSlotsPerBlock = per
             }
         }
         if let g, n >= 64 {
@@ -347,10 +357,10 @@ extension VectorCollection {
         var out: [PlanEstimate] = []
         let exact = g == 1 ? md * model.exactPerRow : min(gq * md * model.exactPerRow, md * (model.tiledPerRow + gq * model.tiledPerPair))
         out.append(PlanEstimate(kind: .exact, seconds: exact, rows: m))
-        if hasCodes, let perCode = model.codePerRow {
+        if hasCodes, let scan = model.codeScanSeconds(matches: m, live: n, queries: g) {
             let r = min(m, rerank)
             let rerankCost = gq * Double(r) * model.exactPerRow
-            var seconds = gq * md * perCode + rerankCost
+            var seconds = scan + rerankCost
             if let shared = model.sharedCodePass(matches: m, queries: g) { seconds = min(seconds, shared + rerankCost) }
             out.append(PlanEstimate(kind: .codes, seconds: seconds, rows: m + r))
         }

@@ -391,9 +391,9 @@ extension VectorCollection {
             let plan = QueryPlan(kind: kind, forced: forced != nil, matches: m, liveRows: planning.live, queries: qs.count,
                                  estimates: est, estimatedRows: rows)
             var shared = false
-            if kind == .codes, let model = planning.model, let perCode = model.codePerRow,
+            if kind == .codes, let model = planning.model, let oneByOne = model.codeScanSeconds(matches: m, live: planning.live, queries: qs.count),
                let pass = model.sharedCodePass(matches: m, queries: qs.count) {
-                shared = pass < Double(qs.count) * Double(m) * perCode
+                shared = pass < oneByOne
             }
             groups.append(PlannedGroup(predicate: qs[0].predicate, filter: qs[0].filter, queries: qs, plan: plan,
                                        candidates: planning.candidates[g],
