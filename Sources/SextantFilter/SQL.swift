@@ -117,14 +117,26 @@ extension Filter {
             }
         }
         if plain { return name }
-        return "\"" + name.replacing("\"", with: "\"\"") + "\""
+        return "\"" + doubling("\"", in: name) + "\""
+    }
+
+    /// `s` with every `quote` scalar doubled. Scalars, not characters: a quote followed by a
+    /// combining mark is one grapheme, which `replacing` on characters would not match, and the
+    /// lexer reads scalars.
+    static func doubling(_ quote: Unicode.Scalar, in s: String) -> String {
+        var out = String.UnicodeScalarView()
+        for u in s.unicodeScalars {
+            out.append(u)
+            if u == quote { out.append(u) }
+        }
+        return String(out)
     }
 
     /// A literal that re-parses to the same value (doubles always carry a '.' or an exponent).
     static func sqlLiteral(_ v: AttributeValue) -> String {
         switch v {
         case .null: "NULL"
-        case .string(let s): "'" + s.replacing("'", with: "''") + "'"
+        case .string(let s): "'" + doubling("'", in: s) + "'"
         case .int(let i): String(i)
         case .double(let d): d.isFinite ? d.description : (d.isNaN ? "NULL" : (d < 0 ? "-1e999" : "1e999"))
         case .bool(let b): b ? "TRUE" : "FALSE"

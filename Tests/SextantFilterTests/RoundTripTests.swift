@@ -9,8 +9,9 @@ struct PredicateGenerator {
     /// Include shapes only the Swift/JSON front ends produce (empty and one-operand AND/OR).
     var allShapes = false
 
-    static let names = ["a", "year", "_x9", "Tags", "select", "and", "my field", "quo\"te", "é", "NULL", "x1"]
-    static let strings = ["", "a", "it's", "''", "héllo ✓", "tab\tnew\nline", "\"", "\\", "\u{0}", "NULL", "a AND b", "🎷"]
+    // A quote followed by a combining mark is one grapheme: escaping must work on scalars.
+    static let names = ["a", "year", "_x9", "Tags", "select", "and", "my field", "quo\"te", "é", "NULL", "x1", "e\"\u{0351}ird"]
+    static let strings = ["", "a", "it's", "''", "héllo ✓", "tab\tnew\nline", "\"", "\\", "\u{0}", "NULL", "a AND b", "🎷", "it'\u{0301}s"]
     static let doubles: [Double] = [0, -0.0, 1, -1, 0.1, 2.5, -2.5, 1e-5, 1e20, 1.7976931348623157e308, .leastNonzeroMagnitude, 123456.789, -9.223372036854775808e18, 1e16]
 
     mutating func int(_ n: Int) -> Int { Int(rng.next() % UInt64(n)) }
