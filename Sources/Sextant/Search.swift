@@ -318,12 +318,15 @@ extension VectorCollection {
             p.hasGraph = try graphBuilt(txn)
             p.hasCodes = try quantizer(txn) != nil
             let reader = IndexReader(txn: txn, db: db.postings, cid: cid)
+            // Cells probed only if this snapshot has the cells the queries were placed in (a
+            // concurrent `partition` may have replaced them).
+            let sameCells = try cellQuantizer != nil && coarseQuantizer(txn) == cellQuantizer
             for (g, group) in members.enumerated() {
                 let m = try match(txn, group[0].filter)
                 p.live = m.liveRows
                 var rows = m.slots
                 var probed: [Int]? = nil
-                if cellQuantizer != nil, let probes = options.probes {
+                if sameCells, let probes = options.probes {
                     // The probed cells' matches; further cells in the group's order while they
                     // hold fewer than k of the matches (never fewer than min(k, matches) rows).
                     let need = min(group.map(\.k).max() ?? 1, m.slots.count)
@@ -449,6 +452,7 @@ extension VectorCollection {
             do {
                 try store.env.read { txn in
                     var runner = try GroupRunner(collection: self, txn: txn, sameSnapshot: txn.snapshotID == snapshot)
+                    runner.cellQuantizer = cellQuantizer
                     defer { runner.finish() }
                     while failure.error == nil {
                         let i = partials.claim()
@@ -641,7 +645,9 @@ struct GroupRunner {
         if sameSnapshot { return group.candidates }
         if let c = candidates[g] { return c }
         var c = try collection.match(txn, group.filter).slots
-        if let cells = group.cells {
+        // The group's cells, if this snapshot still has the cells it was planned with (else
+        // every match: a concurrent `partition` renumbered them).
+        if let cells = group.cells, let planned = cellQuantizer, try collection.coarseQuantizer(txn) == planned {
             let reader = IndexReader(txn: txn, db: collection.db.postings, cid: collection.cid)
             var inCells = Bitmap()
             for cell in cells { inCells.formUnion(try reader.cell(cell)) }
@@ -661,6 +667,9 @@ struct GroupRunner {
         (graph, source, context) = (g, s, c)
         return (g, s, c)
     }
+
+    /// The cells queries were placed in when the batch was planned (nil without probing).
+    var cellQuantizer: CoarseQuantizer?
 
     mutating func run(_ group: VectorCollection.PlannedGroup, groupIndex g: Int, item: VectorCollection.WorkItem, ef: Int?,
                       rerank: Int?, refine: Bool, live: Int) throws -> ([TopK], [VectorCollection.QueryStats]) {
