@@ -176,16 +176,16 @@ public final class VectorCollection: Sendable {
                     throw SextantError(.corrupted, "slot \(slot) is mapped but has no row record", context: ["collection": name, "slot": String(slot)])
                 }
                 delta.row(old, slot: slot, schema: schema, cid: cid, present: false)
-                if let cells, let cell, let oldVector = try vectorWriter.read(txn, slot: slot, region: 1) {
+                // The replaced vector, read once for the cell index and the graph.
+                let graphCares = maintainGraph && !insertedSet.contains(slot)
+                let oldVector = cells != nil || graphCares ? try vectorWriter.read(txn, slot: slot, region: 1) : nil
+                if let cells, let cell, let oldVector {
                     // Unindexed from its old cell; indexed under the new one below (the last
                     // change to a key wins, so an unchanged cell stays).
                     delta.cell(oldVector.withUnsafeBytes { self.cell(cells, of: $0.baseAddress!) }, slot, cid: cid, present: false)
                     delta.cell(cell, slot, cid: cid, present: true)
                 }
-                if maintainGraph && !insertedSet.contains(slot) {
-                    let oldVector = try vectorWriter.read(txn, slot: slot, region: 1)
-                    if oldVector.map({ o in r.vector.withUnsafeBytes { !$0.elementsEqual(o) } }) ?? true { moved.insert(slot) }
-                }
+                if graphCares, oldVector.map({ o in r.vector.withUnsafeBytes { !$0.elementsEqual(o) } }) ?? true { moved.insert(slot) }
             } else {
                 let before = st.nextSlot
                 slot = try allocateSlot(txn, &st, routing: routing, row: r.row, cell: cell)

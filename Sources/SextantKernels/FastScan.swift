@@ -236,30 +236,14 @@ public enum SumSelection {
     /// it and sorts out the survivors (about `rank` plus one bucket) exactly.
     public static func rankBound(_ sums: UnsafeBufferPointer<UInt16>, rank: Int) -> UInt16 {
         guard rank >= 1, rank <= sums.count else { return .max }
-        return highBucket(sums, rank: rank).bucket << 8 | 0xFF
+        return highBucket(sums, rank: rank) << 8 | 0xFF
     }
 
-    /// The `rank`-th smallest of `sums` (1-based): the smallest `v` with at least `rank` sums
-    /// `<= v`; `UInt16.max` when `rank` exceeds the count. A counting pass over the high
-    /// bytes, then one over the low bytes of the chosen bucket.
-    public static func rankValue(_ sums: UnsafeBufferPointer<UInt16>, rank: Int) -> UInt16 {
-        guard rank >= 1, rank <= sums.count else { return .max }
-        let (high, below) = highBucket(sums, rank: rank)
-        return withUnsafeTemporaryAllocation(of: Int32.self, capacity: 256) { low -> UInt16 in
-            low.initialize(repeating: 0)
-            // The chosen bucket is usually a small share: the branch is mostly predicted.
-            for x in sums where x &>> 8 == high { low[Int(x & 0xFF)] &+= 1 }
-            var lo = 0, seen = below
-            while seen + Int(low[lo]) < rank { seen += Int(low[lo]); lo += 1 }
-            return high << 8 | UInt16(lo)
-        }
-    }
-
-    /// The high byte of the `rank`-th smallest sum, and how many sums lie in lower buckets.
-    private static func highBucket(_ sums: UnsafeBufferPointer<UInt16>, rank: Int) -> (bucket: UInt16, below: Int) {
+    /// The high byte of the `rank`-th smallest sum.
+    private static func highBucket(_ sums: UnsafeBufferPointer<UInt16>, rank: Int) -> UInt16 {
         // Four interleaved histograms: sums crowd into few buckets, and a single one would
         // chain every increment on the previous store to the same counter.
-        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 4 * 256) { hist -> (bucket: UInt16, below: Int) in
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 4 * 256) { hist -> UInt16 in
             hist.initialize(repeating: 0)
             let h = hist.baseAddress!, s = sums.baseAddress!, n = sums.count
             var j = 0
@@ -274,7 +258,7 @@ public enum SumSelection {
             var below = 0, hi = 0
             while true {
                 let c = Int(h[hi]) + Int(h[256 + hi]) + Int(h[512 + hi]) + Int(h[768 + hi])
-                if below + c >= rank { return (UInt16(hi), below) }
+                if below + c >= rank { return UInt16(hi) }
                 below += c
                 hi += 1
             }
