@@ -261,9 +261,16 @@ extension VectorCollection {
         var firstWith: [Identity: Int] = [:]
         var duplicateOf = [Int?](repeating: nil, count: queries.count)
         let forced = options.forcedPlan
+        // One snapshot for the whole batch: planning runs in the first transaction, each search
+        // thread in one of the others, all opened on the same commit (SPEC §1). Splitting a
+        // query's slots between threads is then exact: no row can appear past the planned end
+        // or move between two threads' ranges.
+        let threads = max(1, store.configuration.searchThreads)
+        return try store.env.readSnapshot(count: threads) { txns -> Execution in
+        let planningTxn = txns[0]
+        _ = try state(planningTxn)
         // Probing: each query's cells, nearest first (the exact plan reads every cell).
-        let cellQuantizer: CoarseQuantizer? = options.probes != nil && forced != .exact
-            ? try store.env.read { txn in _ = try state(txn); return try coarseQuantizer(txn) } : nil
+        let cellQuantizer: CoarseQuantizer? = options.probes != nil && forced != .exact ? try coarseQuantizer(planningTxn) : nil
         struct GroupKey: Hashable {
             var predicate: Filter?
             var cells: [Int]?
@@ -299,7 +306,6 @@ extension VectorCollection {
         }
         // Planning snapshot: exact matches per predicate, index state, cost model.
         struct Planning {
-            var snapshot = 0
             var nextSlot: UInt32 = 0
             var live = 0
             var hasGraph = false
@@ -311,16 +317,13 @@ extension VectorCollection {
             var model: CostModel?
             var modelSeconds = 0.0
         }
-        let planning = try store.env.read { txn -> Planning in
+        let planning = try { (txn: Transaction) -> Planning in
             var p = Planning()
             p.nextSlot = try state(txn).nextSlot
-            p.snapshot = txn.snapshotID
             p.hasGraph = try graphBuilt(txn)
             p.hasCodes = try quantizer(txn) != nil
             let reader = IndexReader(txn: txn, db: db.postings, cid: cid)
-            // Cells probed only if this snapshot has the cells the queries were placed in (a
-            // concurrent `partition` may have replaced them).
-            let sameCells = try cellQuantizer != nil && coarseQuantizer(txn) == cellQuantizer
+            let sameCells = cellQuantizer != nil
             for (g, group) in members.enumerated() {
                 let m = try match(txn, group[0].filter)
                 p.live = m.liveRows
@@ -359,7 +362,7 @@ extension VectorCollection {
                 }
             }
             return p
-        }
+        }(planningTxn)
         // The cost model lookup (or measurement) belongs to planning, though it ran in the
         // planning snapshot's transaction.
         clock += planning.modelSeconds
@@ -407,7 +410,6 @@ extension VectorCollection {
 
         // Work items: exact groups in chunks of 64 queries (one shared pass each); the other
         // plans in chunks of 4 (per-query work, small items balance the threads).
-        let threads = max(1, store.configuration.searchThreads)
         var items: [WorkItem] = []
         for (g, group) in groups.enumerated() {
             let chunk = group.plan.kind == .exact || group.sharedCodePass ? sharedPassQueries : 4
@@ -444,23 +446,21 @@ extension VectorCollection {
         let workers = min(threads, items.count)
         let frozen = groups
         let frozenItems = items
-        let snapshot = planning.snapshot
         let ef = options.ef
         let rerankOption = options.rerank
         let live = planning.live
-        let work: @Sendable (Int) -> Void = { [self] _ in
+        // Worker w uses transaction w of the snapshot, and only it (LMDB: one thread at a time).
+        let workerTxns = SnapshotTransactions(txns)
+        let work: @Sendable (Int) -> Void = { [self] w in
             do {
-                try store.env.read { txn in
-                    var runner = try GroupRunner(collection: self, txn: txn, sameSnapshot: txn.snapshotID == snapshot)
-                    runner.cellQuantizer = cellQuantizer
-                    defer { runner.finish() }
-                    while failure.error == nil {
-                        let i = partials.claim()
-                        guard i < frozenItems.count else { return }
-                        let item = frozenItems[i]
-                        partials.set(i, try runner.run(frozen[item.group], groupIndex: item.group, item: item, ef: ef,
-                                                      rerank: rerankOption, refine: refine, live: live))
-                    }
+                var runner = try GroupRunner(collection: self, txn: workerTxns[w])
+                defer { runner.finish() }
+                while failure.error == nil {
+                    let i = partials.claim()
+                    guard i < frozenItems.count else { return }
+                    let item = frozenItems[i]
+                    partials.set(i, try runner.run(frozen[item.group], groupIndex: item.group, item: item, ef: ef,
+                                                  rerank: rerankOption, refine: refine, live: live))
                 }
             } catch { failure.set(error) }
         }
@@ -505,6 +505,7 @@ extension VectorCollection {
         }
         return Execution(results: results, groups: groups, groupOfQuery: groupOfQuery, duplicateOf: duplicateOf, stats: stats,
                          stages: stages)
+        }
     }
 
     static func normalized(_ v: [Float]) -> [Float] {
@@ -612,14 +613,19 @@ final class FirstError: @unchecked Sendable {
 }
 
 
-/// The state one search thread keeps while it runs work items inside its read transaction:
-/// the graph, codebooks and scratch it opened once, and the matching slots of groups it had to
-/// re-evaluate because its snapshot differs from the planning snapshot.
+/// The transactions of one batch snapshot, handed to the search threads (worker w uses
+/// element w only, so no transaction is used by two threads at once).
+struct SnapshotTransactions: @unchecked Sendable {
+    private let txns: [Transaction]
+    init(_ txns: [Transaction]) { self.txns = txns }
+    subscript(w: Int) -> Transaction { txns[w] }
+}
+
+/// The state one search thread keeps while it runs work items inside its read transaction
+/// (of the batch's snapshot): the graph, codebooks and scratch it opened once.
 struct GroupRunner {
     let collection: VectorCollection
     let txn: Transaction
-    let sameSnapshot: Bool
-    var candidates: [Int: Bitmap] = [:]
     var bitsets: [Int: DenseBitset] = [:]
     var graph: LMDBGraph?
     var source: BlockVectors?
@@ -627,10 +633,9 @@ struct GroupRunner {
     var pq: ProductQuantizer?
     let session: ScanSession
 
-    init(collection: VectorCollection, txn: Transaction, sameSnapshot: Bool) throws {
+    init(collection: VectorCollection, txn: Transaction) throws {
         self.collection = collection
         self.txn = txn
-        self.sameSnapshot = sameSnapshot
         session = ScanSession(collection, txn)
         _ = try collection.state(txn)
     }
@@ -638,23 +643,6 @@ struct GroupRunner {
     mutating func finish() {
         if let context { collection.store.searchContexts.give(context) }
         context = nil
-    }
-
-    /// The group's matching slots in this thread's snapshot.
-    private mutating func matching(_ group: VectorCollection.PlannedGroup, _ g: Int) throws -> Bitmap {
-        if sameSnapshot { return group.candidates }
-        if let c = candidates[g] { return c }
-        var c = try collection.match(txn, group.filter).slots
-        // The group's cells, if this snapshot still has the cells it was planned with (else
-        // every match: a concurrent `partition` renumbered them).
-        if let cells = group.cells, let planned = cellQuantizer, try collection.coarseQuantizer(txn) == planned {
-            let reader = IndexReader(txn: txn, db: collection.db.postings, cid: collection.cid)
-            var inCells = Bitmap()
-            for cell in cells { inCells.formUnion(try reader.cell(cell)) }
-            c.formIntersection(inCells)
-        }
-        candidates[g] = c
-        return c
     }
 
     private mutating func graphState() throws -> (LMDBGraph, BlockVectors, HNSWSearchContext) {
@@ -668,12 +656,10 @@ struct GroupRunner {
         return (g, s, c)
     }
 
-    /// The cells queries were placed in when the batch was planned (nil without probing).
-    var cellQuantizer: CoarseQuantizer?
-
     mutating func run(_ group: VectorCollection.PlannedGroup, groupIndex g: Int, item: VectorCollection.WorkItem, ef: Int?,
                       rerank: Int?, refine: Bool, live: Int) throws -> ([TopK], [VectorCollection.QueryStats]) {
-        var cands = try matching(group, g)
+        // Planned in this snapshot: the group's matches (in its probed cells) are final.
+        var cands = group.candidates
         let queries = Array(group.queries[item.range])
         switch group.plan.kind {
         case .exact:

@@ -262,6 +262,64 @@ public final class Environment: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` with `count` read-only transactions that all see the same snapshot, so work
+    /// split across threads reads one consistent state (SPEC §1: a batch sees one snapshot).
+    ///
+    /// The transactions are begun on the calling thread; because the environment uses
+    /// `MDB_NOTLS`, `body` may hand each of them to a different thread, but each must be used by
+    /// one thread at a time and not after `body` returns. LMDB cannot begin a transaction at an
+    /// older snapshot, so when a commit lands between two begins the older transactions are
+    /// begun again until every one sees the newest snapshot (a commit takes far longer than a
+    /// begin, so this settles in a round or two).
+    public func readSnapshot<R>(count: Int, _ body: ([Transaction]) throws -> R) throws -> R {
+        precondition(count >= 1, "readSnapshot needs at least one transaction")
+        while true {
+            let env = try handle()
+            let outcome: R? = try gate.withShared { () throws -> R? in
+                var handles: [OpaquePointer?] = []
+                defer { for t in handles { lmdb.perform(.txnAbort) { mdb_txn_abort(t) } } }
+                // Begins one transaction, or reports that the map was resized (nil).
+                func begin() throws -> OpaquePointer? {
+                    var t: OpaquePointer?
+                    let rc = lmdb.call(.txnBegin) { mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &t) }
+                    if rc == MDB_MAP_RESIZED { return nil }
+                    if rc != 0 { throw LMDB.error(rc, .txnBegin) }
+                    return t
+                }
+                for _ in 0..<count {
+                    guard let t = try begin() else { return nil }
+                    handles.append(t)
+                }
+                var rounds = 0
+                while true {
+                    let ids = handles.map { mdb_txn_id($0) }
+                    let newest = ids.max()!
+                    if ids.allSatisfy({ $0 == newest }) { break }
+                    rounds += 1
+                    if rounds > 10_000 {
+                        throw SextantError(.storage, "commits arrive too fast to open \(count) read transactions on one snapshot", context: ["path": path])
+                    }
+                    for i in handles.indices where ids[i] != newest {
+                        lmdb.perform(.txnAbort) { mdb_txn_abort(handles[i]) }
+                        handles[i] = nil
+                        guard let t = try begin() else { return nil }
+                        handles[i] = t
+                    }
+                }
+                let generation = remaps.value
+                let txns = handles.map { t -> Transaction in
+                    let txn = Transaction(txn: t!, lmdb: lmdb, writable: false)
+                    txn.mapGeneration = generation
+                    return txn
+                }
+                defer { for txn in txns { txn.invalidate() } }
+                return try body(txns)
+            }
+            if let outcome { return outcome }
+            try adoptForeignMapSize()
+        }
+    }
+
     /// A read-only transaction that ends with `mdb_txn_commit` (needed to keep database handles).
     private func readCommitting<R>(_ body: (Transaction) throws -> R) throws -> R {
         let env = try handle()
