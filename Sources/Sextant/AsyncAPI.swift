@@ -56,7 +56,7 @@ extension Store {
         try await run { try self.copy(to: destination) }
     }
 
-    /// Verifies every invariant of every collection (see ``check(deep:)``).
+    /// Verifies every invariant of every collection (see `check(deep:)`).
     ///
     /// - Throws: storage errors, `cancelled` before it started. Problems found are in the
     ///   report, not thrown.
@@ -93,7 +93,7 @@ extension VectorCollection {
 
     /// Inserts or replaces `id`'s vector and attributes.
     ///
-    /// - Throws: as ``upsert(_:)-(Row)``.
+    /// - Throws: as `upsert(_:)`.
     public func upsert(id: UInt64, vector: [Float], attributes: [String: AttributeValue] = [:]) async throws {
         try await upsert([Row(id: id, vector: vector, attributes: attributes)])
     }
@@ -104,7 +104,7 @@ extension VectorCollection {
     /// For an import of any size: one call, one commit, and a cancelled task leaves the
     /// collection as it was.
     ///
-    /// - Throws: as ``upsert(_:)-(Row)``, with `row` in the context naming the position of the
+    /// - Throws: as `upsert(_:)`, with `row` in the context naming the position of the
     ///   offending row; `cancelled` when the task was cancelled before the commit.
     public func upsert(_ rows: [Row], onProgress: (@Sendable (OperationProgress) -> Void)? = nil) async throws {
         let control = OperationControl(onProgress: onProgress)
@@ -176,7 +176,7 @@ extension VectorCollection {
     }
 
     /// The `k` nearest live rows satisfying `filter`, sorted by (distance, id) — see
-    /// ``search(_:k:filter:options:)-(_,_,_,_)``.
+    /// `search(_:k:filter:options:)`.
     ///
     /// - Throws: `invalidArgument` (k < 1, bad options, zero vector under cosine),
     ///   `dimensionMismatch`, `nonFiniteValue`, `unknownAttribute` or `typeMismatch` for the
@@ -186,14 +186,14 @@ extension VectorCollection {
     }
 
     /// Answers many queries; result `i` belongs to `queries[i]` (see
-    /// ``search(_:options:)-(_,_)``), reporting ``OperationProgress/Phase/searching``.
+    /// `search(_:options:)`), reporting ``OperationProgress/Phase/searching``.
     ///
     /// A batch of more than ``batchChunk`` queries runs as consecutive chunks of that many,
     /// each planned and executed as one batch in its own snapshot; cancellation is checked
     /// between chunks. (Results of the exact plan do not depend on the chunking; a write that
     /// commits while the batch runs may be seen by later chunks only.)
     ///
-    /// - Throws: as ``search(_:k:filter:options:)-(_,_,_,_)``, with `query` in the context;
+    /// - Throws: as `search(_:k:filter:options:)`, with `query` in the context;
     ///   `cancelled` when the task was cancelled before the last chunk finished.
     public func search(_ queries: [Query], options: SearchOptions = SearchOptions(),
                        onProgress: (@Sendable (OperationProgress) -> Void)? = nil) async throws -> [[SearchResult]] {
@@ -229,7 +229,7 @@ extension VectorCollection {
 
     /// Runs one search and reports its plan, estimates and time per stage.
     ///
-    /// - Throws: as ``search(_:k:filter:options:)-(_,_,_,_)``.
+    /// - Throws: as `search(_:k:filter:options:)`.
     public func explainSearch(_ vector: [Float], k: Int, filter: Filter? = nil, options: SearchOptions = SearchOptions()) async throws -> SearchExplanation {
         try await store.run { try self.explainSearch(vector, k: k, filter: filter, options: options) }
     }
@@ -272,7 +272,7 @@ extension VectorCollection {
         }
     }
 
-    /// Measures the planner's cost model on this machine and stores it (see ``calibrate()``).
+    /// Measures the planner's cost model on this machine and stores it (see `calibrate()`).
     ///
     /// - Throws: `notFound`, storage errors, `cancelled` before it started.
     @discardableResult

@@ -31,7 +31,7 @@ public struct StoreStatistics: Sendable, Codable {
     public var collections: [CollectionStatistics]
 }
 
-/// The outcome of ``Store/check()``.
+/// The outcome of `Store.check(deep:)`.
 public struct CheckReport: Sendable, Codable {
     /// Invariant violations found; empty means the store is consistent.
     public var problems: [String]
@@ -186,7 +186,7 @@ extension Store {
     }
 
     /// Compacts the store at `path`: a compacting copy into a sibling directory, fsync, then an
-    /// atomic swap of the two directories. Refuses (``SextantError/Code/locked``) while any other
+    /// atomic swap of the two directories. Refuses (`SextantError.Code.locked`) while any other
     /// process or handle has the store open. Returns the data file's size before and after.
     public static func compact(path: String) throws -> (before: Int, after: Int) {
         try Environment.compact(path: path)

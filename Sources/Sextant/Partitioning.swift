@@ -118,8 +118,9 @@ extension VectorCollection {
     /// searches run without a graph. Row ids, vectors and attributes do not change, nor do
     /// search results of exact plans.
     ///
-    /// - Parameter progress: free-form log lines; for typed values use
-    ///   ``partition(workload:maxPartitions:minRows:cells:queryVectors:probes:threads:onProgress:)``.
+    /// `progress` receives free-form log lines; for typed values use
+    /// `partition(workload:maxPartitions:minRows:cells:queryVectors:probes:threads:onProgress:)`.
+    ///
     /// - Throws: `invalidArgument` for an empty workload, `maxPartitions` < 1, a bad `cells` or
     ///   `probes`, query vectors not matching the workload or the collection; `unknownAttribute`
     ///   or `typeMismatch` for a predicate that does not bind to the schema; `notFound` when the

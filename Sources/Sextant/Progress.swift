@@ -3,17 +3,17 @@ import Foundation
 /// How far a long operation has come: the phase it is in, the units of that phase done out of
 /// its total, and the rate so far.
 ///
-/// Long operations (``VectorCollection/buildIndex(threads:onProgress:)``,
-/// ``VectorCollection/partition(workload:maxPartitions:minRows:cells:queryVectors:probes:threads:onProgress:)``,
+/// Long operations (`VectorCollection.buildIndex(threads:onProgress:)`,
+/// `VectorCollection.partition(workload:maxPartitions:minRows:cells:queryVectors:probes:threads:onProgress:)`,
 /// batch searches and bulk upserts) call a `@Sendable` handler with these values, from the
-/// thread doing the work; ``OperationProgress/stream()`` turns the handler into an
+/// thread doing the work; ``OperationProgress/stream(bufferingNewest:)`` turns the handler into an
 /// `AsyncSequence`. Within one phase, ``done`` never decreases, never exceeds ``total``, and the
 /// last value of every phase has `done == total`. Phases follow each other in the order the
 /// operation runs them; ``step`` and ``steps`` say where that phase sits.
 ///
 /// Named `OperationProgress` so that it does not collide with Foundation's `Progress`.
 public struct OperationProgress: Sendable, Equatable, CustomStringConvertible {
-    /// A stage of a long operation. Open like ``SextantError/Code``: match on the constants.
+    /// A stage of a long operation. Open like `SextantError.Code`: match on the constants.
     public struct Phase: Hashable, Sendable, CustomStringConvertible {
         /// A stable name, also used in the CLI's `--json` progress lines.
         public let name: String

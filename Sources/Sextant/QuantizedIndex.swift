@@ -88,8 +88,9 @@ extension VectorCollection {
     /// so readers see either the old index or the new one. Rows written later are encoded and
     /// linked as they are written. Safe to call again: it rebuilds.
     ///
-    /// - Parameter progress: free-form log lines (what is being built, on how many rows); for
-    ///   typed values with a fraction and a rate use ``buildIndex(threads:onProgress:)``.
+    /// `progress` receives free-form log lines (what is being built, on how many rows); for
+    /// typed values with a fraction and a rate use `buildIndex(threads:onProgress:)`.
+    ///
     /// - Throws: `invalidArgument` when the recipe has neither PQ nor HNSW, the dimension is
     ///   not divisible by the PQ sub-space count, or there are fewer rows than centroids;
     ///   `notFound` when the collection was dropped; storage errors (`mapFull`, `io`, ...).

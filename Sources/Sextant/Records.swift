@@ -25,7 +25,7 @@ import SextantStorage
 /// any fixed-width integer to `int` (Int64 range); `Double`, `Float` and `Date` (as its
 /// encoded `Double`) to `double`; `Bool` to `bool`; `[String]` to `[string]`; integer arrays
 /// to `[int]`; an `Optional` (or a property left out when encoding) to null. A property that
-/// does not fit its field throws a ``SextantError`` whose `context["field"]` names it
+/// does not fit its field throws a `SextantError` whose `context["field"]` names it
 /// (`unknownAttribute`, `typeMismatch`, `nullViolation` or `nonFiniteValue`).
 public protocol VectorRecord: Codable, Sendable {
     /// The row's external id.
@@ -150,7 +150,7 @@ extension VectorCollection {
     /// Inserts or replaces `records` in one transaction: all of them or, on any error, none.
     ///
     /// - Throws: as ``row(for:)``, with `context["row"]` the position of the record, and as
-    ///   ``upsert(_:)-(Row)``.
+    ///   `upsert(_:)`.
     public func upsert<R: VectorRecord>(_ records: [R]) throws {
         try upsert(try rows(of: records, control: .silent))
     }
@@ -159,7 +159,7 @@ extension VectorCollection {
     /// reporting ``OperationProgress/Phase/writing``; a cancelled task leaves the collection as
     /// it was.
     ///
-    /// - Throws: as ``upsert(_:)-([R])``; `cancelled`.
+    /// - Throws: as `upsert(_:)`; `cancelled`.
     public func upsert<R: VectorRecord>(_ records: [R], onProgress: (@Sendable (OperationProgress) -> Void)? = nil) async throws {
         let control = OperationControl(onProgress: onProgress)
         try await WorkerThreads.shared.run(control: control) {
@@ -196,7 +196,7 @@ extension VectorCollection {
     /// The rows are read in a second read transaction after the search; a row deleted in
     /// between is left out.
     ///
-    /// - Throws: as ``search(_:k:filter:options:)-(_,_,_,_)`` and ``decode(_:as:)``.
+    /// - Throws: as `search(_:k:filter:options:)` and ``decode(_:as:)``.
     public func search<R: VectorRecord>(_ vector: [Float], k: Int, filter: Filter? = nil, options: SearchOptions = SearchOptions(),
                                         as type: R.Type = R.self) throws -> [Match<R>] {
         try matches(try search(vector, k: k, filter: filter, options: options), as: R.self)
@@ -204,7 +204,7 @@ extension VectorCollection {
 
     /// The `k` nearest rows satisfying `filter`, decoded as `R`, off the calling task's thread.
     ///
-    /// - Throws: as ``search(_:k:filter:options:as:)-(_,_,_,_,_)``.
+    /// - Throws: as `search(_:k:filter:options:as:)`.
     public func search<R: VectorRecord>(_ vector: [Float], k: Int, filter: Filter? = nil, options: SearchOptions = SearchOptions(),
                                         as type: R.Type = R.self) async throws -> [Match<R>] {
         try await store.run { try self.search(vector, k: k, filter: filter, options: options, as: R.self) }

@@ -46,7 +46,7 @@ public struct Query: Sendable {
 }
 
 /// How one search ran: the plan, the planner's estimates, what was actually scored and where
-/// the time went. See ``VectorCollection/explainSearch(_:k:filter:options:)``.
+/// the time went. See `VectorCollection.explainSearch(_:k:filter:options:)`.
 public struct SearchExplanation: Sendable, CustomStringConvertible {
     public var plan: QueryPlan
     public var results: [SearchResult]
@@ -58,7 +58,7 @@ public struct SearchExplanation: Sendable, CustomStringConvertible {
     /// model and estimates), "search".
     public var stages: [Stage]
     /// Partitions holding at least one match — those a partition-routed search reads (1 when
-    /// the collection has no layout, see ``VectorCollection/partition(workload:maxPartitions:minRows:threads:progress:)``).
+    /// the collection has no layout, see `VectorCollection.partition(workload:maxPartitions:minRows:cells:queryVectors:probes:threads:progress:)`).
     public var partitionsTouched: Int
 
     public struct Stage: Sendable {

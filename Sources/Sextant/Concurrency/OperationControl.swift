@@ -19,6 +19,12 @@ final class OperationControl: @unchecked Sendable {
     private var lastTotal = 0
     private var step = 0
     private var steps: Int
+    /// Values are numbered as they are made and handed over in that order under
+    /// `delivery` (build threads report concurrently); a value overtaken by a newer one is
+    /// dropped. `delivery` is never held while taking `lock`'s side: a handler may cancel.
+    private var made = 0
+    private let delivery = NSLock()
+    private var delivered = 0
 
     /// - Parameters:
     ///   - steps: how many phases the operation expects to run (for ``OperationProgress/steps``).
@@ -42,7 +48,7 @@ final class OperationControl: @unchecked Sendable {
         return cancelled
     }
 
-    /// Throws ``SextantError/Code/cancelled`` once cancelled. Call only where throwing leaves
+    /// Throws `SextantError.Code.cancelled` once cancelled. Call only where throwing leaves
     /// the store as it was (inside a write transaction, which then aborts, or before one).
     func checkCancellation(_ what: @autoclosure () -> String = "the operation") throws(SextantError) {
         if isCancelled { throw SextantError(.cancelled, "\(what()) was cancelled; nothing was changed") }
@@ -96,8 +102,15 @@ final class OperationControl: @unchecked Sendable {
         let elapsed = now - phaseStart
         let value = OperationProgress(phase: phase, done: d, total: lastTotal, rate: elapsed > 1e-3 ? Double(d) / elapsed : 0,
                                       elapsed: elapsed, step: step, steps: steps)
+        made += 1
+        let number = made
         lock.unlock()
-        handler(value)
+        delivery.lock()
+        if number > delivered {
+            delivered = number
+            handler(value)
+        }
+        delivery.unlock()
     }
 
     /// Reports the current phase complete.

@@ -91,7 +91,7 @@ final class WorkerThreads: @unchecked Sendable {
     /// Runs `body` on a pool thread and returns its result; while waiting, the calling task is
     /// suspended, not blocking its thread. Cancelling the task sets `control`'s flag, which
     /// long operations check at points where stopping leaves the store unchanged. A task
-    /// cancelled before the work starts gets ``SextantError/Code/cancelled`` without it running.
+    /// cancelled before the work starts gets `SextantError.Code.cancelled` without it running.
     func run<T: Sendable>(control: OperationControl = .silent, _ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withTaskCancellationHandler {
             if Task.isCancelled { throw SextantError(.cancelled, "the operation was cancelled before it started") }
