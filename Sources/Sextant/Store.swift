@@ -12,7 +12,9 @@ public final class Store: Sendable {
     public static let formatVersion = 2
     static let magic = "sextant"
 
+    /// The store's directory, as opened.
     public let path: String
+    /// How the store was opened.
     public let configuration: Configuration
     let env: Environment
     let db: Databases
@@ -34,9 +36,9 @@ public final class Store: Sendable {
 
     /// Opens the store at `path`, creating it unless `configuration.createIfMissing` is false.
     ///
-    /// Throws ``SextantError/Code/formatVersion`` for a store of a newer format or a directory
-    /// holding some other LMDB environment, ``SextantError/Code/locked`` when the store is already
-    /// open in this process or being compacted, ``SextantError/Code/notFound`` when absent.
+    /// Throws `SextantError.Code.formatVersion` for a store of a newer format or a directory
+    /// holding some other LMDB environment, `SextantError.Code.locked` when the store is already
+    /// open in this process or being compacted, `SextantError.Code.notFound` when absent.
     public init(path: String, configuration: Configuration = Configuration()) throws {
         var sc = StorageConfiguration(path: path)
         sc.readOnly = configuration.readOnly
@@ -101,7 +103,7 @@ public final class Store: Sendable {
         }
     }
 
-    /// Flushes commits made in ``StorageConfiguration/SyncMode/noSync`` mode to disk.
+    /// Flushes commits made in `StorageConfiguration.SyncMode.noSync` mode to disk.
     public func sync() throws { try env.sync() }
 
     /// Closes the store. Collections obtained from it stop working. Idempotent.

@@ -3,12 +3,14 @@ import SextantKernels
 import SextantStorage
 
 /// A handle on one collection of a ``Store``. Cheap; thread-safe; valid until the store closes
-/// or the collection is dropped (operations then throw ``SextantError/Code/notFound``).
+/// or the collection is dropped (operations then throw `SextantError.Code.notFound`).
 ///
 /// (Named so that it does not shadow the standard library's `Collection` protocol in files
 /// that import Sextant.)
 public final class VectorCollection: Sendable {
+    /// The store holding the collection.
     public let store: Store
+    /// The catalog entry, as read when the handle was made.
     public let info: CollectionInfo
     let parsedRecipe: IndexRecipe
 
@@ -18,9 +20,13 @@ public final class VectorCollection: Sendable {
         parsedRecipe = (try? IndexRecipe(parsing: info.indexRecipe)) ?? IndexRecipe.flat
     }
 
+    /// The collection's name.
     public var name: String { info.name }
+    /// Components per vector.
     public var dimension: Int { info.dimension }
+    /// The distance (smaller is closer).
     public var metric: Metric { info.metric }
+    /// The typed attribute fields.
     public var schema: Schema { info.schema }
 
     var db: Store.Databases { store.db }
