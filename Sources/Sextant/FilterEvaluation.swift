@@ -5,6 +5,7 @@ import SextantStorage
 
 /// How a filter was answered: one node per predicate node, with the index each used.
 public struct FilterExplanation: Sendable, CustomStringConvertible {
+    /// One part of a predicate and how it was answered.
     public struct Node: Sendable {
         /// The sub-predicate, in SQL form.
         public var expression: String
@@ -17,9 +18,11 @@ public struct FilterExplanation: Sendable, CustomStringConvertible {
         public var undecided: Int
         /// Index entries read for this node (children included).
         public var keysRead: Int
+        /// The parts of a compound predicate.
         public var children: [Node]
     }
 
+    /// The whole predicate.
     public var root: Node
     /// Exact number of live rows matching the filter.
     public var matchCount: Int
@@ -35,6 +38,7 @@ public struct FilterExplanation: Sendable, CustomStringConvertible {
     /// about as much as several index entries; the planner calibrates the ratio).
     public var estimatedCost: Double
 
+    /// An indented tree of the parts, their access paths and counts.
     public var description: String {
         var out = "filter matches \(matchCount) of \(liveRows) rows (\(String(format: "%.3f", seconds * 1000)) ms, \(indexKeysRead) index entries, \(rowsChecked) rows checked)\n"
         func walk(_ n: Node, _ depth: Int) {

@@ -562,6 +562,7 @@ public struct GraphStatistics: Sendable {
     public var nodes: Int
     /// Live rows level-0 traversal from the entry point does not reach (0 after every write).
     public var unreachable: Int
+    /// The entry point of traversals (node and top level); nil for an empty graph.
     public var entryPoint: GraphEntryPoint?
     /// Out-degree statistics per level, level 0 first.
     public var degrees: [GraphDegreeStatistics]

@@ -7,27 +7,44 @@ import Glibc
 
 /// Figures about a store, for `sextant stat`.
 public struct StoreStatistics: Sendable, Codable {
+    /// One collection's figures.
     public struct CollectionStatistics: Sendable, Codable {
+        /// The collection's name.
         public var name: String
+        /// Its vector dimension.
         public var dimension: Int
+        /// Its metric (`l2`, `ip` or `cosine`).
         public var metric: String
+        /// Its index recipe, canonical form.
         public var indexRecipe: String
+        /// Its schema, in the `name:type` syntax.
         public var schema: String
+        /// Live rows.
         public var rows: Int
         /// Freed slots waiting for reuse.
         public var freeSlots: Int
         /// Slots ever allocated (rows + free slots).
         public var slots: Int
     }
+    /// The store's directory.
     public var path: String
+    /// The on-disk format version.
     public var formatVersion: Int
+    /// Bytes of the data file on disk.
     public var fileBytes: Int
+    /// Bytes of the map in use (the rest of the file is free pages).
     public var usedBytes: Int
+    /// The map's current size (address space).
     public var mapBytes: Int
+    /// LMDB's page size.
     public var pageSize: Int
+    /// Reader slots in use, across processes.
     public var readersInUse: Int
+    /// Reader slots available.
     public var maxReaders: Int
+    /// The id of the last committed transaction.
     public var lastTransaction: Int
+    /// Per collection, by name.
     public var collections: [CollectionStatistics]
 }
 
@@ -37,7 +54,9 @@ public struct CheckReport: Sendable, Codable {
     public var problems: [String]
     /// How many rows, records and keys were verified.
     public var rowsChecked: Int
+    /// Collections checked.
     public var collectionsChecked: Int
+    /// Whether no problem was found.
     public var isConsistent: Bool { problems.isEmpty }
 }
 

@@ -31,15 +31,20 @@ public struct PartitionLayout: Sendable {
     /// Rows the workload touches when a query reads every partition holding one of its
     /// matches: over the whole collection (one partition) and with this layout.
     public var rowsTouchedUnpartitioned: Double
+    /// Rows the workload touches with the layout (weighted by query frequency).
     public var rowsTouchedPartitioned: Double
 
+    /// A node of the qd-tree: a cut with two children, or a leaf.
     public enum Node: Sendable, Equatable {
         /// Rows for which `cut` is TRUE go left, the others (FALSE or NULL) right.
         case split(cut: Int, left: Int, right: Int)
+        /// A partition, by leaf id.
         case leaf(Int)
     }
 
+    /// A partition: the rows satisfying its path's cuts, stored in consecutive slots.
     public struct Leaf: Sendable, Equatable {
+        /// The leaf's number, left to right.
         public var id: Int
         /// The cuts on the path, with the branch taken (true: the cut holds).
         public var path: [Step]
@@ -49,8 +54,11 @@ public struct PartitionLayout: Sendable {
         public var slots: Range<UInt32>
     }
 
+    /// One cut on the path to a leaf and which side the leaf is on.
     public struct Step: Sendable, Equatable {
+        /// The cut's index in ``PartitionLayout/cuts`` (or, past them, a cell cut).
         public var cut: Int
+        /// Whether the leaf's rows satisfy the cut (left) or not (right).
         public var holds: Bool
     }
 
@@ -81,15 +89,22 @@ public struct PartitionLayout: Sendable {
 
 /// How far a collection's rows have drifted from its layout.
 public struct PartitionStatistics: Sendable {
+    /// One partition's figures.
     public struct Leaf: Sendable {
+        /// The leaf's number.
         public var id: Int
+        /// The leaf's condition, as SQL.
         public var description: String
         /// Rows when the layout was made, now, and now inside the leaf's slot range.
         public var rowsAtLayout: Int
+        /// Rows that belong to the leaf now.
         public var rows: Int
+        /// Of those, rows inside the leaf's slot range.
         public var rowsInPlace: Int
     }
+    /// Per partition.
     public var leaves: [Leaf]
+    /// Live rows now.
     public var liveRows: Int
     /// Live rows outside their partition's slot range, as a fraction of live rows.
     public var drift: Double

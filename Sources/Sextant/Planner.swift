@@ -37,13 +37,17 @@ public struct QueryPlan: Sendable {
     /// Rows the chosen plan expects to score per query.
     public var estimatedRows: Int
 
+    /// The fraction of live rows matching the predicate.
     public var selectivity: Double { liveRows == 0 ? 0 : Double(matches) / Double(liveRows) }
 }
 
 /// A plan and the time the cost model predicts for it.
 public struct PlanEstimate: Sendable {
+    /// The plan estimated.
     public var kind: PlanKind
+    /// Estimated seconds for the query or group.
     public var seconds: Double
+    /// Estimated rows (or codes) scored.
     public var rows: Int
 }
 
@@ -58,12 +62,14 @@ public struct CostModel: Sendable {
     public var exactPerRow: Double
     /// A shared pass (tiled kernel): seconds per row read, plus seconds per (query, row) pair.
     public var tiledPerRow: Double
+    /// Seconds per query-row pair of a shared pass.
     public var tiledPerPair: Double
     /// Seconds per PQ code scored for one query (nil without trained codes).
     public var codePerRow: Double?
     /// 4-bit codes scanned by a group in one pass: seconds to re-pack one code block for fast
     /// scan, and to scan it with one query's table (nil without 4-bit codes).
     public var codeBlockRepack: Double?
+    /// Seconds to scan one re-packed fast-scan block per query.
     public var codeBlockScan: Double?
     /// Slots per code block and code blocks in the collection, for the blocks a group touches.
     public var codeSlotsPerBlock: Int?
@@ -72,6 +78,7 @@ public struct CostModel: Sendable {
     public var graphBySelectivity: [GraphPoint]?
     /// Unfiltered traversal: seconds ≈ `graphBase + graphPerEf · ef`.
     public var graphBase: Double?
+    /// Seconds per unit of `ef` of an unfiltered traversal.
     public var graphPerEf: Double?
     /// The beam width the graph points were measured at.
     public var defaultEF: Int
@@ -80,8 +87,11 @@ public struct CostModel: Sendable {
     /// How long calibration took.
     public var calibrationSeconds: Double
 
+    /// One measured point of filtered graph traversal cost.
     public struct GraphPoint: Sendable {
+        /// The fraction of rows matching the filter.
         public var selectivity: Double
+        /// Seconds per query at that selectivity.
         public var seconds: Double
         /// Distance computations per query.
         public var distances: Double

@@ -19,10 +19,12 @@ public struct OperationProgress: Sendable, Equatable, CustomStringConvertible {
         public let name: String
         /// What is counted in this phase (`rows`, `queries`, `vectors`, ...).
         public let unit: String
+        /// A phase named `name` counting `unit`s (the constants below cover the engine's phases).
         public init(_ name: String, unit: String) {
             self.name = name
             self.unit = unit
         }
+        /// The phase's name.
         public var description: String { name }
 
         /// Writing rows (a bulk upsert or an import).
@@ -60,6 +62,7 @@ public struct OperationProgress: Sendable, Equatable, CustomStringConvertible {
     /// How many phases the operation runs (as far as known when it started).
     public var steps: Int
 
+    /// A progress value (operations make these; tests and custom progress displays may too).
     public init(phase: Phase, done: Int, total: Int, rate: Double, elapsed: Double, step: Int = 1, steps: Int = 1) {
         self.phase = phase
         self.done = done
@@ -82,6 +85,7 @@ public struct OperationProgress: Sendable, Equatable, CustomStringConvertible {
     /// Whether this is the last value of its phase.
     public var isPhaseComplete: Bool { done >= total }
 
+    /// One line for a log: step, phase, done of total, percentage, rate and ETA.
     public var description: String {
         var s = "[\(step)/\(steps)] \(phase.name) \(done)/\(total) \(phase.unit)"
         s += String(format: " (%.0f%%", fraction * 100)

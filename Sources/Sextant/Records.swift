@@ -52,6 +52,7 @@ public struct Match<R: VectorRecord>: Sendable {
     /// The row's id.
     public var id: UInt64 { record.id }
 
+    /// A hit: `record` at `distance` from the query.
     public init(record: R, distance: Float) {
         self.record = record
         self.distance = distance

@@ -21,6 +21,7 @@ public struct SearchOptions: Sendable {
     /// index's `nprobe`. Ignored by the exact plan and without cells; nil searches every cell.
     public var probes: Int?
 
+    /// Options for one search or batch; every value defaults to letting the planner decide.
     public init(exact: Bool = false, rerank: Int? = nil, ef: Int? = nil, plan: PlanKind? = nil, probes: Int? = nil) {
         self.exact = exact
         self.rerank = rerank
@@ -34,10 +35,13 @@ public struct SearchOptions: Sendable {
 
 /// One query of a multi-query search.
 public struct Query: Sendable {
+    /// The query vector (the collection's dimension).
     public var vector: [Float]
+    /// How many nearest matching rows to return (at least 1).
     public var k: Int
     /// Rows must satisfy it; nil matches every row.
     public var filter: Filter?
+    /// A query of `k` nearest rows to `vector` among those satisfying `filter` (all rows when nil).
     public init(vector: [Float], k: Int, filter: Filter? = nil) {
         self.vector = vector
         self.k = k
@@ -48,7 +52,9 @@ public struct Query: Sendable {
 /// How one search ran: the plan, the planner's estimates, what was actually scored and where
 /// the time went. See `VectorCollection.explainSearch(_:k:filter:options:)`.
 public struct SearchExplanation: Sendable, CustomStringConvertible {
+    /// The plan the search ran, with the planner's estimates.
     public var plan: QueryPlan
+    /// The search's results, as ``VectorCollection`` `search` returns them.
     public var results: [SearchResult]
     /// Distance computations actually made (vectors or codes scored).
     public var rowsScored: Int
@@ -61,13 +67,18 @@ public struct SearchExplanation: Sendable, CustomStringConvertible {
     /// the collection has no layout, see `VectorCollection.partition(workload:maxPartitions:minRows:cells:queryVectors:probes:threads:progress:)`).
     public var partitionsTouched: Int
 
+    /// One stage of a search (planning, filtering, scoring, ...) and its wall time.
     public struct Stage: Sendable {
+        /// The stage's name.
         public var name: String
+        /// Wall-clock seconds spent in the stage.
         public var seconds: Double
     }
 
+    /// The sum of the stage times.
     public var totalSeconds: Double { stages.reduce(0) { $0 + $1.seconds } }
 
+    /// The plan, estimates, rows scored and stage times, as `explain` prints them.
     public var description: String {
         var lines: [String] = []
         let chosen = plan.forced ? "forced" : "chosen by the planner"
@@ -87,9 +98,11 @@ public struct SearchExplanation: Sendable, CustomStringConvertible {
 
 /// How a batch ran: one plan per group of queries sharing a predicate.
 public struct BatchExplanation: Sendable {
+    /// The queries of a batch that share one predicate (and probed cells), planned together.
     public struct Group: Sendable {
         /// The predicate's SQL text ("" without one).
         public var predicate: String
+        /// The group's plan, with the planner's estimates.
         public var plan: QueryPlan
         /// Distance computations made for the whole group.
         public var rowsScored: Int
@@ -101,8 +114,11 @@ public struct BatchExplanation: Sendable {
         /// predicate): answered with that query's results, not searched again.
         public var duplicates: Int
     }
+    /// Results per query, in the batch's order.
     public var results: [[SearchResult]]
+    /// The predicate groups, in order of first appearance in the batch.
     public var groups: [Group]
+    /// Time per stage of the whole batch.
     public var stages: [SearchExplanation.Stage]
 }
 
