@@ -120,17 +120,26 @@ public final class VectorCollection: Sendable {
     // MARK: Writes
 
     /// Inserts or replaces one row.
+    ///
+    /// - Throws: as `upsert(_:)` of many rows.
     public func upsert(_ row: Row) throws {
         try upsert([row])
     }
 
     /// Inserts or replaces `id`'s vector and attributes.
+    ///
+    /// - Throws: as `upsert(_:)` of many rows.
     public func upsert(id: UInt64, vector: [Float], attributes: [String: AttributeValue] = [:]) throws {
         try upsert([Row(id: id, vector: vector, attributes: attributes)])
     }
 
     /// Inserts or replaces many rows in one transaction: all of them or, on any error, none.
     /// A later row with the same id replaces an earlier one.
+    ///
+    /// - Throws: `dimensionMismatch`, `nonFiniteValue`, `invalidArgument` (a zero vector under
+    ///   cosine), `unknownAttribute`, `typeMismatch`, `nullViolation` — with `context["row"]` the
+    ///   position and `context["field"]` the attribute — `notFound` when the collection was
+    ///   dropped, `readOnly`, storage errors (`mapFull`, `io`, `storage`, ...).
     public func upsert(_ rows: [Row]) throws {
         var encoded: [PreparedRow] = []
         encoded.reserveCapacity(rows.count)
@@ -290,12 +299,18 @@ public final class VectorCollection: Sendable {
     }
 
     /// Deletes a row; returns whether it existed.
+    ///
+    /// - Throws: `notFound` when the collection was dropped, `readOnly`, storage errors (`mapFull`,
+    ///   `io`, `storage`, ...).
     @discardableResult
     public func delete(_ id: UInt64) throws -> Bool {
         try delete([id]) == 1
     }
 
     /// Deletes rows in one transaction; returns how many existed.
+    ///
+    /// - Throws: `notFound` when the collection was dropped, `readOnly`, storage errors (`mapFull`,
+    ///   `io`, `storage`, ...).
     @discardableResult
     public func delete(_ ids: [UInt64]) throws -> Int {
         try store.env.write { txn in
@@ -339,11 +354,17 @@ public final class VectorCollection: Sendable {
     // MARK: Reads
 
     /// The number of live rows.
+    ///
+    /// - Throws: `notFound` when the collection was dropped, storage errors (`mapFull`, `io`,
+    ///   `storage`, ...).
     public func count() throws -> Int {
         try store.env.read { txn in Int(try state(txn).count) }
     }
 
     /// The row with external id `id`, or nil.
+    ///
+    /// - Throws: `notFound` when the collection was dropped, `corrupted`, storage errors
+    ///   (`mapFull`, `io`, `storage`, ...).
     public func get(_ id: UInt64) throws -> Record? {
         try store.env.read { txn in
             _ = try state(txn)
