@@ -416,6 +416,10 @@ extension VectorCollection {
 
     /// The exact number of live rows satisfying `filter` (all rows when nil), from the
     /// attribute indexes; fields that are not indexed are checked row by row.
+    ///
+    /// - Throws: `unknownAttribute` or `typeMismatch` when the filter does not bind to the schema,
+    ///   `notFound` when the collection was dropped, storage errors (`mapFull`, `io`, `storage`,
+    ///   ...).
     public func count(where filter: Filter?) throws -> Int {
         let bound = try filter.map { try $0.bind(to: schema) }
         return try store.env.read { txn in
@@ -425,6 +429,9 @@ extension VectorCollection {
     }
 
     /// Evaluates `filter` and reports which index answered each part, with row counts and time.
+    ///
+    /// - Throws: `unknownAttribute` or `typeMismatch` when the filter does not bind to the schema,
+    ///   `notFound`, storage errors (`mapFull`, `io`, `storage`, ...).
     public func explain(_ filter: Filter?) throws -> FilterExplanation {
         let bound = try filter.map { try $0.bind(to: schema) }
         return try store.env.read { txn in
@@ -442,6 +449,9 @@ extension VectorCollection {
 extension VectorCollection {
     /// Counts matching rows by reading and evaluating every stored row, ignoring the indexes —
     /// the reference the index path is checked against, and the baseline it is measured against.
+    ///
+    /// - Throws: `unknownAttribute` or `typeMismatch` when the filter does not bind to the schema,
+    ///   `notFound`, storage errors (`mapFull`, `io`, `storage`, ...).
     public func countByScan(where filter: Filter?) throws -> Int {
         let bound = try filter.map { try $0.bind(to: schema) }
         return try store.env.read { txn in

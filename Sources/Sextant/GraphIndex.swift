@@ -572,6 +572,9 @@ public struct GraphStatistics: Sendable {
 
 extension VectorCollection {
     /// Walks the graph once (structure, reachability, degrees); nil when it is not built.
+    ///
+    /// - Throws: `notFound` when the collection was dropped, `corrupted`, storage errors
+    ///   (`mapFull`, `io`, `storage`, ...).
     public func graphStatistics() throws -> GraphStatistics? {
         try store.env.read { txn in
             _ = try state(txn)

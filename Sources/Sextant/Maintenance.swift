@@ -62,6 +62,8 @@ public struct CheckReport: Sendable, Codable {
 
 extension Store {
     /// Sizes, counters and reader slots.
+    ///
+    /// - Throws: `closed`, storage errors (`mapFull`, `io`, `storage`, ...).
     public func statistics() throws -> StoreStatistics {
         let i = try env.info()
         let infos = try collections()
@@ -82,14 +84,21 @@ extension Store {
     }
 
     /// LMDB's reader table (one line per slot: pid, thread, transaction id).
+    ///
+    /// - Throws: `closed`, storage errors (`mapFull`, `io`, `storage`, ...).
     public func readers() throws -> [String] { try env.readerTable() }
 
     /// Clears reader slots held by dead processes; returns how many.
+    ///
+    /// - Throws: `closed`, storage errors (`mapFull`, `io`, `storage`, ...).
     @discardableResult
     public func clearStaleReaders() throws -> Int { try env.clearStaleReaders() }
 
     /// Writes a consistent hot backup into `destination` (a new or empty directory) while
     /// writers go on; free pages are left out, so the copy is compact.
+    ///
+    /// - Throws: `alreadyExists` when `destination` holds a store, `io`, storage errors (`mapFull`,
+    ///   `io`, `storage`, ...).
     public func copy(to destination: String) throws {
         try env.copy(to: destination, compact: true)
     }
@@ -97,6 +106,9 @@ extension Store {
     /// Verifies the invariants of the format (see SPEC.md, "Invariants"). The structural pass
     /// checks every key, count and id mapping; `deep` also decodes every attribute and vector
     /// record and checks every component is finite.
+    ///
+    /// - Throws: `closed`, storage errors (`mapFull`, `io`, `storage`, ...); inconsistencies are
+    ///   reported in the result, not thrown.
     public func check(deep: Bool = true) throws -> CheckReport {
         var problems: [String] = []
         var rows = 0
@@ -207,6 +219,9 @@ extension Store {
     /// Compacts the store at `path`: a compacting copy into a sibling directory, fsync, then an
     /// atomic swap of the two directories. Refuses (`SextantError.Code.locked`) while any other
     /// process or handle has the store open. Returns the data file's size before and after.
+    ///
+    /// - Throws: `locked` while the store is open anywhere, `notFound`, `io`, storage errors
+    ///   (`mapFull`, `io`, `storage`, ...).
     public static func compact(path: String) throws -> (before: Int, after: Int) {
         try Environment.compact(path: path)
     }

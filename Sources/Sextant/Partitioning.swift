@@ -370,6 +370,9 @@ extension VectorCollection {
     // MARK: Reading
 
     /// The collection's layout, or nil when it was never partitioned.
+    ///
+    /// - Throws: `notFound` when the collection was dropped, `corrupted` for a layout that does not
+    ///   decode, storage errors (`mapFull`, `io`, `storage`, ...).
     public func partitionLayout() throws -> PartitionLayout? {
         try store.env.read { txn in
             _ = try state(txn)
@@ -474,6 +477,8 @@ extension VectorCollection {
     }
 
     /// Rows per partition now, how many still sit in their partition's slot range, and the drift.
+    ///
+    /// - Throws: `notFound`, `corrupted`, storage errors (`mapFull`, `io`, `storage`, ...).
     public func partitionStatistics() throws -> PartitionStatistics? {
         try store.env.read { txn in
             _ = try state(txn)

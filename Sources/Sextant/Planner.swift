@@ -225,6 +225,9 @@ let graphExhaustiveBelow = 1000
 extension VectorCollection {
     /// The cost model of this collection, calibrating it first when there is none that fits
     /// the collection's current size and indexes.
+    ///
+    /// - Throws: `notFound` when the collection was dropped, `corrupted` for a stored model that
+    ///   does not decode, storage errors (`mapFull`, `io`, `storage`, ...).
     public func costModel() throws -> CostModel {
         try store.env.read { txn in
             _ = try state(txn)
@@ -455,6 +458,9 @@ extension CostModel {
 extension VectorCollection {
     /// Measures the collection's cost model now and stores it (unless the store is read-only),
     /// so that later processes plan without measuring. Index builds call it.
+    ///
+    /// - Throws: `notFound` when the collection was dropped, storage errors (`mapFull`, `io`,
+    ///   `storage`, ...).
     @discardableResult
     public func calibrate() throws -> CostModel {
         let (model, key) = try store.env.read { txn -> (CostModel, CostModelCache.CalibrationKey) in

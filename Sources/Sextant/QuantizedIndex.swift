@@ -217,6 +217,9 @@ extension VectorCollection {
     }
 
     /// The index's state.
+    ///
+    /// - Throws: `notFound` when the collection was dropped, `corrupted`, storage errors
+    ///   (`mapFull`, `io`, `storage`, ...).
     public func indexStatus() throws -> IndexStatus {
         try store.env.read { txn in
             let st = try state(txn)

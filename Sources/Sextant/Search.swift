@@ -128,6 +128,11 @@ extension VectorCollection {
     /// Returns exactly `min(k, matches)` results. The planner picks the plan (see ``PlanKind``);
     /// `.exact` scores every matching row with its full vector (the oracle every other plan is
     /// tested against).
+    ///
+    /// - Throws: `invalidArgument` (k < 1, negative `rerank`, `ef` or `probes` < 1, a zero vector
+    ///   under cosine), `dimensionMismatch`, `nonFiniteValue`, `unknownAttribute` or `typeMismatch`
+    ///   for the filter, `notFound` when the collection was dropped, storage errors (`mapFull`,
+    ///   `io`, `storage`, ...).
     public func search(_ vector: [Float], k: Int, filter: Filter? = nil, options: SearchOptions = SearchOptions()) throws -> [SearchResult] {
         try search([Query(vector: vector, k: k, filter: filter)], options: options)[0]
     }
@@ -140,11 +145,15 @@ extension VectorCollection {
     /// vector, `k` and predicate) are searched once; queries with the same vector share their
     /// code lookup tables. Groups run on ``Store/Configuration/searchThreads`` threads. Exact
     /// results are identical to answering each query alone.
+    ///
+    /// - Throws: as the single-query `search`, with `context["query"]` naming the offending query.
     public func search(_ queries: [Query], options: SearchOptions = SearchOptions()) throws -> [[SearchResult]] {
         try execute(queries, options: options, profile: false).results
     }
 
     /// Runs one search and reports its plan, estimates, rows scored and time per stage.
+    ///
+    /// - Throws: as the single-query `search`.
     public func explainSearch(_ vector: [Float], k: Int, filter: Filter? = nil, options: SearchOptions = SearchOptions()) throws -> SearchExplanation {
         let e = try execute([Query(vector: vector, k: k, filter: filter)], options: options, profile: true)
         return SearchExplanation(plan: e.groups[0].plan, results: e.results[0], rowsScored: e.stats[0].rowsScored,
@@ -152,6 +161,8 @@ extension VectorCollection {
     }
 
     /// Runs a batch and reports the plan of each predicate group with the time per stage.
+    ///
+    /// - Throws: as the batch `search`.
     public func explainBatch(_ queries: [Query], options: SearchOptions = SearchOptions()) throws -> BatchExplanation {
         let e = try execute(queries, options: options, profile: true)
         var rows = [Int](repeating: 0, count: e.groups.count)
