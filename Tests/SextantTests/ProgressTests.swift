@@ -135,4 +135,18 @@ import SextantTestSupport
         #expect(phases == ["writing", "linking"])
         #expect(log.all.map(\.done) == [0, 60, 60, 60, 100, 0, 5])
     }
+
+    /// Concurrent workers adding fractions of units: the values delivered stay in order and
+    /// the phase ends at its total.
+    @Test func concurrentAdvancesStayMonotonic() {
+        let log = ProgressLog()
+        let control = OperationControl(onProgress: log.add)
+        control.begin(.searching, total: 1000)
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            for _ in 0..<1000 { control.advance(by: 0.25) }
+        }
+        control.finishPhase()
+        Self.expectWellFormed(log.all)
+        #expect(log.all.last?.done == 1000)
+    }
 }

@@ -25,6 +25,8 @@ final class OperationControl: @unchecked Sendable {
     private var made = 0
     private let delivery = NSLock()
     private var delivered = 0
+    /// Units added by ``advance(by:)`` in the current phase.
+    private var accumulated = 0.0
 
     /// - Parameters:
     ///   - steps: how many phases the operation expects to run (for ``OperationProgress/steps``).
@@ -75,6 +77,7 @@ final class OperationControl: @unchecked Sendable {
             step += 1
             if step > steps { steps = step }
             phaseStart = monotonicSeconds()
+            accumulated = 0
             lastDone = -1
             lastReport = 0
         }
@@ -111,6 +114,17 @@ final class OperationControl: @unchecked Sendable {
             handler(value)
         }
         delivery.unlock()
+    }
+
+    /// Adds `units` (possibly fractional: part of a query's slot range) to the current phase
+    /// from any thread, and reports the total so far. For work items finishing concurrently,
+    /// such as the batch executor's.
+    func advance(by units: Double) {
+        lock.lock()
+        accumulated += units
+        let d = Int(accumulated)
+        lock.unlock()
+        report(d)
     }
 
     /// Reports the current phase complete.
