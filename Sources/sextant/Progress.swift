@@ -27,10 +27,10 @@ final class ProgressBar: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         let now = Date().timeIntervalSinceReferenceDate
         let newPhase = current.map { $0.phase != p.phase || $0.step != p.step } ?? true
-        if newPhase, let previous = current, drawn != previous { draw(previous) }
+        if newPhase, let previous = current, !alreadyDrawn(previous) { draw(previous) }
         if newPhase { endLine() }
         current = p
-        guard newPhase || p.isPhaseComplete || now - lastDraw >= (json ? 1.0 : 0.1) else { return }
+        guard !alreadyDrawn(p), newPhase || p.isPhaseComplete || now - lastDraw >= (json ? 1.0 : 0.1) else { return }
         lastDraw = now
         draw(p)
     }
@@ -38,8 +38,14 @@ final class ProgressBar: @unchecked Sendable {
     /// Draws the last value if it was not drawn, and ends the line.
     func finish() {
         lock.lock(); defer { lock.unlock() }
-        if let current, drawn != current { draw(current) }
+        if let current, !alreadyDrawn(current) { draw(current) }
         endLine()
+    }
+
+    /// Whether the same count of the same phase is on screen already.
+    private func alreadyDrawn(_ p: OperationProgress) -> Bool {
+        guard let drawn else { return false }
+        return drawn.phase == p.phase && drawn.step == p.step && drawn.done == p.done
     }
 
     private func endLine() {
