@@ -14,6 +14,10 @@ public struct CollectionInfo: Sendable, Codable, Equatable {
     public var indexRecipe: String
     /// Seconds since 1970 at creation.
     public var createdAt: Double
+    /// Set for a multi-vector (late-interaction) collection: each row holds a set of tokens,
+    /// `vector` is their fixed-dimensional encoding and ``dimension`` the encoding's. Absent
+    /// from the catalog JSON of ordinary collections.
+    public var multiVector: MultiVectorInfo? = nil
 
     /// The longest vector a collection may declare.
     public static let maxDimension = 65_536

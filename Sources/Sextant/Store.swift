@@ -32,6 +32,10 @@ public final class Store: Sendable {
         let meta, state, ids, rows, vectors, free, postings, codes, index, graph, links: Database
         static let names = ["sextant.meta", "sextant.state", "sextant.ids", "sextant.rows", "sextant.vectors", "sextant.free", "sextant.postings",
                             "sextant.codes", "sextant.index", "sextant.graph", "sextant.links"]
+        /// Token sets of multi-vector collections; nil only when a store older than that
+        /// database is opened read-only (it then holds no multi-vector collection).
+        var tokens: Database? = nil
+        static let tokensName = "sextant.tokens"
     }
 
     /// Opens the store at `path`, creating it unless `configuration.createIfMissing` is false.
@@ -52,7 +56,7 @@ public final class Store: Sendable {
         let env = try Environment(sc)
         do {
             let existing = try env.databaseNames()
-            let ours = Set(Databases.names)
+            let ours = Set(Databases.names + [Databases.tokensName])
             if let foreign = existing.first(where: { !ours.contains($0) }) {
                 throw SextantError(.formatVersion, "'\(path)' holds an LMDB environment that is not a Sextant store (database '\(foreign)')", context: ["path": path])
             }
@@ -60,7 +64,8 @@ public final class Store: Sendable {
             guard let handles = try env.openDatabases(Databases.names, create: create) else {
                 throw SextantError(.notFound, "'\(path)' is not an initialised Sextant store", context: ["path": path])
             }
-            self.db = Databases(meta: handles[0], state: handles[1], ids: handles[2], rows: handles[3], vectors: handles[4], free: handles[5], postings: handles[6], codes: handles[7], index: handles[8], graph: handles[9], links: handles[10])
+            self.db = Databases(meta: handles[0], state: handles[1], ids: handles[2], rows: handles[3], vectors: handles[4], free: handles[5], postings: handles[6], codes: handles[7], index: handles[8], graph: handles[9], links: handles[10],
+                                tokens: try env.openDatabases([Databases.tokensName], create: create)?.first)
             self.env = env
             self.path = env.path
             self.configuration = configuration
@@ -197,7 +202,7 @@ public final class Store: Sendable {
                 throw SextantError(.notFound, "no collection '\(name)'", context: ["collection": name])
             }
             let prefix = Keys.prefix(info.id)
-            for d in [db.ids, db.rows, db.vectors, db.free, db.postings, db.codes, db.index, db.graph, db.links] {
+            for d in [db.ids, db.rows, db.vectors, db.free, db.postings, db.codes, db.index, db.graph, db.links] + (db.tokens.map { [$0] } ?? []) {
                 try txn.withCursor(d) { c in
                     var more = try c.seek(prefix)
                     while more, c.key.count >= 4, c.key.starts(with: prefix) {

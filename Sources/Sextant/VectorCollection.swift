@@ -141,6 +141,7 @@ public final class VectorCollection: Sendable {
     ///   position and `context["field"]` the attribute — `notFound` when the collection was
     ///   dropped, `readOnly`, storage errors (`mapFull`, `io`, `storage`, ...).
     public func upsert(_ rows: [Row]) throws {
+        try rejectSingleVectorWrite()
         var encoded: [PreparedRow] = []
         encoded.reserveCapacity(rows.count)
         for (i, r) in rows.enumerated() {
@@ -335,6 +336,7 @@ public final class VectorCollection: Sendable {
                     try codeWriter?.clear(txn, slot: slot)
                     deleted.append(slot)
                     _ = try txn.delete(db.rows, key: k)
+                    try deleteTokens(txn, id: id)
                     try vectorWriter.clear(txn, slot: slot)
                     try txn.put(db.free, key: k, value: UnsafeRawBufferPointer(start: nil, count: 0))
                 }

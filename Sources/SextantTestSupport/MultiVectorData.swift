@@ -73,7 +73,7 @@ public struct MultiVectorDataset: Sendable {
                 counts.append(counts[src])
                 docConcepts.append(cs)
             } else {
-                let nc = 8 + Int(rng.next() % 9)
+                let nc = min(8 + Int(rng.next() % 9), centroids.count)
                 var cs: [Int] = []
                 while cs.count < nc {
                     let c = rng.zipf(zipf)

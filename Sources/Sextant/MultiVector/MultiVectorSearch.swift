@@ -1,0 +1,321 @@
+import Foundation
+import SextantFilter
+import SextantKernels
+import SextantStorage
+
+/// One query of a multi-vector search: a token set, `k`, an optional filter.
+public struct MultiVectorQuery: Sendable {
+    /// Packed row-major query tokens of the collection's token dimension, at least one.
+    public var tokens: [Float]
+    public var k: Int
+    /// Rows must satisfy it; nil matches every row.
+    public var filter: Filter?
+    public init(tokens: [Float], k: Int, filter: Filter? = nil) {
+        self.tokens = tokens
+        self.k = k
+        self.filter = filter
+    }
+}
+
+/// Options of a multi-vector search.
+public struct MultiVectorSearchOptions: Sendable {
+    /// Documents fetched through the index over encodings and re-ranked with exact Chamfer
+    /// (nil: ``defaultCandidates(k:)``). Raised to `k`.
+    public var candidates: Int?
+    /// Score every matching document with exact Chamfer, whatever the indexes.
+    public var exact: Bool
+    /// Exact Chamfer over the matches when there are at most this many (nil: 4 × candidates):
+    /// a selective predicate then costs no more than a re-rank and misses nothing.
+    public var exactBelow: Int?
+    /// The plan of the candidate stage over encodings (nil: the planner's choice).
+    public var candidatePlan: PlanKind?
+    /// HNSW beam width of the candidate stage (nil: the number of candidates).
+    public var ef: Int?
+    /// PQ re-scoring depth of the candidate stage (nil: the recipe's default).
+    public var rerank: Int?
+
+    public init(candidates: Int? = nil, exact: Bool = false, exactBelow: Int? = nil, candidatePlan: PlanKind? = nil,
+                ef: Int? = nil, rerank: Int? = nil) {
+        self.candidates = candidates
+        self.exact = exact
+        self.exactBelow = exactBelow
+        self.candidatePlan = candidatePlan
+        self.ef = ef
+        self.rerank = rerank
+    }
+
+    /// Candidates re-ranked by default: `max(200, 20 · k)` (about 0.95 recall@10 on the
+    /// synthetic benchmark at 10,240 dimensions, see Bench/README.md).
+    public static func defaultCandidates(k: Int) -> Int { max(200, 20 * k) }
+}
+
+/// How a multi-vector search ran. See ``VectorCollection/explainSearch(tokens:k:filter:options:)``.
+public struct MultiVectorExplanation: Sendable, CustomStringConvertible {
+    /// `"exact-chamfer"` (every match scored) or `"fde-candidates"` (index over encodings, then
+    /// exact Chamfer re-rank of the candidates).
+    public var plan: String
+    /// Whether `exact` forced the plan.
+    public var forced: Bool
+    public var matches: Int
+    public var liveRows: Int
+    /// Candidates requested from the index (0 for the exact plan).
+    public var candidates: Int
+    /// The candidate stage over encodings (nil for the exact plan).
+    public var candidateStage: SearchExplanation?
+    /// Documents whose tokens were scored with exact Chamfer.
+    public var documentsScored: Int
+    public var results: [SearchResult]
+    /// Wall time per stage: "filter" (predicate, matches), "encode", "candidates", "rerank"
+    /// or "exact".
+    public var stages: [SearchExplanation.Stage]
+
+    public var description: String {
+        var lines = ["plan: \(plan) (\(forced ? "forced" : "chosen by the planner"))",
+                     "matches: \(matches) of \(liveRows) live rows; documents scored with exact Chamfer: \(documentsScored); results: \(results.count)"]
+        if let c = candidateStage {
+            lines.append("candidates: \(candidates) from the encodings' index — \(c.plan.kind.rawValue); \(c.detail); rows scored \(c.rowsScored)")
+        }
+        for s in stages { lines.append("  stage " + s.name.padding(toLength: 11, withPad: " ", startingAt: 0) + String(format: "%10.3f ms", s.seconds * 1000)) }
+        lines.append(String(format: "total: %.3f ms", stages.reduce(0) { $0 + $1.seconds } * 1000))
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+extension VectorCollection {
+    /// The `k` documents of smallest `−Chamfer(query, document)` (largest Chamfer similarity)
+    /// among live rows satisfying `filter`, sorted by (distance, id).
+    ///
+    /// The query's fixed-dimensional encoding fetches candidates through the collection's
+    /// index (the ordinary planner and plans, metric `ip`), which are re-ranked with exact
+    /// Chamfer from the stored tokens; a predicate matching few rows (see
+    /// ``MultiVectorSearchOptions/exactBelow``) is answered by exact Chamfer over its matches.
+    /// Returns `min(k, matches)` results.
+    public func search(tokens: [Float], k: Int, filter: Filter? = nil, options: MultiVectorSearchOptions = MultiVectorSearchOptions()) throws -> [SearchResult] {
+        try runMultiVector([MultiVectorQuery(tokens: tokens, k: k, filter: filter)], options, profile: false).results[0]
+    }
+
+    /// Answers many multi-vector queries; result `i` belongs to `queries[i]`. Candidate stages
+    /// run as one batch search; documents that are candidates of several queries are read and
+    /// scored once for all of them (one stacked tile per document).
+    public func search(_ queries: [MultiVectorQuery], options: MultiVectorSearchOptions = MultiVectorSearchOptions()) throws -> [[SearchResult]] {
+        try runMultiVector(queries, options, profile: false).results
+    }
+
+    /// Runs one multi-vector search and reports its plan and stage times.
+    public func explainSearch(tokens: [Float], k: Int, filter: Filter? = nil, options: MultiVectorSearchOptions = MultiVectorSearchOptions()) throws -> MultiVectorExplanation {
+        try runMultiVector([MultiVectorQuery(tokens: tokens, k: k, filter: filter)], options, profile: true).explanations[0]
+    }
+
+    struct MultiVectorRun {
+        var results: [[SearchResult]]
+        var explanations: [MultiVectorExplanation]
+    }
+
+    func runMultiVector(_ queries: [MultiVectorQuery], _ options: MultiVectorSearchOptions, profile: Bool) throws -> MultiVectorRun {
+        let mv = try requireMultiVector()
+        let d = mv.tokenDimension
+        var clock = monotonicSeconds()
+        var stages: [SearchExplanation.Stage] = []
+        func stage(_ name: String) {
+            let now = monotonicSeconds()
+            stages.append(.init(name: name, seconds: now - clock))
+            clock = now
+        }
+        if let c = options.candidates, c < 1 { throw SextantError(.invalidArgument, "candidates must be at least 1, got \(c)") }
+        if let e = options.exactBelow, e < 0 { throw SextantError(.invalidArgument, "exactBelow must be at least 0, got \(e)") }
+        var counts: [Int] = []
+        var bound: [Filter: BoundFilter] = [:]
+        var filters: [BoundFilter?] = []
+        for (i, q) in queries.enumerated() {
+            guard q.k >= 1 else { throw SextantError(.invalidArgument, "k must be at least 1, got \(q.k)", context: ["query": String(i)]) }
+            counts.append(try validate(tokens: q.tokens, mv, context: ["query": String(i)]))
+            var f: BoundFilter? = nil
+            if let p = q.filter, p != .matchAll {
+                if let b = bound[p] { f = b } else {
+                    do { f = try p.bind(to: schema) } catch { throw error.adding(["query": String(i)]) }
+                    bound[p] = f
+                }
+            }
+            filters.append(f)
+        }
+        let candidates = queries.map { max($0.k, options.candidates ?? MultiVectorSearchOptions.defaultCandidates(k: $0.k)) }
+
+        // Plan: exact Chamfer over the matches when forced or when they are few; exact queries
+        // are answered in the planning snapshot.
+        var results = [[SearchResult]](repeating: [], count: queries.count)
+        var scored = [Int](repeating: 0, count: queries.count)
+        var exact = [Bool](repeating: false, count: queries.count)
+        var matchCounts = [Int](repeating: 0, count: queries.count)
+        var live = 0
+        try store.env.read { txn in
+            _ = try state(txn)
+            var groups: [Filter?: [Int]] = [:]
+            var order: [Filter?] = []
+            for (i, q) in queries.enumerated() {
+                let key = q.filter == .matchAll ? nil : q.filter
+                if groups[key] == nil { order.append(key) }
+                groups[key, default: []].append(i)
+            }
+            for key in order {
+                let members = groups[key]!
+                let m = try match(txn, filters[members[0]])
+                live = m.liveRows
+                for i in members { matchCounts[i] = m.slots.count }
+                let exactMembers = members.filter { i in
+                    options.exact || m.slots.count <= (options.exactBelow ?? 4 * candidates[i])
+                }
+                guard !exactMembers.isEmpty else { continue }
+                for i in exactMembers { exact[i] = true }
+                let all = filters[members[0]] == nil
+                let (r, n) = try exactChamfer(txn, mv, exactMembers.map { queries[$0] }, slots: all ? nil : m.slots)
+                for (j, i) in exactMembers.enumerated() { results[i] = r[j]; scored[i] = n }
+            }
+        }
+        stage("filter")
+        // Candidate stage over encodings, one batch for every approximate query.
+        let approximate = queries.indices.filter { !exact[$0] }
+        var candidateStage: SearchExplanation? = nil
+        if !approximate.isEmpty {
+            let encoder = EncoderCache.shared.encoder(mv.fde)
+            let encoded = approximate.map { i in
+                queries[i].tokens.withUnsafeBytes { encoder.encode($0.baseAddress!, count: counts[i], side: .query) }
+            }
+            stage("encode")
+            let fdeOptions = SearchOptions(rerank: options.rerank, ef: options.ef ?? candidates.max(), plan: options.candidatePlan)
+            var lists: [[SearchResult]]
+            if profile && approximate.count == 1 {
+                let e = try explainSearch(encoded[0], k: candidates[approximate[0]], filter: queries[approximate[0]].filter, options: fdeOptions)
+                candidateStage = e
+                lists = [e.results]
+            } else {
+                lists = try search(zip(approximate, encoded).map { i, v in Query(vector: v, k: candidates[i], filter: queries[i].filter) },
+                                   options: fdeOptions)
+            }
+            stage("candidates")
+            let reranked = try rerankChamfer(mv, approximate.map { queries[$0] }, lists)
+            for (j, i) in approximate.enumerated() {
+                results[i] = reranked.results[j]
+                scored[i] = reranked.scored[j]
+            }
+            stage("rerank")
+        } else {
+            stage("exact")
+        }
+        let explanations: [MultiVectorExplanation] = profile ? queries.indices.map { i in
+            MultiVectorExplanation(plan: exact[i] ? "exact-chamfer" : "fde-candidates", forced: options.exact, matches: matchCounts[i],
+                                   liveRows: live, candidates: exact[i] ? 0 : candidates[i], candidateStage: exact[i] ? nil : candidateStage,
+                                   documentsScored: scored[i], results: results[i], stages: stages)
+        } : []
+        return MultiVectorRun(results: results, explanations: explanations)
+    }
+
+    /// Queries' tokens packed back to back, with each query's token range.
+    static func packed(_ queries: [MultiVectorQuery], dimension: Int) -> ([Float], [Range<Int>]) {
+        var all: [Float] = []
+        var segments: [Range<Int>] = []
+        var at = 0
+        for q in queries {
+            all += q.tokens
+            let n = q.tokens.count / dimension
+            segments.append(at..<(at + n))
+            at += n
+        }
+        return (all, segments)
+    }
+
+    /// Exact Chamfer of every query against every document in `slots` (every live row when
+    /// nil), one pass: each document's tokens are decoded once and scored for all queries in
+    /// one stacked tile. Returns each query's top k and the documents scored.
+    func exactChamfer(_ txn: Transaction, _ mv: MultiVectorInfo, _ queries: [MultiVectorQuery], slots: Bitmap?) throws -> ([[SearchResult]], Int) {
+        let d = mv.tokenDimension
+        let t = try tokensDB
+        let (packedQueries, segments) = VectorCollection.packed(queries, dimension: d)
+        var heaps = queries.map { TopK(k: $0.k) }
+        var tokens: [Float] = []
+        var scratch: [Float] = []
+        var sims = [Float](repeating: 0, count: queries.count)
+        var n = 0
+        func score(_ id: UInt64, _ v: UnsafeRawBufferPointer) throws {
+            let count = try TokenRecord.decode(v, dimension: d, storage: mv.tokenStorage, into: &tokens)
+            packedQueries.withUnsafeBytes { q in
+                tokens.withUnsafeBytes { p in
+                    sims.withUnsafeMutableBufferPointer { o in
+                        Chamfer.similarities(queries: q.baseAddress!, segments: segments, document: p.baseAddress!, documentCount: count,
+                                             dimension: d, scratch: &scratch, into: o.baseAddress!)
+                    }
+                }
+            }
+            for j in heaps.indices { _ = heaps[j].insert(distance: -sims[j], id: id) }
+            n += 1
+        }
+        if let slots {
+            let reader = try vectorReader(txn)
+            for slot in slots {
+                let (id, _) = try vectorEntry(reader, slot)
+                let found: Void? = try Keys.withExternalKey(cid, id) { k in try txn.withValue(t, key: k) { v in try score(id, v) } }
+                if found == nil {
+                    throw SextantError(.corrupted, "row \(id) has no token record", context: ["collection": name, "id": String(id)])
+                }
+            }
+        } else {
+            // Every live row: the token records in key order, one cursor pass.
+            try txn.scan(t, prefix: Keys.prefix(cid)) { k, v in
+                guard let (_, id) = Keys.decodeExternal(k) else {
+                    throw SextantError(.corrupted, "token key of \(k.count) bytes", context: ["collection": name])
+                }
+                try score(id, v)
+                return true
+            }
+        }
+        return (heaps.map { $0.sortedResults().map { SearchResult(id: $0.id, distance: $0.distance) } }, n)
+    }
+
+    /// Re-ranks each query's candidates with exact Chamfer in one read transaction. A document
+    /// that is a candidate of several queries is decoded once and scored for all of them in one
+    /// stacked tile. Candidates deleted since the candidate stage's snapshot are skipped.
+    func rerankChamfer(_ mv: MultiVectorInfo, _ queries: [MultiVectorQuery], _ lists: [[SearchResult]]) throws -> (results: [[SearchResult]], scored: [Int]) {
+        let d = mv.tokenDimension
+        let t = try tokensDB
+        var wanted: [UInt64: [Int]] = [:]
+        for (i, list) in lists.enumerated() { for r in list { wanted[r.id, default: []].append(i) } }
+        var heaps = queries.map { TopK(k: $0.k) }
+        var scored = [Int](repeating: 0, count: queries.count)
+        let offsets = queries.reduce(into: [0]) { $0.append($0.last! + $1.tokens.count / d) }
+        let all = Array(queries.map(\.tokens).joined())
+        var gathered: [Float] = []
+        var tokens: [Float] = []
+        var scratch: [Float] = []
+        var sims: [Float] = []
+        try store.env.read { txn in
+            for id in wanted.keys.sorted() {
+                let members = wanted[id]!
+                try Keys.withExternalKey(cid, id) { k in
+                    _ = try txn.withValue(t, key: k) { v in
+                        let count = try TokenRecord.decode(v, dimension: d, storage: mv.tokenStorage, into: &tokens)
+                        var segments: [Range<Int>] = []
+                        gathered.removeAll(keepingCapacity: true)
+                        for i in members {
+                            let start = gathered.count / d
+                            gathered.append(contentsOf: all[(offsets[i] * d)..<(offsets[i + 1] * d)])
+                            segments.append(start..<(gathered.count / d))
+                        }
+                        if sims.count < members.count { sims = [Float](repeating: 0, count: members.count) }
+                        gathered.withUnsafeBytes { q in
+                            tokens.withUnsafeBytes { p in
+                                sims.withUnsafeMutableBufferPointer { o in
+                                    Chamfer.similarities(queries: q.baseAddress!, segments: segments, document: p.baseAddress!,
+                                                         documentCount: count, dimension: d, scratch: &scratch, into: o.baseAddress!)
+                                }
+                            }
+                        }
+                        for (j, i) in members.enumerated() {
+                            _ = heaps[i].insert(distance: -sims[j], id: id)
+                            scored[i] += 1
+                        }
+                    }
+                }
+            }
+        }
+        return (heaps.map { $0.sortedResults().map { SearchResult(id: $0.id, distance: $0.distance) } }, scored)
+    }
+}
