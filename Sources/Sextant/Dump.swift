@@ -21,7 +21,7 @@ extension VectorCollection {
             ("schema", .string(schema.spelling)),
             ("index", .string(info.indexRecipe)),
             ("rows", .int(Int64(rows))),
-        ]))
+        ] + multiVectorHeaderMembers))
     }
 
     /// Writes the dump, one line (with its trailing newline) per call of `emit`, from one
@@ -40,7 +40,7 @@ extension VectorCollection {
                 let slot = try VectorCollection.slot(v)
                 let r = try record(txn, slot: slot)
                 line.removeAll(keepingCapacity: true)
-                VectorCollection.json(r, schema: schema).write(into: &line)
+                (info.multiVector != nil ? try multiVectorDumpLine(txn, r) : VectorCollection.json(r, schema: schema)).write(into: &line)
                 line.append(10)
                 try emit(line)
                 return true
@@ -64,6 +64,7 @@ extension Store {
         var expected = 0
         var seen = 0
         var batch: [Row] = []
+        var documents: [MultiVectorRow] = []
         do {
             try lines { bytes, number in
                 if bytes.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { return }
@@ -74,17 +75,26 @@ extension Store {
                     expected = n
                     return
                 }
-                batch.append(try coll.row(fromDumpLine: json, line: number + 1))
+                if coll.info.multiVector != nil {
+                    documents.append(try coll.document(fromDumpLine: json, line: number + 1))
+                } else {
+                    batch.append(try coll.row(fromDumpLine: json, line: number + 1))
+                }
                 seen += 1
                 if batch.count >= batchSize {
                     try coll.upsert(batch)
                     batch.removeAll(keepingCapacity: true)
+                }
+                if documents.count >= batchSize {
+                    try coll.upsert(documents: documents)
+                    documents.removeAll(keepingCapacity: true)
                 }
             }
             guard let coll = collection else {
                 throw SextantError(.malformedFile, "the dump is empty (no header line)")
             }
             if !batch.isEmpty { try coll.upsert(batch) }
+            if !documents.isEmpty { try coll.upsert(documents: documents) }
             guard seen == expected else {
                 throw SextantError(.malformedFile, "the dump header announces \(expected) rows but \(seen) follow", context: ["expected": String(expected), "got": String(seen)])
             }
@@ -119,6 +129,9 @@ extension Store {
               case .string(let metricText) = try field("metric"), case .string(let schemaText) = try field("schema"),
               case .string(let recipe) = try field("index"), case .int(let rows) = try field("rows"), rows >= 0 else {
             throw SextantError(.malformedFile, "dump header fields have the wrong types", context: ["line": String(line)])
+        }
+        if let c = try createMultiVectorFromDumpHeader(h, name: name ?? cname, schema: try Schema(parsing: schemaText), recipe: recipe, line: line) {
+            return (c, Int(rows))
         }
         let c = try createCollection(name ?? cname, dimension: Int(dim), metric: try Metric(parsing: metricText),
                                      schema: try Schema(parsing: schemaText), indexRecipe: recipe)

@@ -201,9 +201,10 @@ extension Store {
                 try checkPostings(txn, coll, live: live, deep: deep, note: note)
                 try checkCodes(txn, coll, live: live, deep: deep, note: note)
                 try checkGraph(txn, coll, live: live, note: note)
+                try coll.checkTokens(txn, deep: deep, note: note)
             }
             // No record may belong to a collection the catalog does not know.
-            for d in [db.state, db.ids, db.rows, db.vectors, db.free, db.postings, db.codes, db.index, db.graph, db.links] {
+            for d in [db.state, db.ids, db.rows, db.vectors, db.free, db.postings, db.codes, db.index, db.graph, db.links] + (db.tokens.map { [$0] } ?? []) {
                 try txn.scan(d) { k, _ in
                     if k.count >= 4 {
                         let cid = UInt32(bigEndian: k.loadUnaligned(as: UInt32.self))

@@ -45,6 +45,7 @@ enum RecordDecodersFuzz {
                     try require(ids.allSatisfy { $0 >> 16 == UInt32(high) }, "posting chunk decoded a slot of another chunk")
                     try require(RecordCodec.encodePostingChunk(ids, high: high).count <= max(rest.count, 1 + 2 * ids.count), "posting chunk re-encodes larger")
                 }
+                try tokenRecord(rest, dimension: 1 + Int(selector >> 4) % 8)
             case 2:
                 let dim = 1 + Int(selector >> 4)
                 var decoded: [(id: UInt64, vector: [Float])] = []
@@ -101,6 +102,16 @@ enum RecordDecodersFuzz {
         guard let text = try? encoder.encode(info) else { return }  // e.g. a non-finite createdAt
         let again = try? RecordCodec.decodeCollectionInfo(Array(text))
         try require(again == info, "catalog entry does not round-trip through JSON: \(String(decoding: text, as: UTF8.self))")
+    }
+
+    /// A token record of `sextant.tokens`: decoded only when its length is exactly the count's.
+    static func tokenRecord(_ bytes: [UInt8], dimension: Int) throws {
+        for half in [false, true] {
+            var tokens: [Float] = []
+            guard try corrupted("decodeTokenRecord", { tokens = try RecordCodec.decodeTokenRecord(bytes, dimension: dimension, float16: half) }) else { continue }
+            try require(!tokens.isEmpty && tokens.count % dimension == 0, "token record decoded \(tokens.count) components")
+            try require(bytes.count == 4 + tokens.count * (half ? 2 : 4), "token record of \(bytes.count) bytes decoded \(tokens.count) components")
+        }
     }
 
     static func lz4(_ bytes: [UInt8], size: Int) throws {

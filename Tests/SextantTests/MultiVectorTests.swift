@@ -225,4 +225,80 @@ func oracle(_ data: MultiVectorDataset, query: [Float], k: Int, candidates: [Int
         let got = try c.search(tokens: small.query(1), k: 3)
         #expect(got.map(\.id) == oracle(small, query: small.query(1), k: 3).map(\.id))
     }
+    @Test func dumpAndLoadCarryTheTokens() throws {
+        let small = MultiVectorDataset(documents: 40, queries: 3, dimension: 16, concepts: 12, minTokens: 1, maxTokens: 7, seed: 8)
+        for storage in TokenStorage.allCases {
+            let (store, c) = try multiVectorStore(small, recipe: "HNSW8", storage: storage, tag: "dump" + storage.rawValue)
+            defer { store.close() }
+            var lines: [[UInt8]] = []
+            try c.dump { lines.append($0) }
+            #expect(lines.count == 41)
+            let header = String(decoding: lines[0], as: UTF8.self)
+            #expect(header.contains("\"multi_vector\""), "\(header)")
+            #expect(String(decoding: lines[1], as: UTF8.self).contains("\"tokens\":[["))
+            let other = try Store(path: temporaryStorePath("dumpTarget" + storage.rawValue))
+            defer { other.close() }
+            let loaded = try other.load { body in
+                for (i, l) in lines.enumerated() { try l.withUnsafeBytes { try body($0, i) } }
+            }
+            #expect(loaded.info.multiVector == c.info.multiVector)
+            #expect(try documentSnapshot(loaded, ids: 0..<40) == documentSnapshot(c, ids: 0..<40))
+            for i in 0..<40 { #expect(try loaded.getDocument(UInt64(i))?.encoding == c.getDocument(UInt64(i))?.encoding) }
+            var again: [[UInt8]] = []
+            try loaded.dump { again.append($0) }
+            #expect(again == lines)
+            #expect(try other.check().problems.isEmpty)
+            let q = small.query(0)
+            #expect(try loaded.search(tokens: q, k: 5, options: MultiVectorSearchOptions(exact: true))
+                    == c.search(tokens: q, k: 5, options: MultiVectorSearchOptions(exact: true)))
+        }
+    }
+
+    @Test func checkFindsMissingOrphanAndAlteredTokens() throws {
+        let small = MultiVectorDataset(documents: 20, queries: 1, dimension: 16, concepts: 12, minTokens: 2, maxTokens: 6, seed: 9)
+        let (store, c) = try multiVectorStore(small)
+        defer { store.close() }
+        #expect(try store.check().problems.isEmpty)
+        let t = store.db.tokens!
+        // Tokens replaced behind the engine's back: the stored encoding no longer matches (deep).
+        try store.env.write { txn in
+            let rec = TokenRecord.encode([Float](repeating: 0.5, count: 16), count: 1, storage: .float32)
+            try Keys.withExternalKey(c.info.id, 3) { k in try rec.withUnsafeBytes { try txn.put(t, key: k, value: $0) } }
+        }
+        let deep = try store.check(deep: true).problems
+        #expect(deep.contains { $0.contains("id 3") && $0.contains("differs") }, "\(deep)")
+        // A missing record and an orphan one.
+        try store.env.write { txn in
+            try Keys.withExternalKey(c.info.id, 4) { k in _ = try txn.delete(t, key: k) }
+            let rec = TokenRecord.encode([Float](repeating: 0.5, count: 16), count: 1, storage: .float32)
+            try Keys.withExternalKey(c.info.id, 777) { k in try rec.withUnsafeBytes { try txn.put(t, key: k, value: $0) } }
+            // A truncated record.
+            try Keys.withExternalKey(c.info.id, 5) { k in try [UInt8](repeating: 1, count: 7).withUnsafeBytes { try txn.put(t, key: k, value: $0) } }
+        }
+        let problems = try store.check(deep: false).problems
+        #expect(problems.contains { $0.contains("777") && $0.contains("not a live row") }, "\(problems)")
+        #expect(problems.contains { $0.contains("have token records") }, "\(problems)")
+        #expect(problems.contains { $0.contains("id 5") }, "\(problems)")
+        // Searching a corrupted record reports corruption rather than a wrong answer.
+        #expect(sextantError { _ = try c.search(tokens: small.query(0), k: 20, options: MultiVectorSearchOptions(exact: true)) }?.code == .corrupted)
+    }
+
+    @Test func tokenRecordDecoderRejectsHostileBytes() throws {
+        var rng = SeededRandom(seed: 10)
+        var out: [Float] = []
+        for _ in 0..<2000 {
+            let n = Int(rng.next() % 80)
+            var bytes = (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            if n >= 4 && rng.next() % 2 == 0 { bytes[0] = UInt8(rng.next() % 4); bytes[1] = 0; bytes[2] = 0; bytes[3] = 0 }
+            for storage in TokenStorage.allCases {
+                let d = 1 + Int(rng.next() % 8)
+                do {
+                    let count = try bytes.withUnsafeBytes { try TokenRecord.decode($0, dimension: d, storage: storage, into: &out) }
+                    #expect(count >= 1 && bytes.count == 4 + count * d * storage.width)
+                } catch let e as SextantError {
+                    #expect(e.code == .corrupted)
+                }
+            }
+        }
+    }
 }

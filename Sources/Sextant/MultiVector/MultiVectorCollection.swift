@@ -345,3 +345,14 @@ extension VectorCollection {
         }
     }
 }
+
+@_spi(Testing)
+extension RecordCodec {
+    /// Decodes a token record of `sextant.tokens` (`float32` or `float16` storage): the tokens,
+    /// packed row-major.
+    public static func decodeTokenRecord(_ bytes: [UInt8], dimension: Int, float16: Bool) throws -> [Float] {
+        var out: [Float] = []
+        let n = try bytes.withUnsafeBytes { try TokenRecord.decode($0, dimension: dimension, storage: float16 ? .float16 : .float32, into: &out) }
+        return Array(out.prefix(n * dimension))
+    }
+}

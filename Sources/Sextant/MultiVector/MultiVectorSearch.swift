@@ -113,7 +113,6 @@ extension VectorCollection {
 
     func runMultiVector(_ queries: [MultiVectorQuery], _ options: MultiVectorSearchOptions, profile: Bool) throws -> MultiVectorRun {
         let mv = try requireMultiVector()
-        let d = mv.tokenDimension
         var clock = monotonicSeconds()
         var stages: [SearchExplanation.Stage] = []
         func stage(_ name: String) {
