@@ -19,10 +19,25 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Only the first N queries.") var limit: Int?
     @Flag(name: .long, help: "Also time every plan forced on every query and report how often the planner's choice is within 1.5x of the fastest.") var comparePlans = false
     @OptionGroup var search: SearchFlags
+    @Option(name: .long, help: "Multi-vector collections: token count per query (int32 .npy or .ivecs).") var queryCounts: String?
+    @Option(name: .long, help: "Multi-vector collections: candidates re-ranked with exact Chamfer (default max(200, 20k)).") var candidates: Int?
 
     func run() throws {
         try runReporting(json: store.json) {
             guard k >= 1, runs >= 1 else { throw SextantError(.invalidArgument, "-k and --runs must be at least 1") }
+            if let queryCounts {
+                let db = try openStore(store.db, readOnly: true)
+                defer { db.close() }
+                let coll = try db.collection(collection)
+                let n = try VectorFile(path: queryCounts)
+                let preds = try loadFilters(where: `where`, filters: filters, count: n.count * n.dimension)
+                let qs = Array(try multiVectorQueries(coll, queries: queries, queryCounts: queryCounts, k: k, filters: preds).prefix(limit ?? Int.max))
+                let tf = try VectorFile(path: truth)
+                guard tf.count >= qs.count else { throw SextantError(.malformedFile, "the ground truth has \(tf.count) rows for \(qs.count) queries") }
+                try runMultiVectorBench(coll, qs, truth: try tf.int32Rows(0..<qs.count), truthDimension: tf.dimension,
+                                        options: try multiVectorOptions(search, candidates: candidates), k: k, runs: runs, json: store.json)
+                return
+            }
             let qf = try VectorFile(path: queries)
             let tf = try VectorFile(path: truth)
             let n = min(limit ?? qf.count, qf.count)

@@ -16,6 +16,7 @@ struct Import: ParsableCommand {
     @Option(name: .long, help: "Rows per transaction.") var batch: Int = 10_000
     @Flag(name: .long, help: "Skip fsync per batch; one sync at the end (a crash mid-import may lose batches).") var noSync = false
     @Flag(name: .long, help: "Do not train the collection's index after the import (run `sextant index` later).") var deferIndex = false
+    @Option(name: .long, help: "Multi-vector collections: token count per document (int32 .npy or .ivecs); --vectors then holds every document's tokens in order.") var counts: String?
 
     func run() throws {
         try runReporting(json: store.json) {
@@ -27,6 +28,12 @@ struct Import: ParsableCommand {
             let db = try Store(path: store.db, configuration: config)
             defer { db.close() }
             let coll = try db.collection(collection)
+            if counts != nil || coll.info.multiVector != nil {
+                guard let counts else { throw SextantError(.invalidArgument, "collection '\(collection)' is multi-vector: give --counts") }
+                try importMultiVectorCommand(db, coll, tokens: vectors, counts: counts, attributes: attributes, idsFile: ids,
+                                             batch: batch, noSync: noSync, deferIndex: deferIndex, json: store.json)
+                return
+            }
             guard file.dimension == coll.dimension else {
                 throw SextantError(.dimensionMismatch, "'\(vectors)' has dimension \(file.dimension); collection '\(collection)' has \(coll.dimension)",
                                    context: ["file": vectors, "expected": String(coll.dimension), "got": String(file.dimension)])

@@ -77,10 +77,23 @@ struct Query: ParsableCommand {
     @Option(name: .long, help: "JSONL with one {\"where\": …} per query (SQL text, JSON form or null).") var filters: String?
     @Option(name: .long, help: "Write results to FILE.ivecs or FILE.jsonl (- = stdout as JSONL).") var out: String?
     @OptionGroup var search: SearchFlags
+    @Option(name: .long, help: "Multi-vector collections: token count per query (int32 .npy or .ivecs); --queries then holds every query's tokens in order.") var queryCounts: String?
+    @Option(name: .long, help: "Multi-vector collections: candidates re-ranked with exact Chamfer (default max(200, 20k)).") var candidates: Int?
+    @Flag(name: .long, help: "Multi-vector collections: print each query's plan on stderr.") var explain = false
 
     func run() throws {
         try runReporting(json: store.json) {
             guard k >= 1 else { throw SextantError(.invalidArgument, "-k must be at least 1") }
+            if let queryCounts {
+                let db = try openStore(store.db, readOnly: true)
+                defer { db.close() }
+                let coll = try db.collection(collection)
+                let n = try VectorFile(path: queryCounts)
+                let preds = try loadFilters(where: `where`, filters: filters, count: n.count * n.dimension)
+                let qs = try multiVectorQueries(coll, queries: queries, queryCounts: queryCounts, k: k, filters: preds)
+                try runMultiVectorQuery(coll, qs, options: try multiVectorOptions(search, candidates: candidates), k: k, out: out, explain: explain)
+                return
+            }
             let qf = try VectorFile(path: queries)
             let flat = try qf.readAll()
             let preds = try loadFilters(where: `where`, filters: filters, count: qf.count)

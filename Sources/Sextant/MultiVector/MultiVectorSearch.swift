@@ -146,6 +146,7 @@ extension VectorCollection {
         var exact = [Bool](repeating: false, count: queries.count)
         var matchCounts = [Int](repeating: 0, count: queries.count)
         var live = 0
+        var exactSeconds = 0.0
         try store.env.read { txn in
             _ = try state(txn)
             var groups: [Filter?: [Int]] = [:]
@@ -166,11 +167,16 @@ extension VectorCollection {
                 guard !exactMembers.isEmpty else { continue }
                 for i in exactMembers { exact[i] = true }
                 let all = filters[members[0]] == nil
+                let started = monotonicSeconds()
                 let (r, n) = try exactChamfer(txn, mv, exactMembers.map { queries[$0] }, slots: all ? nil : m.slots)
+                exactSeconds += monotonicSeconds() - started
                 for (j, i) in exactMembers.enumerated() { results[i] = r[j]; scored[i] = n }
             }
         }
+        // Exact Chamfer ran in the planning snapshot; its time is its own stage.
+        clock += exactSeconds
         stage("filter")
+        clock -= exactSeconds
         // Candidate stage over encodings, one batch for every approximate query.
         let approximate = queries.indices.filter { !exact[$0] }
         var candidateStage: SearchExplanation? = nil
@@ -197,9 +203,8 @@ extension VectorCollection {
                 scored[i] = reranked.scored[j]
             }
             stage("rerank")
-        } else {
-            stage("exact")
         }
+        if exactSeconds > 0 { stages.append(.init(name: "exact", seconds: exactSeconds)) }
         let explanations: [MultiVectorExplanation] = profile ? queries.indices.map { i in
             MultiVectorExplanation(plan: exact[i] ? "exact-chamfer" : "fde-candidates", forced: options.exact, matches: matchCounts[i],
                                    liveRows: live, candidates: exact[i] ? 0 : candidates[i], candidateStage: exact[i] ? nil : candidateStage,
