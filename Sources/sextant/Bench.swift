@@ -12,30 +12,37 @@ struct Bench: ParsableCommand {
     @Argument(help: "The collection name.") var collection: String
     @Option(name: .long, help: "Query vectors.") var queries: String
     @Option(name: .long, help: "Ground truth .ivecs (ids per query, -1 padding).") var truth: String
-    @Option(name: .short, help: "Neighbours per query.") var k: Int = 10
+    @Option(name: .short, parsing: .unconditional, help: "Neighbours per query.") var k: Int = 10
     @Option(name: .long, help: "A SQL-WHERE predicate for every query.") var `where`: String?
     @Option(name: .long, help: "JSONL with one {\"where\": …} per query.") var filters: String?
-    @Option(name: .long, help: "Repetitions; medians are reported.") var runs: Int = 3
-    @Option(name: .long, help: "Only the first N queries.") var limit: Int?
+    @Option(name: .long, parsing: .unconditional, help: "Repetitions; medians are reported.") var runs: Int = 3
+    @Option(name: .long, parsing: .unconditional, help: "Only the first N queries.") var limit: Int?
     @Flag(name: .long, help: "Also time every plan forced on every query and report how often the planner's choice is within 1.5x of the fastest.") var comparePlans = false
     @OptionGroup var search: SearchFlags
 
+    func validate() throws {
+        try OptionCheck.atLeast(1, k, "-k")
+        try OptionCheck.atLeast(1, runs, "--runs")
+        try OptionCheck.atLeast(0, limit, "--limit")
+    }
+
     func run() throws {
         try runReporting(json: store.json) {
-            guard k >= 1, runs >= 1 else { throw SextantError(.invalidArgument, "-k and --runs must be at least 1") }
             let qf = try VectorFile(path: queries)
             let tf = try VectorFile(path: truth)
             let n = min(limit ?? qf.count, qf.count)
             guard tf.count >= n else { throw SextantError(.malformedFile, "the ground truth has \(tf.count) rows for \(n) queries") }
             let flat = try qf.readAll()
             let gt = try tf.int32Rows(0..<n)
-            let preds = Array(try loadFilters(where: `where`, filters: filters, count: qf.count).prefix(n))
+            let loaded = try loadFilters(where: `where`, filters: filters, count: qf.count)
+            let preds = Array(loaded.filters.prefix(n))
             var config = Store.Configuration()
             config.readOnly = true
-            if let threads = search.threads { config.searchThreads = max(1, threads) }
+            if let threads = search.threads { config.searchThreads = threads }
             let db = try Store(path: store.db, configuration: config)
             defer { db.close() }
             let coll = try db.collection(collection)
+            try loaded.bind(to: coll.schema)
             let d = qf.dimension
             let qs = (0..<n).map { i in Sextant.Query(vector: Array(flat[i * d..<(i + 1) * d]), k: k, filter: preds[i]) }
 
