@@ -101,7 +101,8 @@ struct Explain: ParsableCommand {
             let e = try c.explainSearch(query, k: k, filter: filter, options: try search.options)
             if store.json {
                 let estimates = e.plan.estimates.map { x in
-                    JSONValue.object(JSONObject([("plan", .string(x.kind.rawValue)), ("seconds", .double(x.seconds)), ("rows", .int(Int64(x.rows)))]))
+                    JSONValue.object(JSONObject([("plan", .string(x.kind.rawValue)), ("seconds", .double(x.seconds)), ("rows", .int(Int64(x.rows))),
+                                                 ("recall", x.recall.map { .double($0) } ?? .null), ("knob", x.knob.map { .int(Int64($0)) } ?? .null)]))
                 }
                 let stages = e.stages.map { JSONValue.object(JSONObject([("stage", .string($0.name)), ("seconds", .double($0.seconds))])) }
                 let results = e.results.map { r in JSONValue.object(JSONObject([("id", .unsigned(r.id)), ("distance", .double(Double(r.distance)))])) }

@@ -118,12 +118,14 @@ struct SearchFlags: ParsableArguments {
     @Option(name: .long, parsing: .unconditional, help: "Search threads (default: all cores; 1 for single-thread figures).") var threads: Int?
     @Option(name: .long, help: "Plan: auto (the planner chooses), exact, codes, filtered-graph or post-filter.") var plan: String = "auto"
     @Option(name: .long, parsing: .unconditional, help: "On a collection partitioned with cells: search only each query's N nearest cells (approximate).") var probes: Int?
+    @Option(name: .long, parsing: .unconditional, help: "Recall@k the planner must expect of its plan (0…1, default 0.95; 0: by time alone, default ef and re-rank).") var recall: Double = 0.95
 
     func validate() throws {
         try OptionCheck.atLeast(0, rerank, "--rerank")
         try OptionCheck.atLeast(1, ef, "--ef")
         try OptionCheck.atLeast(1, threads, "--threads")
         try OptionCheck.atLeast(1, probes, "--probes")
+        if !(0...1).contains(recall) { throw ValidationError("--recall must be between 0 and 1, got \(recall)") }
     }
 
     var planKind: PlanKind? {
@@ -137,6 +139,6 @@ struct SearchFlags: ParsableArguments {
     }
 
     var options: SearchOptions {
-        get throws { SearchOptions(exact: exact, rerank: rerank, ef: ef, plan: try planKind, probes: probes) }
+        get throws { SearchOptions(exact: exact, rerank: rerank, ef: ef, plan: try planKind, probes: probes, recall: recall) }
     }
 }
