@@ -4,8 +4,11 @@ public struct CollectionInfo: Sendable, Codable, Equatable {
     public var name: String
     /// Internal numeric id (the key prefix of the collection's records).
     public var id: UInt32
+    /// Components per vector.
     public var dimension: Int
+    /// The distance, stored with the collection and never guessed.
     public var metric: Metric
+    /// The typed attribute fields.
     public var schema: Schema
     /// The index recipe, persisted as given (e.g. `"Flat"`, `"HNSW32,PQ48x8,Refine"`).
     public var indexRecipe: String
@@ -25,9 +28,11 @@ public struct CollectionInfo: Sendable, Codable, Equatable {
     }
 }
 
-/// A stored row as returned by ``VectorCollection/get(_:)``.
+/// A stored row as returned by `VectorCollection.get(_:)`.
 public struct Record: Sendable, Equatable {
+    /// The external id.
     public var id: UInt64
+    /// The vector (the collection's dimension).
     public var vector: [Float]
     /// Non-null attributes by name.
     public var attributes: [String: AttributeValue]
@@ -35,11 +40,14 @@ public struct Record: Sendable, Equatable {
 
 /// A row to insert or replace.
 public struct Row: Sendable, Equatable {
+    /// The external id.
     public var id: UInt64
+    /// The vector (the collection's dimension).
     public var vector: [Float]
     /// Attributes by name; missing names are null.
     public var attributes: [String: AttributeValue]
 
+    /// A row; attributes left out are null.
     public init(id: UInt64, vector: [Float], attributes: [String: AttributeValue] = [:]) {
         self.id = id
         self.vector = vector
@@ -53,6 +61,7 @@ public struct SearchResult: Sendable, Equatable, Hashable {
     public var id: UInt64
     /// The metric's distance (smaller is closer).
     public var distance: Float
+    /// A result: row `id` at `distance` from the query.
     public init(id: UInt64, distance: Float) {
         self.id = id
         self.distance = distance

@@ -23,6 +23,7 @@ extension Store {
         /// Test hook: fails chosen `mdb_*` calls.
         public var faultInjector: FaultInjector? = nil
 
+        /// The defaults: durable, created if missing, 1 GiB initial map growing to 1 TiB, 126 readers.
         public init() {}
     }
 }

@@ -26,6 +26,9 @@ extension VectorCollection {
 
     /// Writes the dump, one line (with its trailing newline) per call of `emit`, from one
     /// consistent snapshot.
+    ///
+    /// - Throws: `notFound` when the collection was dropped, `corrupted`, storage errors
+    ///   (`mapFull`, `io`, `storage`, ...), and whatever `emit` throws.
     public func dump(_ emit: ([UInt8]) throws -> Void) throws {
         try store.env.read { txn in
             let st = try state(txn)

@@ -5,6 +5,7 @@ import SextantStorage
 
 /// How a filter was answered: one node per predicate node, with the index each used.
 public struct FilterExplanation: Sendable, CustomStringConvertible {
+    /// One part of a predicate and how it was answered.
     public struct Node: Sendable {
         /// The sub-predicate, in SQL form.
         public var expression: String
@@ -17,9 +18,11 @@ public struct FilterExplanation: Sendable, CustomStringConvertible {
         public var undecided: Int
         /// Index entries read for this node (children included).
         public var keysRead: Int
+        /// The parts of a compound predicate.
         public var children: [Node]
     }
 
+    /// The whole predicate.
     public var root: Node
     /// Exact number of live rows matching the filter.
     public var matchCount: Int
@@ -35,6 +38,7 @@ public struct FilterExplanation: Sendable, CustomStringConvertible {
     /// about as much as several index entries; the planner calibrates the ratio).
     public var estimatedCost: Double
 
+    /// An indented tree of the parts, their access paths and counts.
     public var description: String {
         var out = "filter matches \(matchCount) of \(liveRows) rows (\(String(format: "%.3f", seconds * 1000)) ms, \(indexKeysRead) index entries, \(rowsChecked) rows checked)\n"
         func walk(_ n: Node, _ depth: Int) {
@@ -412,6 +416,10 @@ extension VectorCollection {
 
     /// The exact number of live rows satisfying `filter` (all rows when nil), from the
     /// attribute indexes; fields that are not indexed are checked row by row.
+    ///
+    /// - Throws: `unknownAttribute` or `typeMismatch` when the filter does not bind to the schema,
+    ///   `notFound` when the collection was dropped, storage errors (`mapFull`, `io`, `storage`,
+    ///   ...).
     public func count(where filter: Filter?) throws -> Int {
         let bound = try filter.map { try $0.bind(to: schema) }
         return try store.env.read { txn in
@@ -421,6 +429,9 @@ extension VectorCollection {
     }
 
     /// Evaluates `filter` and reports which index answered each part, with row counts and time.
+    ///
+    /// - Throws: `unknownAttribute` or `typeMismatch` when the filter does not bind to the schema,
+    ///   `notFound`, storage errors (`mapFull`, `io`, `storage`, ...).
     public func explain(_ filter: Filter?) throws -> FilterExplanation {
         let bound = try filter.map { try $0.bind(to: schema) }
         return try store.env.read { txn in
@@ -438,6 +449,9 @@ extension VectorCollection {
 extension VectorCollection {
     /// Counts matching rows by reading and evaluating every stored row, ignoring the indexes —
     /// the reference the index path is checked against, and the baseline it is measured against.
+    ///
+    /// - Throws: `unknownAttribute` or `typeMismatch` when the filter does not bind to the schema,
+    ///   `notFound`, storage errors (`mapFull`, `io`, `storage`, ...).
     public func countByScan(where filter: Filter?) throws -> Int {
         let bound = try filter.map { try $0.bind(to: schema) }
         return try store.env.read { txn in

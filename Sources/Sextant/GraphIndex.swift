@@ -361,21 +361,66 @@ extension VectorCollection {
 
     /// Builds the graph from scratch over every live row, on `threads` threads, inside the
     /// write transaction `txn` (readers go on; other writers wait).
-    func buildGraph(_ txn: Transaction, threads: Int, progress: ((String) -> Void)?) throws {
-        guard let params = hnswComponent else { return }
-        let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
-        let slots = live.toArray()
-        progress?("building HNSW\(params.m) (efConstruction \(params.efConstruction)) over \(slots.count) rows on \(threads) threads")
+    /// A graph built in memory, not yet stored: node `i` is slot `slots[i]`.
+    struct PendingGraph: Sendable {
+        var slots: [UInt32]
+        var graph: InMemoryGraph
+    }
+
+    /// Rebuilds the graph over every live row of `txn` (which must be a write transaction).
+    /// Checks `control` for cancellation throughout; stopping aborts nothing by itself, the
+    /// caller's transaction does.
+    func buildGraph(_ txn: Transaction, threads: Int, control: OperationControl, cancellable: Bool = true) throws {
+        guard hnswComponent != nil else { return }
+        let slots = try IndexReader(txn: txn, db: db.postings, cid: cid).live().toArray()
+        control.begin(.reading, total: slots.count)
         var rows = [Float]()
         rows.reserveCapacity(slots.count * dimension)
         let reader = try vectorReader(txn)
-        for s in slots {
+        for (i, s) in slots.enumerated() {
+            if i & 4095 == 0 {
+                if cancellable { try control.checkCancellation("the index build") }
+                control.report(i)
+            }
             let (_, x) = try vectorEntry(reader, s)
             rows.append(contentsOf: UnsafeBufferPointer(start: x.assumingMemoryBound(to: Float.self), count: dimension))
         }
-        let buffer = FlatVectorBuffer(kind: kernelMetric, dimension: dimension, rows: rows)
+        control.finishPhase()
+        guard let pending = try linkGraph(slots: slots, vectors: rows, threads: threads, control: control, cancellable: cancellable) else { return }
         rows = []
-        let built = try withExtendedLifetime(buffer) { try InMemoryGraph.build(count: slots.count, parameters: params, distances: buffer.source, threads: threads) }
+        try storeGraph(txn, pending, control: control, cancellable: cancellable)
+    }
+
+    /// Builds the graph of `slots` (whose vectors are `vectors`, `dimension` floats each, in
+    /// the same order) in memory on `threads` threads. The long part of every graph build;
+    /// reports ``OperationProgress/Phase/linking`` and stops with `cancelled` when asked.
+    func linkGraph(slots: [UInt32], vectors: [Float], threads: Int, control: OperationControl, cancellable: Bool = true) throws -> PendingGraph? {
+        guard let params = hnswComponent else { return nil }
+        control.note("building HNSW\(params.m) (efConstruction \(params.efConstruction)) over \(slots.count) rows on \(threads) threads")
+        control.begin(.linking, total: slots.count)
+        let buffer = FlatVectorBuffer(kind: kernelMetric, dimension: dimension, rows: vectors)
+        let built: InMemoryGraph
+        var stop: (@Sendable () -> Bool)? = nil
+        if cancellable { stop = { @Sendable in control.isCancelled } }
+        do {
+            built = try withExtendedLifetime(buffer) {
+                try InMemoryGraph.build(count: slots.count, parameters: params, distances: buffer.source, threads: threads,
+                                        progress: { done, _ in control.report(done) },
+                                        isCancelled: stop)
+            }
+        } catch is GraphBuildCancelled {
+            throw SextantError(.cancelled, "the graph build of '\(name)' was cancelled; nothing was changed", context: ["collection": name])
+        }
+        control.finishPhase()
+        return PendingGraph(slots: slots, graph: built)
+    }
+
+    /// Replaces the collection's graph in `txn` with `pending`. With `cancellable`, a
+    /// cancellation stops it midway (the caller's transaction must then abort).
+    func storeGraph(_ txn: Transaction, _ pending: PendingGraph, control: OperationControl, cancellable: Bool) throws {
+        guard let params = hnswComponent else { return }
+        let slots = pending.slots, built = pending.graph
+        control.begin(.storing, total: slots.count)
         // Replace whatever graph there was.
         for d in [db.graph, db.links] {
             try txn.withCursor(d) { c in
@@ -390,6 +435,10 @@ extension VectorCollection {
         let g = try LMDBGraph(txn: txn, db: db, cid: cid, parameters: params, nodeIDBound: try state(txn).nextSlot)
         var mapped = [UInt32]()
         for (i, slot) in slots.enumerated() {
+            if i & 4095 == 0 {
+                if cancellable { try control.checkCancellation("the graph build") }
+                control.report(i)
+            }
             guard let top = built.level(of: UInt32(i)) else { continue }
             try g.setLevel(top, of: slot)
             for l in 0...top {
@@ -402,6 +451,7 @@ extension VectorCollection {
         try keepReachable(g, try graphSource(txn))
         try g.flush(db)
         if built.entryPoint() == nil { try LMDBGraph.writeHeader(txn, db.index, cid: cid, entry: nil, parameters: params) }
+        control.finishPhase()
     }
 
     /// Links freshly written slots into a built graph (new rows inserted, changed vectors
@@ -512,6 +562,7 @@ public struct GraphStatistics: Sendable {
     public var nodes: Int
     /// Live rows level-0 traversal from the entry point does not reach (0 after every write).
     public var unreachable: Int
+    /// The entry point of traversals (node and top level); nil for an empty graph.
     public var entryPoint: GraphEntryPoint?
     /// Out-degree statistics per level, level 0 first.
     public var degrees: [GraphDegreeStatistics]
@@ -521,6 +572,9 @@ public struct GraphStatistics: Sendable {
 
 extension VectorCollection {
     /// Walks the graph once (structure, reachability, degrees); nil when it is not built.
+    ///
+    /// - Throws: `notFound` when the collection was dropped, `corrupted`, storage errors
+    ///   (`mapFull`, `io`, `storage`, ...).
     public func graphStatistics() throws -> GraphStatistics? {
         try store.env.read { txn in
             _ = try state(txn)

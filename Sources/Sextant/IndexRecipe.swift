@@ -12,16 +12,26 @@
 /// Component names are case-insensitive; ``description`` is the canonical spelling, which is
 /// what the store persists. At most one of each kind; OPQ and Refine require PQ.
 public struct IndexRecipe: Sendable, Equatable, Hashable, CustomStringConvertible {
+    /// One component of a recipe.
     public enum Component: Sendable, Equatable, Hashable {
+        /// No approximate index: every search is exact.
         case flat
+        /// An HNSW graph with `m` links per node (2m on level 0) and `efConstruction`.
         case hnsw(m: Int, efConstruction: Int)
+        /// Product quantization: `m` sub-quantizers of `bits` bits (4-bit codes may use fast-scan).
         case pq(m: Int, bits: Int, fastScan: Bool)
+        /// An OPQ rotation before PQ (accepted and persisted; not yet applied).
         case opq(m: Int)
+        /// Re-rank code-scan candidates with full vectors.
         case refine
     }
 
+    /// The components in canonical order.
     public private(set) var components: [Component]
 
+    /// Parses and validates a recipe such as `HNSW32,PQ48x8,Refine`.
+    ///
+    /// - Throws: `invalidArgument` for an unknown or misplaced component or out-of-range numbers.
     public init(parsing text: String) throws(SextantError) {
         var comps: [Component] = []
         var column = 1
@@ -92,6 +102,7 @@ public struct IndexRecipe: Sendable, Equatable, Hashable, CustomStringConvertibl
         components = comps.sorted { order($0) < order($1) }
     }
 
+    /// The canonical text of the recipe (how it is stored).
     public var description: String {
         components.map { c in
             switch c {

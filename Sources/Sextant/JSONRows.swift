@@ -19,8 +19,8 @@ extension AttributeValue {
 extension VectorCollection {
     /// Reads one JSON object of attributes (a JSONL line) against the schema.
     ///
-    /// Keys must be declared fields (``SextantError/Code/unknownAttribute``), values must have
-    /// the field's type (``SextantError/Code/typeMismatch``; an int is accepted for a double field,
+    /// Keys must be declared fields (`SextantError.Code.unknownAttribute`), values must have
+    /// the field's type (`SextantError.Code.typeMismatch`; an int is accepted for a double field,
     /// an integral number for an int field), `null` or a missing key is null.
     public func attributes(fromJSON json: JSONValue, row: Int? = nil) throws(SextantError) -> [String: AttributeValue] {
         var ctx: [String: String] = ["collection": name]

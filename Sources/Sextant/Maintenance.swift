@@ -7,42 +7,63 @@ import Glibc
 
 /// Figures about a store, for `sextant stat`.
 public struct StoreStatistics: Sendable, Codable {
+    /// One collection's figures.
     public struct CollectionStatistics: Sendable, Codable {
+        /// The collection's name.
         public var name: String
+        /// Its vector dimension.
         public var dimension: Int
+        /// Its metric (`l2`, `ip` or `cosine`).
         public var metric: String
+        /// Its index recipe, canonical form.
         public var indexRecipe: String
+        /// Its schema, in the `name:type` syntax.
         public var schema: String
+        /// Live rows.
         public var rows: Int
         /// Freed slots waiting for reuse.
         public var freeSlots: Int
         /// Slots ever allocated (rows + free slots).
         public var slots: Int
     }
+    /// The store's directory.
     public var path: String
+    /// The on-disk format version.
     public var formatVersion: Int
+    /// Bytes of the data file on disk.
     public var fileBytes: Int
+    /// Bytes of the map in use (the rest of the file is free pages).
     public var usedBytes: Int
+    /// The map's current size (address space).
     public var mapBytes: Int
+    /// LMDB's page size.
     public var pageSize: Int
+    /// Reader slots in use, across processes.
     public var readersInUse: Int
+    /// Reader slots available.
     public var maxReaders: Int
+    /// The id of the last committed transaction.
     public var lastTransaction: Int
+    /// Per collection, by name.
     public var collections: [CollectionStatistics]
 }
 
-/// The outcome of ``Store/check()``.
+/// The outcome of `Store.check(deep:)`.
 public struct CheckReport: Sendable, Codable {
     /// Invariant violations found; empty means the store is consistent.
     public var problems: [String]
     /// How many rows, records and keys were verified.
     public var rowsChecked: Int
+    /// Collections checked.
     public var collectionsChecked: Int
+    /// Whether no problem was found.
     public var isConsistent: Bool { problems.isEmpty }
 }
 
 extension Store {
     /// Sizes, counters and reader slots.
+    ///
+    /// - Throws: `closed`, storage errors (`mapFull`, `io`, `storage`, ...).
     public func statistics() throws -> StoreStatistics {
         let i = try env.info()
         let infos = try collections()
@@ -63,14 +84,21 @@ extension Store {
     }
 
     /// LMDB's reader table (one line per slot: pid, thread, transaction id).
+    ///
+    /// - Throws: `closed`, storage errors (`mapFull`, `io`, `storage`, ...).
     public func readers() throws -> [String] { try env.readerTable() }
 
     /// Clears reader slots held by dead processes; returns how many.
+    ///
+    /// - Throws: `closed`, storage errors (`mapFull`, `io`, `storage`, ...).
     @discardableResult
     public func clearStaleReaders() throws -> Int { try env.clearStaleReaders() }
 
     /// Writes a consistent hot backup into `destination` (a new or empty directory) while
     /// writers go on; free pages are left out, so the copy is compact.
+    ///
+    /// - Throws: `alreadyExists` when `destination` holds a store, `io`, storage errors (`mapFull`,
+    ///   `io`, `storage`, ...).
     public func copy(to destination: String) throws {
         try env.copy(to: destination, compact: true)
     }
@@ -78,6 +106,9 @@ extension Store {
     /// Verifies the invariants of the format (see SPEC.md, "Invariants"). The structural pass
     /// checks every key, count and id mapping; `deep` also decodes every attribute and vector
     /// record and checks every component is finite.
+    ///
+    /// - Throws: `closed`, storage errors (`mapFull`, `io`, `storage`, ...); inconsistencies are
+    ///   reported in the result, not thrown.
     public func check(deep: Bool = true) throws -> CheckReport {
         var problems: [String] = []
         var rows = 0
@@ -186,8 +217,11 @@ extension Store {
     }
 
     /// Compacts the store at `path`: a compacting copy into a sibling directory, fsync, then an
-    /// atomic swap of the two directories. Refuses (``SextantError/Code/locked``) while any other
+    /// atomic swap of the two directories. Refuses (`SextantError.Code.locked`) while any other
     /// process or handle has the store open. Returns the data file's size before and after.
+    ///
+    /// - Throws: `locked` while the store is open anywhere, `notFound`, `io`, storage errors
+    ///   (`mapFull`, `io`, `storage`, ...).
     public static func compact(path: String) throws -> (before: Int, after: Int) {
         try Environment.compact(path: path)
     }

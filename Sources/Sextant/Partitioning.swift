@@ -31,15 +31,20 @@ public struct PartitionLayout: Sendable {
     /// Rows the workload touches when a query reads every partition holding one of its
     /// matches: over the whole collection (one partition) and with this layout.
     public var rowsTouchedUnpartitioned: Double
+    /// Rows the workload touches with the layout (weighted by query frequency).
     public var rowsTouchedPartitioned: Double
 
+    /// A node of the qd-tree: a cut with two children, or a leaf.
     public enum Node: Sendable, Equatable {
         /// Rows for which `cut` is TRUE go left, the others (FALSE or NULL) right.
         case split(cut: Int, left: Int, right: Int)
+        /// A partition, by leaf id.
         case leaf(Int)
     }
 
+    /// A partition: the rows satisfying its path's cuts, stored in consecutive slots.
     public struct Leaf: Sendable, Equatable {
+        /// The leaf's number, left to right.
         public var id: Int
         /// The cuts on the path, with the branch taken (true: the cut holds).
         public var path: [Step]
@@ -49,8 +54,11 @@ public struct PartitionLayout: Sendable {
         public var slots: Range<UInt32>
     }
 
+    /// One cut on the path to a leaf and which side the leaf is on.
     public struct Step: Sendable, Equatable {
+        /// The cut's index in ``PartitionLayout/cuts`` (or, past them, a cell cut).
         public var cut: Int
+        /// Whether the leaf's rows satisfy the cut (left) or not (right).
         public var holds: Bool
     }
 
@@ -81,15 +89,22 @@ public struct PartitionLayout: Sendable {
 
 /// How far a collection's rows have drifted from its layout.
 public struct PartitionStatistics: Sendable {
+    /// One partition's figures.
     public struct Leaf: Sendable {
+        /// The leaf's number.
         public var id: Int
+        /// The leaf's condition, as SQL.
         public var description: String
         /// Rows when the layout was made, now, and now inside the leaf's slot range.
         public var rowsAtLayout: Int
+        /// Rows that belong to the leaf now.
         public var rows: Int
+        /// Of those, rows inside the leaf's slot range.
         public var rowsInPlace: Int
     }
+    /// Per partition.
     public var leaves: [Leaf]
+    /// Live rows now.
     public var liveRows: Int
     /// Live rows outside their partition's slot range, as a fraction of live rows.
     public var drift: Double
@@ -113,13 +128,48 @@ extension VectorCollection {
     /// as probing its `probes` nearest cells, so cuts on cells pay where the workload's vectors
     /// concentrate; searches that set ``SearchOptions/probes`` then read only those cells.
     ///
-    /// The rows are rewritten in one write transaction (holding them in memory); the graph is
-    /// rebuilt in a second one, between which searches run without it. Row ids, vectors and
-    /// attributes do not change, nor do search results of exact plans.
+    /// The rows are rewritten in one write transaction (holding them in memory); the new graph
+    /// is built in memory before that commits and stored in a second transaction, between which
+    /// searches run without a graph. Row ids, vectors and attributes do not change, nor do
+    /// search results of exact plans.
+    ///
+    /// `progress` receives free-form log lines; for typed values use
+    /// `partition(workload:maxPartitions:minRows:cells:queryVectors:probes:threads:onProgress:)`.
+    ///
+    /// - Throws: `invalidArgument` for an empty workload, `maxPartitions` < 1, a bad `cells` or
+    ///   `probes`, query vectors not matching the workload or the collection; `unknownAttribute`
+    ///   or `typeMismatch` for a predicate that does not bind to the schema; `notFound` when the
+    ///   collection was dropped; storage errors.
     @discardableResult
     public func partition(workload: [Filter?], maxPartitions: Int = 64, minRows: Int? = nil,
                           cells: Int = 0, queryVectors: [[Float]]? = nil, probes: Int = 1,
                           threads: Int? = nil, progress: ((String) -> Void)? = nil) throws -> PartitionLayout {
+        try partition(workload: workload, maxPartitions: maxPartitions, minRows: minRows, cells: cells, queryVectors: queryVectors,
+                      probes: probes, threads: threads, control: OperationControl(log: progress))
+    }
+
+    /// Re-lays the collection out for `workload` (see
+    /// ``partition(workload:maxPartitions:minRows:cells:queryVectors:probes:threads:progress:)``),
+    /// reporting typed progress: with cells `reading` and `training`; then `placing` (rows into
+    /// partitions), `linking` (the new graph, with HNSW), `writing`, `storing` (the graph) and
+    /// `calibrating`.
+    ///
+    /// - Throws: as ``partition(workload:maxPartitions:minRows:cells:queryVectors:probes:threads:progress:)``.
+    @discardableResult
+    public func partition(workload: [Filter?], maxPartitions: Int = 64, minRows: Int? = nil,
+                          cells: Int = 0, queryVectors: [[Float]]? = nil, probes: Int = 1,
+                          threads: Int? = nil, onProgress: @escaping @Sendable (OperationProgress) -> Void) throws -> PartitionLayout {
+        try partition(workload: workload, maxPartitions: maxPartitions, minRows: minRows, cells: cells, queryVectors: queryVectors,
+                      probes: probes, threads: threads, control: OperationControl(onProgress: onProgress))
+    }
+
+    /// The partitioning, checking `control` for cancellation until the rows are committed.
+    func partition(workload: [Filter?], maxPartitions: Int, minRows: Int?, cells: Int, queryVectors: [[Float]]?,
+                   probes: Int, threads: Int?, control: OperationControl) throws -> PartitionLayout {
+        let progress: (String) -> Void = { control.note($0) }
+        let graphThreads = max(1, threads ?? store.configuration.searchThreads)
+        // Cells: reading, training; then placing, (linking), writing, (storing), (calibrating).
+        control.expect(steps: (cells > 0 ? 2 : 0) + 2 + (hnswComponent != nil ? 2 : 0) + (pqComponent != nil || hnswComponent != nil ? 1 : 0))
         guard maxPartitions >= 1 else { throw SextantError(.invalidArgument, "maxPartitions must be at least 1, got \(maxPartitions)") }
         guard !workload.isEmpty else { throw SextantError(.invalidArgument, "the workload is empty") }
         guard cells == 0 || (cells >= 16 && cells <= 4096 && cells % 16 == 0) else {
@@ -134,7 +184,8 @@ extension VectorCollection {
                 do { try validate(vector: v, row: nil) } catch { throw error.adding(["query": String(i)]) }
             }
         }
-        let quantizer = cells > 0 ? try trainCells(cells, progress: progress) : nil
+        let quantizer = cells > 0 ? try trainCells(cells, control: control) : nil
+        try control.checkCancellation("the partitioning")
         let bound = try workload.map { f in try f.map { try $0.bind(to: schema) } }
         // Atomic predicates of the workload, by weight (how many queries use them).
         var weights: [Filter: Int] = [:]
@@ -168,19 +219,30 @@ extension VectorCollection {
             queryOrder = Array(queryOrder.enumerated().sorted { (queryWeights[$0.element]!, -$0.offset) > (queryWeights[$1.element]!, -$1.offset) }
                 .prefix(1024).map(\.element))
         }
-        progress?("\(cuts.count) candidate cuts\(cells > 0 ? " and \(cells - 1) cell cuts" : "") from \(workload.count) queries (\(queryOrder.count) distinct)")
+        progress("\(cuts.count) candidate cuts\(cells > 0 ? " and \(cells - 1) cell cuts" : "") from \(workload.count) queries (\(queryOrder.count) distinct)")
+        var pendingGraph: PendingGraph? = nil
+        var rewriteID = 0
         var layout = try store.env.write { txn -> PartitionLayout in
             _ = try state(txn)
+            pendingGraph = nil
+            rewriteID = txn.snapshotID
             let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
+            control.begin(.placing, total: live.count)
             var cutSets = try boundCuts.map { try match(txn, $0).slots }
             // Every row's cell, and the rows of each cell.
             var cellOfSlot: [UInt32: Int] = [:]
             var cellRows: [Bitmap] = []
             if let quantizer {
-                progress?("assigning \(live.count) rows to \(cells) cells")
+                progress("assigning \(live.count) rows to \(cells) cells")
                 let vectors = try vectorReader(txn)
                 var builders = [[UInt32]](repeating: [], count: cells)
+                var i = 0
                 for slot in live {
+                    if i & 4095 == 0 {
+                        try control.checkCancellation("the partitioning")
+                        control.report(i / 2)
+                    }
+                    i += 1
                     let (_, x) = try vectorEntry(vectors, slot)
                     let c = cell(quantizer, of: x)
                     cellOfSlot[slot] = c
@@ -204,8 +266,10 @@ extension VectorCollection {
             }
             let floor = minRows ?? max(64, live.count / (4 * maxPartitions))
             var tree = QDTreeBuilder(live: live, cuts: cutSets, workload: querySets, minRows: floor, maxLeaves: maxPartitions)
+            try control.checkCancellation("the partitioning")
             tree.build()
-            progress?("\(tree.leaves.count) partitions; rows the workload touches: \(Int(tree.rootCost)) → \(Int(tree.totalCost))")
+            try control.checkCancellation("the partitioning")
+            progress("\(tree.leaves.count) partitions; rows the workload touches: \(Int(tree.rootCost)) → \(Int(tree.totalCost))")
             // Rows in leaf order, then the collection rewritten with slots 0, 1, 2, … in that order.
             let vectors = try vectorReader(txn)
             var rows: [PreparedRow] = []
@@ -217,6 +281,10 @@ extension VectorCollection {
                 let ordered = quantizer == nil ? Array(leaf.rows)
                     : Array(leaf.rows).sorted { (cellOfSlot[$0]!, $0) < (cellOfSlot[$1]!, $1) }
                 for slot in ordered {
+                    if rows.count & 4095 == 0 {
+                        try control.checkCancellation("the partitioning")
+                        control.report(quantizer == nil ? rows.count : (live.count + rows.count) / 2)
+                    }
                     let (id, x) = try vectorEntry(vectors, slot)
                     let record = try Keys.withRowKey(cid, slot) { k in try txn.withValue(db.rows, key: k) { Array($0) } }
                     guard let record, record.count >= 9 else {
@@ -227,6 +295,14 @@ extension VectorCollection {
                                             attributes: record, row: attributes))
                 }
                 leaves.append(PartitionLayout.Leaf(id: i, path: leaf.path, rows: leaf.rows.count, slots: start..<UInt32(rows.count)))
+            }
+            control.finishPhase()
+            // The new graph, in memory, before anything is written: row i gets slot i.
+            if hnswComponent != nil {
+                var flat = [Float]()
+                flat.reserveCapacity(rows.count * dimension)
+                for r in rows { flat += r.vector }
+                pendingGraph = try linkGraph(slots: (0..<UInt32(rows.count)).map { $0 }, vectors: flat, threads: graphThreads, control: control)
             }
             try clearRows(txn)
             var layout = PartitionLayout(cuts: cuts, nodes: tree.nodes, leaves: leaves, liveRows: live.count, workloadQueries: workload.count,
@@ -241,18 +317,35 @@ extension VectorCollection {
             } else {
                 _ = try txn.delete(db.index, key: indexKey("cells"))
             }
-            try write(rows, txn)
+            control.begin(.writing, total: rows.count)
+            var start = 0
+            while start < rows.count {
+                try control.checkCancellation("the partitioning")
+                let end = min(rows.count, start + 8192)
+                try write(Array(rows[start..<end]), txn)
+                start = end
+                control.report(start)
+            }
+            control.finishPhase()
+            // The last point at which stopping leaves the store unchanged.
+            try control.checkCancellation("the partitioning")
             return layout
         }
         store.costModels.drop(cid)
-        if hnswComponent != nil {
-            progress?("rebuilding the graph")
+        // Committed: the rest runs to its end whatever happens to the caller.
+        if let pendingGraph {
+            progress("storing the graph")
             try store.env.write { txn in
                 _ = try state(txn)
-                try buildGraph(txn, threads: max(1, threads ?? store.configuration.searchThreads), progress: progress)
+                if txn.snapshotID == rewriteID + 1 {
+                    try storeGraph(txn, pendingGraph, control: control, cancellable: false)
+                } else {
+                    // Another writer committed in between: build over the rows as they are now.
+                    try buildGraph(txn, threads: graphThreads, control: control, cancellable: false)
+                }
             }
         }
-        if pqComponent != nil || hnswComponent != nil { try calibrate() }
+        if pqComponent != nil || hnswComponent != nil { try control.phase(.calibrating) { _ = try calibrate() } }
         layout.liveRows = try count()
         return layout
     }
@@ -277,6 +370,9 @@ extension VectorCollection {
     // MARK: Reading
 
     /// The collection's layout, or nil when it was never partitioned.
+    ///
+    /// - Throws: `notFound` when the collection was dropped, `corrupted` for a layout that does not
+    ///   decode, storage errors (`mapFull`, `io`, `storage`, ...).
     public func partitionLayout() throws -> PartitionLayout? {
         try store.env.read { txn in
             _ = try state(txn)
@@ -321,7 +417,7 @@ extension VectorCollection {
     }
 
     /// Trains the coarse quantizer on up to 64 rows per cell (at least 16,384) of the live rows.
-    private func trainCells(_ cells: Int, progress: ((String) -> Void)?) throws -> CoarseQuantizer {
+    private func trainCells(_ cells: Int, control: OperationControl) throws -> CoarseQuantizer {
         let limit = max(16_384, 64 * cells)
         let sample: [Float] = try store.env.read { txn in
             let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
@@ -329,8 +425,14 @@ extension VectorCollection {
             let reader = try vectorReader(txn)
             var out: [Float] = []
             var i = 0
+            control.begin(.reading, total: live.count)
+            defer { control.finishPhase() }
             for slot in live {
                 defer { i += 1 }
+                if i & 4095 == 0 {
+                    try control.checkCancellation("the partitioning")
+                    control.report(i)
+                }
                 guard i % step == 0, out.count < limit * dimension else { continue }
                 let (_, x) = try vectorEntry(reader, slot)
                 let v = VectorCollection.floats(x, dimension)
@@ -342,11 +444,13 @@ extension VectorCollection {
         guard n >= cells else {
             throw SextantError(.invalidArgument, "collection '\(name)' has \(n) rows; \(cells) cells need at least as many", context: ["collection": name])
         }
-        progress?("training \(cells) cells on \(n) vectors")
-        do {
-            return try CoarseQuantizer(training: sample, dimension: dimension, cells: cells, seed: UInt64(cid) &+ 0x5EC7)
-        } catch {
-            throw SextantError(.invalidArgument, "cannot train \(cells) cells for '\(name)': \(error)", context: ["collection": name])
+        control.note("training \(cells) cells on \(n) vectors")
+        return try control.phase(.training) {
+            do {
+                return try CoarseQuantizer(training: sample, dimension: dimension, cells: cells, seed: UInt64(cid) &+ 0x5EC7)
+            } catch {
+                throw SextantError(.invalidArgument, "cannot train \(cells) cells for '\(name)': \(error)", context: ["collection": name])
+            }
         }
     }
 
@@ -373,6 +477,8 @@ extension VectorCollection {
     }
 
     /// Rows per partition now, how many still sit in their partition's slot range, and the drift.
+    ///
+    /// - Throws: `notFound`, `corrupted`, storage errors (`mapFull`, `io`, `storage`, ...).
     public func partitionStatistics() throws -> PartitionStatistics? {
         try store.env.read { txn in
             _ = try state(txn)

@@ -37,13 +37,17 @@ public struct QueryPlan: Sendable {
     /// Rows the chosen plan expects to score per query.
     public var estimatedRows: Int
 
+    /// The fraction of live rows matching the predicate.
     public var selectivity: Double { liveRows == 0 ? 0 : Double(matches) / Double(liveRows) }
 }
 
 /// A plan, the time the cost model predicts for it, and the recall the recall model expects.
 public struct PlanEstimate: Sendable {
+    /// The plan estimated.
     public var kind: PlanKind
+    /// Estimated seconds for the query or group.
     public var seconds: Double
+    /// Estimated rows (or codes) scored.
     public var rows: Int
     /// Expected recall@k (1 for the exact plan and for a graph plan that scores every match;
     /// nil when the collection has no recall model).
@@ -64,12 +68,14 @@ public struct CostModel: Sendable {
     public var exactPerRow: Double
     /// A shared pass (tiled kernel): seconds per row read, plus seconds per (query, row) pair.
     public var tiledPerRow: Double
+    /// Seconds per query-row pair of a shared pass.
     public var tiledPerPair: Double
     /// Seconds per PQ code scored for one query (nil without trained codes).
     public var codePerRow: Double?
     /// 4-bit codes scanned by a group in one pass: seconds to re-pack one code block for fast
     /// scan, and to scan it with one query's table (nil without 4-bit codes).
     public var codeBlockRepack: Double?
+    /// Seconds to scan one re-packed fast-scan block per query.
     public var codeBlockScan: Double?
     /// Slots per code block and code blocks in the collection, for the blocks a group touches.
     public var codeSlotsPerBlock: Int?
@@ -78,6 +84,7 @@ public struct CostModel: Sendable {
     public var graphBySelectivity: [GraphPoint]?
     /// Unfiltered traversal: seconds ≈ `graphBase + graphPerEf · ef`.
     public var graphBase: Double?
+    /// Seconds per unit of `ef` of an unfiltered traversal.
     public var graphPerEf: Double?
     /// The beam width the graph points were measured at.
     public var defaultEF: Int
@@ -89,8 +96,11 @@ public struct CostModel: Sendable {
     /// collection has neither graph nor codes, or too few rows to measure).
     public var recall: RecallModel? = nil
 
+    /// One measured point of filtered graph traversal cost.
     public struct GraphPoint: Sendable {
+        /// The fraction of rows matching the filter.
         public var selectivity: Double
+        /// Seconds per query at that selectivity.
         public var seconds: Double
         /// Distance computations per query.
         public var distances: Double
@@ -224,6 +234,9 @@ let graphExhaustiveBelow = 1000
 extension VectorCollection {
     /// The cost model of this collection, calibrating it first when there is none that fits
     /// the collection's current size and indexes.
+    ///
+    /// - Throws: `notFound` when the collection was dropped, `corrupted` for a stored model that
+    ///   does not decode, storage errors (`mapFull`, `io`, `storage`, ...).
     public func costModel() throws -> CostModel {
         try store.env.read { txn in
             _ = try state(txn)
@@ -488,6 +501,9 @@ extension CostModel {
 extension VectorCollection {
     /// Measures the collection's cost model now and stores it (unless the store is read-only),
     /// so that later processes plan without measuring. Index builds call it.
+    ///
+    /// - Throws: `notFound` when the collection was dropped, storage errors (`mapFull`, `io`,
+    ///   `storage`, ...).
     @discardableResult
     public func calibrate() throws -> CostModel {
         let (model, key) = try store.env.read { txn -> (CostModel, CostModelCache.CalibrationKey) in

@@ -83,30 +83,57 @@ extension VectorCollection {
 
     /// Builds the recipe's indexes over the collection's rows: trains PQ codebooks (on a
     /// deterministic sample of at most 65,536 rows) and encodes every row, and builds the
-    /// HNSW graph on `threads` threads (default: ``Store/Configuration/searchThreads``), each in
-    /// one write transaction. Rows written later are encoded and linked as they are written.
-    /// Safe to call again: it rebuilds.
+    /// HNSW graph on `threads` threads (default: ``Store/Configuration/searchThreads``), then
+    /// measures the planner's cost model. Codes and graph are written in one write transaction,
+    /// so readers see either the old index or the new one. Rows written later are encoded and
+    /// linked as they are written. Safe to call again: it rebuilds.
+    ///
+    /// `progress` receives free-form log lines (what is being built, on how many rows); for
+    /// typed values with a fraction and a rate use `buildIndex(threads:onProgress:)`.
     ///
     /// - Throws: `invalidArgument` when the recipe has neither PQ nor HNSW, the dimension is
-    ///   not divisible by the PQ sub-space count, or there are fewer rows than centroids.
+    ///   not divisible by the PQ sub-space count, or there are fewer rows than centroids;
+    ///   `notFound` when the collection was dropped; storage errors (`mapFull`, `io`, ...).
     public func buildIndex(threads: Int? = nil, progress: ((String) -> Void)? = nil) throws {
+        try buildIndex(threads: threads, control: OperationControl(log: progress))
+    }
+
+    /// Builds the recipe's indexes (see ``buildIndex(threads:progress:)``), reporting typed
+    /// progress: phases `reading`, `training` and `encoding` for PQ, `reading`, `linking` and
+    /// `storing` for the graph, then `calibrating`.
+    ///
+    /// - Throws: as ``buildIndex(threads:progress:)``.
+    public func buildIndex(threads: Int? = nil, onProgress: @escaping @Sendable (OperationProgress) -> Void) throws {
+        try buildIndex(threads: threads, control: OperationControl(onProgress: onProgress))
+    }
+
+    /// The index build, checking `control` for cancellation up to its commit.
+    func buildIndex(threads: Int?, control: OperationControl) throws {
         guard pqComponent != nil || hnswComponent != nil else {
             throw SextantError(.invalidArgument, "collection '\(name)' has index \(info.indexRecipe): nothing to build", context: ["collection": name])
         }
-        if pqComponent != nil { try trainCodes(progress: progress) }
-        if hnswComponent != nil {
-            try store.env.write { txn in
-                _ = try state(txn)
-                try buildGraph(txn, threads: max(1, threads ?? store.configuration.searchThreads), progress: progress)
+        control.expect(steps: (pqComponent != nil ? 3 : 0) + (hnswComponent != nil ? 3 : 0) + 1)
+        // Codebooks are trained outside the write transaction (it takes seconds and must not
+        // hold the writer); codes and graph are then written in one transaction.
+        let pq = pqComponent != nil ? try trainCodebook(control: control) : nil
+        try control.checkCancellation("the index build")
+        try store.env.write { txn in
+            _ = try state(txn)
+            if let pq { try storeCodes(pq, txn, control: control) }
+            if hnswComponent != nil {
+                try buildGraph(txn, threads: max(1, threads ?? store.configuration.searchThreads), control: control)
             }
+            // The last point at which stopping leaves the store unchanged.
+            try control.checkCancellation("the index build")
         }
-        progress?("measuring the planner's cost model")
-        try calibrate()
+        // Committed: the cost model is measured whatever happens to the caller now.
+        control.note("measuring the planner's cost model")
+        try control.phase(.calibrating) { _ = try calibrate() }
     }
 
-    func trainCodes(progress: ((String) -> Void)?) throws {
-        guard let (m, bits, _) = pqComponent else { return }
-        // Sample in a read transaction: training takes seconds and must not hold the writer.
+    /// Samples the rows (in a read transaction) and trains a codebook on them.
+    func trainCodebook(control: OperationControl) throws -> ProductQuantizer? {
+        guard let (m, bits, _) = pqComponent else { return nil }
         let sampleLimit = 65_536
         let (sample, rows): ([Float], Int) = try store.env.read { txn in
             let st = try state(txn)
@@ -116,54 +143,71 @@ extension VectorCollection {
             var i = 0
             out.reserveCapacity(min(live.count, sampleLimit) * dimension)
             let reader = try vectorReader(txn)
+            control.begin(.reading, total: live.count)
             for slot in live {
                 defer { i += 1 }
+                if i & 4095 == 0 {
+                    try control.checkCancellation("the index build")
+                    control.report(i)
+                }
                 guard i % step == 0, out.count < sampleLimit * dimension else { continue }
                 let (_, x) = try vectorEntry(reader, slot)
                 out.append(contentsOf: UnsafeBufferPointer(start: x.assumingMemoryBound(to: Float.self), count: dimension))
             }
+            control.finishPhase()
             return (out, Int(st.count))
         }
         let n = sample.count / dimension
         guard n >= 1 << bits else {
             throw SextantError(.invalidArgument, "collection '\(name)' has \(rows) rows; PQ with \(bits)-bit codes needs at least \(1 << bits) to train", context: ["collection": name])
         }
-        progress?("training \(m)x\(bits) codebooks on \(n) vectors")
-        let pq: ProductQuantizer
-        do {
-            pq = try ProductQuantizer(training: sample, dimension: dimension, subspaceCount: m, bits: bits, metric: kernelMetric,
-                                      options: PQTrainingOptions(seed: UInt64(cid)))
-        } catch {
-            throw SextantError(.invalidArgument, "cannot train PQ\(m)x\(bits) for '\(name)': \(error)", context: ["collection": name])
-        }
-        progress?("encoding \(rows) rows")
-        try store.env.write { txn in
-            _ = try state(txn)
-            let old: UInt64 = try txn.withValue(db.index, key: indexKey("pq")) { v in
-                v.count >= 8 ? UInt64(littleEndian: v.loadUnaligned(as: UInt64.self)) : 0
-            } ?? 0
-            var record = withUnsafeBytes(of: (old + 1).littleEndian) { Array($0) }
-            record += pq.serialized()
-            try txn.put(db.index, key: indexKey("pq"), value: record)
-            // Drop every old code block (a new codebook may have another code size).
-            try txn.withCursor(db.codes) { c in
-                let prefix = Keys.prefix(cid)
-                var more = try c.seek(prefix)
-                while more, c.key.starts(with: prefix) {
-                    try c.deleteCurrent()
-                    more = try c.seek(prefix)
-                }
+        control.note("training \(m)x\(bits) codebooks on \(n) vectors")
+        return try control.phase(.training) {
+            do {
+                return try ProductQuantizer(training: sample, dimension: dimension, subspaceCount: m, bits: bits, metric: kernelMetric,
+                                            options: PQTrainingOptions(seed: UInt64(cid)))
+            } catch {
+                throw SextantError(.invalidArgument, "cannot train PQ\(m)x\(bits) for '\(name)': \(error)", context: ["collection": name])
             }
-            let writer = SlotBlocks.Writer(codeBlocks(pq))
-            var codes = [UInt8](repeating: 0, count: pq.codeSize)
-            let reader = try vectorReader(txn)
-            for slot in try IndexReader(txn: txn, db: db.postings, cid: cid).live() {
-                let (_, x) = try vectorEntry(reader, slot)
-                try encode(pq, VectorCollection.floats(x, dimension), into: &codes)
-                try codes.withUnsafeBytes { try writer.set(txn, slot: slot, $0) }
-            }
-            try writer.flush(txn)
         }
+    }
+
+    /// Stores `pq` as the codebook (a new version) and encodes every live row with it.
+    func storeCodes(_ pq: ProductQuantizer, _ txn: Transaction, control: OperationControl) throws {
+        let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
+        control.note("encoding \(live.count) rows")
+        control.begin(.encoding, total: live.count)
+        let old: UInt64 = try txn.withValue(db.index, key: indexKey("pq")) { v in
+            v.count >= 8 ? UInt64(littleEndian: v.loadUnaligned(as: UInt64.self)) : 0
+        } ?? 0
+        var record = withUnsafeBytes(of: (old + 1).littleEndian) { Array($0) }
+        record += pq.serialized()
+        try txn.put(db.index, key: indexKey("pq"), value: record)
+        // Drop every old code block (a new codebook may have another code size).
+        try txn.withCursor(db.codes) { c in
+            let prefix = Keys.prefix(cid)
+            var more = try c.seek(prefix)
+            while more, c.key.starts(with: prefix) {
+                try c.deleteCurrent()
+                more = try c.seek(prefix)
+            }
+        }
+        let writer = SlotBlocks.Writer(codeBlocks(pq))
+        var codes = [UInt8](repeating: 0, count: pq.codeSize)
+        let reader = try vectorReader(txn)
+        var i = 0
+        for slot in live {
+            if i & 4095 == 0 {
+                try control.checkCancellation("the index build")
+                control.report(i)
+            }
+            i += 1
+            let (_, x) = try vectorEntry(reader, slot)
+            try encode(pq, VectorCollection.floats(x, dimension), into: &codes)
+            try codes.withUnsafeBytes { try writer.set(txn, slot: slot, $0) }
+        }
+        try writer.flush(txn)
+        control.finishPhase()
     }
 
     func encode(_ pq: ProductQuantizer, _ vector: [Float], into codes: inout [UInt8]) throws {
@@ -173,6 +217,9 @@ extension VectorCollection {
     }
 
     /// The index's state.
+    ///
+    /// - Throws: `notFound` when the collection was dropped, `corrupted`, storage errors
+    ///   (`mapFull`, `io`, `storage`, ...).
     public func indexStatus() throws -> IndexStatus {
         try store.env.read { txn in
             let st = try state(txn)

@@ -3,7 +3,7 @@ import SextantKernels
 import SextantStorage
 
 /// The on-disk record codecs, exposed for fuzzing and format tests: hostile bytes given to any
-/// decoder must produce ``SextantError/Code/corrupted``, never a trap.
+/// decoder must produce `SextantError.Code.corrupted`, never a trap.
 @_spi(Testing)
 public enum RecordCodec {
     /// Encodes an attribute record (flags, optional LZ4, payload) as stored in `sextant.rows`

@@ -27,6 +27,7 @@ public struct SearchOptions: Sendable {
     /// `rerank` stand and the estimated time alone decides.
     public var recall: Double
 
+    /// Options for one search or batch; every value defaults to letting the planner decide.
     public init(exact: Bool = false, rerank: Int? = nil, ef: Int? = nil, plan: PlanKind? = nil, probes: Int? = nil,
                 recall: Double = 0.95) {
         self.exact = exact
@@ -42,10 +43,13 @@ public struct SearchOptions: Sendable {
 
 /// One query of a multi-query search.
 public struct Query: Sendable {
+    /// The query vector (the collection's dimension).
     public var vector: [Float]
+    /// How many nearest matching rows to return (at least 1).
     public var k: Int
     /// Rows must satisfy it; nil matches every row.
     public var filter: Filter?
+    /// A query of `k` nearest rows to `vector` among those satisfying `filter` (all rows when nil).
     public init(vector: [Float], k: Int, filter: Filter? = nil) {
         self.vector = vector
         self.k = k
@@ -54,9 +58,11 @@ public struct Query: Sendable {
 }
 
 /// How one search ran: the plan, the planner's estimates, what was actually scored and where
-/// the time went. See ``VectorCollection/explainSearch(_:k:filter:options:)``.
+/// the time went. See `VectorCollection.explainSearch(_:k:filter:options:)`.
 public struct SearchExplanation: Sendable, CustomStringConvertible {
+    /// The plan the search ran, with the planner's estimates.
     public var plan: QueryPlan
+    /// The search's results, as ``VectorCollection`` `search` returns them.
     public var results: [SearchResult]
     /// Distance computations actually made (vectors or codes scored).
     public var rowsScored: Int
@@ -66,16 +72,21 @@ public struct SearchExplanation: Sendable, CustomStringConvertible {
     /// model and estimates), "search".
     public var stages: [Stage]
     /// Partitions holding at least one match — those a partition-routed search reads (1 when
-    /// the collection has no layout, see ``VectorCollection/partition(workload:maxPartitions:minRows:threads:progress:)``).
+    /// the collection has no layout, see `VectorCollection.partition(workload:maxPartitions:minRows:cells:queryVectors:probes:threads:progress:)`).
     public var partitionsTouched: Int
 
+    /// One stage of a search (planning, filtering, scoring, ...) and its wall time.
     public struct Stage: Sendable {
+        /// The stage's name.
         public var name: String
+        /// Wall-clock seconds spent in the stage.
         public var seconds: Double
     }
 
+    /// The sum of the stage times.
     public var totalSeconds: Double { stages.reduce(0) { $0 + $1.seconds } }
 
+    /// The plan, estimates, rows scored and stage times, as `explain` prints them.
     public var description: String {
         var lines: [String] = []
         let chosen = plan.forced ? "forced" : "chosen by the planner"
@@ -98,9 +109,11 @@ public struct SearchExplanation: Sendable, CustomStringConvertible {
 
 /// How a batch ran: one plan per group of queries sharing a predicate.
 public struct BatchExplanation: Sendable {
+    /// The queries of a batch that share one predicate (and probed cells), planned together.
     public struct Group: Sendable {
         /// The predicate's SQL text ("" without one).
         public var predicate: String
+        /// The group's plan, with the planner's estimates.
         public var plan: QueryPlan
         /// Distance computations made for the whole group.
         public var rowsScored: Int
@@ -112,8 +125,11 @@ public struct BatchExplanation: Sendable {
         /// predicate): answered with that query's results, not searched again.
         public var duplicates: Int
     }
+    /// Results per query, in the batch's order.
     public var results: [[SearchResult]]
+    /// The predicate groups, in order of first appearance in the batch.
     public var groups: [Group]
+    /// Time per stage of the whole batch.
     public var stages: [SearchExplanation.Stage]
 }
 
@@ -123,6 +139,11 @@ extension VectorCollection {
     /// Returns exactly `min(k, matches)` results. The planner picks the plan (see ``PlanKind``);
     /// `.exact` scores every matching row with its full vector (the oracle every other plan is
     /// tested against).
+    ///
+    /// - Throws: `invalidArgument` (k < 1, negative `rerank`, `ef` or `probes` < 1, a zero vector
+    ///   under cosine), `dimensionMismatch`, `nonFiniteValue`, `unknownAttribute` or `typeMismatch`
+    ///   for the filter, `notFound` when the collection was dropped, storage errors (`mapFull`,
+    ///   `io`, `storage`, ...).
     public func search(_ vector: [Float], k: Int, filter: Filter? = nil, options: SearchOptions = SearchOptions()) throws -> [SearchResult] {
         try search([Query(vector: vector, k: k, filter: filter)], options: options)[0]
     }
@@ -135,11 +156,15 @@ extension VectorCollection {
     /// vector, `k` and predicate) are searched once; queries with the same vector share their
     /// code lookup tables. Groups run on ``Store/Configuration/searchThreads`` threads. Exact
     /// results are identical to answering each query alone.
+    ///
+    /// - Throws: as the single-query `search`, with `context["query"]` naming the offending query.
     public func search(_ queries: [Query], options: SearchOptions = SearchOptions()) throws -> [[SearchResult]] {
         try execute(queries, options: options, profile: false).results
     }
 
     /// Runs one search and reports its plan, estimates, rows scored and time per stage.
+    ///
+    /// - Throws: as the single-query `search`.
     public func explainSearch(_ vector: [Float], k: Int, filter: Filter? = nil, options: SearchOptions = SearchOptions()) throws -> SearchExplanation {
         let e = try execute([Query(vector: vector, k: k, filter: filter)], options: options, profile: true)
         return SearchExplanation(plan: e.groups[0].plan, results: e.results[0], rowsScored: e.stats[0].rowsScored,
@@ -147,6 +172,8 @@ extension VectorCollection {
     }
 
     /// Runs a batch and reports the plan of each predicate group with the time per stage.
+    ///
+    /// - Throws: as the batch `search`.
     public func explainBatch(_ queries: [Query], options: SearchOptions = SearchOptions()) throws -> BatchExplanation {
         let e = try execute(queries, options: options, profile: true)
         var rows = [Int](repeating: 0, count: e.groups.count)

@@ -12,7 +12,9 @@ public final class Store: Sendable {
     public static let formatVersion = 2
     static let magic = "sextant"
 
+    /// The store's directory, as opened.
     public let path: String
+    /// How the store was opened.
     public let configuration: Configuration
     let env: Environment
     let db: Databases
@@ -34,9 +36,9 @@ public final class Store: Sendable {
 
     /// Opens the store at `path`, creating it unless `configuration.createIfMissing` is false.
     ///
-    /// Throws ``SextantError/Code/formatVersion`` for a store of a newer format or a directory
-    /// holding some other LMDB environment, ``SextantError/Code/locked`` when the store is already
-    /// open in this process or being compacted, ``SextantError/Code/notFound`` when absent.
+    /// Throws `SextantError.Code.formatVersion` for a store of a newer format or a directory
+    /// holding some other LMDB environment, `SextantError.Code.locked` when the store is already
+    /// open in this process or being compacted, `SextantError.Code.notFound` when absent.
     public init(path: String, configuration: Configuration = Configuration()) throws {
         var sc = StorageConfiguration(path: path)
         sc.readOnly = configuration.readOnly
@@ -101,7 +103,9 @@ public final class Store: Sendable {
         }
     }
 
-    /// Flushes commits made in ``StorageConfiguration/SyncMode/noSync`` mode to disk.
+    /// Flushes commits made in `StorageConfiguration.SyncMode.noSync` mode to disk.
+    ///
+    /// - Throws: `closed`, `io`, storage errors (`mapFull`, `io`, `storage`, ...).
     public func sync() throws { try env.sync() }
 
     /// Closes the store. Collections obtained from it stop working. Idempotent.
@@ -115,6 +119,9 @@ public final class Store: Sendable {
 
     /// Creates a collection. The recipe is stored as given after validation
     /// (`"Flat"` when nil; see SPEC.md for the recipe grammar).
+    ///
+    /// - Throws: `invalidArgument` for a bad name or dimension or recipe, `alreadyExists`,
+    ///   `readOnly`, storage errors (`mapFull`, `io`, `storage`, ...).
     @discardableResult
     public func createCollection(
         _ name: String, dimension: Int, metric: Metric, schema: Schema = try! Schema([]), indexRecipe: String? = nil
@@ -146,6 +153,9 @@ public final class Store: Sendable {
     }
 
     /// Opens an existing collection.
+    ///
+    /// - Throws: `notFound` when there is no such collection, `corrupted`, storage errors
+    ///   (`mapFull`, `io`, `storage`, ...).
     public func collection(_ name: String) throws -> VectorCollection {
         guard let info = try env.read({ txn in try catalogEntry(txn, name) }) else {
             throw SextantError(.notFound, "no collection '\(name)'", context: ["collection": name])
@@ -162,6 +172,9 @@ public final class Store: Sendable {
     }
 
     /// Every collection, by name.
+    ///
+    /// - Throws: `corrupted` for a catalog entry that does not decode, storage errors (`mapFull`,
+    ///   `io`, `storage`, ...).
     public func collections() throws -> [CollectionInfo] {
         try env.read { txn in
             var out: [CollectionInfo] = []
@@ -176,6 +189,8 @@ public final class Store: Sendable {
     }
 
     /// Deletes a collection and all its rows in one transaction.
+    ///
+    /// - Throws: `notFound`, `readOnly`, storage errors (`mapFull`, `io`, `storage`, ...).
     public func dropCollection(_ name: String) throws {
         try env.write { txn in
             guard let info = try catalogEntry(txn, name) else {

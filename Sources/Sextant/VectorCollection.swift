@@ -3,12 +3,14 @@ import SextantKernels
 import SextantStorage
 
 /// A handle on one collection of a ``Store``. Cheap; thread-safe; valid until the store closes
-/// or the collection is dropped (operations then throw ``SextantError/Code/notFound``).
+/// or the collection is dropped (operations then throw `SextantError.Code.notFound`).
 ///
 /// (Named so that it does not shadow the standard library's `Collection` protocol in files
 /// that import Sextant.)
 public final class VectorCollection: Sendable {
+    /// The store holding the collection.
     public let store: Store
+    /// The catalog entry, as read when the handle was made.
     public let info: CollectionInfo
     let parsedRecipe: IndexRecipe
 
@@ -18,9 +20,13 @@ public final class VectorCollection: Sendable {
         parsedRecipe = (try? IndexRecipe(parsing: info.indexRecipe)) ?? IndexRecipe.flat
     }
 
+    /// The collection's name.
     public var name: String { info.name }
+    /// Components per vector.
     public var dimension: Int { info.dimension }
+    /// The distance (smaller is closer).
     public var metric: Metric { info.metric }
+    /// The typed attribute fields.
     public var schema: Schema { info.schema }
 
     var db: Store.Databases { store.db }
@@ -114,17 +120,26 @@ public final class VectorCollection: Sendable {
     // MARK: Writes
 
     /// Inserts or replaces one row.
+    ///
+    /// - Throws: as `upsert(_:)` of many rows.
     public func upsert(_ row: Row) throws {
         try upsert([row])
     }
 
     /// Inserts or replaces `id`'s vector and attributes.
+    ///
+    /// - Throws: as `upsert(_:)` of many rows.
     public func upsert(id: UInt64, vector: [Float], attributes: [String: AttributeValue] = [:]) throws {
         try upsert([Row(id: id, vector: vector, attributes: attributes)])
     }
 
     /// Inserts or replaces many rows in one transaction: all of them or, on any error, none.
     /// A later row with the same id replaces an earlier one.
+    ///
+    /// - Throws: `dimensionMismatch`, `nonFiniteValue`, `invalidArgument` (a zero vector under
+    ///   cosine), `unknownAttribute`, `typeMismatch`, `nullViolation` — with `context["row"]` the
+    ///   position and `context["field"]` the attribute — `notFound` when the collection was
+    ///   dropped, `readOnly`, storage errors (`mapFull`, `io`, `storage`, ...).
     public func upsert(_ rows: [Row]) throws {
         var encoded: [PreparedRow] = []
         encoded.reserveCapacity(rows.count)
@@ -284,12 +299,18 @@ public final class VectorCollection: Sendable {
     }
 
     /// Deletes a row; returns whether it existed.
+    ///
+    /// - Throws: `notFound` when the collection was dropped, `readOnly`, storage errors (`mapFull`,
+    ///   `io`, `storage`, ...).
     @discardableResult
     public func delete(_ id: UInt64) throws -> Bool {
         try delete([id]) == 1
     }
 
     /// Deletes rows in one transaction; returns how many existed.
+    ///
+    /// - Throws: `notFound` when the collection was dropped, `readOnly`, storage errors (`mapFull`,
+    ///   `io`, `storage`, ...).
     @discardableResult
     public func delete(_ ids: [UInt64]) throws -> Int {
         try store.env.write { txn in
@@ -333,11 +354,17 @@ public final class VectorCollection: Sendable {
     // MARK: Reads
 
     /// The number of live rows.
+    ///
+    /// - Throws: `notFound` when the collection was dropped, storage errors (`mapFull`, `io`,
+    ///   `storage`, ...).
     public func count() throws -> Int {
         try store.env.read { txn in Int(try state(txn).count) }
     }
 
     /// The row with external id `id`, or nil.
+    ///
+    /// - Throws: `notFound` when the collection was dropped, `corrupted`, storage errors
+    ///   (`mapFull`, `io`, `storage`, ...).
     public func get(_ id: UInt64) throws -> Record? {
         try store.env.read { txn in
             _ = try state(txn)

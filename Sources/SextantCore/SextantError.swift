@@ -52,6 +52,9 @@ public struct SextantError: Error, Sendable, Equatable, CustomStringConvertible 
         public static let storage = Code("storage")
         /// A limit of the format or the engine was exceeded.
         public static let limitExceeded = Code("limitExceeded")
+        /// The operation was cancelled (its `Task` was cancelled) before it committed; the store
+        /// is as it was before the call.
+        public static let cancelled = Code("cancelled")
     }
 
     public var code: Code

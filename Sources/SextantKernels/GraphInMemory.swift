@@ -11,7 +11,7 @@ import Darwin
 /// lists in one small allocation per node that has any.
 ///
 /// Concurrent reads (searches) are safe while nobody writes; writes need exclusive access,
-/// except inside ``build(count:parameters:distances:threads:progress:)``, which locks per node.
+/// except inside ``build(count:parameters:distances:threads:progress:isCancelled:)``, which locks per node.
 public final class InMemoryGraph: MutableGraphStorage, @unchecked Sendable {
     /// The parameters the record sizes come from.
     public let parameters: HNSWParameters

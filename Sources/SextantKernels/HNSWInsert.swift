@@ -162,6 +162,12 @@ func _sortKeys(_ a: UnsafeMutablePointer<UInt64>, _ n: Int) {
 
 // MARK: - Parallel bulk build
 
+/// Thrown by ``InMemoryGraph/build(count:parameters:distances:threads:progress:isCancelled:)``
+/// when its cancellation check says stop.
+public struct GraphBuildCancelled: Error, Sendable {
+    public init() {}
+}
+
 /// State shared by the build threads: the next chunk to claim, progress and the first error.
 @usableFromInline
 final class _BuildState: @unchecked Sendable {
@@ -210,12 +216,16 @@ extension InMemoryGraph {
     /// The result has the same quality as inserting one by one; with one thread it is
     /// identical to it in that order.
     ///
-    /// - Parameter progress: called now and then, from a build thread, with the number of
-    ///   nodes inserted so far and `count`.
+    /// - Parameters:
+    ///   - progress: called now and then, from a build thread, with the number of nodes
+    ///     inserted so far and `count`.
+    ///   - isCancelled: polled by every thread between chunks of 64 nodes; once it returns
+    ///     true the build stops and throws ``GraphBuildCancelled``.
     @inlinable
     public static func build<D: GraphDistanceSource & Sendable>(
         count: Int, parameters: HNSWParameters, distances: D, threads: Int = 1,
-        progress: (@Sendable (_ done: Int, _ total: Int) -> Void)? = nil
+        progress: (@Sendable (_ done: Int, _ total: Int) -> Void)? = nil,
+        isCancelled: (@Sendable () -> Bool)? = nil
     ) throws -> InMemoryGraph {
         precondition(count >= 0 && count <= Int(UInt32.max), "bad count")
         let graph = InMemoryGraph(parameters: parameters, capacity: count)
@@ -239,6 +249,10 @@ extension InMemoryGraph {
             var finished = 0
             while let (range, done) = state.claim(size: chunk, total: count, finished: finished) {
                 progress?(done, count)
+                if let isCancelled, isCancelled() {
+                    state.fail(GraphBuildCancelled())
+                    return
+                }
                 do {
                     for i in range where i != topNode {
                         try HNSW.link(UInt32(i), level: graph.level(of: UInt32(i))!, entry: ep, storage: &storage,

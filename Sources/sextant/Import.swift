@@ -86,7 +86,9 @@ struct Import: ParsableCommand {
             let status = try coll.indexStatus()
             if ((status.wantsCodes && !status.codesTrained) || (status.wantsGraph && !status.graphBuilt)) && !deferIndex {
                 let t0 = Date()
-                try coll.buildIndex { Console.err($0) }
+                let bar = ProgressBar(json: store.json)
+                try coll.buildIndex(onProgress: bar.handler)
+                bar.finish()
                 Console.err("index built in \(String(format: "%.2f", Date().timeIntervalSince(t0))) s")
             }
             let total = try coll.count()

@@ -21,7 +21,9 @@ struct Index: ParsableCommand {
             defer { db.close() }
             let c = try db.collection(collection)
             let t0 = Date()
-            try c.buildIndex(threads: threads) { Console.err($0) }
+            let bar = ProgressBar(json: store.json)
+            try c.buildIndex(threads: threads, onProgress: bar.handler)
+            bar.finish()
             let s = try c.indexStatus()
             let secs = Date().timeIntervalSince(t0)
             if store.json {
@@ -138,8 +140,10 @@ struct Partition: ParsableCommand {
                 let d = qf.dimension
                 vectors = rows.map { Array(flat[$0 * d..<($0 + 1) * d]) }
             }
+            let bar = ProgressBar(json: store.json)
             let layout = try c.partition(workload: filters, maxPartitions: maxPartitions, minRows: minRows, cells: cells,
-                                         queryVectors: vectors, probes: probes, threads: threads) { Console.err($0) }
+                                         queryVectors: vectors, probes: probes, threads: threads, onProgress: bar.handler)
+            bar.finish()
             let secs = Date().timeIntervalSince(t0)
             if store.json {
                 Console.out(JSONValue.object(JSONObject([
