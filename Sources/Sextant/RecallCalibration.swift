@@ -49,8 +49,21 @@ extension VectorCollection {
         }
         var queries: [PreparedQuery] = []
         var near: [[UInt32]] = [], far: [[UInt32]] = []
+        var noise = Xorshift(seed: 0x5EC7_A9F1)
         for (j, slot) in querySlots.enumerated() {
-            let raw = try vector(slot)
+            // A stored row is a graph node whose edges lead to its own neighbours: searching for
+            // it is easier than for a vector the store does not hold. The query is the row moved
+            // in a random direction by its distance to its 10th nearest row, so it sits among
+            // the rows without being one (and the row itself is excluded from every set).
+            let stored = try vector(slot)
+            let around = try byDistance(to: stored)
+            let tenth = try vector(around[min(k, around.count) - 1])
+            var radius: Float = 0
+            for i in 0..<d { radius += (stored[i] - tenth[i]) * (stored[i] - tenth[i]) }
+            radius = radius.squareRoot()
+            let direction = (0..<d).map { _ in Float(noise.gaussian()) }
+            let length = max(1e-12, direction.reduce(0) { $0 + $1 * $1 }.squareRoot())
+            let raw = (0..<d).map { stored[$0] + radius * direction[$0] / length }
             let v = metric == .cosine ? VectorCollection.normalized(raw) : raw
             queries.append(PreparedQuery(index: j, vectorID: j, vector: v, k: k, predicate: nil, filter: nil))
             let order = try byDistance(to: raw)
@@ -162,4 +175,20 @@ extension VectorCollection {
         }
         return RecallModel(curves: curves)
     }
+}
+
+/// A small deterministic generator for calibration (the same queries on every machine).
+struct Xorshift {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed == 0 ? 0x9E37_79B9_7F4A_7C15 : seed }
+    mutating func next() -> UInt64 {
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        return state
+    }
+    /// Uniform in (0, 1].
+    mutating func uniform() -> Double { Double(next() >> 11 | 1) / Double(1 << 53) }
+    /// Standard normal (Box–Muller).
+    mutating func gaussian() -> Double { (-2 * log(uniform())).squareRoot() * cos(2 * Double.pi * uniform()) }
 }

@@ -112,7 +112,8 @@ public struct RecallModel: Sendable, Equatable {
 // MARK: Persistence (inside the cost model record)
 
 extension RecallModel {
-    var json: JSONValue {
+    /// The stored JSON form (inside the cost model record).
+    public var json: JSONValue {
         .object(JSONObject(PlanKind.allCases.compactMap { kind -> (key: String, value: JSONValue)? in
             guard let cs = curves[kind] else { return nil }
             return (kind.rawValue, .array(cs.map { c in

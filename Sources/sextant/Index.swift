@@ -58,6 +58,7 @@ struct Calibrate: ParsableCommand {
                 if let g = m.graphBySelectivity {
                     fields.append(("graph", .array(g.map { .object(JSONObject([("selectivity", .double($0.selectivity)), ("seconds", .double($0.seconds)), ("distances", .double($0.distances))])) })))
                 }
+                if let r = m.recall { fields.append(("recall", r.json)) }
                 Console.out(JSONValue.object(JSONObject(fields)).jsonText)
             } else {
                 Console.out("cost model of '\(collection)' (\(m.liveRows) live rows, measured in \(String(format: "%.1f", m.calibrationSeconds * 1000)) ms)")
@@ -67,6 +68,17 @@ struct Calibrate: ParsableCommand {
                     Console.out("  graph, ef \(m.defaultEF): unfiltered \(us(m.graphBase)) + \(us(m.graphPerEf)) per unit of ef")
                     for p in g {
                         Console.out(String(format: "    selectivity %.4f: %.1f µs, %.0f distances", p.selectivity, p.seconds * 1e6, p.distances))
+                    }
+                }
+                if let r = m.recall {
+                    Console.out("  expected recall@10 (worst of independent, correlated, anti-correlated row sets) by knob:")
+                    for kind in PlanKind.allCases {
+                        guard let curves = r.curves[kind] else { continue }
+                        Console.out("    \(kind.rawValue) (\(kind == .codes ? "re-rank depth" : "ef")):")
+                        for c in curves {
+                            let points = c.points.map { "\($0.knob): \(String(format: "%.3f", $0.recall))" }.joined(separator: "  ")
+                            Console.out(String(format: "      selectivity %.4f  ", c.selectivity) + points)
+                        }
                     }
                 }
             }
