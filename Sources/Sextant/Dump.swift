@@ -145,11 +145,9 @@ extension VectorCollection {
         guard case .object = json, let idv = json["id"], let vv = json["vector"], case .array(let comps) = vv else {
             throw SextantError(.malformedFile, "a dump row needs \"id\" and \"vector\"", context: ctx)
         }
-        let id: UInt64
-        switch idv {
-        case .int(let i) where i >= 0: id = UInt64(i)
-        case .double(let d) where d >= 0 && d < 18446744073709551616.0 && d == d.rounded(): id = UInt64(d)
-        default: throw SextantError(.malformedFile, "row id must be an unsigned integer", context: ctx)
+        // Exact integers only: a double (e.g. 9.223372036854776e+18) names no single id.
+        guard let id = idv.unsignedValue else {
+            throw SextantError(.malformedFile, "row id must be an unsigned integer (0 … 2^64 − 1, no fraction or exponent), got \(idv.jsonText)", context: ctx)
         }
         var vector: [Float] = []
         vector.reserveCapacity(comps.count)

@@ -49,6 +49,8 @@ extension VectorCollection {
         case .string(let s): scalar = .string(s)
         case .int(let i): scalar = .int(i)
         case .double(let d): scalar = .double(d)
+        // Too large for an int field; a double field takes it rounded, as any JSON number.
+        case .uint(let u): scalar = .double(Double(u))
         case .bool(let b): scalar = .bool(b)
         case .array(let a):
             var strings: [String] = [], ints: [Int64] = []
@@ -74,7 +76,7 @@ extension VectorCollection {
         var attrs: [(key: String, value: JSONValue)] = []
         for f in schema.fields { if let v = r.attributes[f.name] { attrs.append((f.name, v.jsonValue)) } }
         return .object(JSONObject([
-            ("id", r.id <= UInt64(Int64.max) ? .int(Int64(r.id)) : .double(Double(r.id))),
+            ("id", .unsigned(r.id)),
             ("vector", .array(r.vector.map { .double(Double($0)) })),
             ("attributes", .object(JSONObject(attrs))),
         ]))

@@ -41,7 +41,7 @@ public struct QueryPlan: Sendable {
     public var selectivity: Double { liveRows == 0 ? 0 : Double(matches) / Double(liveRows) }
 }
 
-/// A plan and the time the cost model predicts for it.
+/// A plan, the time the cost model predicts for it, and the recall the recall model expects.
 public struct PlanEstimate: Sendable {
     /// The plan estimated.
     public var kind: PlanKind
@@ -49,6 +49,12 @@ public struct PlanEstimate: Sendable {
     public var seconds: Double
     /// Estimated rows (or codes) scored.
     public var rows: Int
+    /// Expected recall@k (1 for the exact plan and for a graph plan that scores every match;
+    /// nil when the collection has no recall model).
+    public var recall: Double? = 1
+    /// The plan's knob at this estimate: the beam width `ef` of the graph plans, the re-rank
+    /// depth of the codes plan (nil for the exact plan).
+    public var knob: Int? = nil
 }
 
 /// Cost constants of one collection, measured on this machine against this store the first
@@ -86,6 +92,9 @@ public struct CostModel: Sendable {
     public var liveRows: Int
     /// How long calibration took.
     public var calibrationSeconds: Double
+    /// The recall each approximate plan reaches by knob and selectivity (nil when the
+    /// collection has neither graph nor codes, or too few rows to measure).
+    public var recall: RecallModel? = nil
 
     /// One measured point of filtered graph traversal cost.
     public struct GraphPoint: Sendable {
@@ -358,40 +367,69 @@ extension VectorCollection {
             }
             model.graphBySelectivity = points
         }
+        model.recall = try calibrateRecall(txn, live: live, graph: g, pq: pq)
         model.calibrationSeconds = monotonicSeconds() - started
         return model
     }
 
-    /// Estimated seconds of each plan available to this collection for `queries` queries with
-    /// the same predicate (`matches` of `live` rows), cheapest first.
-    func estimates(_ model: CostModel, matches m: Int, live n: Int, queries g: Int, k: Int, ef: Int?, rerank: Int,
+    /// Estimated seconds and expected recall of each plan available to this collection for
+    /// `queries` queries with the same predicate (`matches` of `live` rows), cheapest first.
+    ///
+    /// An approximate plan's knob is `ef` / `rerank` when the caller set it; otherwise the
+    /// smallest measured one whose expected recall meets `target` (the plan is left out when
+    /// none does, unless it is `forced`, which then runs at the largest measured knob).
+    /// Without a recall model the defaults stand (beam `max(64, k)`, the recipe's re-rank
+    /// depth) and recall is unknown.
+    func estimates(_ model: CostModel, matches m: Int, live n: Int, queries g: Int, k: Int, ef: Int?, rerank: Int?,
+                   defaultRerank: Int, target: Double, forced: PlanKind? = nil,
                    hasGraph: Bool, hasCodes: Bool, corrected: Bool = true) -> [PlanEstimate] {
         let gq = Double(g), md = Double(m)
         var out: [PlanEstimate] = []
         let exact = g == 1 ? md * model.exactPerRow : min(gq * md * model.exactPerRow, md * (model.tiledPerRow + gq * model.tiledPerPair))
-        out.append(PlanEstimate(kind: .exact, seconds: exact, rows: m))
-        if hasCodes, let scan = model.codeScanSeconds(matches: m, live: n, queries: g) {
-            let r = min(m, rerank)
+        out.append(PlanEstimate(kind: .exact, seconds: exact, rows: m, recall: 1))
+        let s = n > 0 ? Double(max(m, 1)) / Double(n) : 1
+        /// The knob and expected recall of an approximate plan; nil leaves the plan out.
+        func knob(_ kind: PlanKind, given: Int?, fallback: Int) -> (Int, Double?)? {
+            guard target > 0, let rm = model.recall, rm.curves[kind] != nil else { return (given ?? fallback, nil) }
+            if let given { return (given, rm.expectedRecall(kind, selectivity: s, k: k, knob: given)) }
+            // The calibration queries are stored rows moved a little; real queries sit farther
+            // from the rows and need wider beams. Aim at half the misses the target allows.
+            let aim = 1 - (1 - target) / 2
+            if let best = rm.setting(kind, selectivity: s, k: k, target: aim) { return (best.knob, best.recall) }
+            guard forced == kind else { return nil }
+            let largest = rm.curves[kind]!.flatMap(\.points).map(\.knob).max() ?? fallback
+            let scaled = max(k, largest * max(k, RecallModel.measuredK) / RecallModel.measuredK)
+            return (scaled, rm.expectedRecall(kind, selectivity: s, k: k, knob: scaled))
+        }
+        if hasCodes, let scan = model.codeScanSeconds(matches: m, live: n, queries: g),
+           let (depth, recall) = knob(.codes, given: rerank, fallback: defaultRerank) {
+            let r = min(m, depth)
             let rerankCost = gq * Double(r) * model.exactPerRow
             var seconds = scan + rerankCost
             if let shared = model.sharedCodePass(matches: m, queries: g) { seconds = min(seconds, shared + rerankCost) }
-            out.append(PlanEstimate(kind: .codes, seconds: seconds, rows: m + r))
+            // Re-ranking every match is exact.
+            out.append(PlanEstimate(kind: .codes, seconds: seconds, rows: m + r, recall: depth >= m ? 1 : recall, knob: depth))
         }
         if hasGraph, n > 0 {
-            let beam = max(ef ?? model.defaultEF, k)
-            let s = Double(max(m, 1)) / Double(n)
             if m <= graphExhaustiveBelow {
                 // The graph plan scores this few matches exhaustively: an exact scan by another path.
-                out.append(PlanEstimate(kind: .filteredGraph, seconds: gq * md * model.exactPerRow * 1.05, rows: m))
-            } else if let one = model.graphCost(selectivity: s, ef: beam) {
+                out.append(PlanEstimate(kind: .filteredGraph, seconds: gq * md * model.exactPerRow * 1.05, rows: m, recall: 1,
+                                        knob: max(ef ?? model.defaultEF, k)))
+            } else if let (chosen, recall) = knob(.filteredGraph, given: ef, fallback: model.defaultEF),
+                      let one = model.graphCost(selectivity: s, ef: max(chosen, k)) {
                 let c = corrected ? store.costModels.correction(cid, .filteredGraph, selectivity: s) : 1
-                out.append(PlanEstimate(kind: .filteredGraph, seconds: gq * one.seconds * c, rows: Int(one.distances)))
+                out.append(PlanEstimate(kind: .filteredGraph, seconds: gq * one.seconds * c, rows: Int(one.distances), recall: recall,
+                                        knob: max(chosen, k)))
             }
-            let width = min(n, Int((Double(beam) / s).rounded(.up)))
-            if let one = model.unfilteredSeconds(ef: width), let full = model.graphBySelectivity?.first {
-                let distances = full.distances * Double(width) / Double(model.defaultEF)
-                let c = corrected ? store.costModels.correction(cid, .postFilter, selectivity: s) : 1
-                out.append(PlanEstimate(kind: .postFilter, seconds: gq * one * c, rows: Int(min(distances, Double(n)))))
+            if let (chosen, recall) = knob(.postFilter, given: ef, fallback: model.defaultEF) {
+                let beam = max(chosen, k)
+                let width = min(n, Int((Double(beam) / s).rounded(.up)))
+                if let one = model.unfilteredSeconds(ef: width), let full = model.graphBySelectivity?.first {
+                    let distances = full.distances * Double(width) / Double(model.defaultEF)
+                    let c = corrected ? store.costModels.correction(cid, .postFilter, selectivity: s) : 1
+                    out.append(PlanEstimate(kind: .postFilter, seconds: gq * one * c, rows: Int(min(distances, Double(n))),
+                                            recall: width >= n ? 1 : recall, knob: beam))
+                }
             }
         }
         return out.sorted { $0.seconds < $1.seconds }
@@ -409,19 +447,20 @@ extension CostModel {
             .array(ps.map { .array([.double($0.selectivity), .double($0.seconds), .double($0.distances)]) })
         } ?? .null
         return Array(JSONValue.object(JSONObject([
-            ("version", .int(3)), ("hasGraph", .bool(key.hasGraph)), ("hasCodes", .bool(key.hasCodes)),
+            ("version", .int(4)), ("hasGraph", .bool(key.hasGraph)), ("hasCodes", .bool(key.hasCodes)),
             ("liveRows", .int(Int64(key.liveRows))), ("exactPerRow", .double(exactPerRow)), ("tiledPerRow", .double(tiledPerRow)),
             ("tiledPerPair", .double(tiledPerPair)), ("codePerRow", num(codePerRow)), ("graph", points),
             ("graphBase", num(graphBase)), ("graphPerEf", num(graphPerEf)), ("defaultEF", .int(Int64(defaultEF))),
             ("calibrationSeconds", .double(calibrationSeconds)), ("codeBlockRepack", num(codeBlockRepack)),
             ("codeBlockScan", num(codeBlockScan)), ("codeSlotsPerBlock", codeSlotsPerBlock.map { .int(Int64($0)) } ?? .null),
+            ("recall", recall?.json ?? .null),
         ])).jsonText.utf8)
     }
 
     /// Decodes a stored record; nil when it is not one this version understands (it is then
     /// measured again, never trusted half-way).
     static func decode(_ bytes: UnsafeRawBufferPointer) -> (CostModel, CostModelCache.CalibrationKey)? {
-        guard let json = try? JSONValue(parsing: bytes), case .int(3)? = json["version"] else { return nil }
+        guard let json = try? JSONValue(parsing: bytes), case .int(4)? = json["version"] else { return nil }
         func d(_ k: String) -> Double? {
             switch json[k] {
             case .double(let x)?: return x.isFinite && x >= 0 ? x : nil
@@ -450,8 +489,15 @@ extension CostModel {
                               codeBlockRepack: d("codeBlockRepack"), codeBlockScan: d("codeBlockScan"), codeSlotsPerBlock: perBlock,
                               graphBySelectivity: points, graphBase: d("graphBase"), graphPerEf: d("graphPerEf"), defaultEF: Int(ef),
                               liveRows: Int(live), calibrationSeconds: d("calibrationSeconds") ?? 0)
+        var withRecall = model
+        switch json["recall"] {
+        case .null?, nil: break
+        case let r?:
+            guard let decoded = RecallModel(json: r) else { return nil }
+            withRecall.recall = decoded
+        }
         guard (points != nil) == g, (model.codePerRow != nil) == c, !g || (model.graphBase != nil && model.graphPerEf != nil) else { return nil }
-        return (model, CostModelCache.CalibrationKey(hasGraph: g, hasCodes: c, liveRows: Int(live)))
+        return (withRecall, CostModelCache.CalibrationKey(hasGraph: g, hasCodes: c, liveRows: Int(live)))
     }
 }
 

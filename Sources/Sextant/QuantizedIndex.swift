@@ -239,8 +239,14 @@ extension VectorCollection {
     func codeSearch(_ q: PreparedQuery, pq: ProductQuantizer, rerank: Int, candidates: Bitmap, _ txn: Transaction,
                     session: ScanSession? = nil) throws -> TopK {
         let session = session ?? ScanSession(self, txn)
+        let heap = try codeCandidates(q, pq: pq, keep: rerank > 0 ? max(rerank, q.k) : q.k, candidates: candidates, txn, session: session)
+        return try rerankCodes(q, heap, rerank: rerank, txn, vectors: try session.vectors())
+    }
+
+    /// The `keep` candidates with the smallest approximate (code) distances, by slot.
+    func codeCandidates(_ q: PreparedQuery, pq: ProductQuantizer, keep: Int, candidates: Bitmap, _ txn: Transaction,
+                        session: ScanSession) throws -> TopK {
         let table = session.table(q, pq)
-        let keep = rerank > 0 ? max(rerank, q.k) : q.k
         let reader = try session.codes(pq)
         let blocks = reader.blocks
         let per = blocks.slotsPerBlock
@@ -257,8 +263,7 @@ extension VectorCollection {
             scanner.add(Int(slot % UInt32(per)))
         }
         if currentBlock != .max { try scanner.flush(try codeBlock(reader, currentBlock), first: UInt64(currentBlock) * UInt64(per)) }
-        let heap = scanner.heap
-        return try rerankCodes(q, heap, rerank: rerank, txn, vectors: try session.vectors())
+        return scanner.heap
     }
 
     private func codeBlock(_ reader: SlotBlocks.Reader, _ b: UInt32) throws -> UnsafePointer<UInt8> {

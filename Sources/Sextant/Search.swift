@@ -20,14 +20,22 @@ public struct SearchOptions: Sendable {
     /// nearest cells (more when they hold fewer than `k` matches) — approximate, like an IVF
     /// index's `nprobe`. Ignored by the exact plan and without cells; nil searches every cell.
     public var probes: Int?
+    /// The recall@k the planner must expect of the plan it picks (0…1, default 0.95): it picks
+    /// the cheapest plan — and the beam width or re-rank depth left unset above — whose
+    /// expected recall, from the collection's ``RecallModel``, meets it; the exact plan
+    /// (recall 1) when no approximate one does. 0 turns this off: the defaults of `ef` and
+    /// `rerank` stand and the estimated time alone decides.
+    public var recall: Double
 
     /// Options for one search or batch; every value defaults to letting the planner decide.
-    public init(exact: Bool = false, rerank: Int? = nil, ef: Int? = nil, plan: PlanKind? = nil, probes: Int? = nil) {
+    public init(exact: Bool = false, rerank: Int? = nil, ef: Int? = nil, plan: PlanKind? = nil, probes: Int? = nil,
+                recall: Double = 0.95) {
         self.exact = exact
         self.rerank = rerank
         self.ef = ef
         self.plan = plan
         self.probes = probes
+        self.recall = recall
     }
 
     var forcedPlan: PlanKind? { exact ? .exact : plan }
@@ -88,7 +96,10 @@ public struct SearchExplanation: Sendable, CustomStringConvertible {
         lines.append("rows scored: estimated \(plan.estimatedRows), actual \(rowsScored); results: \(results.count)")
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
         for e in plan.estimates {
-            lines.append("  estimate " + pad(e.kind.rawValue, 15) + String(format: "%10.3f ms  %8d rows", e.seconds * 1000, e.rows))
+            let recall = e.recall.map { String(format: "recall %.3f", $0) } ?? "recall ?"
+            let knob = e.knob.map { (e.kind == .codes ? "re-rank " : "ef ") + String($0) } ?? ""
+            lines.append("  estimate " + pad(e.kind.rawValue, 15) + String(format: "%10.3f ms  %8d rows  ", e.seconds * 1000, e.rows)
+                         + pad(recall, 14) + knob)
         }
         for s in stages { lines.append("  stage " + pad(s.name, 8) + String(format: "%10.3f ms", s.seconds * 1000)) }
         lines.append(String(format: "total: %.3f ms", totalSeconds * 1000))
@@ -210,6 +221,10 @@ extension VectorCollection {
         var sharedCodePass = false
         /// The vector cells the group reads (``SearchOptions/probes``); nil: every cell.
         var cells: [Int]? = nil
+        /// Beam width of the graph plans and re-rank depth of the codes plan, as planned (nil:
+        /// the defaults).
+        var ef: Int? = nil
+        var rerank: Int? = nil
     }
 
     struct Execution {
@@ -261,6 +276,9 @@ extension VectorCollection {
         }
         if let probes = options.probes, probes < 1 {
             throw SextantError(.invalidArgument, "probes must be at least 1, got \(probes)")
+        }
+        guard options.recall >= 0 && options.recall <= 1 else {
+            throw SextantError(.invalidArgument, "recall must be between 0 and 1, got \(options.recall)")
         }
         if let ef = options.ef, ef < 1 {
             throw SextantError(.invalidArgument, "ef must be at least 1, got \(ef)")
@@ -410,10 +428,11 @@ extension VectorCollection {
         for (g, qs) in members.enumerated() {
             let m = planning.candidates[g].count
             let k = qs.map(\.k).max() ?? 1
-            let rerank = options.rerank ?? (refine ? max(100, 10 * k) : 0)
+            let defaultRerank = refine ? max(100, 10 * k) : 0
             var est: [PlanEstimate] = []
             if let model = planning.model {
-                est = estimates(model, matches: m, live: planning.live, queries: qs.count, k: k, ef: options.ef, rerank: rerank,
+                est = estimates(model, matches: m, live: planning.live, queries: qs.count, k: k, ef: options.ef, rerank: options.rerank,
+                                defaultRerank: defaultRerank, target: options.recall, forced: forced,
                                 hasGraph: planning.hasGraph, hasCodes: planning.hasCodes)
             } else {
                 est = [PlanEstimate(kind: .exact, seconds: 0, rows: m)]
@@ -428,10 +447,14 @@ extension VectorCollection {
                let pass = model.sharedCodePass(matches: m, queries: qs.count) {
                 shared = pass < oneByOne
             }
+            // The knob the estimate was made with (the recall model's, or the caller's).
+            let knob = est.first { $0.kind == kind }?.knob
             groups.append(PlannedGroup(predicate: qs[0].predicate, filter: qs[0].filter, queries: qs, plan: plan,
                                        candidates: planning.candidates[g],
                                        partitionsTouched: profile ? planning.partitionsTouched[g] : 1, sharedCodePass: shared,
-                                       cells: planning.cells[g]))
+                                       cells: planning.cells[g],
+                                       ef: kind == .filteredGraph || kind == .postFilter ? knob ?? options.ef : options.ef,
+                                       rerank: kind == .codes ? knob ?? options.rerank : options.rerank))
         }
         stage("plan")
 
@@ -486,8 +509,9 @@ extension VectorCollection {
                     let i = partials.claim()
                     guard i < frozenItems.count else { return }
                     let item = frozenItems[i]
-                    partials.set(i, try runner.run(frozen[item.group], groupIndex: item.group, item: item, ef: ef,
-                                                  rerank: rerankOption, refine: refine, live: live))
+                    let group = frozen[item.group]
+                    partials.set(i, try runner.run(group, groupIndex: item.group, item: item, ef: group.ef ?? ef,
+                                                  rerank: group.rerank ?? rerankOption, refine: refine, live: live))
                 }
             } catch { failure.set(error) }
         }
@@ -500,7 +524,8 @@ extension VectorCollection {
            groups[0].plan.kind == .postFilter || groups[0].plan.matches > graphExhaustiveBelow {
             let plan = groups[0].plan
             let uncorrected = estimates(model, matches: plan.matches, live: plan.liveRows, queries: 1, k: groups[0].queries[0].k,
-                                        ef: options.ef, rerank: 0, hasGraph: planning.hasGraph, hasCodes: false, corrected: false)
+                                        ef: groups[0].ef, rerank: 0, defaultRerank: 0, target: 0, forced: plan.kind,
+                                        hasGraph: planning.hasGraph, hasCodes: false, corrected: false)
             if let e = uncorrected.first(where: { $0.kind == plan.kind }) {
                 store.costModels.observe(cid, plan.kind, selectivity: plan.selectivity, seconds: clock - searchStarted, estimate: e.seconds)
             }

@@ -1,7 +1,8 @@
 /// A JSON value (RFC 8259).
 ///
-/// Integer literals (no fraction, no exponent) that fit in `Int64` become ``int(_:)``; every
-/// other number becomes ``double(_:)``. Objects keep their members in document order.
+/// Integer literals (no fraction, no exponent) that fit in `Int64` become ``int(_:)``; larger
+/// non-negative ones that fit in `UInt64` (row ids above 2^63 − 1) become ``uint(_:)``, so they
+/// round-trip exactly; every other number becomes ``double(_:)``. Objects keep their members in document order.
 ///
 /// Parse with ``init(parsing:)-(String)`` (strict: no comments, no trailing commas, no
 /// duplicate keys, valid UTF-8 only, nesting at most ``maxDepth``); serialize with
@@ -10,6 +11,9 @@ public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
     case int(Int64)
+    /// An integer above `Int64.max` (at most `UInt64.max`). Smaller integers are always
+    /// ``int(_:)``; build values with ``unsigned(_:)`` to keep that form canonical.
+    case uint(UInt64)
     case double(Double)
     case string(String)
     case array([JSONValue])
@@ -22,6 +26,21 @@ public enum JSONValue: Sendable, Hashable {
     public subscript(key: String) -> JSONValue? {
         if case .object(let o) = self { return o[key] }
         return nil
+    }
+
+    /// An unsigned integer in its canonical form: ``int(_:)`` when it fits `Int64`, else ``uint(_:)``.
+    public static func unsigned(_ u: UInt64) -> JSONValue {
+        u <= UInt64(Int64.max) ? .int(Int64(u)) : .uint(u)
+    }
+
+    /// The value as an unsigned integer when it is a non-negative integer literal, else nil
+    /// (doubles are not accepted: above 2^53 they no longer name one integer).
+    public var unsignedValue: UInt64? {
+        switch self {
+        case .int(let i) where i >= 0: UInt64(i)
+        case .uint(let u): u
+        default: nil
+        }
     }
 
     /// The string payload, or nil.
@@ -329,8 +348,8 @@ private struct JSONParser {
             if negative {
                 if mag <= UInt64(Int64.max) { return .int(-Int64(mag)) }
                 if mag == UInt64(Int64.max) + 1 { return .int(Int64.min) }
-            } else if mag <= UInt64(Int64.max) {
-                return .int(Int64(mag))
+            } else {
+                return .unsigned(mag)
             }
         }
         // Swift's Double(String) is correctly rounded; the text is already validated JSON.
@@ -482,6 +501,7 @@ extension JSONValue {
         case .null: out.append(contentsOf: "null".utf8)
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
         case .int(let i): out.append(contentsOf: String(i).utf8)
+        case .uint(let u): out.append(contentsOf: String(u).utf8)
         case .double(let d):
             if d.isFinite { out.append(contentsOf: d.description.utf8) } else { out.append(contentsOf: "null".utf8) }
         case .string(let s): JSONValue.writeString(s, into: &out)

@@ -159,6 +159,8 @@ extension Filter {
         case .string(let s): return .string(s)
         case .int(let i): return .int(i)
         case .double(let d): return .double(d)
+        // Above Int64.max: compared as a double, as such a literal was before it parsed exactly.
+        case .uint(let u): return .double(Double(u))
         case .bool(let b): return .bool(b)
         case .null:
             throw fail(path, "a non-null value (use op \"is_null\" or \"is_not_null\" to test for null)", found: v)

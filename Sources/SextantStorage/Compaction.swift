@@ -15,10 +15,11 @@ extension Environment {
         let env = try Environment(config)
         defer { env.close() }
         let canonical = env.path
-        let tmp = canonical + ".compact-\(getpid())"
+        let tmp = canonical + compactionSuffix + String(getpid())
         let before = try env.info().fileSize
         return try env.withExclusiveAccess {
-            try? Environment.removeStoreDirectory(tmp)
+            // The store is ours alone: any compaction directory beside it is a killed one's.
+            Environment.removeCompactionLeftovers(of: canonical)
             try env.copy(to: tmp, compact: true)
             // Give the new directory its own lock file so that later openers lock the live store.
             let fd = open(tmp + "/sextant.lock", O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
@@ -44,6 +45,27 @@ extension Environment {
             var st = stat()
             let after = stat(canonical + "/data.mdb", &st) == 0 ? Int(st.st_size) : 0
             return (before, after)
+        }
+    }
+
+    /// What a compaction appends to the store's path for its copy (then the pid).
+    static let compactionSuffix = ".compact-"
+
+    /// Removes the copies that killed compactions of the store at `canonical` left beside it
+    /// (`<store>.compact-<pid>`: a directory of at most `data.mdb`, `lock.mdb` and
+    /// `sextant.lock`). Only safe while no compaction of this store can be running: under its
+    /// exclusive lock, or holding its shared lock (a running compaction holds it exclusively
+    /// until its copy is in place). A directory holding anything else is left alone.
+    static func removeCompactionLeftovers(of canonical: String) {
+        let parent = (canonical as NSString).deletingLastPathComponent
+        let prefix = (canonical as NSString).lastPathComponent + compactionSuffix
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: parent.isEmpty ? "." : parent) else { return }
+        for name in names where name.hasPrefix(prefix) && !name.dropFirst(prefix.count).isEmpty
+            && name.dropFirst(prefix.count).allSatisfy(\.isNumber) {
+            let path = (parent as NSString).appendingPathComponent(name)
+            guard let inside = try? FileManager.default.contentsOfDirectory(atPath: path),
+                  Set(inside).isSubset(of: ["data.mdb", "lock.mdb", "sextant.lock"]) else { continue }
+            try? removeStoreDirectory(path)
         }
     }
 

@@ -111,6 +111,9 @@ public final class Environment: @unchecked Sendable {
             Environment.openEnvironments.withLock { _ = $0.remove(id) }
             throw error
         }
+        // A killed compaction's copy is removed once no compaction can be running: we hold
+        // the store's shared lock, which a compaction holds exclusively until it is done.
+        if !configuration.readOnly { Environment.removeCompactionLeftovers(of: path) }
         // Clear reader slots left by processes that died.
         if configuration.clearStaleReadersAtOpen {
             var dead: Int32 = 0
@@ -375,7 +378,7 @@ public final class Environment: @unchecked Sendable {
                         return .grow
                     } catch {
                         if txn.isLive { txn.invalidate(); lmdb.perform(.txnAbort) { mdb_txn_abort(t) } }
-                        throw error
+                        throw diskFullError(error) ?? error
                     }
                 }
                 switch step {
@@ -385,6 +388,24 @@ public final class Environment: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// A failed write on a full filesystem as `mapFull` naming the store, or nil for any other
+    /// error. LMDB reports a full disk as `ENOSPC`, or as `EIO` when `pwrite` wrote only part of
+    /// its pages (a short write); EIO counts as a full disk only when the store's filesystem has
+    /// less than 1 MiB left for this process.
+    private func diskFullError(_ error: any Error) -> SextantError? {
+        guard let e = error as? SextantError, e.underlying == ENOSPC || (e.code == .io && e.underlying == EIO) else { return nil }
+        var fs = statvfs()
+        guard statvfs(path, &fs) == 0 else { return nil }
+        let blocks = geteuid() == 0 ? UInt64(fs.f_bfree) : UInt64(fs.f_bavail)
+        let free = blocks * UInt64(fs.f_frsize)
+        guard e.underlying == ENOSPC || free < 1 << 20 else { return nil }
+        var context = e.context
+        context["path"] = path
+        context["freeBytes"] = String(free)
+        return SextantError(.mapFull, "the disk holding the store '\(path)' is full (\(free) bytes free); the transaction was rolled back and nothing committed is lost",
+                            context: context, underlying: e.underlying)
     }
 
     /// Doubles the map (up to ``StorageConfiguration/maxMapSize``).

@@ -157,7 +157,41 @@ struct Check: ParsableCommand {
     @OptionGroup var store: StoreOptions
     @Flag(name: .long, help: "Also decode every attribute and vector record.") var deep = false
 
+    /// Set in the child process that walks the store.
+    static let childVariable = "SEXTANT_CHECK_CHILD"
+
     func run() throws {
+        // LMDB trusts its page headers (it keeps no checksums), so walking a damaged page can
+        // crash the walker. The walk runs in a child process; a child killed by a signal means
+        // damaged pages, reported as `corrupted` with exit code 2 instead of dying with it.
+        if ProcessInfo.processInfo.environment[Check.childVariable] == nil, let exe = selfExecutable() {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: exe)
+            p.arguments = Array(CommandLine.arguments.dropFirst())
+            var env = ProcessInfo.processInfo.environment
+            env[Check.childVariable] = "1"
+            // A crash is the expected report of damage: no runtime backtrace on the terminal.
+            env["SWIFT_BACKTRACE"] = "enable=no"
+            p.environment = env
+            do { try p.run() } catch {
+                throw SextantError(.io, "cannot start the checking process: \(error)", context: ["path": exe])
+            }
+            p.waitUntilExit()
+            if p.terminationReason == .exit { throw ExitCode(p.terminationStatus) }
+            let signal = p.terminationStatus
+            let message = "walking the store's pages crashed the checker (signal \(signal)): a page of data.mdb is damaged "
+                + "(LMDB keeps no page checksums); restore the store from a copy or a dump"
+            if store.json {
+                Console.out(JSONValue.object(JSONObject([
+                    ("consistent", .bool(false)), ("error", .string(SextantError.Code.corrupted.name)),
+                    ("problems", .array([.string(message)])),
+                ])).jsonText)
+            } else {
+                Console.out("INCONSISTENT: 1 problem")
+                Console.out("  corrupted: " + message)
+            }
+            throw ExitCode(2)
+        }
         var report: CheckReport?
         try runReporting(json: store.json) {
             let db = try openStore(store.db, readOnly: true)
@@ -266,4 +300,13 @@ struct Load: ParsableCommand {
             Console.out(store.json ? "{\"collection\":\(JSONValue.string(c.name).jsonText),\"rows\":\(n)}" : "loaded \(n) rows into '\(c.name)'")
         }
     }
+}
+
+/// The path of the running executable (Linux: /proc/self/exe), or nil where it is unknown.
+func selfExecutable() -> String? {
+    var buf = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+    if n > 0 { return String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+    let arg0 = CommandLine.arguments[0]
+    return arg0.contains("/") ? arg0 : nil
 }

@@ -16,22 +16,25 @@ struct Batch: ParsableCommand {
     @Argument(help: "The collection name.") var collection: String
     @Option(name: .long, help: "The workload: one JSON object per line.") var workload: String
     @Option(name: .long, help: "Query vectors (.fvecs, .bvecs or .npy) the workload's rows refer to.") var queries: String
-    @Option(name: .short, help: "Neighbours per query.") var k: Int = 10
+    @Option(name: .short, parsing: .unconditional, help: "Neighbours per query.") var k: Int = 10
     @Option(name: .long, help: "Write results to FILE.jsonl or FILE.ivecs (- = stdout).") var out: String
     @Option(name: .long, help: "Ground truth .ivecs in the workload's order: adds recall@k to the summary.") var truth: String?
     @Flag(name: .long, help: "Answer each line with its own search call (the baseline a batch is compared with).") var oneByOne = false
     @Flag(name: .long, help: "Print each predicate group's plan, matches and rows scored on stderr.") var explain = false
     @OptionGroup var search: SearchFlags
 
+    func validate() throws { try OptionCheck.atLeast(1, k, "-k") }
+
     func run() throws {
         try runReporting(json: store.json) {
-            guard k >= 1 else { throw SextantError(.invalidArgument, "-k must be at least 1") }
             let qf = try VectorFile(path: queries)
             let flat = try qf.readAll()
             let d = qf.dimension
             var items: [(row: Int, filter: Filter?)] = []
+            var lines: [Int] = []
             _ = try LineReader(path: workload).forEachLine { bytes, line in
                 let ctx = ["file": workload, "line": String(line + 1)]
+                lines.append(line + 1)
                 let json: JSONValue
                 do { json = try JSONValue(parsing: bytes) } catch let e as SextantError { throw e.adding(ctx) }
                 guard case .object = json, case .int(let row)? = json["query"] else {
@@ -50,10 +53,11 @@ struct Batch: ParsableCommand {
             }
             var config = Store.Configuration()
             config.readOnly = true
-            if let threads = search.threads { config.searchThreads = max(1, threads) }
+            if let threads = search.threads { config.searchThreads = threads }
             let db = try Store(path: store.db, configuration: config)
             defer { db.close() }
             let coll = try db.collection(collection)
+            try FilePredicates(filters: items.map(\.filter), file: workload, lines: lines).bind(to: coll.schema)
             guard d == coll.dimension else {
                 throw SextantError(.dimensionMismatch, "queries have dimension \(d); collection '\(collection)' has \(coll.dimension)")
             }

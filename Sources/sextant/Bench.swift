@@ -12,25 +12,30 @@ struct Bench: ParsableCommand {
     @Argument(help: "The collection name.") var collection: String
     @Option(name: .long, help: "Query vectors.") var queries: String
     @Option(name: .long, help: "Ground truth .ivecs (ids per query, -1 padding).") var truth: String
-    @Option(name: .short, help: "Neighbours per query.") var k: Int = 10
+    @Option(name: .short, parsing: .unconditional, help: "Neighbours per query.") var k: Int = 10
     @Option(name: .long, help: "A SQL-WHERE predicate for every query.") var `where`: String?
     @Option(name: .long, help: "JSONL with one {\"where\": …} per query.") var filters: String?
-    @Option(name: .long, help: "Repetitions; medians are reported.") var runs: Int = 3
-    @Option(name: .long, help: "Only the first N queries.") var limit: Int?
+    @Option(name: .long, parsing: .unconditional, help: "Repetitions; medians are reported.") var runs: Int = 3
+    @Option(name: .long, parsing: .unconditional, help: "Only the first N queries.") var limit: Int?
     @Flag(name: .long, help: "Also time every plan forced on every query and report how often the planner's choice is within 1.5x of the fastest.") var comparePlans = false
     @OptionGroup var search: SearchFlags
     @Option(name: .long, help: "Multi-vector collections: token count per query (int32 .npy or .ivecs).") var queryCounts: String?
     @Option(name: .long, help: "Multi-vector collections: candidates re-ranked with exact Chamfer (default max(200, 20k)).") var candidates: Int?
 
+    func validate() throws {
+        try OptionCheck.atLeast(1, k, "-k")
+        try OptionCheck.atLeast(1, runs, "--runs")
+        try OptionCheck.atLeast(0, limit, "--limit")
+    }
+
     func run() throws {
         try runReporting(json: store.json) {
-            guard k >= 1, runs >= 1 else { throw SextantError(.invalidArgument, "-k and --runs must be at least 1") }
             if let queryCounts {
                 let db = try openStore(store.db, readOnly: true)
                 defer { db.close() }
                 let coll = try db.collection(collection)
                 let n = try VectorFile(path: queryCounts)
-                let preds = try loadFilters(where: `where`, filters: filters, count: n.count * n.dimension)
+                let preds = try loadFilters(where: `where`, filters: filters, count: n.count * n.dimension).filters
                 let qs = Array(try multiVectorQueries(coll, queries: queries, queryCounts: queryCounts, k: k, filters: preds).prefix(limit ?? Int.max))
                 let tf = try VectorFile(path: truth)
                 guard tf.count >= qs.count else { throw SextantError(.malformedFile, "the ground truth has \(tf.count) rows for \(qs.count) queries") }
@@ -44,13 +49,15 @@ struct Bench: ParsableCommand {
             guard tf.count >= n else { throw SextantError(.malformedFile, "the ground truth has \(tf.count) rows for \(n) queries") }
             let flat = try qf.readAll()
             let gt = try tf.int32Rows(0..<n)
-            let preds = Array(try loadFilters(where: `where`, filters: filters, count: qf.count).prefix(n))
+            let loaded = try loadFilters(where: `where`, filters: filters, count: qf.count)
+            let preds = Array(loaded.filters.prefix(n))
             var config = Store.Configuration()
             config.readOnly = true
-            if let threads = search.threads { config.searchThreads = max(1, threads) }
+            if let threads = search.threads { config.searchThreads = threads }
             let db = try Store(path: store.db, configuration: config)
             defer { db.close() }
             let coll = try db.collection(collection)
+            try loaded.bind(to: coll.schema)
             let d = qf.dimension
             let qs = (0..<n).map { i in Sextant.Query(vector: Array(flat[i * d..<(i + 1) * d]), k: k, filter: preds[i]) }
 
@@ -79,6 +86,15 @@ struct Bench: ParsableCommand {
                 batchQPS.append(Double(n) / Date().timeIntervalSince(t0))
             }
             if comparePlans { try reportPlanChoices(coll, qs) }
+            // What the planner expected of its choices (the recall model), beside what they got.
+            let planned = try coll.explainBatch(qs, options: try search.options)
+            var expectedSum = 0.0, expectedCount = 0
+            for g in planned.groups {
+                guard let r = g.plan.estimates.first(where: { $0.kind == g.plan.kind })?.recall else { continue }
+                expectedSum += r * Double(g.plan.queries)
+                expectedCount += g.plan.queries
+            }
+            let expected = expectedCount == 0 ? -1 : expectedSum / Double(expectedCount)
             var hits = 0, possible = 0, short = 0, identical = 0
             for i in 0..<n {
                 let truthRow = gt[i * tf.dimension..<(i + 1) * tf.dimension].prefix(k).filter { $0 >= 0 }.map { UInt64($0) }
@@ -93,10 +109,12 @@ struct Bench: ParsableCommand {
             func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(p * Double(latencies.count)))] * 1000 }
             func median(_ a: [Double]) -> Double { a.sorted()[a.count / 2] }
             if store.json {
-                Console.out(String(format: "{\"queries\":%d,\"k\":%d,\"recall\":%.4f,\"short_results\":%d,\"identical_lists\":%d,\"qps\":%.1f,\"batch_qps\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"runs\":%d}",
-                                   n, k, recall, short, identical, median(onlineQPS), median(batchQPS), pct(0.5), pct(0.99), runs))
+                Console.out(String(format: "{\"queries\":%d,\"k\":%d,\"recall\":%.4f,\"expected_recall\":%@,\"short_results\":%d,\"identical_lists\":%d,\"qps\":%.1f,\"batch_qps\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"runs\":%d}",
+                                   n, k, recall, expected < 0 ? "null" : String(format: "%.4f", expected), short, identical,
+                                   median(onlineQPS), median(batchQPS), pct(0.5), pct(0.99), runs))
             } else {
-                Console.out(String(format: "queries %d  k %d  recall@%d %.4f  short results %d  lists identical to the truth %d", n, k, k, recall, short, identical))
+                Console.out(String(format: "queries %d  k %d  recall@%d %.4f (expected %@)  short results %d  lists identical to the truth %d",
+                                   n, k, k, recall, expected < 0 ? "unknown" : String(format: "%.4f", expected), short, identical))
                 Console.out(String(format: "online (one query at a time): %.1f QPS  p50 %.3f ms  p99 %.3f ms", median(onlineQPS), pct(0.5), pct(0.99)))
                 Console.out(String(format: "batch (%d threads): %.1f QPS", db.configuration.searchThreads, median(batchQPS)))
             }

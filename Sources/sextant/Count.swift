@@ -55,15 +55,20 @@ struct Explain: ParsableCommand {
     @Option(name: .customLong("where"), help: "Predicate (SQL WHERE syntax, or the JSON form).") var predicate: String?
     @Option(name: .long, help: "A query vector as a JSON array.") var vector: String?
     @Option(name: .long, help: "Query vectors (.fvecs, .bvecs or .npy); with --row.") var queries: String?
-    @Option(name: .long, help: "The row of --queries to explain.") var row: Int = 0
-    @Option(name: .short, help: "Neighbours.") var k: Int = 10
+    @Option(name: .long, parsing: .unconditional, help: "The row of --queries to explain.") var row: Int = 0
+    @Option(name: .short, parsing: .unconditional, help: "Neighbours.") var k: Int = 10
     @OptionGroup var search: SearchFlags
+
+    func validate() throws {
+        try OptionCheck.atLeast(1, k, "-k")
+        try OptionCheck.atLeast(0, row, "--row")
+    }
 
     func run() throws {
         try runReporting(json: store.json) {
             var config = Store.Configuration()
             config.readOnly = true
-            if let threads = search.threads { config.searchThreads = max(1, threads) }
+            if let threads = search.threads { config.searchThreads = threads }
             let db = try Store(path: store.db, configuration: config)
             defer { db.close() }
             let c = try db.collection(collection)
@@ -96,10 +101,11 @@ struct Explain: ParsableCommand {
             let e = try c.explainSearch(query, k: k, filter: filter, options: try search.options)
             if store.json {
                 let estimates = e.plan.estimates.map { x in
-                    JSONValue.object(JSONObject([("plan", .string(x.kind.rawValue)), ("seconds", .double(x.seconds)), ("rows", .int(Int64(x.rows)))]))
+                    JSONValue.object(JSONObject([("plan", .string(x.kind.rawValue)), ("seconds", .double(x.seconds)), ("rows", .int(Int64(x.rows))),
+                                                 ("recall", x.recall.map { .double($0) } ?? .null), ("knob", x.knob.map { .int(Int64($0)) } ?? .null)]))
                 }
                 let stages = e.stages.map { JSONValue.object(JSONObject([("stage", .string($0.name)), ("seconds", .double($0.seconds))])) }
-                let results = e.results.map { r in JSONValue.object(JSONObject([("id", .int(Int64(bitPattern: r.id))), ("distance", .double(Double(r.distance)))])) }
+                let results = e.results.map { r in JSONValue.object(JSONObject([("id", .unsigned(r.id)), ("distance", .double(Double(r.distance)))])) }
                 Console.out(JSONValue.object(JSONObject([
                     ("plan", .string(e.plan.kind.rawValue)), ("forced", .bool(e.plan.forced)), ("matches", .int(Int64(e.plan.matches))),
                     ("liveRows", .int(Int64(e.plan.liveRows))), ("estimatedRows", .int(Int64(e.plan.estimatedRows))),

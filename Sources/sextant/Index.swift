@@ -11,7 +11,9 @@ struct Index: ParsableCommand {
     )
     @OptionGroup var store: StoreOptions
     @Argument(help: "The collection name.") var collection: String
-    @Option(name: .long, help: "Threads for the graph build (default: all cores).") var threads: Int?
+    @Option(name: .long, parsing: .unconditional, help: "Threads for the graph build (default: all cores).") var threads: Int?
+
+    func validate() throws { try OptionCheck.atLeast(1, threads, "--threads") }
 
     func run() throws {
         try runReporting(json: store.json) {
@@ -56,6 +58,7 @@ struct Calibrate: ParsableCommand {
                 if let g = m.graphBySelectivity {
                     fields.append(("graph", .array(g.map { .object(JSONObject([("selectivity", .double($0.selectivity)), ("seconds", .double($0.seconds)), ("distances", .double($0.distances))])) })))
                 }
+                if let r = m.recall { fields.append(("recall", r.json)) }
                 Console.out(JSONValue.object(JSONObject(fields)).jsonText)
             } else {
                 Console.out("cost model of '\(collection)' (\(m.liveRows) live rows, measured in \(String(format: "%.1f", m.calibrationSeconds * 1000)) ms)")
@@ -65,6 +68,17 @@ struct Calibrate: ParsableCommand {
                     Console.out("  graph, ef \(m.defaultEF): unfiltered \(us(m.graphBase)) + \(us(m.graphPerEf)) per unit of ef")
                     for p in g {
                         Console.out(String(format: "    selectivity %.4f: %.1f µs, %.0f distances", p.selectivity, p.seconds * 1e6, p.distances))
+                    }
+                }
+                if let r = m.recall {
+                    Console.out("  expected recall@10 (worst of independent, correlated, anti-correlated row sets) by knob:")
+                    for kind in PlanKind.allCases {
+                        guard let curves = r.curves[kind] else { continue }
+                        Console.out("    \(kind.rawValue) (\(kind == .codes ? "re-rank depth" : "ef")):")
+                        for c in curves {
+                            let points = c.points.map { "\($0.knob): \(String(format: "%.3f", $0.recall))" }.joined(separator: "  ")
+                            Console.out(String(format: "      selectivity %.4f  ", c.selectivity) + points)
+                        }
                     }
                 }
             }
@@ -87,20 +101,30 @@ struct Partition: ParsableCommand {
     @OptionGroup var store: StoreOptions
     @Argument(help: "The collection name.") var collection: String
     @Option(name: .long, help: "The workload: one JSON object per line.") var workload: String
-    @Option(name: .long, help: "At most this many partitions.") var maxPartitions: Int = 64
-    @Option(name: .long, help: "No partition smaller than this (default: live rows / (4 · max partitions), at least 64).") var minRows: Int?
-    @Option(name: .long, help: "Threads for the graph rebuild (default: all cores).") var threads: Int?
-    @Option(name: .long, help: "k-means cells over the vectors (0: none; else a multiple of 16).") var cells: Int = 0
+    @Option(name: .long, parsing: .unconditional, help: "At most this many partitions.") var maxPartitions: Int = 64
+    @Option(name: .long, parsing: .unconditional, help: "No partition smaller than this (default: live rows / (4 · max partitions), at least 64).") var minRows: Int?
+    @Option(name: .long, parsing: .unconditional, help: "Threads for the graph rebuild (default: all cores).") var threads: Int?
+    @Option(name: .long, parsing: .unconditional, help: "k-means cells over the vectors (0: none; else a multiple of 16).") var cells: Int = 0
     @Option(name: .long, help: "Query vectors (.fvecs/.npy) the workload's \"query\" rows refer to.") var queries: String?
-    @Option(name: .long, help: "Cells each workload query probes (with --cells and --queries).") var probes: Int = 1
+    @Option(name: .long, parsing: .unconditional, help: "Cells each workload query probes (with --cells and --queries).") var probes: Int = 1
+
+    func validate() throws {
+        try OptionCheck.atLeast(1, maxPartitions, "--max-partitions")
+        try OptionCheck.atLeast(1, minRows, "--min-rows")
+        try OptionCheck.atLeast(1, threads, "--threads")
+        try OptionCheck.atLeast(0, cells, "--cells")
+        try OptionCheck.atLeast(1, probes, "--probes")
+    }
 
     func run() throws {
         try runReporting(json: store.json) {
             var filters: [Filter?] = []
             var rows: [Int] = []
+            var lines: [Int] = []
             let qf = try queries.map { try VectorFile(path: $0) }
             _ = try LineReader(path: workload).forEachLine { bytes, line in
                 let ctx = ["file": workload, "line": String(line + 1)]
+                lines.append(line + 1)
                 do {
                     let json = try JSONValue(parsing: bytes)
                     guard case .object = json else { throw SextantError(.malformedFile, "each workload line must be a JSON object") }
@@ -120,6 +144,7 @@ struct Partition: ParsableCommand {
             let db = try openStore(store.db)
             defer { db.close() }
             let c = try db.collection(collection)
+            try FilePredicates(filters: filters, file: workload, lines: lines).bind(to: c.schema)
             let t0 = Date()
             var vectors: [[Float]]? = nil
             if let qf {

@@ -1,0 +1,194 @@
+import Foundation
+import SextantKernels
+import SextantStorage
+
+extension VectorCollection {
+    /// Knobs measured for the graph plans (beam width at k = 10) and the codes plan (re-rank depth).
+    static let recallGraphKnobs = [10, 16, 24, 32, 48, 64, 96, 128, 256, 512]
+    static let recallCodeKnobs = [10, 20, 40, 80, 160, 320, 640, 1280]
+    /// Selectivity bands measured (those with enough matches for the plan to be approximate).
+    static let recallBands = [1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001]
+
+    /// Measures the ``RecallModel`` inside `txn`: sampled stored vectors as queries (their own
+    /// rows excluded from every predicate), predicates of each band in three families —
+    /// independent of the vectors (a hash of the slot), the rows nearest the query
+    /// (correlated), the rows nearest a far point (anti-correlated) — each approximate plan at
+    /// every knob, scored against the exact plan. Nil without a graph or codes.
+    func calibrateRecall(_ txn: Transaction, live: Bitmap, graph g: LMDBGraph?, pq: ProductQuantizer?,
+                         queryCount: Int = 16) throws -> RecallModel? {
+        guard g != nil || pq != nil else { return nil }
+        let n = live.count
+        guard n >= 2 * RecallModel.measuredK else { return nil }
+        let k = RecallModel.measuredK
+        let reader = try vectorReader(txn)
+        // Queries: stored rows spread over the slot space.
+        let liveSlots = Array(live)
+        let count = min(queryCount, max(1, n / 64))
+        let querySlots = (0..<count).map { liveSlots[(2 * $0 + 1) * liveSlots.count / (2 * count)] }
+        var rows = live
+        rows.subtract(Bitmap(querySlots))
+        let others = Array(rows)
+        let d = dimension
+        func vector(_ slot: UInt32) throws -> [Float] {
+            let (_, x) = try vectorEntry(reader, slot)
+            return Array(UnsafeBufferPointer(start: x.assumingMemoryBound(to: Float.self), count: d))
+        }
+        /// Every other row's slot by ascending squared L2 distance to `center` (the order a
+        /// ball grows in).
+        func byDistance(to center: [Float]) throws -> [UInt32] {
+            var scored: [(Float, UInt32)] = []
+            scored.reserveCapacity(others.count)
+            try center.withUnsafeBytes { c in
+                for s in others {
+                    let (_, x) = try vectorEntry(reader, s)
+                    scored.append((Distance.squaredL2(c.baseAddress!, x, dimension: d), s))
+                }
+            }
+            scored.sort { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
+            return scored.map(\.1)
+        }
+        var queries: [PreparedQuery] = []
+        var near: [[UInt32]] = [], far: [[UInt32]] = []
+        var noise = Xorshift(seed: 0x5EC7_A9F1)
+        for (j, slot) in querySlots.enumerated() {
+            // A stored row is a graph node whose edges lead to its own neighbours: searching for
+            // it is easier than for a vector the store does not hold. The query is the row moved
+            // in a random direction by its distance to its 10th nearest row, so it sits among
+            // the rows without being one (and the row itself is excluded from every set).
+            let stored = try vector(slot)
+            let around = try byDistance(to: stored)
+            let tenth = try vector(around[min(k, around.count) - 1])
+            var radius: Float = 0
+            for i in 0..<d { radius += (stored[i] - tenth[i]) * (stored[i] - tenth[i]) }
+            radius = radius.squareRoot()
+            let direction = (0..<d).map { _ in Float(noise.gaussian()) }
+            let length = max(1e-12, direction.reduce(0) { $0 + $1 * $1 }.squareRoot())
+            let raw = (0..<d).map { stored[$0] + radius * direction[$0] / length }
+            let v = metric == .cosine ? VectorCollection.normalized(raw) : raw
+            queries.append(PreparedQuery(index: j, vectorID: j, vector: v, k: k, predicate: nil, filter: nil))
+            let order = try byDistance(to: raw)
+            near.append(order)
+            // The far point: the farthest of a few spread rows, so its ball lies away from the query.
+            var farthest = order[order.count - 1]
+            let probe = Set((0..<8).map { order[($0 * 7919 + j * 104_729) % order.count] })
+            farthest = order.last(where: { probe.contains($0) }) ?? farthest
+            far.append(try byDistance(to: try vector(farthest)))
+        }
+        let graphState = try g.map { ($0, try graphSource(txn)) }
+        let context = store.searchContexts.take()
+        defer { store.searchContexts.give(context) }
+        var curves: [PlanKind: [RecallModel.Curve]] = [:]
+        for s in Self.recallBands {
+            let m = Int((s * Double(others.count)).rounded())
+            guard m >= 2 * k else { continue }
+            // One allowed set per (query, family); unfiltered is one family.
+            var families: [[Bitmap?]] = []
+            if s == 1 {
+                families = [queries.map { _ in rows }]
+            } else {
+                let threshold = UInt32(s * Double(UInt32.max))
+                let hashed = Bitmap(others.filter { ($0 &* 2_654_435_761) ^ (($0 &* 2_654_435_761) >> 15) < threshold })
+                families.append(queries.map { _ in hashed })
+                families.append(near.map { Bitmap(Array($0.prefix(m))) })
+                families.append(far.map { Bitmap(Array($0.prefix(m))) })
+            }
+            var graphRecall: [[Double]] = [], postRecall: [[Double]] = [], codeRecall: [[Double]] = []
+            for family in families {
+                var gSum = [Double](repeating: 0, count: Self.recallGraphKnobs.count)
+                var pSum = gSum
+                var cSum = [Double](repeating: 0, count: Self.recallCodeKnobs.count)
+                var pMeasured = [Bool](repeating: true, count: Self.recallGraphKnobs.count)
+                for (j, q) in queries.enumerated() {
+                    let allowed = family[j]!
+                    let truth = Set(try scan([q], candidates: allowed, txn)[0].sortedResults().map(\.id))
+                    guard !truth.isEmpty else { continue }
+                    func recall(_ h: TopK) -> Double {
+                        Double(h.sortedResults().filter { truth.contains($0.id) }.count) / Double(truth.count)
+                    }
+                    if let (graph, src) = graphState {
+                        let bits = DenseBitset(allowed, bound: graph.nodeIDBound)
+                        // Knobs ascend; once a query finds every true neighbour, wider beams
+                        // do too (they explore a superset), so the rest count as found.
+                        var gDone = false, pDone = false
+                        for (i, ef) in Self.recallGraphKnobs.enumerated() {
+                            // Up to graphExhaustiveBelow matches the plan scores them all.
+                            if m > graphExhaustiveBelow {
+                                if gDone { gSum[i] += 1 } else {
+                                    // exhaustiveBelow 0: the traversal itself, not the small-set guard.
+                                    let (h, _) = try graphSearch(q, ef: ef, allowed: allowed, bits: bits, exhaustiveBelow: 0, txn,
+                                                                 graph: graph, source: src, context: context)
+                                    let r = recall(h)
+                                    gSum[i] += r
+                                    gDone = r >= 1
+                                }
+                            }
+                            // Post-filter widens the beam by 1/s: measured while that stays a
+                            // small part of the collection (beyond, the plan never pays).
+                            let width = Double(ef) / max(s, 1e-9)
+                            if width > max(1024, Double(n) / 16) {
+                                pMeasured[i] = false
+                            } else if pDone {
+                                pSum[i] += 1
+                            } else {
+                                let (p, _) = try postFilterSearch(q, ef: ef, allowed: allowed, matches: allowed.count, live: n, txn,
+                                                                  graph: graph, source: src, context: context)
+                                let r = recall(p)
+                                pSum[i] += r
+                                pDone = r >= 1
+                            }
+                        }
+                    }
+                    if let pq {
+                        // One scan for every depth: the deepest list's prefixes are the others.
+                        let session = ScanSession(self, txn)
+                        let deepest = try codeCandidates(q, pq: pq, keep: Self.recallCodeKnobs.last!, candidates: allowed, txn, session: session)
+                        let ranked = deepest.sortedResults()
+                        for (i, r) in Self.recallCodeKnobs.enumerated() {
+                            var prefix = TopK(k: r)
+                            for c in ranked.prefix(r) { _ = prefix.insert(distance: c.distance, id: c.id) }
+                            cSum[i] += recall(try rerankCodes(q, prefix, rerank: r, txn, vectors: try session.vectors()))
+                        }
+                    }
+                }
+                let qn = Double(queries.count)
+                graphRecall.append(gSum.map { $0 / qn })
+                postRecall.append(zip(pSum, pMeasured).map { $1 ? $0 / qn : -1 })
+                codeRecall.append(cSum.map { $0 / qn })
+            }
+            // The worst family at each knob.
+            func worst(_ table: [[Double]], _ knobs: [Int]) -> [RecallModel.Point] {
+                knobs.indices.compactMap { i in
+                    let r = table.map { $0[i] }
+                    return r.contains { $0 < 0 } ? nil : RecallModel.Point(knob: knobs[i], recall: r.min() ?? 0)
+                }
+            }
+            if g != nil {
+                if m > graphExhaustiveBelow {
+                    curves[.filteredGraph, default: []].append(RecallModel.Curve(selectivity: s, points: worst(graphRecall, Self.recallGraphKnobs)))
+                }
+                let post = worst(postRecall, Self.recallGraphKnobs)
+                if !post.isEmpty { curves[.postFilter, default: []].append(RecallModel.Curve(selectivity: s, points: post)) }
+            }
+            if pq != nil {
+                curves[.codes, default: []].append(RecallModel.Curve(selectivity: s, points: worst(codeRecall, Self.recallCodeKnobs)))
+            }
+        }
+        return RecallModel(curves: curves)
+    }
+}
+
+/// A small deterministic generator for calibration (the same queries on every machine).
+struct Xorshift {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed == 0 ? 0x9E37_79B9_7F4A_7C15 : seed }
+    mutating func next() -> UInt64 {
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        return state
+    }
+    /// Uniform in (0, 1].
+    mutating func uniform() -> Double { Double(next() >> 11 | 1) / Double(1 << 53) }
+    /// Standard normal (Box–Muller).
+    mutating func gaussian() -> Double { (-2 * log(uniform())).squareRoot() * cos(2 * Double.pi * uniform()) }
+}
