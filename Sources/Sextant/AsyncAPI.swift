@@ -114,6 +114,8 @@ extension VectorCollection {
     /// The bulk upsert: rows validated, then written in chunks inside one write transaction,
     /// checking for cancellation between chunks.
     func upsert(_ rows: [Row], control: OperationControl) throws {
+        // Multi-vector collections take token sets (`upsert(documents:)`), as in the synchronous form.
+        try rejectSingleVectorWrite()
         var prepared: [PreparedRow] = []
         prepared.reserveCapacity(rows.count)
         for (i, r) in rows.enumerated() {

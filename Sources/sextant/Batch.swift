@@ -22,6 +22,8 @@ struct Batch: ParsableCommand {
     @Flag(name: .long, help: "Answer each line with its own search call (the baseline a batch is compared with).") var oneByOne = false
     @Flag(name: .long, help: "Print each predicate group's plan, matches and rows scored on stderr.") var explain = false
     @OptionGroup var search: SearchFlags
+    @Option(name: .long, help: "Multi-vector collections: token count per query (int32 .npy or .ivecs); --queries then holds every query's tokens in order and workload rows number the queries.") var queryCounts: String?
+    @Option(name: .long, help: "Multi-vector collections: candidates re-ranked with exact Chamfer (default max(200, 20k)).") var candidates: Int?
 
     func validate() throws { try OptionCheck.atLeast(1, k, "-k") }
 
@@ -58,6 +60,11 @@ struct Batch: ParsableCommand {
             defer { db.close() }
             let coll = try db.collection(collection)
             try FilePredicates(filters: items.map(\.filter), file: workload, lines: lines).bind(to: coll.schema)
+            if let queryCounts {
+                try runMultiVectorBatch(coll, items, queries: queries, queryCounts: queryCounts, k: k, out: out, truth: truth,
+                                        oneByOne: oneByOne, options: try multiVectorOptions(search, candidates: candidates), json: store.json)
+                return
+            }
             guard d == coll.dimension else {
                 throw SextantError(.dimensionMismatch, "queries have dimension \(d); collection '\(collection)' has \(coll.dimension)")
             }

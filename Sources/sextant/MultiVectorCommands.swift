@@ -224,3 +224,36 @@ func importMultiVectorCommand(_ db: Store, _ coll: VectorCollection, tokens: Str
         Console.out("imported \(r.documents) documents into '\(coll.name)' in \(String(format: "%.2f", r.seconds)) s (\(Int(Double(r.documents) / max(r.seconds, 1e-9))) documents/s); it now holds \(total) rows")
     }
 }
+
+/// The multi-vector branch of `sextant batch`: workload rows number the query token sets.
+func runMultiVectorBatch(_ coll: VectorCollection, _ items: [(row: Int, filter: Filter?)], queries: String, queryCounts: String, k: Int,
+                         out: String, truth: String?, oneByOne: Bool, options: MultiVectorSearchOptions, json: Bool) throws {
+    let sets = try multiVectorQueries(coll, queries: queries, queryCounts: queryCounts, k: k, filters: nil)
+    let qs = try items.enumerated().map { i, item -> MultiVectorQuery in
+        guard item.row < sets.count else {
+            throw SextantError(.malformedFile, "workload line \(i + 1) names query \(item.row); there are \(sets.count) token sets")
+        }
+        return MultiVectorQuery(tokens: sets[item.row].tokens, k: k, filter: item.filter)
+    }
+    let t0 = Date()
+    let results = oneByOne ? try qs.map { try coll.search(tokens: $0.tokens, k: $0.k, filter: $0.filter, options: options) }
+                           : try coll.search(qs, options: options)
+    let secs = Date().timeIntervalSince(t0)
+    try writeResults(results, k: k, to: out)
+    var summary = "{\"queries\":\(qs.count),\"seconds\":\(String(format: "%.4f", secs)),\"qps\":\(String(format: "%.1f", Double(qs.count) / max(secs, 1e-9))),\"mode\":\"\(oneByOne ? "one-by-one" : "batch")\""
+    if let truth {
+        let tf = try VectorFile(path: truth)
+        guard tf.count >= qs.count else { throw SextantError(.malformedFile, "the ground truth has \(tf.count) rows for \(qs.count) queries") }
+        let gt = try tf.int32Rows(0..<qs.count)
+        var hits = 0, possible = 0, short = 0
+        for i in qs.indices {
+            let row = gt[i * tf.dimension..<(i + 1) * tf.dimension].prefix(k).filter { $0 >= 0 }.map { UInt64($0) }
+            let got = Set(results[i].prefix(k).map(\.id))
+            hits += row.filter { got.contains($0) }.count
+            possible += row.count
+            if results[i].count < row.count { short += 1 }
+        }
+        summary += String(format: ",\"recall\":%.4f,\"short_results\":%d", possible == 0 ? 1.0 : Double(hits) / Double(possible), short)
+    }
+    if out == "-" { Console.err(summary + "}") } else { Console.out(summary + "}") }
+}

@@ -250,6 +250,20 @@ struct StoreContent: Equatable {
         #expect(try await c.count() == 100 + big.count)
     }
 
+    /// The async bulk upsert refuses plain rows for a multi-vector collection, like the
+    /// synchronous one.
+    @Test func bulkUpsertRefusesPlainRowsForMultiVectorCollections() async throws {
+        let store = try Store(path: temporaryStorePath())
+        defer { store.close() }
+        let c = try store.createMultiVectorCollection("docs", fde: testFDE(8), tokenStorage: .float32,
+                                                      schema: MultiVectorDataset.schema, indexRecipe: "Flat")
+        let error = await #expect(throws: SextantError.self) {
+            try await c.upsert([Row(id: 1, vector: Array(repeating: 1, count: c.dimension))], onProgress: { _ in })
+        }
+        #expect(error?.code == .invalidArgument)
+        #expect(try await c.count() == 0)
+    }
+
     @Test func errorsOfBatchesNameTheQueryInTheWholeBatch() async throws {
         let store = try Store(path: temporaryStorePath())
         defer { store.close() }

@@ -191,6 +191,36 @@ func oracle(_ data: MultiVectorDataset, query: [Float], k: Int, candidates: [Int
         #expect(e.description.contains("exact-chamfer"))
     }
 
+    /// Every plan of the candidate stage, forced, under a filter: min(k, matches) rows, exact
+    /// Chamfer distances, recall against the oracle.
+    @Test func forcedCandidatePlansAgainstTheOracle() throws {
+        let data = MultiVectorTests.data
+        let (store, c) = try multiVectorStore(data, recipe: "HNSW16,PQ64x8")
+        defer { store.close() }
+        try c.buildIndex()
+        for plan in PlanKind.allCases {
+            var hits = 0, total = 0
+            for qi in 0..<data.queryCount {
+                for t in [400, 100, 8] {
+                    let matches = data.attributes.indices.filter { if case .int(let g) = data.attributes[$0]["group"]! { g < t } else { false } }
+                    let options = MultiVectorSearchOptions(candidates: 80, exactBelow: 0, candidatePlan: plan)
+                    let got = try c.search(tokens: data.query(qi), k: 10, filter: try Filter(sql: "group < \(t)"), options: options)
+                    let want = oracle(data, query: data.query(qi), k: 10, candidates: matches)
+                    #expect(got.count == min(10, matches.count), "\(plan) t=\(t)")
+                    hits += Set(got.map(\.id)).intersection(want.map(\.id)).count
+                    total += want.count
+                    if let first = got.first {
+                        let exact = MultiVectorDataset.referenceChamfer(data.query(qi), data.document(Int(first.id)), dimension: data.dimension)
+                        #expect(abs(Double(-first.distance) - exact) < 1e-3)
+                    }
+                }
+            }
+            let recall = Double(hits) / Double(total)
+            print("multi-vector forced \(plan.rawValue): recall@10 \(recall) with 80 candidates")
+            #expect(recall >= 0.8, "\(plan): recall \(recall)")
+        }
+    }
+
     @Test func batchEqualsOneByOne() throws {
         let data = MultiVectorTests.data
         let (store, c) = try multiVectorStore(data, recipe: "HNSW16")
