@@ -190,10 +190,8 @@ extension VectorCollection {
     /// Answers many queries; result `i` belongs to `queries[i]` (see
     /// `search(_:options:)`), reporting ``OperationProgress/Phase/searching``.
     ///
-    /// A batch of more than ``batchChunk`` queries runs as consecutive chunks of that many,
-    /// each planned and executed as one batch in its own snapshot; cancellation is checked
-    /// between chunks. (Results of the exact plan do not depend on the chunking; a write that
-    /// commits while the batch runs may be seen by later chunks only.)
+    /// The batch is planned and executed in one snapshot, as the synchronous form; progress is
+    /// reported as work items finish and cancellation is checked before each item is claimed.
     ///
     /// - Throws: as `search(_:k:filter:options:)`, with `query` in the context;
     ///   `cancelled` when the task was cancelled before the last chunk finished.
@@ -203,30 +201,9 @@ extension VectorCollection {
         return try await WorkerThreads.shared.run(control: control) { try self.search(queries, options: options, control: control) }
     }
 
-    /// Queries per chunk of an async batch search.
-    public static let batchChunk = 4096
-
     func search(_ queries: [Query], options: SearchOptions, control: OperationControl) throws -> [[SearchResult]] {
-        control.begin(.searching, total: queries.count)
-        var out: [[SearchResult]] = []
-        out.reserveCapacity(queries.count)
-        var start = 0
-        while start < queries.count {
-            try control.checkCancellation("the batch search")
-            let end = min(queries.count, start + VectorCollection.batchChunk)
-            do {
-                out += try search(Array(queries[start..<end]), options: options)
-            } catch let e as SextantError {
-                // Query positions in errors are positions in the whole batch.
-                var e = e
-                if let q = e.context["query"], let qi = Int(q) { e.context["query"] = String(qi + start) }
-                throw e
-            }
-            start = end
-            control.report(start)
-        }
-        control.finishPhase()
-        return out
+        try control.checkCancellation("the batch search")
+        return try execute(queries, options: options, profile: false, control: control).results
     }
 
     /// Runs one search and reports its plan, estimates and time per stage.

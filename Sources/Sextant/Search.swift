@@ -288,7 +288,7 @@ extension VectorCollection {
 
     /// Plans and runs a batch: evaluate each distinct predicate once, plan each group, then
     /// run the work items on the search threads, each thread in one read transaction.
-    func execute(_ queries: [Query], options: SearchOptions, profile: Bool) throws -> Execution {
+    func execute(_ queries: [Query], options: SearchOptions, profile: Bool, control: OperationControl? = nil) throws -> Execution {
         let prepared = try prepare(queries, options: options)
         var stages: [SearchExplanation.Stage] = []
         var clock = monotonicSeconds()
@@ -493,6 +493,11 @@ extension VectorCollection {
         }
         let partials = PartialResults(count: items.count)
         let failure = FirstError()
+        // Progress in queries: identical queries count as done at once, a split item as its
+        // share of the slots.
+        control?.begin(.searching, total: queries.count)
+        control?.advance(by: Double(duplicateOf.lazy.filter { $0 != nil }.count))
+        let slotCount = Double(max(1, planning.nextSlot))
         let workers = min(threads, items.count)
         let frozen = groups
         let frozenItems = items
@@ -506,17 +511,23 @@ extension VectorCollection {
                 var runner = try GroupRunner(collection: self, txn: workerTxns[w])
                 defer { runner.finish() }
                 while failure.error == nil {
+                    if control?.isCancelled == true {
+                        failure.set(SextantError(.cancelled, "the batch search was cancelled"))
+                        return
+                    }
                     let i = partials.claim()
                     guard i < frozenItems.count else { return }
                     let item = frozenItems[i]
                     let group = frozen[item.group]
                     partials.set(i, try runner.run(group, groupIndex: item.group, item: item, ef: group.ef ?? ef,
                                                   rerank: group.rerank ?? rerankOption, refine: refine, live: live))
+                    control?.advance(by: Double(item.range.count) * (item.slots.map { Double($0.count) / slotCount } ?? 1))
                 }
             } catch { failure.set(error) }
         }
         if workers <= 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: work) }
         if let e = failure.error { throw e }
+        control?.finishPhase()
         let searchStarted = clock
         stage("search")
         // A lone query teaches the cost model how long its graph plan really took.

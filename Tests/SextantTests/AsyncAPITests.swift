@@ -220,18 +220,23 @@ struct StoreContent: Equatable {
         defer { store.close() }
         let c = try await store.createCollection("c", dimension: 16, metric: .l2, schema: SyntheticDataset.schema)
         try await c.upsert(Self.rows(0..<500))
-        let n = VectorCollection.batchChunk * 3
-        let queries = (0..<n).map { Query(vector: Self.data.query($0 % Self.data.queryCount), k: 5, filter: $0 % 2 == 0 ? nil : Attr("in_stock") == true) }
-        // Cancelled after the first chunk.
+        let n = 4096 * 3
+        // Distinct vectors (identical queries would be answered at once, not item by item).
+        let queries = (0..<n).map { i -> Query in
+            var v = Self.data.query(i % Self.data.queryCount)
+            v[0] += Float(i) * 1e-3
+            return Query(vector: v, k: 5, filter: i % 2 == 0 ? nil : Attr("in_stock") == true)
+        }
+        // Cancelled once some work items are done.
         try await Self.expectCancelledWithoutChange(c, when: { $0.done > 0 && $0.done < $0.total }) { handler in
             _ = try await c.search(queries, onProgress: handler)
         }
-        // Not cancelled: the chunked batch answers like the synchronous one.
+        // Not cancelled: the batch answers like the synchronous one.
         let all = try await c.search(queries)
         #expect(all.count == n)
         let sync = try await c.search(Array(queries.prefix(50)))
         #expect(Array(all.prefix(50)) == sync)
-        #expect(all[VectorCollection.batchChunk + 1] == (try await c.search([queries[VectorCollection.batchChunk + 1]])[0]))
+        #expect(all[4096 + 1] == (try await c.search([queries[4096 + 1]])[0]))
     }
 
     @Test func cancelImport() async throws {
@@ -269,10 +274,10 @@ struct StoreContent: Equatable {
         defer { store.close() }
         let c = try await store.createCollection("c", dimension: 4, metric: .l2)
         try await c.upsert(Row(id: 1, vector: [1, 2, 3, 4]))
-        var queries = Array(repeating: Query(vector: [0, 0, 0, 0], k: 1), count: VectorCollection.batchChunk + 10)
-        queries[VectorCollection.batchChunk + 3] = Query(vector: [0, 0, 0], k: 1)
+        var queries = Array(repeating: Query(vector: [0, 0, 0, 0], k: 1), count: 4096 + 10)
+        queries[4096 + 3] = Query(vector: [0, 0, 0], k: 1)
         let error = await #expect(throws: SextantError.self) { _ = try await c.search(queries) }
         #expect(error?.code == .dimensionMismatch)
-        #expect(error?.context["query"] == String(VectorCollection.batchChunk + 3))
+        #expect(error?.context["query"] == String(4096 + 3))
     }
 }

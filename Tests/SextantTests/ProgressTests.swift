@@ -86,7 +86,7 @@ import SextantTestSupport
         #expect(Self.expectWellFormed(writes.all) == ["writing"])
         #expect(writes.all.filter { $0.done > 0 && $0.done < 9000 }.count >= 1)
         let searches = ProgressLog()
-        let queries = (0..<(VectorCollection.batchChunk + 7)).map { Query(vector: Self.data.query($0 % 12), k: 3) }
+        let queries = (0..<(4096 + 7)).map { Query(vector: Self.data.query($0 % 12), k: 3) }
         let results = try await c.search(queries, onProgress: searches.add)
         #expect(results.count == queries.count)
         #expect(Self.expectWellFormed(searches.all) == ["searching"])
