@@ -6,7 +6,8 @@ import SextantKernels
 /// `minTokens…maxTokens` tokens drawn from a handful of concepts each (Zipfian popularity),
 /// queries whose tokens come from a few of a target document's concepts plus filler, and some
 /// near-duplicate documents (a copy of another with a share of its tokens redrawn) as hard
-/// negatives. Every token is unit-norm, as ColBERT's are. Attributes: `group` (int, uniform
+/// negatives. Every token is unit-norm, as ColBERT's are. `popularity` is the Zipf exponent of
+/// concept popularity (0: uniform, so fewer documents share a query's concepts by chance). Attributes: `group` (int, uniform
 /// 0…999, for predicates of any selectivity) and `lang` (string, 4 values).
 public struct MultiVectorDataset: Sendable {
     public var dimension: Int
@@ -31,7 +32,7 @@ public struct MultiVectorDataset: Sendable {
 
     public init(documents: Int, queries: Int, dimension: Int = 128, concepts: Int = 2048, stopwords: Int = 16,
                 minTokens: Int = 32, maxTokens: Int = 128, queryTokens queryLength: Int = 32,
-                nearDuplicateFraction: Double = 0.05, seed: UInt64 = 42) {
+                nearDuplicateFraction: Double = 0.05, popularity: Double = 0.8, seed: UInt64 = 42) {
         precondition(documents >= 1 && dimension >= 1 && minTokens >= 1 && maxTokens >= minTokens && queryLength >= 1)
         var rng = SeededRandom(seed: seed)
         self.dimension = dimension
@@ -48,7 +49,7 @@ public struct MultiVectorDataset: Sendable {
         func token(near c: [Float], noise: Float) -> [Float] {
             unit((0..<dimension).map { j in c[j] + noise * scale * Float(rng.gaussian()) })
         }
-        let zipf = SeededRandom.zipfCDF(n: centroids.count, s: 0.8)
+        let zipf = SeededRandom.zipfCDF(n: centroids.count, s: popularity)
         var tokens: [Float] = []
         var counts: [Int] = [], offsets: [Int] = [0]
         var docConcepts: [[Int]] = []

@@ -22,6 +22,7 @@ struct Generate: ParsableCommand {
     @Option(name: .long, help: "With --multi-vector: tokens per document, MIN,MAX.") var tokens: String = "32,128"
     @Option(name: .long, help: "With --multi-vector: tokens per query.") var queryTokens: Int = 32
     @Option(name: .long, help: "With --multi-vector: concept centroids.") var concepts: Int = 2048
+    @Option(name: .long, help: "With --multi-vector: Zipf exponent of concept popularity (0: uniform).") var zipf: Double = 0.8
     @Option(name: .long, help: "With --multi-vector: write truth.ivecs, the exact Chamfer top N of each query (brute force).") var truth: Int?
 
     func run() throws {
@@ -59,7 +60,7 @@ extension Generate {
         }
         let started = Date()
         let ds = MultiVectorDataset(documents: rows, queries: queries, dimension: dim, concepts: concepts, minTokens: range[0],
-                                    maxTokens: range[1], queryTokens: queryTokens, seed: seed)
+                                    maxTokens: range[1], queryTokens: queryTokens, popularity: zipf, seed: seed)
         try VectorFileWriter.write(ds.tokens, dimension: dim, to: directory + "/tokens.npy", format: .npy)
         try writeInt32Npy(ds.counts.map { Int32($0) }, to: directory + "/counts.npy")
         if queries > 0 {

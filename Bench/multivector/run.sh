@@ -1,0 +1,32 @@
+#!/bin/sh
+# Multi-vector (MUVERA) benchmark: synthetic late-interaction set, exact Chamfer truth by brute
+# force, FDE candidates from an HNSW index over the encodings re-ranked with exact Chamfer, vs
+# Sextant's own exact Chamfer scan. One thread pinned to CPU 1.
+#
+#   sh Bench/multivector/run.sh [SEXTANT_BINARY] [WORK_DIR] [DOCS]
+#
+# Build first: swift build -c release (no CPU flags).
+set -eu
+BIN=${1:-.build/release/sextant}
+DIR=${2:-/tmp/sextant-mv-bench}
+DOCS=${3:-50000}
+PIN="taskset -c 1"
+mkdir -p "$DIR"
+if [ ! -f "$DIR/truth.ivecs" ]; then
+    $PIN "$BIN" generate "$DIR" --multi-vector --rows "$DOCS" --dim 128 --queries 100 --tokens 32,128 --query-tokens 32 --truth 100
+fi
+# Standard FDE (R=20, k_sim=5, d_proj=16: 10,240 dims), float32 tokens, HNSW over the encodings.
+if [ ! -d "$DIR/hnsw" ]; then
+    "$BIN" create "$DIR/hnsw" docs --dim 128 --multi-vector --fde standard --index HNSW16_100 --schema group:int,lang:string
+    $PIN "$BIN" import "$DIR/hnsw" docs --vectors "$DIR/tokens.npy" --counts "$DIR/counts.npy" --attributes "$DIR/attributes.jsonl" --no-sync
+fi
+du -b "$DIR/hnsw/data.mdb"
+"$BIN" stat "$DIR/hnsw" --json
+# Exact Chamfer scan (the baseline): 10 queries.
+$PIN "$BIN" bench "$DIR/hnsw" docs --queries "$DIR/queries.npy" --query-counts "$DIR/query-counts.npy" --truth "$DIR/truth.ivecs" \
+    -k 10 --exact --runs 1 --limit 10 --json --threads 1
+# Recall vs candidates (ef = candidates).
+for c in 25 50 100 200 400 800; do
+    $PIN "$BIN" bench "$DIR/hnsw" docs --queries "$DIR/queries.npy" --query-counts "$DIR/query-counts.npy" --truth "$DIR/truth.ivecs" \
+        -k 10 --candidates $c --runs 1 --json --threads 1
+done
