@@ -255,7 +255,7 @@ extension VectorCollection {
     ///
     /// - Throws: `notFound`, storage errors, `cancelled` before it started.
     @discardableResult
-    public func calibrate() async throws -> CostModel {
-        try await store.run { try self.calibrate() }
+    public func calibrate(queries: [[Float]]? = nil) async throws -> CostModel {
+        try await store.run { try self.calibrate(queries: queries) }
     }
 }

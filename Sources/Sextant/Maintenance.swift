@@ -110,6 +110,12 @@ extension Store {
     /// - Throws: `closed`, storage errors (`mapFull`, `io`, `storage`, ...); inconsistencies are
     ///   reported in the result, not thrown.
     public func check(deep: Bool = true) throws -> CheckReport {
+        // LMDB follows page headers as written: a damaged page could crash the walk below, so
+        // every reachable page is first checked straight from the file.
+        let pageProblems = try env.verifyPages()
+        if !pageProblems.isEmpty {
+            return CheckReport(problems: pageProblems.map { "corrupted: " + $0 }, rowsChecked: 0, collectionsChecked: 0)
+        }
         var problems: [String] = []
         var rows = 0
         let infos = try collections()

@@ -215,11 +215,14 @@ final class CostModelCache: @unchecked Sendable {
     /// (before correction).
     func observe(_ cid: UInt32, _ kind: PlanKind, selectivity: Double, seconds: Double, estimate: Double) {
         guard kind == .filteredGraph || kind == .postFilter, seconds > 0, estimate > 0 else { return }
-        let r = log(seconds / estimate)
+        // One run moves the correction by at most 4^0.2 ≈ 1.3x: a cold first search (pages not
+        // yet in memory) must not price the graph out for good — once it is not chosen, it is
+        // never observed again to correct the estimate back.
+        let r = max(-log(4.0), min(log(4.0), log(seconds / estimate)))
         lock.lock(); defer { lock.unlock() }
         let key = CorrectionKey(kind: kind, band: Self.band(selectivity))
-        let old = corrections[cid]?[key]
-        corrections[cid, default: [:]][key] = old.map { 0.8 * $0 + 0.2 * r } ?? r
+        let old = corrections[cid]?[key] ?? 0
+        corrections[cid, default: [:]][key] = 0.8 * old + 0.2 * r
     }
 }
 
@@ -264,7 +267,8 @@ extension VectorCollection {
     }
 
     /// Measures the cost constants with real searches inside `txn` (a few tens of milliseconds).
-    func calibrate(_ txn: Transaction, live: Bitmap, graph g: LMDBGraph?, pq: ProductQuantizer?) throws -> CostModel {
+    func calibrate(_ txn: Transaction, live: Bitmap, graph g: LMDBGraph?, pq: ProductQuantizer?,
+                   queryVectors: [[Float]]? = nil) throws -> CostModel {
         let started = monotonicSeconds()
         let n = live.count
         let defaultEF = 64
@@ -367,7 +371,7 @@ extension VectorCollection {
             }
             model.graphBySelectivity = points
         }
-        model.recall = try calibrateRecall(txn, live: live, graph: g, pq: pq)
+        model.recall = try calibrateRecall(txn, live: live, graph: g, pq: pq, queryVectors: queryVectors)
         model.calibrationSeconds = monotonicSeconds() - started
         return model
     }
@@ -507,14 +511,24 @@ extension VectorCollection {
     ///
     /// - Throws: `notFound` when the collection was dropped, storage errors (`mapFull`, `io`,
     ///   `storage`, ...).
+    ///
+    /// `queries`: vectors of the workload to expect (up to 32 are used, spread over the list) for
+    /// the recall model; without them it uses points between neighbouring stored rows. Pass
+    /// them when real queries differ from the stored rows (another source, another time): the
+    /// recall a plan reaches depends on where the queries lie.
     @discardableResult
-    public func calibrate() throws -> CostModel {
+    public func calibrate(queries: [[Float]]? = nil) throws -> CostModel {
+        if let queries {
+            for (i, q) in queries.enumerated() {
+                do { try validate(vector: q, row: nil) } catch { throw error.adding(["query": String(i)]) }
+            }
+        }
         let (model, key) = try store.env.read { txn -> (CostModel, CostModelCache.CalibrationKey) in
             _ = try state(txn)
             let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
             let g = try graph(txn), pq = try quantizer(txn)
             let key = CostModelCache.CalibrationKey(hasGraph: g != nil, hasCodes: pq != nil, liveRows: live.count)
-            return (try calibrate(txn, live: live, graph: g, pq: pq), key)
+            return (try calibrate(txn, live: live, graph: g, pq: pq, queryVectors: queries.flatMap { $0.isEmpty ? nil : $0 }), key)
         }
         store.costModels.put(cid, key, model)
         if !store.configuration.readOnly {

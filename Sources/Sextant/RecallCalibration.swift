@@ -15,16 +15,19 @@ extension VectorCollection {
     /// (correlated), the rows nearest a far point (anti-correlated) — each approximate plan at
     /// every knob, scored against the exact plan. Nil without a graph or codes.
     func calibrateRecall(_ txn: Transaction, live: Bitmap, graph g: LMDBGraph?, pq: ProductQuantizer?,
-                         queryCount: Int = 16) throws -> RecallModel? {
+                         queryVectors: [[Float]]? = nil) throws -> RecallModel? {
         guard g != nil || pq != nil else { return nil }
         let n = live.count
         guard n >= 2 * RecallModel.measuredK else { return nil }
         let k = RecallModel.measuredK
         let reader = try vectorReader(txn)
-        // Queries: stored rows spread over the slot space.
+        // 16 queries; 32 from 100,000 rows on (calibration is then a small part of a build).
+        let queryCount = n >= 100_000 ? 32 : 16
+        // Queries: the caller's (a workload's vectors), else stored rows spread over the slots.
         let liveSlots = Array(live)
-        let count = min(queryCount, max(1, n / 64))
-        let querySlots = (0..<count).map { liveSlots[(2 * $0 + 1) * liveSlots.count / (2 * count)] }
+        let given = queryVectors.map { vs in (0..<min(queryCount, vs.count)).map { vs[$0 * vs.count / min(queryCount, vs.count)] } }
+        let count = given?.count ?? min(queryCount, max(1, n / 64))
+        let querySlots = given != nil ? [] : (0..<count).map { liveSlots[(2 * $0 + 1) * liveSlots.count / (2 * count)] }
         var rows = live
         rows.subtract(Bitmap(querySlots))
         let others = Array(rows)
@@ -50,20 +53,20 @@ extension VectorCollection {
         var queries: [PreparedQuery] = []
         var near: [[UInt32]] = [], far: [[UInt32]] = []
         var noise = Xorshift(seed: 0x5EC7_A9F1)
-        for (j, slot) in querySlots.enumerated() {
-            // A stored row is a graph node whose edges lead to its own neighbours: searching for
-            // it is easier than for a vector the store does not hold. The query is the row moved
-            // in a random direction by its distance to its 10th nearest row, so it sits among
-            // the rows without being one (and the row itself is excluded from every set).
-            let stored = try vector(slot)
-            let around = try byDistance(to: stored)
-            let tenth = try vector(around[min(k, around.count) - 1])
-            var radius: Float = 0
-            for i in 0..<d { radius += (stored[i] - tenth[i]) * (stored[i] - tenth[i]) }
-            radius = radius.squareRoot()
-            let direction = (0..<d).map { _ in Float(noise.gaussian()) }
-            let length = max(1e-12, direction.reduce(0) { $0 + $1 * $1 }.squareRoot())
-            let raw = (0..<d).map { stored[$0] + radius * direction[$0] / length }
+        for j in 0..<count {
+            let raw: [Float]
+            if let given {
+                raw = given[j]
+            } else {
+                // A stored row is a graph node whose edges lead to its own neighbours: searching
+                // for it is easier than for a vector the store does not hold. The query is the
+                // midpoint of the row and one of its five nearest rows — among the rows, but not
+                // one of them (the row itself is excluded from every set).
+                let stored = try vector(querySlots[j])
+                let around = try byDistance(to: stored)
+                let partner = try vector(around[Int(noise.next() % UInt64(min(5, around.count)))])
+                raw = (0..<d).map { (stored[$0] + partner[$0]) / 2 }
+            }
             let v = metric == .cosine ? VectorCollection.normalized(raw) : raw
             queries.append(PreparedQuery(index: j, vectorID: j, vector: v, k: k, predicate: nil, filter: nil))
             let order = try byDistance(to: raw)
@@ -114,8 +117,8 @@ extension VectorCollection {
                             // Up to graphExhaustiveBelow matches the plan scores them all.
                             if m > graphExhaustiveBelow {
                                 if gDone { gSum[i] += 1 } else {
-                                    // exhaustiveBelow 0: the traversal itself, not the small-set guard.
-                                    let (h, _) = try graphSearch(q, ef: ef, allowed: allowed, bits: bits, exhaustiveBelow: 0, txn,
+                                    // As the plan runs: a traversal that comes up short scores the matches.
+                                    let (h, _) = try graphSearch(q, ef: ef, allowed: allowed, bits: bits, exhaustiveBelow: graphExhaustiveBelow, txn,
                                                                  graph: graph, source: src, context: context)
                                     let r = recall(h)
                                     gSum[i] += r

@@ -42,12 +42,20 @@ struct Calibrate: ParsableCommand {
     )
     @OptionGroup var store: StoreOptions
     @Argument(help: "The collection name.") var collection: String
+    @Option(name: .long, help: "Query vectors of the expected workload (.fvecs/.npy; up to 32 used) for the recall model.") var queries: String?
 
     func run() throws {
         try runReporting(json: store.json) {
             let db = try openStore(store.db)
             defer { db.close() }
-            let m = try db.collection(collection).calibrate()
+            var vectors: [[Float]]? = nil
+            if let queries {
+                let qf = try VectorFile(path: queries)
+                let flat = try qf.readAll()
+                let d = qf.dimension
+                vectors = (0..<qf.count).map { Array(flat[$0 * d..<($0 + 1) * d]) }
+            }
+            let m = try db.collection(collection).calibrate(queries: vectors)
             func us(_ x: Double?) -> String { x.map { String(format: "%.4f µs", $0 * 1e6) } ?? "—" }
             if store.json {
                 var fields: [(String, JSONValue)] = [

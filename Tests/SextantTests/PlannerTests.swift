@@ -211,9 +211,11 @@ import SextantTestSupport
         let cache = CostModelCache()
         #expect(cache.correction(1, .filteredGraph, selectivity: 0.01) == 1)
         cache.observe(1, .filteredGraph, selectivity: 0.01, seconds: 4e-3, estimate: 1e-3)
-        #expect(abs(cache.correction(1, .filteredGraph, selectivity: 0.01) - 4) < 1e-9)
+        // A moving average from 1 (weight 0.2 in log space): one run 4x slower moves it 4^0.2.
+        let once = pow(4.0, 0.2)
+        #expect(abs(cache.correction(1, .filteredGraph, selectivity: 0.01) - once) < 1e-9)
         // Same band (log2 rounds to the same integer), other bands and plans untouched.
-        #expect(abs(cache.correction(1, .filteredGraph, selectivity: 0.011) - 4) < 1e-9)
+        #expect(abs(cache.correction(1, .filteredGraph, selectivity: 0.011) - once) < 1e-9)
         #expect(cache.correction(1, .filteredGraph, selectivity: 0.5) == 1)
         #expect(cache.correction(1, .postFilter, selectivity: 0.01) == 1)
         #expect(cache.correction(2, .filteredGraph, selectivity: 0.01) == 1)
@@ -223,7 +225,13 @@ import SextantTestSupport
         // A moving average: one fast run moves the factor part of the way back.
         cache.observe(1, .filteredGraph, selectivity: 0.01, seconds: 1e-3, estimate: 1e-3)
         let c = cache.correction(1, .filteredGraph, selectivity: 0.01)
-        #expect(c > 1 && c < 4)
+        #expect(c > 1 && c < once)
+        // A cold run 1,000x slower counts as 4x: it cannot price the plan out on its own.
+        cache.observe(1, .postFilter, selectivity: 0.01, seconds: 1, estimate: 1e-3)
+        #expect(abs(cache.correction(1, .postFilter, selectivity: 0.01) - once) < 1e-9)
+        // Repeated slow runs do converge towards their ratio (capped at 4x per run).
+        for _ in 0..<60 { cache.observe(1, .postFilter, selectivity: 0.01, seconds: 3e-3, estimate: 1e-3) }
+        #expect(abs(cache.correction(1, .postFilter, selectivity: 0.01) - 3) < 0.01)
         cache.drop(1)
         #expect(cache.correction(1, .filteredGraph, selectivity: 0.01) == 1)
     }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Sextant
 import SextantFormats
+import SextantStorage
 import SextantTestSupport
 
 /// Runs the `sextant` binary built next to the tests and returns (status, stdout, stderr); a
@@ -143,6 +144,11 @@ final class DataBox: @unchecked Sendable {
             store.close()
         }
         #expect(try runSextant(["check", db, "--deep"]).status == 0)
+        do {
+            let env = try Environment(StorageConfiguration(path: db))
+            #expect(try env.verifyPages() == [])
+            env.close()
+        }
         // Raise the item count of every leaf page (mp_lower's high byte, offset 13 of the
         // 16-byte header): LMDB then reads node offsets from far past the page's real nodes.
         let file = db + "/data.mdb"
@@ -159,6 +165,14 @@ final class DataBox: @unchecked Sendable {
         }
         #expect(damaged > 0)
         try Data(bytes).write(to: URL(fileURLWithPath: file))
+        // In-process, the page walk reports the damage before LMDB follows a damaged page.
+        do {
+            let env = try Environment(StorageConfiguration(path: db))
+            defer { env.close() }
+            let problems = try env.verifyPages()
+            #expect(!problems.isEmpty)
+            #expect(problems.contains { $0.contains("free-space bounds") || $0.contains("outside") }, "\(problems.prefix(3))")
+        }
         for args in [["check", db], ["check", db, "--deep"], ["check", db, "--json"]] {
             let r = try runSextant(args)
             #expect(r.status == 2, "\(args): status \(r.status), \(r.err.prefix(300))")
