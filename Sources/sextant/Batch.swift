@@ -23,7 +23,7 @@ struct Batch: ParsableCommand {
     @Flag(name: .long, help: "Print each predicate group's plan, matches and rows scored on stderr.") var explain = false
     @OptionGroup var search: SearchFlags
     @Option(name: .long, help: "Multi-vector collections: token count per query (int32 .npy or .ivecs); --queries then holds every query's tokens in order and workload rows number the queries.") var queryCounts: String?
-    @Option(name: .long, help: "Multi-vector collections: candidates re-ranked with exact Chamfer (default max(200, 20k)).") var candidates: Int?
+    @Option(name: .long, help: "Multi-vector collections: candidates re-ranked with exact Chamfer (default max(400, 40k); the HNSW beam --ef defaults to 4x candidates).") var candidates: Int?
 
     func validate() throws { try OptionCheck.atLeast(1, k, "-k") }
 

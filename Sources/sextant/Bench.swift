@@ -20,7 +20,7 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "Also time every plan forced on every query and report how often the planner's choice is within 1.5x of the fastest.") var comparePlans = false
     @OptionGroup var search: SearchFlags
     @Option(name: .long, help: "Multi-vector collections: token count per query (int32 .npy or .ivecs).") var queryCounts: String?
-    @Option(name: .long, help: "Multi-vector collections: candidates re-ranked with exact Chamfer (default max(200, 20k)).") var candidates: Int?
+    @Option(name: .long, help: "Multi-vector collections: candidates re-ranked with exact Chamfer (default max(400, 40k); the HNSW beam --ef defaults to 4x candidates).") var candidates: Int?
 
     func validate() throws {
         try OptionCheck.atLeast(1, k, "-k")

@@ -80,7 +80,7 @@ struct Query: ParsableCommand {
     @Option(name: .long, help: "Write results to FILE.ivecs or FILE.jsonl (- = stdout as JSONL).") var out: String?
     @OptionGroup var search: SearchFlags
     @Option(name: .long, help: "Multi-vector collections: token count per query (int32 .npy or .ivecs); --queries then holds every query's tokens in order.") var queryCounts: String?
-    @Option(name: .long, help: "Multi-vector collections: candidates re-ranked with exact Chamfer (default max(200, 20k)).") var candidates: Int?
+    @Option(name: .long, help: "Multi-vector collections: candidates re-ranked with exact Chamfer (default max(400, 40k); the HNSW beam --ef defaults to 4x candidates).") var candidates: Int?
     @Flag(name: .long, help: "Multi-vector collections: print each query's plan on stderr.") var explain = false
 
     func validate() throws { try OptionCheck.atLeast(1, k, "-k") }
