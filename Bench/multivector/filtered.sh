@@ -14,6 +14,8 @@ for t in 1 10 100 500; do
         $PIN "$BIN" query "$DIR/hnsw" docs $Q -k 10 --exact --where "group < $t" --threads 1 --out "$DIR/truth-group-lt-$t.ivecs"
     fi
     echo "bucket group < $t"
-    $PIN "$BIN" bench "$DIR/hnsw" docs $Q --truth "$DIR/truth-group-lt-$t.ivecs" -k 10 --where "group < $t" --runs 1 --json --threads 1
+    for c in 400 600; do
+        $PIN "$BIN" bench "$DIR/hnsw" docs $Q --truth "$DIR/truth-group-lt-$t.ivecs" -k 10 --where "group < $t" --candidates $c --ef $((4 * c)) --runs 1 --json --threads 1
+    done
     $PIN "$BIN" query "$DIR/hnsw" docs $Q -k 10 --where "group < $t" --threads 1 --explain 2>&1 >/dev/null | head -3
 done

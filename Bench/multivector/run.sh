@@ -5,6 +5,8 @@
 #
 #   sh Bench/multivector/run.sh [SEXTANT_BINARY] [WORK_DIR] [DOCS]
 #
+# ZIPF=0.8 reproduces data set A of Bench/README.md (default 0: data set U).
+#
 # Build first: swift build -c release (no CPU flags).
 set -eu
 BIN=${1:-.build/release/sextant}
@@ -13,7 +15,7 @@ DOCS=${3:-50000}
 PIN="taskset -c 1"
 mkdir -p "$DIR"
 if [ ! -f "$DIR/truth.ivecs" ]; then
-    $PIN "$BIN" generate "$DIR" --multi-vector --rows "$DOCS" --dim 128 --queries 100 --tokens 32,128 --query-tokens 32 --truth 100
+    $PIN "$BIN" generate "$DIR" --multi-vector --rows "$DOCS" --dim 128 --queries 100 --tokens 32,128 --query-tokens 32 --zipf "${ZIPF:-0}" --truth 100
 fi
 # Standard FDE (R=20, k_sim=5, d_proj=16: 10,240 dims), float32 tokens, HNSW over the encodings.
 if [ ! -d "$DIR/hnsw" ]; then
@@ -25,8 +27,11 @@ du -b "$DIR/hnsw/data.mdb"
 # Exact Chamfer scan (the baseline): 10 queries.
 $PIN "$BIN" bench "$DIR/hnsw" docs --queries "$DIR/queries.npy" --query-counts "$DIR/query-counts.npy" --truth "$DIR/truth.ivecs" \
     -k 10 --exact --runs 1 --limit 10 --json --threads 1
-# Recall vs candidates (ef = candidates).
-for c in 25 50 100 200 400 800; do
+# Recall vs candidates, HNSW beam 4x the candidates (the default), graph traversal forced.
+for c in 100 200 400 600; do
     $PIN "$BIN" bench "$DIR/hnsw" docs --queries "$DIR/queries.npy" --query-counts "$DIR/query-counts.npy" --truth "$DIR/truth.ivecs" \
-        -k 10 --candidates $c --runs 1 --json --threads 1
+        -k 10 --candidates $c --ef $((4 * c)) --plan filtered-graph --runs 1 --json --threads 1
 done
+# The exact scan again: the ratio is taken against both measurements.
+$PIN "$BIN" bench "$DIR/hnsw" docs --queries "$DIR/queries.npy" --query-counts "$DIR/query-counts.npy" --truth "$DIR/truth.ivecs" \
+    -k 10 --exact --runs 1 --limit 10 --json --threads 1
