@@ -2,7 +2,7 @@ import Foundation
 import SextantCore
 
 /// The recall the approximate plans reach on this collection, measured on the store itself the
-/// way the ``CostModel`` is (see ``VectorCollection/calibrate()``), so that the planner can
+/// way the ``CostModel`` is (see `VectorCollection.calibrate(queries:)`), so that the planner can
 /// choose the cheapest plan — and its beam width or re-rank depth — whose *expected* recall
 /// meets ``SearchOptions/recall``.
 ///

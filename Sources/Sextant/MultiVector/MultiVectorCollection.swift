@@ -22,7 +22,7 @@ public struct MultiVectorInfo: Sendable, Codable, Equatable {
     /// The fixed-dimensional encoding; its `tokenDimension` is the tokens' dimension.
     public var fde: FDEParameters
     public var tokenStorage: TokenStorage
-    /// ``FDEParameters/encoderVersion`` at creation; a build with another version refuses the
+    /// `FDEParameters.encoderVersion` at creation; a build with another version refuses the
     /// collection rather than mixing encodings.
     public var encoderVersion: Int
 
@@ -336,7 +336,7 @@ extension VectorCollection {
         }
     }
 
-    /// The check of this collection's token records (see ``Store/check(deep:)``).
+    /// The check of this collection's token records (see `Store.check(deep:)`).
     public func checkTokens(deep: Bool = true) throws -> [String] {
         try store.env.read { txn in
             var problems: [String] = []
