@@ -136,25 +136,33 @@ public final class Store: Sendable {
             throw SextantError(.invalidArgument, "dimension must be 1…\(CollectionInfo.maxDimension), got \(dimension)", context: ["collection": name])
         }
         let recipe = try IndexRecipe(parsing: indexRecipe ?? "Flat")
-        let info: CollectionInfo = try env.write { txn in
-            let key = Store.catalogKey(name)
-            if try txn.value(db.meta, key: key) != nil {
-                throw SextantError(.alreadyExists, "collection '\(name)' exists", context: ["collection": name])
+        let info = try env.write { txn in
+            try register(txn, name) { id in
+                CollectionInfo(name: name, id: id, dimension: dimension, metric: metric, schema: schema,
+                               indexRecipe: recipe.description, createdAt: Date().timeIntervalSince1970)
             }
-            let nextKey = Array("nextCollectionID".utf8)
-            let next = try txn.value(db.meta, key: nextKey).map { b -> UInt32 in
-                guard b.count == 4 else { throw SextantError(.corrupted, "nextCollectionID has \(b.count) bytes") }
-                return b.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
-            } ?? 1
-            guard next < UInt32.max else { throw SextantError(.limitExceeded, "collection ids exhausted") }
-            let info = CollectionInfo(name: name, id: next, dimension: dimension, metric: metric, schema: schema,
-                                      indexRecipe: recipe.description, createdAt: Date().timeIntervalSince1970)
-            try txn.put(db.meta, key: key, value: Array(try Store.encoder.encode(info)))
-            try txn.put(db.meta, key: nextKey, value: withUnsafeBytes(of: (next + 1).littleEndian) { Array($0) })
-            try CollectionState(count: 0, nextSlot: 0).write(txn, db.state, cid: next)
-            return info
         }
         return VectorCollection(store: self, info: info)
+    }
+
+    /// Adds a collection to the catalog in `txn`: refuses a taken name, allocates the next
+    /// collection id, stores the entry `make` builds for it and an empty state record.
+    func register(_ txn: Transaction, _ name: String, _ make: (UInt32) -> CollectionInfo) throws -> CollectionInfo {
+        let key = Store.catalogKey(name)
+        if try txn.value(db.meta, key: key) != nil {
+            throw SextantError(.alreadyExists, "collection '\(name)' exists", context: ["collection": name])
+        }
+        let nextKey = Array("nextCollectionID".utf8)
+        let next = try txn.value(db.meta, key: nextKey).map { b -> UInt32 in
+            guard b.count == 4 else { throw SextantError(.corrupted, "nextCollectionID has \(b.count) bytes") }
+            return b.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+        } ?? 1
+        guard next < UInt32.max else { throw SextantError(.limitExceeded, "collection ids exhausted") }
+        let info = make(next)
+        try txn.put(db.meta, key: key, value: Array(try Store.encoder.encode(info)))
+        try txn.put(db.meta, key: nextKey, value: withUnsafeBytes(of: (next + 1).littleEndian) { Array($0) })
+        try CollectionState(count: 0, nextSlot: 0).write(txn, db.state, cid: next)
+        return info
     }
 
     /// Opens an existing collection.

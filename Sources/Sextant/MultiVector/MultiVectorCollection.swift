@@ -97,24 +97,13 @@ extension Store {
             throw SextantError(.readOnly, "the store is read-only", context: ["collection": name])
         }
         let recipe = try IndexRecipe(parsing: indexRecipe ?? "Flat")
-        let info: CollectionInfo = try env.write { txn in
-            let key = Store.catalogKey(name)
-            if try txn.value(db.meta, key: key) != nil {
-                throw SextantError(.alreadyExists, "collection '\(name)' exists", context: ["collection": name])
+        let info = try env.write { txn in
+            try register(txn, name) { id in
+                var info = CollectionInfo(name: name, id: id, dimension: fde.dimension, metric: .ip, schema: schema,
+                                          indexRecipe: recipe.description, createdAt: Date().timeIntervalSince1970)
+                info.multiVector = MultiVectorInfo(fde: fde, tokenStorage: tokenStorage)
+                return info
             }
-            let nextKey = Array("nextCollectionID".utf8)
-            let next = try txn.value(db.meta, key: nextKey).map { b -> UInt32 in
-                guard b.count == 4 else { throw SextantError(.corrupted, "nextCollectionID has \(b.count) bytes") }
-                return b.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
-            } ?? 1
-            guard next < UInt32.max else { throw SextantError(.limitExceeded, "collection ids exhausted") }
-            var info = CollectionInfo(name: name, id: next, dimension: fde.dimension, metric: .ip, schema: schema,
-                                      indexRecipe: recipe.description, createdAt: Date().timeIntervalSince1970)
-            info.multiVector = MultiVectorInfo(fde: fde, tokenStorage: tokenStorage)
-            try txn.put(db.meta, key: key, value: Array(try Store.encoder.encode(info)))
-            try txn.put(db.meta, key: nextKey, value: withUnsafeBytes(of: (next + 1).littleEndian) { Array($0) })
-            try CollectionState(count: 0, nextSlot: 0).write(txn, db.state, cid: next)
-            return info
         }
         return VectorCollection(store: self, info: info)
     }
