@@ -4,13 +4,15 @@ import PackageDescription
 // Layers, bottom to top: CLMDB/CLZ4 (system libraries); SextantCore (errors, schema, values,
 // JSON) and SextantKernels (pure compute); SextantStorage (the only code that calls mdb_*),
 // SextantFilter (predicates) and SextantFormats (file formats); Sextant (the engine);
-// sextant (the CLI). SextantTestSupport holds generators and reference models.
+// SextantDatasets (deterministic generators behind `sextant generate` and `sextant stress`);
+// sextant (the CLI). SextantTestSupport holds the reference model and fuzz bodies for tests.
 let package = Package(
     name: "Sextant",
     products: [
         .library(name: "Sextant", targets: ["Sextant"]),
         .executable(name: "sextant", targets: ["sextant"]),
-        // Dataset generators and the reference model, for benchmarks and downstream tests.
+        // The reference model, fuzz bodies and (re-exported) dataset generators, for
+        // benchmarks and downstream tests; the CLI does not link it.
         .library(name: "SextantTestSupport", targets: ["SextantTestSupport"]),
     ],
     dependencies: [
@@ -45,9 +47,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "sextant",
-            dependencies: ["Sextant", "SextantFormats", "SextantTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Sextant", "SextantFormats", "SextantDatasets", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .target(name: "SextantTestSupport", dependencies: ["Sextant", "SextantFormats"]),
+        .target(name: "SextantDatasets", dependencies: ["Sextant", "SextantKernels"]),
+        .target(name: "SextantTestSupport", dependencies: ["Sextant", "SextantFormats", "SextantDatasets"]),
         .testTarget(name: "SextantKernelsTests", dependencies: ["SextantKernels", "SextantTestSupport"]),
         .testTarget(name: "SextantStorageTests", dependencies: ["SextantStorage", "CLMDB"]),
         .testTarget(name: "SextantFilterTests", dependencies: ["SextantFilter", "SextantCore", "SextantTestSupport"]),

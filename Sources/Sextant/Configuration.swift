@@ -21,7 +21,7 @@ extension Store {
         /// as `sextant stat --readers` does).
         public var clearStaleReadersAtOpen: Bool = true
         /// Test hook: fails chosen `mdb_*` calls.
-        public var faultInjector: FaultInjector? = nil
+        @_spi(Testing) public var faultInjector: FaultInjector? = nil
 
         /// The defaults: durable, created if missing, 1 GiB initial map growing to 1 TiB, 126 readers.
         public init() {}

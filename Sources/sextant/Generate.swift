@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import Sextant
 import SextantFormats
-import SextantTestSupport
+import SextantDatasets
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(

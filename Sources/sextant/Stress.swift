@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Sextant
-import SextantTestSupport
+import SextantDatasets
 
 /// Deterministic workloads for the crash and multi-process campaigns (hidden from help).
 ///

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Sextant
+@_spi(Testing) @testable import Sextant
 import SextantStorage
 import SextantTestSupport
 import CLMDB

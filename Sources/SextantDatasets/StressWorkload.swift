@@ -17,17 +17,4 @@ public enum StressWorkload {
         let deletes = (0..<Int(rng.next() % 8)).map { _ in rng.next() % idSpace }
         return (rows, deletes)
     }
-
-    /// The model after the first `steps` steps; `halfStep` also applies the upserts of step `steps`
-    /// (a kill can land between a step's two commits).
-    public static func model(seed: UInt64, steps: Int, dimension: Int, halfStep: Bool = false) -> ReferenceModel {
-        var m = ReferenceModel(metric: .l2, schema: schema)
-        for i in 0..<(steps + (halfStep ? 1 : 0)) {
-            let (rows, deletes) = transaction(seed: seed, index: i, dimension: dimension)
-            for r in rows { m.upsert(r) }
-            if halfStep && i == steps { break }
-            for d in deletes { m.delete(d) }
-        }
-        return m
-    }
 }
