@@ -17,6 +17,12 @@ public enum PlanKind: String, Sendable, CaseIterable, Hashable {
     /// Unfiltered HNSW traversal with the beam widened by 1/selectivity; non-matching results
     /// are dropped, and the beam is widened again until `min(k, matches)` remain.
     case postFilter = "post-filter"
+    /// In a batch: one pass over the vector blocks for the queries of several groups, whatever
+    /// their predicates; each distinct query vector is scored once against the rows any of its
+    /// queries matches in a block, and each query keeps its own matches. Exact, with the exact
+    /// plan's arithmetic (identical results). Chosen when the shared work costs less than the
+    /// groups' own plans; alone it is the exact plan.
+    case partitionMajor = "partition-major"
 }
 
 /// The planner's decision for one query (or one group of queries sharing a predicate).

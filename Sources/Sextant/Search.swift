@@ -237,11 +237,13 @@ extension VectorCollection {
         var stages: [SearchExplanation.Stage]
     }
 
-    /// A unit of work: queries `range` of group `group`, over the slots in `slots` (all when nil).
+    /// A unit of work: queries `range` of group `group`, over the slots in `slots` (all when nil);
+    /// or, with `passBlocks`, those blocks of the batch's partition-major pass.
     struct WorkItem: Sendable {
         var group: Int
         var range: Range<Int>
         var slots: Range<UInt32>?
+        var passBlocks: Range<Int>? = nil
     }
 
     func prepare(_ queries: [Query], options: SearchOptions) throws -> [PreparedQuery] {
@@ -392,7 +394,8 @@ extension VectorCollection {
                 p.cells.append(probed)
             }
             if members.isEmpty { p.live = try IndexReader(txn: txn, db: db.postings, cid: cid).live().count }
-            if p.hasGraph || p.hasCodes {
+            // A Flat collection needs the model only to weigh a partition-major pass.
+            if p.hasGraph || p.hasCodes || members.count > 1 {
                 let t = monotonicSeconds()
                 p.model = try costModel(txn, liveRows: p.live, hasGraph: p.hasGraph, hasCodes: p.hasCodes)
                 p.modelSeconds = monotonicSeconds() - t
@@ -456,12 +459,14 @@ extension VectorCollection {
                                        ef: kind == .filteredGraph || kind == .postFilter ? knob ?? options.ef : options.ef,
                                        rerank: kind == .codes ? knob ?? options.rerank : options.rerank))
         }
+        let pass = partitionPass(&groups, model: planning.model, slotBound: planning.nextSlot,
+                                 slotsPerBlock: try vectorReader(planningTxn).blocks.slotsPerBlock, forced: forced)
         stage("plan")
 
         // Work items: exact groups in chunks of 64 queries (one shared pass each); the other
         // plans in chunks of 4 (per-query work, small items balance the threads).
         var items: [WorkItem] = []
-        for (g, group) in groups.enumerated() {
+        for (g, group) in groups.enumerated() where pass == nil || group.plan.kind != .partitionMajor {
             let chunk = group.plan.kind == .exact || group.sharedCodePass ? sharedPassQueries : 4
             var i = 0
             while i < group.queries.count {
@@ -469,13 +474,16 @@ extension VectorCollection {
                 i += chunk
             }
         }
+        let passRanges = pass?.ranges(parts: threads > 1 ? 4 * threads : 1) ?? []
+        let passSeconds = groups.reduce(0.0) { $0 + ($1.plan.kind == .partitionMajor ? $1.plan.estimates[0].seconds : 0) }
+        items += passRanges.map { WorkItem(group: -1, range: 0..<0, slots: nil, passBlocks: $0) }
         // Fewer items than threads: split exact items' slot space so that one query also uses
         // every core; the partial top-k lists merge.
         if threads > 1 && items.count < threads && planning.nextSlot >= 4096 {
             let parts = UInt32(threads * 2)
             let step = (planning.nextSlot + parts - 1) / parts
             items = items.flatMap { item -> [WorkItem] in
-                guard groups[item.group].plan.kind == .exact, groups[item.group].candidates.count >= 4096 else { return [item] }
+                guard item.group >= 0, groups[item.group].plan.kind == .exact, groups[item.group].candidates.count >= 4096 else { return [item] }
                 return stride(from: UInt32(0), to: planning.nextSlot, by: Int(step)).map {
                     WorkItem(group: item.group, range: item.range, slots: $0..<min($0 + step, planning.nextSlot))
                 }
@@ -485,6 +493,7 @@ extension VectorCollection {
         // small ones fill in at the end instead of one late big item running alone.
         if threads > 1 && items.count > threads {
             let cost = items.map { item -> Double in
+                guard item.group >= 0 else { return passSeconds / Double(max(1, passRanges.count)) }
                 let plan = groups[item.group].plan
                 let whole = plan.estimates.first { $0.kind == plan.kind }?.seconds ?? Double(plan.matches)
                 return whole * Double(item.range.count) / Double(max(1, plan.queries))
@@ -510,6 +519,7 @@ extension VectorCollection {
             do {
                 var runner = try GroupRunner(collection: self, txn: workerTxns[w])
                 defer { runner.finish() }
+                var passRunner: PartitionPassRunner? = nil
                 while failure.error == nil {
                     if control?.isCancelled == true {
                         failure.set(SextantError(.cancelled, "the batch search was cancelled"))
@@ -518,6 +528,13 @@ extension VectorCollection {
                     let i = partials.claim()
                     guard i < frozenItems.count else { return }
                     let item = frozenItems[i]
+                    if let blocks = item.passBlocks, let pass {
+                        if passRunner == nil { passRunner = PartitionPassRunner(pass, metric: metric) }
+                        let partial = try passRunner!.run(blocks, reader: try runner.session.vectors(), collection: name)
+                        partials.set(i, pass.flatten(partial))
+                        control?.advance(by: Double(pass.memberCount) * Double(blocks.count) / Double(max(1, pass.blocks.count)))
+                        continue
+                    }
                     let group = frozen[item.group]
                     partials.set(i, try runner.run(group, groupIndex: item.group, item: item, ef: group.ef ?? ef,
                                                   rerank: group.rerank ?? rerankOption, refine: refine, live: live))
@@ -547,6 +564,14 @@ extension VectorCollection {
         let values = partials.values
         for (i, item) in items.enumerated() {
             let (partHeaps, partStats) = values[i]
+            if item.passBlocks != nil, let pass {
+                for (j, member) in pass.members.joined().enumerated() {
+                    if heaps[member.query] == nil { heaps[member.query] = partHeaps[j] } else { heaps[member.query]!.merge(partHeaps[j]) }
+                    stats[member.query].rowsScored += partStats[j].rowsScored
+                    if stats[member.query].detail.isEmpty { stats[member.query].detail = pass.detail }
+                }
+                continue
+            }
             for (j, r) in item.range.enumerated() {
                 let q = groups[item.group].queries[r]
                 if heaps[q.index] == nil { heaps[q.index] = partHeaps[j] } else { heaps[q.index]!.merge(partHeaps[j]) }
@@ -725,7 +750,8 @@ struct GroupRunner {
         var cands = group.candidates
         let queries = Array(group.queries[item.range])
         switch group.plan.kind {
-        case .exact:
+        case .exact, .partitionMajor:
+            // A partition-major group outside a pass (never scheduled so) is its exact scan.
             if let slots = item.slots { cands.formIntersection(Bitmap(range: slots)) }
             let heaps = try collection.scan(queries, candidates: cands, txn, vectors: try session.vectors())
             let stats = VectorCollection.QueryStats(rowsScored: cands.count, detail: queries.count > 1 ? "shared pass, \(queries.count) queries" : "every match scored")

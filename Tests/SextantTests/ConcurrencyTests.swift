@@ -74,13 +74,20 @@ import SextantTestSupport
         let reader = Thread {
             while !stop.isSet {
                 do {
-                    let r = try c.search(v, k: 10)
+                    // Alternately one query split by slot ranges, and a partition-major pass (two
+                    // queries sharing the vector, its blocks split between the threads).
+                    let odd = counter.value % 2 == 1
+                    let lists = odd
+                        ? try c.search([Query(vector: v, k: 10), Query(vector: v, k: 11)], options: SearchOptions(plan: .partitionMajor))
+                        : [try c.search(v, k: 10)]
                     counter.add()
-                    let ids = r.map(\.id)
-                    let zeros = r.filter { $0.distance == 0 }.count
-                    if zeros != 0 && zeros != 2 { errors.add("\(zeros) rows at distance 0: \(ids)") }
-                    if Set(ids).count != ids.count { errors.add("an id twice: \(ids)") }
-                    if r.count != 10 { errors.add("\(r.count) results") }
+                    for (j, r) in lists.enumerated() {
+                        let ids = r.map(\.id)
+                        let zeros = r.filter { $0.distance == 0 }.count
+                        if zeros != 0 && zeros != 2 { errors.add("\(zeros) rows at distance 0: \(ids)") }
+                        if Set(ids).count != ids.count { errors.add("an id twice: \(ids)") }
+                        if r.count != 10 + j { errors.add("\(r.count) results") }
+                    }
                 } catch { errors.add("\(error)") }
             }
         }

@@ -1,0 +1,517 @@
+import Foundation
+import CSextantSIMD
+import SextantKernels
+
+// Partition-major batch execution (HQI's multi-query optimisation).
+//
+// Per-predicate groups share work only between queries with the same predicate. A batch often
+// holds the same vector under several predicates, and (after `partition`) predicates that cover
+// the same partitions. The partition-major pass walks the vector blocks once; in each block every
+// distinct query vector whose queries match a row of the block is scored against the rows any of
+// its queries needs, with the tiled many-to-many kernel, and each query takes the distances of its
+// own matches (its predicate's slots in the block are its mask). A (vector, row) distance is
+// computed once however many predicates share it, and a block is read once for the whole batch.
+// The pass scores every match of every query in it: it is exact, with the same arithmetic as the
+// exact plan, so its results are identical to the exact plan's.
+
+/// Chooses which groups of a batch join the partition-major pass: a pure function of the groups'
+/// matches, vectors and planned costs and of the cost model's tiled-kernel constants.
+struct PartitionPassPlanner {
+    struct Group {
+        /// The group's matching slots.
+        var candidates: Bitmap
+        /// Dense indices (0..<vectorCount) of the distinct vectors of the group's queries.
+        var vectors: [Int]
+        /// Seconds of the plan the group would run on its own.
+        var seconds: Double
+    }
+
+    /// Slots past the last one in use.
+    let slotBound: UInt32
+    let slotsPerBlock: Int
+    /// Seconds per row read and per (vector, row) pair of a tiled pass (``CostModel``).
+    let perRow: Double
+    let perPair: Double
+    /// The pass must save at least this share of the per-group plans' time to be chosen: both
+    /// sides are estimates, and a tie should keep the plans that need no extra bookkeeping.
+    static let requiredSaving = 0.1
+
+    struct Choice {
+        var members: [Int]
+        var seconds: Double
+        /// Seconds of the chosen members' own plans.
+        var replaced: Double
+    }
+
+    /// The cheapest prefix of two orders of the groups (fewest matches first, and most first),
+    /// or nil when no prefix beats the per-group plans.
+    ///
+    /// Costs are estimated over at most 128 units of consecutive blocks: within a unit, the rows a
+    /// vector needs are the union of its predicates' matches there, estimated as if predicates
+    /// fell independently on the unit's rows (exact when a predicate covers a unit or misses it,
+    /// which is what `partition` makes common).
+    func choose(_ groups: [Group], vectorCount: Int) -> Choice? {
+        guard groups.count > 0, slotBound > 0 else { return nil }
+        let alone = groups.reduce(0) { $0 + $1.seconds }
+        var best: Choice? = nil
+        let byMatches = groups.indices.sorted { groups[$0].candidates.count < groups[$1].candidates.count }
+        for order in [byMatches, byMatches.reversed()] {
+            prefixCosts(order, groups, vectorCount: vectorCount) { i, pass, replaced in
+                let total = pass + (alone - replaced)
+                if total < alone * (1 - Self.requiredSaving), total < (best.map { $0.seconds + alone - $0.replaced } ?? .infinity) {
+                    best = Choice(members: Array(order[0...i]), seconds: pass, replaced: replaced)
+                }
+            }
+        }
+        return best
+    }
+
+    /// Seconds of a pass over all `groups`.
+    func cost(_ groups: [Group], vectorCount: Int) -> Double {
+        var seconds = 0.0
+        prefixCosts(Array(groups.indices), groups, vectorCount: vectorCount) { _, pass, _ in seconds = pass }
+        return seconds
+    }
+
+    /// Calls `body(i, pass, replaced)` for each prefix `order[0...i]`: the pass's estimated seconds
+    /// and the seconds of the prefix's own plans.
+    private func prefixCosts(_ order: [Int], _ groups: [Group], vectorCount: Int,
+                             _ body: (Int, Double, Double) -> Void) {
+        guard slotBound > 0 else { return }
+        let blocks = (Int(slotBound) + slotsPerBlock - 1) / slotsPerBlock
+        let unitCount = min(128, blocks)
+        let unitSlots = ((blocks + unitCount - 1) / unitCount) * slotsPerBlock
+        let units = (Int(slotBound) + unitSlots - 1) / unitSlots
+        func size(_ u: Int) -> Double { Double(min(unitSlots, Int(slotBound) - u * unitSlots)) }
+        // Matches per (group, unit), sparse.
+        var touched: [[(unit: Int, fraction: Double)]] = Array(repeating: [], count: groups.count)
+        var counts = [Int](repeating: 0, count: units)
+        for g in order {
+            for s in groups[g].candidates { counts[Int(s) / unitSlots] += 1 }
+            touched[g] = counts.indices.compactMap { u in counts[u] > 0 ? (u, min(1, Double(counts[u]) / size(u))) : nil }
+            for u in counts.indices { counts[u] = 0 }
+        }
+        var missing = [Double](repeating: 1, count: vectorCount * units)
+        var rowMissing = [Double](repeating: 1, count: units)
+        var pairs = 0.0, rows = 0.0, replaced = 0.0
+        for (i, g) in order.enumerated() {
+            for (u, f) in touched[g] {
+                let keep = 1 - f, n = size(u)
+                rows += n * rowMissing[u] * f
+                rowMissing[u] *= keep
+                for v in groups[g].vectors {
+                    pairs += n * missing[v * units + u] * f
+                    missing[v * units + u] *= keep
+                }
+            }
+            replaced += groups[g].seconds
+            body(i, rows * perRow + pairs * perPair, replaced)
+        }
+    }
+}
+
+/// The partition-major pass of one batch: its queries, their distinct vectors, and for every block
+/// holding a match, which groups match there (a mask of the block's slots per group).
+struct PartitionPass: @unchecked Sendable {
+    struct Member {
+        /// Index of the query in the batch.
+        var query: Int
+        /// Its vector among the pass's distinct vectors.
+        var vector: Int
+        var k: Int
+    }
+    /// The batch groups in the pass.
+    let groups: [Int]
+    /// Pass members by pass group.
+    let members: [[Member]]
+    /// Distinct vectors of each pass group.
+    let groupVectors: [[Int]]
+    /// Distinct query vectors, row-major (normalised for cosine, as the exact plan uses them).
+    let vectors: [Float]
+    let vectorCount: Int
+    let memberCount: Int
+    let dimension: Int
+    let slotsPerBlock: Int
+    /// 64-bit words per block mask.
+    let words: Int
+    /// Blocks holding a match of some pass group, ascending; entries of block i are
+    /// entryStart[i]..<entryStart[i + 1].
+    let blocks: [UInt32]
+    let entryStart: [Int]
+    /// Per entry: the pass group and its mask (`words` words) in the block.
+    let entryGroup: [Int32]
+    let entryMask: [UInt64]
+
+    init(groups: [Int], planned: [VectorCollection.PlannedGroup], dimension: Int, slotsPerBlock: Int) {
+        self.groups = groups
+        self.dimension = dimension
+        self.slotsPerBlock = slotsPerBlock
+        let words = (slotsPerBlock + 63) / 64
+        self.words = words
+        var vectorIndex: [Int: Int] = [:]
+        var vectors: [Float] = []
+        var members: [[Member]] = []
+        var groupVectors: [[Int]] = []
+        var memberCount = 0
+        for g in groups {
+            var mine: [Member] = []
+            var seen = Set<Int>()
+            for q in planned[g].queries {
+                let v: Int
+                if let known = vectorIndex[q.vectorID] { v = known } else {
+                    v = vectorIndex.count
+                    vectorIndex[q.vectorID] = v
+                    vectors.append(contentsOf: q.vector)
+                }
+                mine.append(Member(query: q.index, vector: v, k: q.k))
+                seen.insert(v)
+            }
+            memberCount += mine.count
+            members.append(mine)
+            groupVectors.append(seen.sorted())
+        }
+        self.members = members
+        self.groupVectors = groupVectors
+        self.vectors = vectors
+        self.vectorCount = vectorIndex.count
+        self.memberCount = memberCount
+        // Entries (block, group, mask), grouped by block.
+        var raw: [(block: UInt32, group: Int32, mask: [UInt64])] = []
+        let per = UInt32(slotsPerBlock)
+        for (gi, g) in groups.enumerated() {
+            var current: UInt32 = .max
+            var mask = [UInt64](repeating: 0, count: words)
+            for s in planned[g].candidates {
+                let b = s / per
+                if b != current {
+                    if current != .max { raw.append((current, Int32(gi), mask)) }
+                    current = b
+                    for w in 0..<words { mask[w] = 0 }
+                }
+                let bit = Int(s % per)
+                mask[bit >> 6] |= 1 << UInt64(bit & 63)
+            }
+            if current != .max { raw.append((current, Int32(gi), mask)) }
+        }
+        raw.sort { $0.block < $1.block || ($0.block == $1.block && $0.group < $1.group) }
+        var blocks: [UInt32] = [], entryStart: [Int] = [], entryGroup: [Int32] = [], entryMask: [UInt64] = []
+        for (i, e) in raw.enumerated() {
+            if i == 0 || raw[i - 1].block != e.block {
+                blocks.append(e.block)
+                entryStart.append(i)
+            }
+            entryGroup.append(e.group)
+            entryMask.append(contentsOf: e.mask)
+        }
+        entryStart.append(raw.count)
+        self.blocks = blocks
+        self.entryStart = entryStart
+        self.entryGroup = entryGroup
+        self.entryMask = entryMask
+    }
+
+    /// What one block range produced: a top-k per member (nil: no match there) and matches per group.
+    struct Partial {
+        var heaps: [[TopK?]]
+        var matches: [Int]
+    }
+
+    /// A partial result as the batch executor merges it: members in (group, member) order.
+    func flatten(_ partial: Partial) -> ([TopK], [VectorCollection.QueryStats]) {
+        var heaps: [TopK] = [], stats: [VectorCollection.QueryStats] = []
+        heaps.reserveCapacity(memberCount)
+        stats.reserveCapacity(memberCount)
+        for (g, list) in members.enumerated() {
+            for (m, member) in list.enumerated() {
+                heaps.append(partial.heaps[g][m] ?? TopK(k: member.k))
+                stats.append(.init(rowsScored: partial.matches[g], detail: detail))
+            }
+        }
+        return (heaps, stats)
+    }
+
+    /// The explain line of a pass member.
+    var detail: String {
+        "partition-major pass: \(memberCount) queries of \(groups.count) predicates, \(vectorCount) distinct vectors, \(blocks.count) blocks"
+    }
+
+    /// Splits the blocks into about `parts` ranges of similar work (vector-row pairs).
+    func ranges(parts: Int) -> [Range<Int>] {
+        guard !blocks.isEmpty else { return [] }
+        var weight = [Double](repeating: 0, count: blocks.count)
+        var total = 0.0
+        for i in blocks.indices {
+            var w = 0.0
+            for e in entryStart[i]..<entryStart[i + 1] {
+                w += Double(groupVectors[Int(entryGroup[e])].count)
+            }
+            weight[i] = w + 1
+            total += w + 1
+        }
+        let target = total / Double(max(1, parts))
+        var out: [Range<Int>] = []
+        var start = 0, acc = 0.0
+        for i in blocks.indices {
+            acc += weight[i]
+            if acc >= target && out.count < parts - 1 {
+                out.append(start..<(i + 1))
+                start = i + 1
+                acc = 0
+            }
+        }
+        if start < blocks.count { out.append(start..<blocks.count) }
+        return out
+    }
+}
+
+/// Runs block ranges of a ``PartitionPass`` (one per search thread, in its read transaction).
+struct PartitionPassRunner {
+    let pass: PartitionPass
+    let kind: DistanceKind
+    let cosine: Bool
+    /// Per vector: the words of the rows its queries need in the current block.
+    private var need: [UInt64]
+    private var stamp: [Int]
+    private var active: [Int] = []
+    /// Per vector: where its distances start in `out`, and the signature (need mask) it was scored with.
+    private var rowStart: [Int]
+    private var queryScratch: [Float] = []
+    private var rowScratch: [Float] = []
+    private var normScratch: [Float] = []
+    private var out: [Float] = []
+
+    init(_ pass: PartitionPass, metric: Metric) {
+        self.pass = pass
+        kind = metric == .l2 ? .l2 : .ip
+        cosine = metric == .cosine
+        need = [UInt64](repeating: 0, count: pass.vectorCount * pass.words)
+        stamp = [Int](repeating: -1, count: pass.vectorCount)
+        rowStart = [Int](repeating: 0, count: pass.vectorCount)
+    }
+
+    /// Scores blocks `range` (indices into ``PartitionPass/blocks``); returns a partial top-k per
+    /// pass member (by group, then member), nil for members with no match in the range, and the
+    /// matches of each pass group in the range.
+    mutating func run(_ range: Range<Int>, reader: SlotBlocks.Reader, collection: String) throws -> PartitionPass.Partial {
+        var heaps: [[TopK?]] = pass.members.map { [TopK?](repeating: nil, count: $0.count) }
+        var matches = [Int](repeating: 0, count: pass.groups.count)
+        let layout = reader.blocks
+        for i in range {
+            let b = pass.blocks[i]
+            guard let base = try reader.blockPointer(b) else {
+                throw SextantError(.corrupted, "vector block \(b) holding matches is missing",
+                                   context: ["collection": collection, "block": String(b)])
+            }
+            let entries = pass.entryStart[i]..<pass.entryStart[i + 1]
+            for e in entries {
+                for j in 0..<pass.words { matches[Int(pass.entryGroup[e])] += pass.entryMask[e * pass.words + j].nonzeroBitCount }
+            }
+            collectNeeds(entries, iteration: i)
+            let ids = base + layout.regionOffsets[0]
+            score(base: base, layout: layout)
+            deliver(entries, ids: ids, into: &heaps)
+        }
+        return PartitionPass.Partial(heaps: heaps, matches: matches)
+    }
+
+    /// `need[v]` = OR of the masks of v's groups matching in this block; `active` = those vectors.
+    private mutating func collectNeeds(_ entries: Range<Int>, iteration: Int) {
+        let w = pass.words
+        active.removeAll(keepingCapacity: true)
+        for e in entries {
+            let g = Int(pass.entryGroup[e])
+            for v in pass.groupVectors[g] {
+                if stamp[v] != iteration {
+                    stamp[v] = iteration
+                    for j in 0..<w { need[v * w + j] = 0 }
+                    active.append(v)
+                }
+                for j in 0..<w { need[v * w + j] |= pass.entryMask[e * w + j] }
+            }
+        }
+    }
+
+    private func sameNeed(_ a: Int, _ b: Int) -> Bool {
+        let w = pass.words
+        for j in 0..<w where need[a * w + j] != need[b * w + j] { return false }
+        return true
+    }
+
+    /// Scores each run of active vectors sharing a need mask against the mask's rows, with one
+    /// tile per run; the block's rows are read in place when the mask is the whole block.
+    private mutating func score(base: UnsafeRawPointer, layout: SlotBlocks) {
+        let w = pass.words, d = pass.dimension, per = pass.slotsPerBlock
+        active.sort { a, b in
+            for j in 0..<w where need[a * w + j] != need[b * w + j] { return need[a * w + j] < need[b * w + j] }
+            return a < b
+        }
+        var total = 0
+        var start = 0
+        while start < active.count {
+            var end = start + 1
+            while end < active.count && sameNeed(active[start], active[end]) { end += 1 }
+            let v0 = active[start]
+            var rows = 0
+            for j in 0..<w { rows += need[v0 * w + j].nonzeroBitCount }
+            for (r, v) in active[start..<end].enumerated() { rowStart[v] = total + r * rows }
+            let count = end - start
+            total += count * rows
+            if out.count < total { out.append(contentsOf: repeatElement(0, count: total - out.count)) }
+            // The run's query vectors, contiguous.
+            if queryScratch.count < count * d { queryScratch = [Float](repeating: 0, count: count * d) }
+            pass.vectors.withUnsafeBufferPointer { src in
+                queryScratch.withUnsafeMutableBufferPointer { dst in
+                    for (r, v) in active[start..<end].enumerated() {
+                        (dst.baseAddress! + r * d).update(from: src.baseAddress! + v * d, count: d)
+                    }
+                }
+            }
+            let vectorsRegion = base + layout.regionOffsets[1]
+            let normsRegion = base + layout.regionOffsets[2]
+            let offset = rowStart[v0]
+            if rows == per {
+                tile(count: count, vectors: vectorsRegion, rows: rows, norms: normsRegion, at: offset)
+            } else {
+                gather(v0, base: base, layout: layout)
+                rowScratch.withUnsafeBytes { x in
+                    normScratch.withUnsafeBytes { n in
+                        tile(count: count, vectors: x.baseAddress!, rows: rows, norms: n.baseAddress!, at: offset)
+                    }
+                }
+            }
+            start = end
+        }
+    }
+
+    /// Copies the vectors and norms of the rows in `need[v]` into the scratch buffers.
+    private mutating func gather(_ v: Int, base: UnsafeRawPointer, layout: SlotBlocks) {
+        let w = pass.words, d = pass.dimension
+        let per = UInt32(pass.slotsPerBlock)
+        var rows = 0
+        for j in 0..<w { rows += need[v * w + j].nonzeroBitCount }
+        if rowScratch.count < rows * d { rowScratch = [Float](repeating: 0, count: rows * d) }
+        if normScratch.count < rows { normScratch = [Float](repeating: 0, count: rows) }
+        rowScratch.withUnsafeMutableBytes { dst in
+            normScratch.withUnsafeMutableBufferPointer { norms in
+                var r = 0
+                for j in 0..<w {
+                    var word = need[v * w + j]
+                    while word != 0 {
+                        let slot = UInt32(j * 64 + word.trailingZeroBitCount)
+                        word &= word - 1
+                        (dst.baseAddress! + 4 * r * d).copyMemory(from: base + layout.offset(slot % per, region: 1), byteCount: 4 * d)
+                        norms[r] = base.loadUnaligned(fromByteOffset: layout.offset(slot % per, region: 2), as: Float.self)
+                        r += 1
+                    }
+                }
+            }
+        }
+    }
+
+    /// One tile of `count` scratch query vectors by `rows` vectors into `out[at...]` (row stride
+    /// `rows`), then the exact plan's cosine arithmetic: `1 + (−q̂·x) · (1/‖x‖)`.
+    private mutating func tile(count: Int, vectors: UnsafeRawPointer, rows: Int, norms: UnsafeRawPointer, at offset: Int) {
+        let (kind, d, cosine) = (self.kind, pass.dimension, self.cosine)
+        queryScratch.withUnsafeBytes { q in
+            out.withUnsafeMutableBufferPointer { o in
+                let dst = o.baseAddress! + offset
+                Distance.tile(kind, queries: q.baseAddress!, queryCount: count, vectors: vectors, vectorCount: rows,
+                              dimension: d, into: dst, outputRowStride: rows)
+                guard cosine else { return }
+                for j in 0..<rows {
+                    let norm = norms.loadUnaligned(fromByteOffset: 4 * j, as: Float.self)
+                    let inv = norm > 0 ? 1 / norm : 0
+                    for i in 0..<count { dst[i * rows + j] = 1 + dst[i * rows + j] * inv }
+                }
+            }
+        }
+    }
+
+    /// Offers each member of each matching group the distances of its own matches in the block.
+    private func deliver(_ entries: Range<Int>, ids: UnsafeRawPointer, into heaps: inout [[TopK?]]) {
+        let w = pass.words
+        out.withUnsafeBufferPointer { o in
+            for e in entries {
+                let g = Int(pass.entryGroup[e])
+                for (m, member) in pass.members[g].enumerated() {
+                    let v = member.vector
+                    // Taken out of the array while it grows, so that its storage is not copied.
+                    var heap = heaps[g][m] ?? TopK(k: member.k)
+                    heaps[g][m] = nil
+                    var t = heap.threshold
+                    // Position of a slot among the rows scored for v: the bits of v's need mask below it.
+                    var before = 0
+                    for j in 0..<w {
+                        let needWord = need[v * w + j]
+                        var word = pass.entryMask[e * w + j]
+                        while word != 0 {
+                            let bit = word.trailingZeroBitCount
+                            word &= word - 1
+                            let below = needWord & ((1 << UInt64(bit)) &- 1)
+                            let dist = o[rowStart[v] + before + below.nonzeroBitCount]
+                            if dist <= t {
+                                let slot = j * 64 + bit
+                                let id = UInt64(littleEndian: ids.loadUnaligned(fromByteOffset: 8 * slot, as: UInt64.self))
+                                if heap.insert(distance: dist, id: id) { t = heap.threshold }
+                            }
+                        }
+                        before += needWord.nonzeroBitCount
+                    }
+                    heaps[g][m] = heap
+                }
+            }
+        }
+    }
+}
+
+extension VectorCollection {
+    /// Moves into one partition-major pass the groups it answers more cheaply than their own plans
+    /// (all groups with matches when the pass is forced); nil when there is no pass.
+    func partitionPass(_ groups: inout [PlannedGroup], model: CostModel?, slotBound: UInt32, slotsPerBlock: Int,
+                       forced: PlanKind?) -> PartitionPass? {
+        let eligible = groups.indices.filter { !groups[$0].candidates.isEmpty }
+        guard !eligible.isEmpty else { return nil }
+        guard forced == nil || forced == .partitionMajor else { return nil }
+        var members = eligible
+        var passSeconds: Double? = nil
+        if let model {
+            var dense: [Int: Int] = [:]
+            let candidates = eligible.map { g -> PartitionPassPlanner.Group in
+                let plan = groups[g].plan
+                var vectors = Set<Int>()
+                for q in groups[g].queries {
+                    if let v = dense[q.vectorID] { vectors.insert(v) } else {
+                        dense[q.vectorID] = dense.count
+                        vectors.insert(dense.count - 1)
+                    }
+                }
+                let seconds = plan.estimates.first { $0.kind == plan.kind }?.seconds ?? .infinity
+                return .init(candidates: groups[g].candidates, vectors: vectors.sorted(), seconds: seconds)
+            }
+            let planner = PartitionPassPlanner(slotBound: slotBound, slotsPerBlock: slotsPerBlock,
+                                               perRow: model.tiledPerRow, perPair: model.tiledPerPair)
+            if forced == .partitionMajor {
+                passSeconds = planner.cost(candidates, vectorCount: dense.count)
+            } else {
+                // Alone, a query has nothing to share: its own plan is at least as good.
+                guard eligible.count > 1, let choice = planner.choose(candidates, vectorCount: dense.count) else { return nil }
+                members = choice.members.map { eligible[$0] }.sorted()
+                passSeconds = choice.seconds
+            }
+        } else if forced != .partitionMajor {
+            return nil
+        }
+        // Each member's share of the pass, for explain: in proportion to its (query, match) pairs.
+        let pairs = members.reduce(0.0) { $0 + Double(groups[$1].candidates.count * groups[$1].queries.count) }
+        for g in members {
+            var plan = groups[g].plan
+            let share = passSeconds.map { $0 * Double(plan.matches * plan.queries) / max(1, pairs) }
+            plan.estimates.removeAll { $0.kind == .partitionMajor }
+            plan.estimates.insert(PlanEstimate(kind: .partitionMajor, seconds: share ?? 0, rows: plan.matches, recall: 1), at: 0)
+            plan.kind = .partitionMajor
+            plan.estimatedRows = plan.matches
+            groups[g].plan = plan
+        }
+        return PartitionPass(groups: members, planned: groups, dimension: dimension, slotsPerBlock: slotsPerBlock)
+    }
+}
