@@ -1,0 +1,358 @@
+import Dispatch
+import Foundation
+import SextantKernels
+import SextantStorage
+
+// The batch executor: group, plan, schedule, merge. Every search — a lone query too — runs
+// through `execute`, in one snapshot of the store (SPEC §1): planning in the first read
+// transaction, each search thread in one of the others, all opened on the same commit, so a
+// query whose slots are split between threads is exact and no row moves between two ranges.
+
+/// Wall time per stage of a search, for explain.
+struct StageClock {
+    private(set) var stages: [SearchExplanation.Stage] = []
+    private var mark = monotonicSeconds()
+
+    /// Ends stage `name`; `deferred` seconds spent in it are counted in the next stage instead.
+    mutating func end(_ name: String, deferring deferred: Double = 0) {
+        let now = monotonicSeconds()
+        stages.append(.init(name: name, seconds: now - mark - deferred))
+        mark = now - deferred
+    }
+}
+
+extension VectorCollection {
+    /// The queries of a batch by group, identical ones set aside.
+    struct BatchGrouping {
+        /// Queries of each group (same predicate, and same probed cells when probing).
+        var members: [[PreparedQuery]] = []
+        /// Per group, the cells nearest its first query (probing only).
+        var cellOrder: [[Int]] = []
+        var groupOfQuery: [Int]
+        /// For a query identical to an earlier one (vector bits, k, predicate), that query.
+        var duplicateOf: [Int?]
+        var cellQuantizer: CoarseQuantizer?
+
+        var duplicates: Int { duplicateOf.lazy.filter { $0 != nil }.count }
+    }
+
+    /// What the planning transaction read: exact matches per group, index state, cost model.
+    struct BatchPlanning {
+        var nextSlot: UInt32 = 0
+        var live = 0
+        var hasGraph = false
+        var hasCodes = false
+        var candidates: [Bitmap] = []
+        /// Cells each group reads (nil: all).
+        var cells: [[Int]?] = []
+        var partitionsTouched: [Int] = []
+        var model: CostModel?
+        var modelSeconds = 0.0
+    }
+
+    /// Plans and runs a batch: evaluate each distinct predicate once, plan each group, then
+    /// run the work items on the search threads, each thread in one read transaction.
+    func execute(_ queries: [Query], options: SearchOptions, profile: Bool, control: OperationControl? = nil) throws -> Execution {
+        let prepared = try prepare(queries, options: options)
+        var clock = StageClock()
+        let threads = max(1, store.configuration.searchThreads)
+        return try store.env.readSnapshot(count: threads) { txns -> Execution in
+            let txn = txns[0]
+            _ = try state(txn)
+            let grouping = try group(prepared, count: queries.count, options: options, txn)
+            let planning = try plan(grouping, options: options, profile: profile, txn)
+            // The cost model lookup (or measurement) belongs to planning, though it ran in the
+            // planning snapshot's transaction.
+            clock.end("filter", deferring: planning.modelSeconds)
+            try checkForced(options.forcedPlan, planning)
+            var groups = planGroups(grouping.members, planning, options: options, profile: profile)
+            let pass = partitionPass(&groups, model: planning.model, slotBound: planning.nextSlot,
+                                     slotsPerBlock: try vectorReader(txn).blocks.slotsPerBlock, forced: options.forcedPlan)
+            clock.end("plan")
+            let items = workItems(groups, pass: pass, slotBound: planning.nextSlot, threads: threads)
+            control?.begin(.searching, total: queries.count)
+            // Identical queries count as done at once.
+            control?.advance(by: Double(grouping.duplicates))
+            let parts = try run(items, groups: groups, pass: pass, txns: txns, options: options, planning: planning, control: control)
+            control?.finishPhase()
+            clock.end("search")
+            learnFromLoneQuery(groups, planning, seconds: clock.stages.last?.seconds ?? 0)
+            return merge(parts, items: items, groups: groups, pass: pass, grouping: grouping, stages: clock.stages)
+        }
+    }
+
+    /// Sets identical queries aside and groups the others by predicate (and probed cells), in
+    /// order of first appearance.
+    func group(_ prepared: [PreparedQuery], count: Int, options: SearchOptions, _ txn: Transaction) throws -> BatchGrouping {
+        struct Identity: Hashable {
+            var vectorID: Int
+            var k: Int
+            var predicate: Filter?
+        }
+        struct GroupKey: Hashable {
+            var predicate: Filter?
+            var cells: [Int]?
+        }
+        var out = BatchGrouping(groupOfQuery: [Int](repeating: 0, count: count), duplicateOf: [Int?](repeating: nil, count: count))
+        // Probing: each query's cells, nearest first (the exact plan reads every cell).
+        if options.probes != nil && options.forcedPlan != .exact { out.cellQuantizer = try coarseQuantizer(txn) }
+        var firstWith: [Identity: Int] = [:]
+        var groupIndex: [GroupKey: Int] = [:]
+        for q in prepared {
+            let identity = Identity(vectorID: q.vectorID, k: q.k, predicate: q.predicate)
+            if let first = firstWith[identity] {
+                out.duplicateOf[q.index] = first
+                out.groupOfQuery[q.index] = out.groupOfQuery[first]
+                continue
+            }
+            firstWith[identity] = q.index
+            var key = GroupKey(predicate: q.predicate, cells: nil)
+            var order: [Int] = []
+            if let cq = out.cellQuantizer, let probes = options.probes {
+                order = cq.nearest(q.vector, count: cq.cells)
+                key.cells = order.prefix(probes).sorted()
+            }
+            let g: Int
+            if let e = groupIndex[key] { g = e } else {
+                g = out.members.count
+                groupIndex[key] = g
+                out.members.append([])
+                out.cellOrder.append(order)
+            }
+            out.members[g].append(q)
+            out.groupOfQuery[q.index] = g
+        }
+        return out
+    }
+
+    /// Reads, in the planning transaction, each group's exact matches (in its probed cells), the
+    /// index state and the cost model.
+    func plan(_ grouping: BatchGrouping, options: SearchOptions, profile: Bool, _ txn: Transaction) throws -> BatchPlanning {
+        var p = BatchPlanning()
+        p.nextSlot = try state(txn).nextSlot
+        p.hasGraph = try graphBuilt(txn)
+        p.hasCodes = try quantizer(txn) != nil
+        let reader = IndexReader(txn: txn, db: db.postings, cid: cid)
+        for (g, group) in grouping.members.enumerated() {
+            let m = try match(txn, group[0].filter)
+            p.live = m.liveRows
+            var rows = m.slots
+            var probed: [Int]? = nil
+            if grouping.cellQuantizer != nil, let probes = options.probes {
+                // The probed cells' matches; further cells in the group's order while they
+                // hold fewer than k of the matches (never fewer than min(k, matches) rows).
+                let need = min(group.map(\.k).max() ?? 1, m.slots.count)
+                var inCells = Bitmap()
+                var taken: [Int] = []
+                for c in grouping.cellOrder[g] {
+                    if taken.count >= probes && m.slots.intersectionCount(inCells) >= need { break }
+                    inCells.formUnion(try reader.cell(c))
+                    taken.append(c)
+                }
+                rows.formIntersection(inCells)
+                probed = taken.count == grouping.cellOrder[g].count ? nil : taken.sorted()
+            }
+            p.candidates.append(rows)
+            p.cells.append(probed)
+        }
+        if grouping.members.isEmpty { p.live = try reader.live().count }
+        // A Flat collection needs the model only to weigh a partition-major pass.
+        if p.hasGraph || p.hasCodes || grouping.members.count > 1 {
+            let t = monotonicSeconds()
+            p.model = try costModel(txn, liveRows: p.live, hasGraph: p.hasGraph, hasCodes: p.hasCodes)
+            p.modelSeconds = monotonicSeconds() - t
+        }
+        if profile {
+            // Partitions a query is routed to: those holding at least one of its matches.
+            if let layout = try partitionLayout(txn) {
+                let parts = try partitionMembers(txn, layout)
+                p.partitionsTouched = p.candidates.map { c in parts.filter { !$0.isDisjoint(with: c) }.count }
+            } else {
+                p.partitionsTouched = p.candidates.map { _ in 1 }
+            }
+        }
+        return p
+    }
+
+    /// A forced plan whose index is absent is `invalidArgument`.
+    func checkForced(_ forced: PlanKind?, _ planning: BatchPlanning) throws {
+        guard let forced else { return }
+        if (forced == .filteredGraph || forced == .postFilter) && !planning.hasGraph {
+            throw SextantError(.invalidArgument, "plan '\(forced.rawValue)' needs an HNSW graph; collection '\(name)' has none built",
+                               context: ["collection": name, "plan": forced.rawValue])
+        }
+        if forced == .codes && !planning.hasCodes {
+            throw SextantError(.invalidArgument, "plan 'codes' needs trained PQ codes; collection '\(name)' has none",
+                               context: ["collection": name, "plan": forced.rawValue])
+        }
+    }
+
+    /// Each group's plan and knob: the cheapest estimate meeting the recall target, or the forced plan.
+    func planGroups(_ members: [[PreparedQuery]], _ planning: BatchPlanning, options: SearchOptions, profile: Bool) -> [PlannedGroup] {
+        let forced = options.forcedPlan
+        let refine = refines
+        var groups: [PlannedGroup] = []
+        for (g, qs) in members.enumerated() {
+            let m = planning.candidates[g].count
+            let k = qs.map(\.k).max() ?? 1
+            let defaultRerank = refine ? max(100, 10 * k) : 0
+            var est: [PlanEstimate] = []
+            if let model = planning.model {
+                est = estimates(model, matches: m, live: planning.live, queries: qs.count, k: k, ef: options.ef, rerank: options.rerank,
+                                defaultRerank: defaultRerank, target: options.recall, forced: forced,
+                                hasGraph: planning.hasGraph, hasCodes: planning.hasCodes)
+            } else {
+                est = [PlanEstimate(kind: .exact, seconds: 0, rows: m)]
+            }
+            // Nothing matches: any plan returns nothing, the exact one without touching data.
+            let kind = forced ?? (m == 0 ? .exact : est.first?.kind ?? .exact)
+            let rows = est.first { $0.kind == kind }?.rows ?? m
+            let plan = QueryPlan(kind: kind, forced: forced != nil, matches: m, liveRows: planning.live, queries: qs.count,
+                                 estimates: est, estimatedRows: rows)
+            var shared = false
+            if kind == .codes, let model = planning.model, let oneByOne = model.codeScanSeconds(matches: m, live: planning.live, queries: qs.count),
+               let pass = model.sharedCodePass(matches: m, queries: qs.count) {
+                shared = pass < oneByOne
+            }
+            // The knob the estimate was made with (the recall model's, or the caller's).
+            let knob = est.first { $0.kind == kind }?.knob
+            groups.append(PlannedGroup(predicate: qs[0].predicate, filter: qs[0].filter, queries: qs, plan: plan,
+                                       candidates: planning.candidates[g],
+                                       partitionsTouched: profile ? planning.partitionsTouched[g] : 1, sharedCodePass: shared,
+                                       cells: planning.cells[g],
+                                       ef: kind == .filteredGraph || kind == .postFilter ? knob ?? options.ef : options.ef,
+                                       rerank: kind == .codes ? knob ?? options.rerank : options.rerank))
+        }
+        return groups
+    }
+
+    /// The work items, in the order threads claim them.
+    func workItems(_ groups: [PlannedGroup], pass: PartitionPass?, slotBound: UInt32, threads: Int) -> [WorkItem] {
+        // Exact groups in chunks of 64 queries (one shared pass each); the other plans in chunks
+        // of 4 (per-query work, small items balance the threads); the pass in block ranges.
+        var items: [WorkItem] = []
+        for (g, group) in groups.enumerated() where pass == nil || group.plan.kind != .partitionMajor {
+            let chunk = group.plan.kind == .exact || group.sharedCodePass ? sharedPassQueries : 4
+            for start in stride(from: 0, to: group.queries.count, by: chunk) {
+                items.append(WorkItem(group: g, range: start..<min(start + chunk, group.queries.count), slots: nil))
+            }
+        }
+        let passRanges = pass?.ranges(parts: threads > 1 ? 4 * threads : 1) ?? []
+        items += passRanges.map { WorkItem(group: -1, range: 0..<0, slots: nil, passBlocks: $0) }
+        // Fewer items than threads: split exact items' slot space so that one query also uses
+        // every core; the partial top-k lists merge.
+        if threads > 1 && items.count < threads && slotBound >= 4096 {
+            let parts = UInt32(threads * 2)
+            let step = (slotBound + parts - 1) / parts
+            items = items.flatMap { item -> [WorkItem] in
+                guard item.group >= 0, groups[item.group].plan.kind == .exact, groups[item.group].candidates.count >= 4096 else { return [item] }
+                return stride(from: UInt32(0), to: slotBound, by: Int(step)).map {
+                    WorkItem(group: item.group, range: item.range, slots: $0..<min($0 + step, slotBound))
+                }
+            }
+        }
+        // Longest first: threads claim items in order, so the big items start early and the
+        // small ones fill in at the end instead of one late big item running alone.
+        guard threads > 1 && items.count > threads else { return items }
+        let passSeconds = groups.reduce(0.0) { $0 + ($1.plan.kind == .partitionMajor ? $1.plan.estimates[0].seconds : 0) }
+        let cost = items.map { item -> Double in
+            guard item.group >= 0 else { return passSeconds / Double(max(1, passRanges.count)) }
+            let plan = groups[item.group].plan
+            let whole = plan.estimates.first { $0.kind == plan.kind }?.seconds ?? Double(plan.matches)
+            return whole * Double(item.range.count) / Double(max(1, plan.queries))
+        }
+        return items.indices.sorted { cost[$0] > cost[$1] || (cost[$0] == cost[$1] && $0 < $1) }.map { items[$0] }
+    }
+
+    /// Runs the items on the search threads; worker w uses transaction w of the snapshot, and
+    /// only it (LMDB: one thread at a time). Returns each item's partial top-k lists.
+    func run(_ items: [WorkItem], groups: [PlannedGroup], pass: PartitionPass?, txns: [Transaction], options: SearchOptions,
+             planning: BatchPlanning, control: OperationControl?) throws -> [PartialResults.Part] {
+        let partials = PartialResults(count: items.count)
+        let failure = FirstError()
+        let slotCount = Double(max(1, planning.nextSlot))
+        let (ef, rerank, refine, live) = (options.ef, options.rerank, refines, planning.live)
+        let workerTxns = SnapshotTransactions(txns)
+        let work: @Sendable (Int) -> Void = { [self] w in
+            do {
+                var runner = try GroupRunner(collection: self, txn: workerTxns[w])
+                defer { runner.finish() }
+                var passRunner: PartitionPassRunner? = nil
+                while failure.error == nil {
+                    if control?.isCancelled == true {
+                        failure.set(SextantError(.cancelled, "the batch search was cancelled"))
+                        return
+                    }
+                    let i = partials.claim()
+                    guard i < items.count else { return }
+                    let item = items[i]
+                    if let blocks = item.passBlocks, let pass {
+                        if passRunner == nil { passRunner = PartitionPassRunner(pass, metric: metric) }
+                        let partial = try passRunner!.run(blocks, reader: try runner.session.vectors(), collection: name)
+                        partials.set(i, pass.flatten(partial))
+                        control?.advance(by: Double(pass.memberCount) * Double(blocks.count) / Double(max(1, pass.blocks.count)))
+                        continue
+                    }
+                    let group = groups[item.group]
+                    partials.set(i, try runner.run(group, groupIndex: item.group, item: item, ef: group.ef ?? ef,
+                                                  rerank: group.rerank ?? rerank, refine: refine, live: live))
+                    // A split item counts as its share of the slots.
+                    control?.advance(by: Double(item.range.count) * (item.slots.map { Double($0.count) / slotCount } ?? 1))
+                }
+            } catch { failure.set(error) }
+        }
+        let workers = min(txns.count, items.count)
+        if workers <= 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: work) }
+        if let e = failure.error { throw e }
+        return partials.values
+    }
+
+    /// A lone query teaches the cost model how long its graph plan really took.
+    func learnFromLoneQuery(_ groups: [PlannedGroup], _ planning: BatchPlanning, seconds: Double) {
+        guard groups.count == 1, groups[0].queries.count == 1, let model = planning.model,
+              groups[0].plan.kind == .postFilter || (groups[0].plan.kind == .filteredGraph && groups[0].plan.matches > graphExhaustiveBelow)
+        else { return }
+        let plan = groups[0].plan
+        let uncorrected = estimates(model, matches: plan.matches, live: plan.liveRows, queries: 1, k: groups[0].queries[0].k,
+                                    ef: groups[0].ef, rerank: 0, defaultRerank: 0, target: 0, forced: plan.kind,
+                                    hasGraph: planning.hasGraph, hasCodes: false, corrected: false)
+        if let e = uncorrected.first(where: { $0.kind == plan.kind }) {
+            store.costModels.observe(cid, plan.kind, selectivity: plan.selectivity, seconds: seconds, estimate: e.seconds)
+        }
+    }
+
+    /// Merges the items' partial top-k lists per query; identical queries get their first's results.
+    func merge(_ values: [PartialResults.Part], items: [WorkItem], groups: [PlannedGroup], pass: PartitionPass?,
+               grouping: BatchGrouping, stages: [SearchExplanation.Stage]) -> Execution {
+        let count = grouping.duplicateOf.count
+        var heaps: [TopK?] = Array(repeating: nil, count: count)
+        var stats = [QueryStats](repeating: QueryStats(), count: count)
+        func add(_ query: Int, _ heap: TopK, _ part: QueryStats) {
+            if heaps[query] == nil { heaps[query] = heap } else { heaps[query]!.merge(heap) }
+            stats[query].rowsScored += part.rowsScored
+            if stats[query].detail.isEmpty { stats[query].detail = part.detail }
+        }
+        for (i, item) in items.enumerated() {
+            let (partHeaps, partStats) = values[i]
+            if item.passBlocks != nil, let pass {
+                for (j, member) in pass.members.joined().enumerated() { add(member.query, partHeaps[j], partStats[j]) }
+            } else {
+                for (j, r) in item.range.enumerated() { add(groups[item.group].queries[r].index, partHeaps[j], partStats[j]) }
+            }
+        }
+        if let cq = grouping.cellQuantizer {
+            for i in stats.indices where grouping.duplicateOf[i] == nil {
+                guard let cells = groups[grouping.groupOfQuery[i]].cells else { continue }
+                stats[i].detail += "; \(cells.count) of \(cq.cells) cells probed"
+            }
+        }
+        var results = heaps.map { h in h.map { $0.sortedResults().map { SearchResult(id: $0.id, distance: $0.distance) } } ?? [] }
+        for (i, first) in grouping.duplicateOf.enumerated() {
+            guard let first else { continue }
+            results[i] = results[first]
+            stats[i] = QueryStats(rowsScored: 0, detail: "identical to query \(first) of the batch: its results")
+        }
+        return Execution(results: results, groups: groups, groupOfQuery: grouping.groupOfQuery, duplicateOf: grouping.duplicateOf,
+                         stats: stats, stages: stages)
+    }
+}

@@ -1,0 +1,243 @@
+import CSextantSIMD
+import Foundation
+import SextantKernels
+import SextantStorage
+
+// What the search threads run: a group's plan over its queries (GroupRunner), the exact plan's
+// shared pass (GroupScanner), and the shared state of one batch's threads.
+
+/// Partial top-k lists written by concurrent work items (each index exactly once).
+final class PartialResults: @unchecked Sendable {
+    typealias Part = ([TopK], [VectorCollection.QueryStats])
+    private var storage: [Part]
+    private var next = 0
+    private let lock = NSLock()
+    init(count: Int) { storage = Array(repeating: ([], []), count: count) }
+    /// The next unclaimed item index (past the end when all are taken).
+    func claim() -> Int { lock.lock(); defer { lock.unlock() }; next += 1; return next - 1 }
+    func set(_ i: Int, _ r: Part) { lock.lock(); storage[i] = r; lock.unlock() }
+    var values: [Part] { lock.lock(); defer { lock.unlock() }; return storage }
+}
+
+final class FirstError: @unchecked Sendable {
+    private var stored: (any Error)?
+    private let lock = NSLock()
+    var error: (any Error)? { lock.lock(); defer { lock.unlock() }; return stored }
+    func set(_ e: any Error) { lock.lock(); if stored == nil { stored = e }; lock.unlock() }
+}
+
+
+/// The transactions of one batch snapshot, handed to the search threads (worker w uses
+/// element w only, so no transaction is used by two threads at once).
+struct SnapshotTransactions: @unchecked Sendable {
+    private let txns: [Transaction]
+    init(_ txns: [Transaction]) { self.txns = txns }
+    subscript(w: Int) -> Transaction { txns[w] }
+}
+
+/// The state one search thread keeps while it runs work items inside its read transaction
+/// (of the batch's snapshot): the graph, codebooks and scratch it opened once.
+struct GroupRunner {
+    let collection: VectorCollection
+    let txn: Transaction
+    var bitsets: [Int: DenseBitset] = [:]
+    var graph: LMDBGraph?
+    var source: BlockVectors?
+    var context: HNSWSearchContext?
+    var pq: ProductQuantizer?
+    let session: ScanSession
+
+    init(collection: VectorCollection, txn: Transaction) throws {
+        self.collection = collection
+        self.txn = txn
+        session = ScanSession(collection, txn)
+        _ = try collection.state(txn)
+    }
+
+    mutating func finish() {
+        if let context { collection.store.searchContexts.give(context) }
+        context = nil
+    }
+
+    private mutating func graphState() throws -> (LMDBGraph, BlockVectors, HNSWSearchContext) {
+        if let graph, let source, let context { return (graph, source, context) }
+        guard let g = try collection.graph(txn) else {
+            throw SextantError(.notFound, "the graph of '\(collection.name)' was dropped during the search")
+        }
+        let s = try collection.graphSource(txn)
+        let c = collection.store.searchContexts.take()
+        (graph, source, context) = (g, s, c)
+        return (g, s, c)
+    }
+
+    mutating func run(_ group: VectorCollection.PlannedGroup, groupIndex g: Int, item: VectorCollection.WorkItem, ef: Int?,
+                      rerank: Int?, refine: Bool, live: Int) throws -> ([TopK], [VectorCollection.QueryStats]) {
+        // Planned in this snapshot: the group's matches (in its probed cells) are final.
+        var cands = group.candidates
+        let queries = Array(group.queries[item.range])
+        switch group.plan.kind {
+        case .exact, .partitionMajor:
+            // A partition-major group outside a pass (never scheduled so) is its exact scan.
+            if let slots = item.slots { cands.formIntersection(Bitmap(range: slots)) }
+            let heaps = try collection.scan(queries, candidates: cands, txn, vectors: try session.vectors())
+            let stats = VectorCollection.QueryStats(rowsScored: cands.count, detail: queries.count > 1 ? "shared pass, \(queries.count) queries" : "every match scored")
+            return (heaps, Array(repeating: stats, count: queries.count))
+        case .codes:
+            if pq == nil {
+                guard let p = try collection.quantizer(txn) else { throw SextantError(.notFound, "codebooks were dropped") }
+                pq = p
+            }
+            let rerankFor: (Int) -> Int = { k in rerank ?? (refine ? max(100, 10 * k) : 0) }
+            if group.sharedCodePass {
+                let heaps = try collection.codeGroupSearch(queries, pq: pq!, rerank: rerankFor, candidates: cands, txn, session: session)
+                let stats = queries.map { q in
+                    VectorCollection.QueryStats(rowsScored: cands.count + min(rerankFor(q.k), cands.count),
+                                                detail: "shared fast-scan pass, \(queries.count) queries, re-ranked best \(rerankFor(q.k))")
+                }
+                return (heaps, stats)
+            }
+            var heaps: [TopK] = [], stats: [VectorCollection.QueryStats] = []
+            for q in queries {
+                let r = rerankFor(q.k)
+                heaps.append(try collection.codeSearch(q, pq: pq!, rerank: r, candidates: cands, txn, session: session))
+                stats.append(.init(rowsScored: cands.count + min(r, cands.count), detail: r > 0 ? "re-ranked best \(r)" : "approximate distances"))
+            }
+            return (heaps, stats)
+        case .filteredGraph, .postFilter:
+            let (gr, src, context) = try graphState()
+            var heaps: [TopK] = [], stats: [VectorCollection.QueryStats] = []
+            let allowed: Bitmap? = group.filter == nil && group.cells == nil ? nil : cands
+            var bits: DenseBitset? = nil
+            if let allowed, group.plan.kind == .filteredGraph {
+                bits = bitsets[g] ?? DenseBitset(allowed, bound: gr.nodeIDBound)
+                bitsets[g] = bits
+            }
+            for q in queries {
+                let before = context.distanceCount
+                let beam = max(q.k, ef ?? 64)
+                let (heap, detail) = group.plan.kind == .filteredGraph
+                    ? try collection.graphSearch(q, ef: beam, allowed: allowed, bits: bits, exhaustiveBelow: graphExhaustiveBelow, txn,
+                                                 graph: gr, source: src, context: context)
+                    : try collection.postFilterSearch(q, ef: beam, allowed: allowed, matches: cands.count, live: live, txn,
+                                                      graph: gr, source: src, context: context)
+                heaps.append(heap)
+                stats.append(.init(rowsScored: context.distanceCount - before, detail: detail))
+            }
+            return (heaps, stats)
+        }
+    }
+}
+
+/// The scoring state of one pass over candidate vectors for a group of queries.
+///
+/// Vectors are copied from the map into a small contiguous block and scored with the tiled
+/// many-queries kernel, so each vector is read once for the whole group; a single query is
+/// scored in place. Cosine is `1 + (−q̂·x) · (1/‖x‖)` with the query normalised once and the
+/// stored norm of `x` — the same arithmetic on every path, so results are identical alone or
+/// batched.
+struct GroupScanner {
+    var heaps: [TopK]
+    let queries: [Float]
+    let q0: [Float]
+    let nq: Int
+    let d: Int
+    let kind: DistanceKind
+    let cosine: Bool
+    let single: Bool
+    let block: Int
+    var vectors: [Float]
+    var ids: [UInt64]
+    var norms: [Float]
+    var out: [Float]
+    var filled = 0
+
+    init(_ group: [VectorCollection.PreparedQuery], dimension d: Int, metric: Metric) {
+        heaps = group.map { TopK(k: $0.k) }
+        queries = group.flatMap { $0.vector }
+        q0 = group[0].vector
+        nq = group.count
+        self.d = d
+        kind = metric == .l2 ? .l2 : .ip
+        cosine = metric == .cosine
+        single = nq == 1
+        block = max(8, min(256, (64 * 1024) / (4 * d)))
+        vectors = single ? [] : [Float](repeating: 0, count: block * d)
+        ids = [UInt64](repeating: 0, count: block)
+        norms = [Float](repeating: 0, count: block)
+        out = single ? [] : [Float](repeating: 0, count: nq * block)
+    }
+
+    mutating func flush() {
+        guard filled > 0 else { return }
+        let (nq, d, block, filled, cosine, kind) = (self.nq, self.d, self.block, self.filled, self.cosine, self.kind)
+        queries.withUnsafeBytes { q in
+            vectors.withUnsafeBytes { v in
+                norms.withUnsafeBufferPointer { nb in
+                    out.withUnsafeMutableBufferPointer { o in
+                        Distance.tile(kind, queries: q.baseAddress!, queryCount: nq, vectors: v.baseAddress!,
+                                      vectorCount: filled, dimension: d, into: o.baseAddress!, outputRowStride: block)
+                        if cosine {
+                            for j in 0..<filled {
+                                let norm = nb[j]
+                                let inv = norm > 0 ? 1 / norm : 0
+                                for i in 0..<nq { o[i * block + j] = 1 + o[i * block + j] * inv }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out.withUnsafeBufferPointer { o in
+            ids.withUnsafeBufferPointer { idp in
+                for i in 0..<nq {
+                    heaps[i].insert(distances: UnsafeBufferPointer(rebasing: o[(i * block)..<(i * block + filled)]),
+                                    ids: UnsafeBufferPointer(rebasing: idp[0..<filled]))
+                }
+            }
+        }
+        self.filled = 0
+    }
+
+    @inline(__always)
+    mutating func add(_ id: UInt64, _ x: UnsafeRawPointer, _ norm: Float) {
+        if single {
+            let (kind, dim) = (self.kind, self.d)
+            var dist = q0.withUnsafeBytes { q in Distance.distance(kind, query: q.baseAddress!, vector: x, dimension: dim) }
+            if cosine { dist = 1 + dist * (norm > 0 ? 1 / norm : 0) }
+            _ = heaps[0].insert(distance: dist, id: id)
+            return
+        }
+        let f = filled, dim = self.d
+        ids[f] = id
+        norms[f] = norm
+        vectors.withUnsafeMutableBytes { dst in (dst.baseAddress! + 4 * f * dim).copyMemory(from: x, byteCount: 4 * dim) }
+        filled = f + 1
+        if filled == block { flush() }
+    }
+
+    /// A whole block of candidates scored where it lies in the map (vectors contiguous).
+    mutating func addBlock(_ blockIDs: UnsafeRawPointer, _ xs: UnsafeRawPointer, _ blockNorms: UnsafeRawPointer, count n: Int) {
+        flush()
+        var blockOut = [Float](repeating: 0, count: nq * n)
+        let idBuf = (0..<n).map { UInt64(littleEndian: blockIDs.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self)) }
+        let (nq, d, cosine, kind) = (self.nq, self.d, self.cosine, self.kind)
+        queries.withUnsafeBytes { q in
+            blockOut.withUnsafeMutableBufferPointer { o in
+                Distance.tile(kind, queries: q.baseAddress!, queryCount: nq, vectors: xs,
+                              vectorCount: n, dimension: d, into: o.baseAddress!, outputRowStride: n)
+                if cosine {
+                    for j in 0..<n {
+                        let norm = blockNorms.loadUnaligned(fromByteOffset: 4 * j, as: Float.self)
+                        let inv = norm > 0 ? 1 / norm : 0
+                        for i in 0..<nq { o[i * n + j] = 1 + o[i * n + j] * inv }
+                    }
+                }
+            }
+        }
+        blockOut.withUnsafeBufferPointer { o in
+            idBuf.withUnsafeBufferPointer { idp in
+                for i in 0..<nq { heaps[i].insert(distances: UnsafeBufferPointer(rebasing: o[(i * n)..<((i + 1) * n)]), ids: idp) }
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import SextantKernels
+
+/// Chooses which groups of a batch join the partition-major pass: a pure function of the groups'
+/// matches, vectors and planned costs and of the cost model's tiled-kernel constants.
+struct PartitionPassPlanner {
+    struct Group {
+        /// The group's matching slots.
+        var candidates: Bitmap
+        /// Dense indices (0..<vectorCount) of the distinct vectors of the group's queries.
+        var vectors: [Int]
+        /// Seconds of the plan the group would run on its own.
+        var seconds: Double
+    }
+
+    /// Slots past the last one in use.
+    let slotBound: UInt32
+    let slotsPerBlock: Int
+    /// Seconds per row read and per (vector, row) pair of a tiled pass (``CostModel``).
+    let perRow: Double
+    let perPair: Double
+    /// The pass must save at least this share of the per-group plans' time to be chosen: both
+    /// sides are estimates, and a tie should keep the plans that need no extra bookkeeping.
+    static let requiredSaving = 0.1
+
+    struct Choice {
+        var members: [Int]
+        var seconds: Double
+        /// Seconds of the chosen members' own plans.
+        var replaced: Double
+    }
+
+    /// The cheapest prefix of two orders of the groups (fewest matches first, and most first),
+    /// or nil when no prefix beats the per-group plans.
+    ///
+    /// Costs are estimated over at most 128 units of consecutive blocks: within a unit, the rows a
+    /// vector needs are the union of its predicates' matches there, estimated as if predicates
+    /// fell independently on the unit's rows (exact when a predicate covers a unit or misses it,
+    /// which is what `partition` makes common).
+    func choose(_ groups: [Group], vectorCount: Int) -> Choice? {
+        guard groups.count > 0, slotBound > 0 else { return nil }
+        let alone = groups.reduce(0) { $0 + $1.seconds }
+        var best: Choice? = nil
+        let byMatches = groups.indices.sorted { groups[$0].candidates.count < groups[$1].candidates.count }
+        for order in [byMatches, byMatches.reversed()] {
+            prefixCosts(order, groups, vectorCount: vectorCount) { i, pass, replaced in
+                let total = pass + (alone - replaced)
+                if total < alone * (1 - Self.requiredSaving), total < (best.map { $0.seconds + alone - $0.replaced } ?? .infinity) {
+                    best = Choice(members: Array(order[0...i]), seconds: pass, replaced: replaced)
+                }
+            }
+        }
+        return best
+    }
+
+    /// Seconds of a pass over all `groups`.
+    func cost(_ groups: [Group], vectorCount: Int) -> Double {
+        var seconds = 0.0
+        prefixCosts(Array(groups.indices), groups, vectorCount: vectorCount) { _, pass, _ in seconds = pass }
+        return seconds
+    }
+
+    /// Calls `body(i, pass, replaced)` for each prefix `order[0...i]`: the pass's estimated seconds
+    /// and the seconds of the prefix's own plans.
+    private func prefixCosts(_ order: [Int], _ groups: [Group], vectorCount: Int,
+                             _ body: (Int, Double, Double) -> Void) {
+        guard slotBound > 0 else { return }
+        let blocks = (Int(slotBound) + slotsPerBlock - 1) / slotsPerBlock
+        let unitCount = min(128, blocks)
+        let unitSlots = ((blocks + unitCount - 1) / unitCount) * slotsPerBlock
+        let units = (Int(slotBound) + unitSlots - 1) / unitSlots
+        func size(_ u: Int) -> Double { Double(min(unitSlots, Int(slotBound) - u * unitSlots)) }
+        // Matches per (group, unit), sparse.
+        var touched: [[(unit: Int, fraction: Double)]] = Array(repeating: [], count: groups.count)
+        var counts = [Int](repeating: 0, count: units)
+        for g in order {
+            for s in groups[g].candidates { counts[Int(s) / unitSlots] += 1 }
+            touched[g] = counts.indices.compactMap { u in counts[u] > 0 ? (u, min(1, Double(counts[u]) / size(u))) : nil }
+            for u in counts.indices { counts[u] = 0 }
+        }
+        var missing = [Double](repeating: 1, count: vectorCount * units)
+        var rowMissing = [Double](repeating: 1, count: units)
+        var pairs = 0.0, rows = 0.0, replaced = 0.0
+        for (i, g) in order.enumerated() {
+            for (u, f) in touched[g] {
+                let keep = 1 - f, n = size(u)
+                rows += n * rowMissing[u] * f
+                rowMissing[u] *= keep
+                for v in groups[g].vectors {
+                    pairs += n * missing[v * units + u] * f
+                    missing[v * units + u] *= keep
+                }
+            }
+            replaced += groups[g].seconds
+            body(i, rows * perRow + pairs * perPair, replaced)
+        }
+    }
+}
+
+extension VectorCollection {
+    /// Moves into one partition-major pass the groups it answers more cheaply than their own plans
+    /// (all groups with matches when the pass is forced); nil when there is no pass.
+    func partitionPass(_ groups: inout [PlannedGroup], model: CostModel?, slotBound: UInt32, slotsPerBlock: Int,
+                       forced: PlanKind?) -> PartitionPass? {
+        let eligible = groups.indices.filter { !groups[$0].candidates.isEmpty }
+        guard !eligible.isEmpty else { return nil }
+        guard forced == nil || forced == .partitionMajor else { return nil }
+        var members = eligible
+        var passSeconds: Double? = nil
+        if let model {
+            var dense: [Int: Int] = [:]
+            let candidates = eligible.map { g -> PartitionPassPlanner.Group in
+                let plan = groups[g].plan
+                var vectors = Set<Int>()
+                for q in groups[g].queries {
+                    if let v = dense[q.vectorID] { vectors.insert(v) } else {
+                        dense[q.vectorID] = dense.count
+                        vectors.insert(dense.count - 1)
+                    }
+                }
+                let seconds = plan.estimates.first { $0.kind == plan.kind }?.seconds ?? .infinity
+                return .init(candidates: groups[g].candidates, vectors: vectors.sorted(), seconds: seconds)
+            }
+            let planner = PartitionPassPlanner(slotBound: slotBound, slotsPerBlock: slotsPerBlock,
+                                               perRow: model.tiledPerRow, perPair: model.tiledPerPair)
+            if forced == .partitionMajor {
+                passSeconds = planner.cost(candidates, vectorCount: dense.count)
+            } else {
+                // Alone, a query has nothing to share: its own plan is at least as good.
+                guard eligible.count > 1, let choice = planner.choose(candidates, vectorCount: dense.count) else { return nil }
+                members = choice.members.map { eligible[$0] }.sorted()
+                passSeconds = choice.seconds
+            }
+        } else if forced != .partitionMajor {
+            return nil
+        }
+        // Each member's share of the pass, for explain: in proportion to its (query, match) pairs.
+        let pairs = members.reduce(0.0) { $0 + Double(groups[$1].candidates.count * groups[$1].queries.count) }
+        for g in members {
+            var plan = groups[g].plan
+            let share = passSeconds.map { $0 * Double(plan.matches * plan.queries) / max(1, pairs) }
+            plan.estimates.removeAll { $0.kind == .partitionMajor }
+            plan.estimates.insert(PlanEstimate(kind: .partitionMajor, seconds: share ?? 0, rows: plan.matches, recall: 1), at: 0)
+            plan.kind = .partitionMajor
+            plan.estimatedRows = plan.matches
+            groups[g].plan = plan
+        }
+        return PartitionPass(groups: members, planned: groups, dimension: dimension, slotsPerBlock: slotsPerBlock)
+    }
+}
