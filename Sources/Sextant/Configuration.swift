@@ -8,7 +8,7 @@ extension Store {
         /// Create the store when the directory holds none.
         public var createIfMissing: Bool = true
         /// How commits reach the disk (default: fsync on every commit).
-        public var syncMode: StorageConfiguration.SyncMode = .durable
+        public var syncMode: SyncMode = .durable
         /// Initial address space reserved for the map; it grows by itself.
         public var initialMapSize: Int = 1 << 30
         /// Upper bound for map growth.
@@ -21,7 +21,7 @@ extension Store {
         /// as `sextant stat --readers` does).
         public var clearStaleReadersAtOpen: Bool = true
         /// Test hook: fails chosen `mdb_*` calls.
-        @_spi(Testing) public var faultInjector: FaultInjector? = nil
+        package var faultInjector: FaultInjector? = nil
 
         /// The defaults: durable, created if missing, 1 GiB initial map growing to 1 TiB, 126 readers.
         public init() {}

@@ -9,7 +9,7 @@ extension Environment {
     /// Compacts the store at `path`: a compacting copy into a sibling directory, fsync, then an
     /// atomic swap of the two directories. Refuses (``SextantError/Code/locked``) while any other
     /// process or handle has the store open. Returns the data file's size before and after.
-    public static func compact(path: String) throws -> (before: Int, after: Int) {
+    package static func compact(path: String) throws -> (before: Int, after: Int) {
         var config = StorageConfiguration(path: path)
         config.createIfMissing = false
         let env = try Environment(config)
@@ -69,7 +69,7 @@ extension Environment {
         }
     }
 
-    public static func removeStoreDirectory(_ p: String) throws {
+    package static func removeStoreDirectory(_ p: String) throws {
         for f in ["data.mdb", "lock.mdb", "sextant.lock"] { unlink(p + "/" + f) }
         guard rmdir(p) == 0 || errno == ENOENT else {
             throw SextantError(.io, "cannot remove '\(p)'", context: ["path": p], underlying: errno)

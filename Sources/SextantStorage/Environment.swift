@@ -9,31 +9,31 @@ import Darwin
 #endif
 
 /// A named LMDB database inside an ``Environment``. Cheap to copy; valid while the environment is open.
-public struct Database: Sendable, Hashable {
-    public let name: String
+package struct Database: Sendable, Hashable {
+    package let name: String
     let dbi: MDB_dbi
 }
 
 /// Flags for ``Environment/openDatabase(_:create:integerKeys:)``-style calls.
-public struct DatabaseOptions: OptionSet, Sendable {
-    public let rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
+package struct DatabaseOptions: OptionSet, Sendable {
+    package let rawValue: UInt32
+    package init(rawValue: UInt32) { self.rawValue = rawValue }
     /// Keys are native-endian unsigned integers (4 or 8 bytes), compared numerically.
-    public static let integerKey = DatabaseOptions(rawValue: UInt32(MDB_INTEGERKEY))
+    package static let integerKey = DatabaseOptions(rawValue: UInt32(MDB_INTEGERKEY))
 }
 
 /// Sizes and counters of an environment, for `stat`.
-public struct EnvironmentInfo: Sendable {
-    public var mapSize: Int
-    public var pageSize: Int
+package struct EnvironmentInfo: Sendable {
+    package var mapSize: Int
+    package var pageSize: Int
     /// Pages in use (the high-water mark of the data file).
-    public var usedPages: Int
-    public var usedBytes: Int { usedPages * pageSize }
-    public var maxReaders: Int
-    public var readersInUse: Int
-    public var lastTransactionID: Int
+    package var usedPages: Int
+    package var usedBytes: Int { usedPages * pageSize }
+    package var maxReaders: Int
+    package var readersInUse: Int
+    package var lastTransactionID: Int
     /// Bytes of `data.mdb` on disk.
-    public var fileSize: Int
+    package var fileSize: Int
 }
 
 /// One LMDB environment: a directory holding `data.mdb`, `lock.mdb` and `sextant.lock`.
@@ -47,10 +47,10 @@ public struct EnvironmentInfo: Sendable {
 ///   start in a fresh transaction, so it must not have effects outside the transaction that a
 ///   second run would repeat wrongly.
 /// - A directory can be open only once per process; a second open throws ``SextantError/Code/locked``.
-public final class Environment: @unchecked Sendable {
-    public let configuration: StorageConfiguration
+package final class Environment: @unchecked Sendable {
+    package let configuration: StorageConfiguration
     /// The canonical directory path.
-    public let path: String
+    package let path: String
     private var env: OpaquePointer?
     private let lmdb: LMDB
     private let gate = RWGate()
@@ -70,7 +70,7 @@ public final class Environment: @unchecked Sendable {
     private static let openEnvironments = Mutex<Set<FileID>>([])
 
     /// Opens (and by default creates) the environment at `configuration.path`.
-    public init(_ configuration: StorageConfiguration) throws(SextantError) {
+    package init(_ configuration: StorageConfiguration) throws(SextantError) {
         self.configuration = configuration
         self.lmdb = LMDB(injector: configuration.faultInjector)
         let dir = configuration.path
@@ -148,7 +148,7 @@ public final class Environment: @unchecked Sendable {
     }
 
     /// Closes the environment. Idempotent. No transaction may be running.
-    public func close() {
+    package func close() {
         let wasOpen = state.withLock { s -> Bool in
             if s.closed { return false }
             s.closed = true
@@ -165,7 +165,7 @@ public final class Environment: @unchecked Sendable {
 
     deinit { close() }
 
-    public var isClosed: Bool { state.withLock { $0.closed } }
+    package var isClosed: Bool { state.withLock { $0.closed } }
 
     private func handle() throws(SextantError) -> OpaquePointer {
         guard let env, !isClosed else { throw SextantError(.closed, "the store is closed", context: ["path": path]) }
@@ -176,13 +176,13 @@ public final class Environment: @unchecked Sendable {
 
     /// Opens a named database, creating it when `create` is true and the environment is writable.
     /// Returns nil when it does not exist and was not created.
-    public func openDatabase(_ name: String, create: Bool = true, options: DatabaseOptions = []) throws -> Database? {
+    package func openDatabase(_ name: String, create: Bool = true, options: DatabaseOptions = []) throws -> Database? {
         try openDatabases([name], create: create, options: options)?.first
     }
 
     /// Opens several named databases in one write transaction (atomically: all or none),
     /// or, when the environment is read-only or `create` is false, returns nil if any is missing.
-    public func openDatabases(_ names: [String], create: Bool, options: DatabaseOptions = []) throws -> [Database]? {
+    package func openDatabases(_ names: [String], create: Bool, options: DatabaseOptions = []) throws -> [Database]? {
         let missing = names.filter { n in state.withLock { $0.databases[n] == nil } }
         if !missing.isEmpty {
             var opened: [Database] = []
@@ -218,7 +218,7 @@ public final class Environment: @unchecked Sendable {
     }
 
     /// LMDB's unnamed main database.
-    public func mainDatabase() throws -> Database {
+    package func mainDatabase() throws -> Database {
         try read { txn in
             var dbi: MDB_dbi = 0
             try lmdb.check(.dbiOpen) { mdb_dbi_open(txn.txn, nil, 0, &dbi) }
@@ -227,7 +227,7 @@ public final class Environment: @unchecked Sendable {
     }
 
     /// The names of the named databases in the environment (the keys of LMDB's main database).
-    public func databaseNames() throws -> [String] {
+    package func databaseNames() throws -> [String] {
         try read { txn in
             var dbi: MDB_dbi = 0
             try lmdb.check(.dbiOpen) { mdb_dbi_open(txn.txn, nil, 0, &dbi) }
@@ -243,7 +243,7 @@ public final class Environment: @unchecked Sendable {
     // MARK: Transactions
 
     /// Runs `body` in a read-only snapshot transaction. Concurrent with writers and other readers.
-    public func read<R>(_ body: (Transaction) throws -> R) throws -> R {
+    package func read<R>(_ body: (Transaction) throws -> R) throws -> R {
         while true {
             let env = try handle()
             let outcome: R? = try gate.withShared { () throws -> R? in
@@ -274,7 +274,7 @@ public final class Environment: @unchecked Sendable {
     /// older snapshot, so when a commit lands between two begins the older transactions are
     /// begun again until every one sees the newest snapshot (a commit takes far longer than a
     /// begin, so this settles in a round or two).
-    public func readSnapshot<R>(count: Int, _ body: ([Transaction]) throws -> R) throws -> R {
+    package func readSnapshot<R>(count: Int, _ body: ([Transaction]) throws -> R) throws -> R {
         precondition(count >= 1, "readSnapshot needs at least one transaction")
         while true {
             let env = try handle()
@@ -348,7 +348,7 @@ public final class Environment: @unchecked Sendable {
     /// Runs `body` in the write transaction: commits when it returns, aborts when it throws.
     ///
     /// Writers are serialized. When the map fills, it is grown and `body` runs again from the start.
-    public func write<R>(_ body: (Transaction) throws -> R) throws -> R {
+    package func write<R>(_ body: (Transaction) throws -> R) throws -> R {
         guard !configuration.readOnly else {
             throw SextantError(.readOnly, "the store was opened read-only", context: ["path": path])
         }
@@ -441,7 +441,7 @@ public final class Environment: @unchecked Sendable {
     // MARK: Maintenance
 
     /// Map, page and reader figures.
-    public func info() throws(SextantError) -> EnvironmentInfo {
+    package func info() throws(SextantError) -> EnvironmentInfo {
         let env = try handle()
         var i = MDB_envinfo()
         var s = MDB_stat()
@@ -456,7 +456,7 @@ public final class Environment: @unchecked Sendable {
     }
 
     /// The reader table as LMDB prints it (pid, thread, txnid per slot).
-    public func readerTable() throws(SextantError) -> [String] {
+    package func readerTable() throws(SextantError) -> [String] {
         let env = try handle()
         final class Lines { var items: [String] = [] }
         let lines = Lines()
@@ -473,7 +473,7 @@ public final class Environment: @unchecked Sendable {
 
     /// Clears reader slots of dead processes; returns how many were cleared.
     @discardableResult
-    public func clearStaleReaders() throws(SextantError) -> Int {
+    package func clearStaleReaders() throws(SextantError) -> Int {
         let env = try handle()
         var dead: Int32 = 0
         try lmdb.check(.readerCheck) { mdb_reader_check(env, &dead) }
@@ -483,7 +483,7 @@ public final class Environment: @unchecked Sendable {
     /// Writes a consistent copy (a hot backup) into the empty or new directory `destination`.
     /// Runs in a read transaction, so writers go on meanwhile. With `compact`, free pages are
     /// omitted and the copy is as small as the live data allows.
-    public func copy(to destination: String, compact: Bool) throws {
+    package func copy(to destination: String, compact: Bool) throws {
         let env = try handle()
         if mkdir(destination, 0o755) != 0 && errno != EEXIST {
             throw SextantError(.io, "cannot create '\(destination)': \(String(cString: strerror(errno)))", context: ["path": destination], underlying: errno)
@@ -499,14 +499,14 @@ public final class Environment: @unchecked Sendable {
     }
 
     /// Forces a flush to disk (useful after writes in ``StorageConfiguration/SyncMode/noSync`` mode).
-    public func sync() throws(SextantError) {
+    package func sync() throws(SextantError) {
         let env = try handle()
         try lmdb.check(.envSync) { mdb_env_sync(env, 1) }
     }
 
     /// Runs `body` while holding the store exclusively against other processes and handles.
     /// Throws ``SextantError/Code/locked`` when anyone else has the store open.
-    public func withExclusiveAccess<R>(_ body: () throws -> R) throws -> R {
+    package func withExclusiveAccess<R>(_ body: () throws -> R) throws -> R {
         guard processLock.tryExclusive() else {
             throw SextantError(.locked, "another process has the store open", context: ["path": path])
         }

@@ -5,12 +5,12 @@ import SextantCore
 ///
 /// The block format stores no length; callers keep the decompressed size next to the block.
 /// Decompression is the safe variant: hostile input yields ``SextantError/Code/corrupted``.
-public enum LZ4 {
+package enum LZ4 {
     /// The largest input one block may hold.
-    public static let maxInputSize = Int(LZ4_MAX_INPUT_SIZE)
+    package static let maxInputSize = Int(LZ4_MAX_INPUT_SIZE)
 
     /// Compresses `input`; returns nil when the result would not be smaller (store it raw then).
-    public static func compress(_ input: UnsafeRawBufferPointer) -> [UInt8]? {
+    package static func compress(_ input: UnsafeRawBufferPointer) -> [UInt8]? {
         guard input.count > 0, input.count <= maxInputSize else { return nil }
         let bound = Int(LZ4_compressBound(Int32(input.count)))
         var out = [UInt8](repeating: 0, count: bound)
@@ -25,12 +25,12 @@ public enum LZ4 {
         return out
     }
 
-    public static func compress(_ input: [UInt8]) -> [UInt8]? {
+    package static func compress(_ input: [UInt8]) -> [UInt8]? {
         input.withUnsafeBytes { compress($0) }
     }
 
     /// Decompresses a block that must expand to exactly `originalSize` bytes.
-    public static func decompress(_ block: UnsafeRawBufferPointer, originalSize: Int) throws(SextantError) -> [UInt8] {
+    package static func decompress(_ block: UnsafeRawBufferPointer, originalSize: Int) throws(SextantError) -> [UInt8] {
         guard originalSize >= 0, originalSize <= maxInputSize, block.count <= Int(Int32.max) else {
             throw SextantError(.corrupted, "LZ4 block claims an impossible size", context: ["size": String(originalSize)])
         }

@@ -22,7 +22,7 @@ extension Environment {
     /// and overflow runs lie within the last page, and the tree depth matches the database record.
     ///
     /// - Throws: `closed`, `io` when the file cannot be read, storage errors of the read transaction.
-    public func verifyPages(limit: Int = 100) throws -> [String] {
+    package func verifyPages(limit: Int = 100) throws -> [String] {
         try read { txn in
             let fd = open(path + "/data.mdb", O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else {

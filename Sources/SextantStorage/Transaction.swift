@@ -8,11 +8,11 @@ import Glibc
 ///
 /// It is valid only inside that closure; using it afterwards throws ``SextantError/Code/closed``.
 /// Byte buffers given to closures point into the memory map: read them there, never keep them.
-public final class Transaction {
+package final class Transaction {
     let txn: OpaquePointer
     private let lmdb: LMDB
     /// Whether this transaction may write.
-    public let isWritable: Bool
+    package let isWritable: Bool
     // Read on every call; a transaction is used by one thread at a time (LMDB's rule), so
     // the runtime exclusivity check is skipped.
     @exclusivity(unchecked) private(set) var isLive = true
@@ -27,12 +27,12 @@ public final class Transaction {
 
     /// The snapshot this transaction sees (LMDB's transaction id): two read transactions with
     /// the same id see the same data, so work derived in one is valid in the other.
-    public var snapshotID: Int { mdb_txn_id(txn) }
+    package var snapshotID: Int { mdb_txn_id(txn) }
 
     /// How many times the map had been resized when this read transaction began (-1 for write
     /// transactions). Pointers into the map taken in another read transaction of the same
     /// snapshot stay valid in this one only if no resize happened in between.
-    public internal(set) var mapGeneration = -1
+    package internal(set) var mapGeneration = -1
 
     @inline(__always)
     private func live() throws(SextantError) {
@@ -49,7 +49,7 @@ public final class Transaction {
 
     /// Calls `body` with the value stored under `key`, or returns nil when there is none.
     @inline(__always)
-    public func withValue<R>(
+    package func withValue<R>(
         _ db: Database, key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R
     ) throws -> R? {
         try live()
@@ -62,25 +62,25 @@ public final class Transaction {
     }
 
     /// Convenience over ``withValue(_:key:_:)`` for array keys.
-    public func withValue<R>(_ db: Database, key: [UInt8], _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
+    package func withValue<R>(_ db: Database, key: [UInt8], _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
         try key.withUnsafeBytes { k in try withValue(db, key: k, body) }
     }
 
     /// A copy of the value under `key`.
-    public func value(_ db: Database, key: [UInt8]) throws -> [UInt8]? {
+    package func value(_ db: Database, key: [UInt8]) throws -> [UInt8]? {
         try withValue(db, key: key) { Array($0) }
     }
 
     /// Stores `value` under `key`, replacing any previous value.
     @inline(__always)
-    public func put(_ db: Database, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(SextantError) {
+    package func put(_ db: Database, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(SextantError) {
         try writable()
         var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         var v = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
         try lmdb.check(.put) { mdb_put(txn, db.dbi, &k, &v, 0) }
     }
 
-    public func put(_ db: Database, key: [UInt8], value: [UInt8]) throws {
+    package func put(_ db: Database, key: [UInt8], value: [UInt8]) throws {
         try key.withUnsafeBytes { k in
             try value.withUnsafeBytes { v in try put(db, key: k, value: v) }
         }
@@ -91,7 +91,7 @@ public final class Transaction {
     /// With `appending`, the key is expected to sort after every key of `db`; LMDB then fills
     /// pages instead of splitting them in half (large values would otherwise sit one per page).
     /// When the key does not sort last, the put falls back to an ordinary one.
-    public func reserve(
+    package func reserve(
         _ db: Database, key: UnsafeRawBufferPointer, count: Int, appending: Bool = false,
         _ body: (UnsafeMutableRawBufferPointer) throws -> Void
     ) throws {
@@ -112,7 +112,7 @@ public final class Transaction {
 
     /// Deletes `key`; returns whether it existed.
     @discardableResult
-    public func delete(_ db: Database, key: UnsafeRawBufferPointer) throws(SextantError) -> Bool {
+    package func delete(_ db: Database, key: UnsafeRawBufferPointer) throws(SextantError) -> Bool {
         try writable()
         var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         let rc = lmdb.call(.del) { mdb_del(txn, db.dbi, &k, nil) }
@@ -122,18 +122,18 @@ public final class Transaction {
     }
 
     @discardableResult
-    public func delete(_ db: Database, key: [UInt8]) throws -> Bool {
+    package func delete(_ db: Database, key: [UInt8]) throws -> Bool {
         try key.withUnsafeBytes { k in try delete(db, key: k) }
     }
 
     /// Removes every entry of `db` (the database itself stays).
-    public func clear(_ db: Database) throws(SextantError) {
+    package func clear(_ db: Database) throws(SextantError) {
         try writable()
         try lmdb.check(.drop) { mdb_drop(txn, db.dbi, 0) }
     }
 
     /// Number of entries in `db`.
-    public func count(_ db: Database) throws(SextantError) -> Int {
+    package func count(_ db: Database) throws(SextantError) -> Int {
         try live()
         var s = MDB_stat()
         try lmdb.check(.stat) { mdb_stat(txn, db.dbi, &s) }
@@ -141,7 +141,7 @@ public final class Transaction {
     }
 
     /// B-tree figures of `db`: (entries, pages).
-    public func pages(_ db: Database) throws(SextantError) -> (entries: Int, pages: Int) {
+    package func pages(_ db: Database) throws(SextantError) -> (entries: Int, pages: Int) {
         try live()
         var s = MDB_stat()
         try lmdb.check(.stat) { mdb_stat(txn, db.dbi, &s) }
@@ -151,7 +151,7 @@ public final class Transaction {
     // MARK: Cursors
 
     /// Opens a cursor on `db` for the duration of `body`.
-    public func withCursor<R>(_ db: Database, _ body: (Cursor) throws -> R) throws -> R {
+    package func withCursor<R>(_ db: Database, _ body: (Cursor) throws -> R) throws -> R {
         try live()
         var c: OpaquePointer?
         try lmdb.check(.cursorOpen) { mdb_cursor_open(txn, db.dbi, &c) }
@@ -165,7 +165,7 @@ public final class Transaction {
 
     /// Visits entries in key order from the first key `>= start` while `body` returns true.
     /// The buffers are valid only during each call.
-    public func scan(
+    package func scan(
         _ db: Database, from start: UnsafeRawBufferPointer? = nil,
         _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool
     ) throws {
@@ -179,7 +179,7 @@ public final class Transaction {
     }
 
     /// ``scan(_:from:_:)`` over the keys that start with `prefix`.
-    public func scan(
+    package func scan(
         _ db: Database, prefix: [UInt8],
         _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool
     ) throws {
@@ -193,7 +193,7 @@ public final class Transaction {
 }
 
 /// A position in a database, valid inside ``Transaction/withCursor(_:_:)``.
-public final class Cursor {
+package final class Cursor {
     private let cursor: OpaquePointer
     private let lmdb: LMDB
     private let writable: Bool
@@ -209,9 +209,9 @@ public final class Cursor {
     }
 
     /// The current key (valid until the cursor moves or the transaction ends).
-    public var key: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size) }
+    package var key: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size) }
     /// The current value (valid until the cursor moves or the transaction ends).
-    public var value: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size) }
+    package var value: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size) }
 
     @inline(__always)
     private func move(_ op: MDB_cursor_op) throws(SextantError) -> Bool {
@@ -223,27 +223,27 @@ public final class Cursor {
     }
 
     /// Moves to the first entry; false when the database is empty.
-    public func first() throws(SextantError) -> Bool { try move(MDB_FIRST) }
+    package func first() throws(SextantError) -> Bool { try move(MDB_FIRST) }
     /// Moves to the last entry.
-    public func last() throws(SextantError) -> Bool { try move(MDB_LAST) }
+    package func last() throws(SextantError) -> Bool { try move(MDB_LAST) }
     /// Moves to the next entry; false at the end.
     @inline(__always)
-    public func next() throws(SextantError) -> Bool { try move(MDB_NEXT) }
+    package func next() throws(SextantError) -> Bool { try move(MDB_NEXT) }
     /// Moves to the previous entry; false at the start.
-    public func previous() throws(SextantError) -> Bool { try move(MDB_PREV) }
+    package func previous() throws(SextantError) -> Bool { try move(MDB_PREV) }
 
     /// Moves to the first key `>= key`; false when there is none.
-    public func seek(_ key: UnsafeRawBufferPointer) throws(SextantError) -> Bool {
+    package func seek(_ key: UnsafeRawBufferPointer) throws(SextantError) -> Bool {
         k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         return try move(MDB_SET_RANGE)
     }
 
-    public func seek(_ key: [UInt8]) throws -> Bool {
+    package func seek(_ key: [UInt8]) throws -> Bool {
         try key.withUnsafeBytes { p in try seek(p) }
     }
 
     /// Deletes the current entry.
-    public func deleteCurrent() throws(SextantError) {
+    package func deleteCurrent() throws(SextantError) {
         guard isLive, writable else { throw SextantError(.readOnly, "cursor delete outside a write transaction") }
         try lmdb.check(.cursorDel) { mdb_cursor_del(cursor, 0) }
     }

@@ -10,14 +10,13 @@ import BenchSupport
 import Foundation
 import Sextant
 import SextantTestSupport
-import SextantStorage
 
 let benchmarks: @Sendable () -> Void = {
     let rows = BenchEnvironment.rows
     let batch = BenchEnvironment.batch
     let dimension = BenchEnvironment.dimension
 
-    let modes: [(String, StorageConfiguration.SyncMode)] = [("durable", .durable), ("noSync", .noSync)]
+    let modes: [(String, SyncMode)] = [("durable", .durable), ("noSync", .noSync)]
     for (label, mode) in modes {
         Benchmark(
             "Import \(rows) x \(dimension), \(batch)/txn, \(label)",

@@ -8,7 +8,7 @@ import Darwin
 #endif
 
 /// Every `mdb_*` call the storage layer makes, named, so a ``FaultInjector`` can target it.
-public enum LMDBCall: String, Sendable, CaseIterable {
+package enum LMDBCall: String, Sendable, CaseIterable {
     case envCreate, envSetMapsize, envSetMaxReaders, envSetMaxDBs, envOpen, envClose, envInfo, envStat
     case envCopy, envSync, readerCheck, readerList
     case txnBegin, txnCommit, txnAbort
@@ -17,7 +17,7 @@ public enum LMDBCall: String, Sendable, CaseIterable {
     case cursorOpen, cursorGet, cursorPut, cursorDel, cursorClose
 
     /// Calls that change the store (or end a write transaction), the targets of write-path fault loops.
-    public var isMutating: Bool {
+    package var isMutating: Bool {
         switch self {
         case .put, .del, .cursorPut, .cursorDel, .drop, .txnCommit, .dbiOpen: true
         default: false
@@ -29,19 +29,19 @@ public enum LMDBCall: String, Sendable, CaseIterable {
 ///
 /// Counting is per environment (the injector is handed to one ``Environment`` through
 /// ``StorageConfiguration/faultInjector``), so parallel tests do not interfere.
-public final class FaultInjector: Sendable {
+package final class FaultInjector: Sendable {
     /// One planned failure.
-    public struct Plan: Sendable {
+    package struct Plan: Sendable {
         /// Fail the call whose 1-based sequence number (among the calls ``matching``) is this.
-        public var failAt: Int
+        package var failAt: Int
         /// The code the failing call returns (`MDB_MAP_FULL`, `EIO`, `MDB_READERS_FULL`, ...).
-        public var code: Int32
+        package var code: Int32
         /// Keep failing every later matching call too (until ``FaultInjector/clear()``).
-        public var persistent: Bool
+        package var persistent: Bool
         /// Which calls count; nil counts every call.
-        public var matching: Set<LMDBCall>?
+        package var matching: Set<LMDBCall>?
 
-        public init(failAt: Int, code: Int32, persistent: Bool = false, matching: Set<LMDBCall>? = nil) {
+        package init(failAt: Int, code: Int32, persistent: Bool = false, matching: Set<LMDBCall>? = nil) {
             self.failAt = failAt
             self.code = code
             self.persistent = persistent
@@ -58,30 +58,30 @@ public final class FaultInjector: Sendable {
     }
     private let state = Mutex(State())
 
-    public init() {}
+    package init() {}
 
     /// Arms a plan and resets the counter.
-    public func arm(_ plan: Plan) {
+    package func arm(_ plan: Plan) {
         state.withLock { $0.plan = plan; $0.seen = 0 }
     }
 
     /// Disarms; later calls succeed.
-    public func clear() {
+    package func clear() {
         state.withLock { $0.plan = nil; $0.seen = 0 }
     }
 
     /// Starts recording the sequence of calls (to learn how many calls an operation makes).
-    public func startRecording() {
+    package func startRecording() {
         state.withLock { $0.calls = []; $0.recording = true }
     }
 
     /// Stops recording and returns the calls seen since ``startRecording()``.
-    public func stopRecording() -> [LMDBCall] {
+    package func stopRecording() -> [LMDBCall] {
         state.withLock { s in s.recording = false; return s.calls }
     }
 
     /// How many failures have been injected so far.
-    public var injectedCount: Int { state.withLock { $0.injected } }
+    package var injectedCount: Int { state.withLock { $0.injected } }
 
     /// Returns the code to fail with, or nil to let the call run.
     func intercept(_ call: LMDBCall) -> Int32? {
