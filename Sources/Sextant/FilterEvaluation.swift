@@ -99,51 +99,10 @@ final class FilterEvaluator {
             return (TriSet(t: r.f ?? Bitmap(), f: r.t, m: r.m), "complement")
 
         case .and(let cs):
-            var parts: [TriSet] = []
-            var explained: [FilterExplanation.Node?] = []
-            for c in cs {
-                let (r, e) = try evaluate(c, needFalse: needFalse)
-                parts.append(r); explained.append(e)
-            }
-            // Undecided rows are narrowed by what the siblings prove false; get those sets.
-            if parts.contains(where: { !$0.m.isEmpty }) {
-                for (j, c) in cs.enumerated() where parts[j].f == nil {
-                    let (r, e) = try evaluate(c, needFalse: true)
-                    parts[j] = r; explained[j] = e
-                }
-            }
-            children += explained.compactMap { $0 }
-            var t = parts[0].t
-            for p in parts.dropFirst() { t.formIntersection(p.t) }
-            var m = Bitmap()
-            for p in parts { m.formUnion(p.m) }
-            var f: Bitmap? = nil
-            if needFalse || !m.isEmpty {
-                var ff = Bitmap()
-                for p in parts { ff.formUnion(p.f!) }
-                f = ff
-                m.subtract(ff)
-            }
-            return (TriSet(t: t, f: f, m: m), "intersection")
+            return (try intersection(cs, needFalse: needFalse, children: &children), "intersection")
 
         case .or(let cs):
-            var parts: [TriSet] = []
-            for c in cs {
-                let (r, e) = try evaluate(c, needFalse: needFalse)
-                parts.append(r)
-                if let e { children.append(e) }
-            }
-            var t = Bitmap()
-            var m = Bitmap()
-            for p in parts { t.formUnion(p.t); m.formUnion(p.m) }
-            m.subtract(t)
-            var f: Bitmap? = nil
-            if needFalse {
-                var ff = parts[0].f!
-                for p in parts.dropFirst() { ff.formIntersection(p.f!) }
-                f = ff
-            }
-            return (TriSet(t: t, f: f, m: m), "union")
+            return (try union(cs, needFalse: needFalse, children: &children), "union")
 
         case .isNull(let i, let negated):
             guard schema.fields[i].indexed else { return (undecided(live), Self.unindexed) }
@@ -192,26 +151,7 @@ final class FilterEvaluator {
 
         case .member(let i, let set, let negated):
             guard schema.fields[i].indexed else { return (undecided(live), Self.unindexed) }
-            var t = Bitmap()
-            var m = Bitmap()
-            switch schema.fields[i].type {
-            case .int:
-                for x in set.ints { t.formUnion(try valuePosting(i, .int(x))) }
-            case .double:
-                for x in set.ints { if let d = Double(exactly: x) { t.formUnion(try valuePosting(i, .double(d))) } }
-                for d in set.doubles { t.formUnion(try valuePosting(i, .double(d))) }
-            case .string:
-                for s in set.strings {
-                    let (a, b) = try stringPosting(i, s)
-                    t.formUnion(a); m.formUnion(b)
-                }
-            case .bool:
-                if set.bools & 1 != 0 { t.formUnion(try valuePosting(i, .bool(false))) }
-                if set.bools & 2 != 0 { t.formUnion(try valuePosting(i, .bool(true))) }
-            case .stringList, .intList:
-                break
-            }
-            m.subtract(t)
+            let (t, m) = try postings(i, set)
             return (try sides(i, t, m, negated: negated, needFalse: needFalse), negated ? "complement of postings" : "posting lookups")
 
         case .containsString(let i, let lit):
@@ -228,6 +168,84 @@ final class FilterEvaluator {
             }
             return (try sides(i, t, Bitmap(), negated: false, needFalse: needFalse), "posting lookup")
         }
+    }
+
+    /// AND: rows true in every part; false in any; undecided rows are narrowed by what the
+    /// siblings prove false (their false sets are fetched when some part is undecided).
+    private func intersection(_ cs: [BoundNode], needFalse: Bool, children: inout [FilterExplanation.Node]) throws -> TriSet {
+        var parts: [TriSet] = []
+        var explained: [FilterExplanation.Node?] = []
+        for c in cs {
+            let (r, e) = try evaluate(c, needFalse: needFalse)
+            parts.append(r); explained.append(e)
+        }
+        // Undecided rows are narrowed by what the siblings prove false; get those sets.
+        if parts.contains(where: { !$0.m.isEmpty }) {
+            for (j, c) in cs.enumerated() where parts[j].f == nil {
+                let (r, e) = try evaluate(c, needFalse: true)
+                parts[j] = r; explained[j] = e
+            }
+        }
+        children += explained.compactMap { $0 }
+        var t = parts[0].t
+        for p in parts.dropFirst() { t.formIntersection(p.t) }
+        var m = Bitmap()
+        for p in parts { m.formUnion(p.m) }
+        var f: Bitmap? = nil
+        if needFalse || !m.isEmpty {
+            var ff = Bitmap()
+            for p in parts { ff.formUnion(p.f!) }
+            f = ff
+            m.subtract(ff)
+        }
+        return TriSet(t: t, f: f, m: m)
+    }
+
+    /// OR: rows true in any part; false in every one.
+    private func union(_ cs: [BoundNode], needFalse: Bool, children: inout [FilterExplanation.Node]) throws -> TriSet {
+        var parts: [TriSet] = []
+        for c in cs {
+            let (r, e) = try evaluate(c, needFalse: needFalse)
+            parts.append(r)
+            if let e { children.append(e) }
+        }
+        var t = Bitmap()
+        var m = Bitmap()
+        for p in parts { t.formUnion(p.t); m.formUnion(p.m) }
+        m.subtract(t)
+        var f: Bitmap? = nil
+        if needFalse {
+            var ff = parts[0].f!
+            for p in parts.dropFirst() { ff.formIntersection(p.f!) }
+            f = ff
+        }
+        return TriSet(t: t, f: f, m: m)
+    }
+
+    /// The rows whose field `i` equals a member of `set` (`t`), and those a posting cannot
+    /// decide (`m`, strings past the indexed prefix).
+    private func postings(_ i: Int, _ set: ValueSet) throws -> (Bitmap, Bitmap) {
+        var t = Bitmap()
+        var m = Bitmap()
+        switch schema.fields[i].type {
+        case .int:
+            for x in set.ints { t.formUnion(try valuePosting(i, .int(x))) }
+        case .double:
+            for x in set.ints { if let d = Double(exactly: x) { t.formUnion(try valuePosting(i, .double(d))) } }
+            for d in set.doubles { t.formUnion(try valuePosting(i, .double(d))) }
+        case .string:
+            for s in set.strings {
+                let (a, b) = try stringPosting(i, s)
+                t.formUnion(a); m.formUnion(b)
+            }
+        case .bool:
+            if set.bools & 1 != 0 { t.formUnion(try valuePosting(i, .bool(false))) }
+            if set.bools & 2 != 0 { t.formUnion(try valuePosting(i, .bool(true))) }
+        case .stringList, .intList:
+            break
+        }
+        m.subtract(t)
+        return (t, m)
     }
 
     static let unindexed = "row check (field not indexed)"

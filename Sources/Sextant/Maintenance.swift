@@ -163,34 +163,13 @@ extension Store {
                     rows += 1
                     return true
                 }
-                var rowCount = 0, vecCount = 0, freeCount = 0
+                var rowCount = 0, freeCount = 0
                 try txn.scan(db.rows, prefix: prefix) { k, _ in
                     rowCount += 1
                     if let (_, s) = Keys.decodeRow(k), !live.contains(s) { note("'\(c.name)': orphan row record at slot \(s)") }
                     return true
                 }
-                // Vector blocks: the right size, none past nextSlot, free slots zeroed.
-                let blocks = coll.vectorBlocks
-                try txn.scan(db.vectors, prefix: prefix) { k, v in
-                    guard let (_, b) = Keys.decodeRow(k) else { note("'\(c.name)': malformed vector block key"); return true }
-                    guard v.count == blocks.blockBytes else {
-                        note("'\(c.name)': vector block \(b) has \(v.count) bytes, expected \(blocks.blockBytes)"); return true
-                    }
-                    let first = b * UInt32(blocks.slotsPerBlock)
-                    if first >= st.nextSlot { note("'\(c.name)': vector block \(b) past nextSlot \(st.nextSlot)") }
-                    for i in 0..<blocks.slotsPerBlock {
-                        let slot = first + UInt32(i)
-                        vecCount += live.contains(slot) ? 1 : 0
-                        if deep && !live.contains(slot) {
-                            let entry = UnsafeRawBufferPointer(start: v.baseAddress! + blocks.offset(slot, region: 1), count: 4 * c.dimension)
-                            let idBytes = UnsafeRawBufferPointer(start: v.baseAddress! + blocks.offset(slot, region: 0), count: 8)
-                            if entry.contains(where: { $0 != 0 }) || idBytes.contains(where: { $0 != 0 }) {
-                                note("'\(c.name)': free slot \(slot) holds a vector")
-                            }
-                        }
-                    }
-                    return true
-                }
+                let vecCount = try checkVectorBlocks(txn, coll, nextSlot: st.nextSlot, live: live, deep: deep, note: note)
                 try txn.scan(db.free, prefix: prefix) { k, _ in
                     freeCount += 1
                     guard let (_, s) = Keys.decodeRow(k) else { note("'\(c.name)': malformed free-slot key"); return true }
@@ -221,6 +200,35 @@ extension Store {
             }
         }
         return CheckReport(problems: problems, rowsChecked: rows, collectionsChecked: infos.count)
+    }
+
+    /// Vector blocks: the right size, none past `nextSlot`, free slots zeroed (deep). Returns how
+    /// many live slots lie in blocks.
+    private func checkVectorBlocks(_ txn: Transaction, _ coll: VectorCollection, nextSlot: UInt32, live: Set<UInt32>, deep: Bool,
+                                   note: (String) -> Void) throws -> Int {
+        var vecCount = 0
+        let blocks = coll.vectorBlocks
+        try txn.scan(db.vectors, prefix: Keys.prefix(coll.cid)) { k, v in
+            guard let (_, b) = Keys.decodeRow(k) else { note("'\(coll.name)': malformed vector block key"); return true }
+            guard v.count == blocks.blockBytes else {
+                note("'\(coll.name)': vector block \(b) has \(v.count) bytes, expected \(blocks.blockBytes)"); return true
+            }
+            let first = b * UInt32(blocks.slotsPerBlock)
+            if first >= nextSlot { note("'\(coll.name)': vector block \(b) past nextSlot \(nextSlot)") }
+            for i in 0..<blocks.slotsPerBlock {
+                let slot = first + UInt32(i)
+                vecCount += live.contains(slot) ? 1 : 0
+                if deep && !live.contains(slot) {
+                    let entry = UnsafeRawBufferPointer(start: v.baseAddress! + blocks.offset(slot, region: 1), count: 4 * coll.dimension)
+                    let idBytes = UnsafeRawBufferPointer(start: v.baseAddress! + blocks.offset(slot, region: 0), count: 8)
+                    if entry.contains(where: { $0 != 0 }) || idBytes.contains(where: { $0 != 0 }) {
+                        note("'\(coll.name)': free slot \(slot) holds a vector")
+                    }
+                }
+            }
+            return true
+        }
+        return vecCount
     }
 
     /// Compacts the store at `path`: a compacting copy into a sibling directory, fsync, then an

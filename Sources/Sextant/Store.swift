@@ -108,7 +108,7 @@ public final class Store: Sendable {
         }
     }
 
-    /// Flushes commits made in `StorageConfiguration.SyncMode.noSync` mode to disk.
+    /// Flushes commits made in `SyncMode.noSync` mode to disk.
     ///
     /// - Throws: `closed`, `io`, storage errors (`mapFull`, `io`, `storage`, ...).
     public func sync() throws { try env.sync() }
