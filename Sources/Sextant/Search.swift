@@ -288,7 +288,12 @@ extension VectorCollection {
 
     /// Plans and runs a batch: evaluate each distinct predicate once, plan each group, then
     /// run the work items on the search threads, each thread in one read transaction.
-    func execute(_ queries: [Query], options: SearchOptions, profile: Bool, control: OperationControl? = nil) throws -> Execution {
+    ///
+    /// `snapshot`: transactions of one snapshot to run in (planning in the first, one search
+    /// thread per transaction) instead of opening a snapshot here — for callers that read more
+    /// in the same snapshot.
+    func execute(_ queries: [Query], options: SearchOptions, profile: Bool, control: OperationControl? = nil,
+                 snapshot: [Transaction]? = nil) throws -> Execution {
         let prepared = try prepare(queries, options: options)
         var stages: [SearchExplanation.Stage] = []
         var clock = monotonicSeconds()
@@ -310,8 +315,8 @@ extension VectorCollection {
         // thread in one of the others, all opened on the same commit (SPEC §1). Splitting a
         // query's slots between threads is then exact: no row can appear past the planned end
         // or move between two threads' ranges.
-        let threads = max(1, store.configuration.searchThreads)
-        return try store.env.readSnapshot(count: threads) { txns -> Execution in
+        let threads = snapshot?.count ?? max(1, store.configuration.searchThreads)
+        return try withSnapshot(snapshot, count: threads) { txns -> Execution in
         let planningTxn = txns[0]
         _ = try state(planningTxn)
         // Probing: each query's cells, nearest first (the exact plan reads every cell).
@@ -569,6 +574,13 @@ extension VectorCollection {
         return Execution(results: results, groups: groups, groupOfQuery: groupOfQuery, duplicateOf: duplicateOf, stats: stats,
                          stages: stages)
         }
+    }
+
+    /// Runs `body` in `given` (one snapshot's transactions) or, when nil, in a new snapshot of
+    /// `count` transactions.
+    func withSnapshot<R>(_ given: [Transaction]?, count: Int, _ body: ([Transaction]) throws -> R) throws -> R {
+        if let given { return try body(given) }
+        return try store.env.readSnapshot(count: count, body)
     }
 
     static func normalized(_ v: [Float]) -> [Float] {
