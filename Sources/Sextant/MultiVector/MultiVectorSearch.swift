@@ -38,7 +38,9 @@ public struct MultiVectorSearchOptions: Sendable {
     /// With both an HNSW graph and PQ codes built: traverse the graph with code distances and
     /// re-score the whole beam with full encodings (true), never (false), or when the cost
     /// model expects it to be cheaper than the planner's best plan (nil). Ignored when
-    /// ``candidatePlan`` forces a plan.
+    /// ``candidatePlan`` forces a plan. Chosen by cost alone: with coarse codes (many
+    /// dimensions per sub-quantizer) the traversal can miss candidates the full encodings
+    /// would find; `false` keeps it off.
     public var traverseCodes: Bool?
 
     public init(candidates: Int? = nil, exact: Bool = false, exactBelow: Int? = nil, candidatePlan: PlanKind? = nil,
