@@ -52,11 +52,16 @@ extension VectorCollection {
 
     /// Plans and runs a batch: evaluate each distinct predicate once, plan each group, then
     /// run the work items on the search threads, each thread in one read transaction.
-    func execute(_ queries: [Query], options: SearchOptions, profile: Bool, control: OperationControl? = nil) throws -> Execution {
+    ///
+    /// `snapshot`: transactions of one snapshot to run in (planning in the first, one search
+    /// thread per transaction) instead of opening a snapshot here — for callers that read more
+    /// in the same snapshot.
+    func execute(_ queries: [Query], options: SearchOptions, profile: Bool, control: OperationControl? = nil,
+                 snapshot: [Transaction]? = nil) throws -> Execution {
         let prepared = try prepare(queries, options: options)
         var clock = StageClock()
-        let threads = max(1, store.configuration.searchThreads)
-        return try store.env.readSnapshot(count: threads) { txns -> Execution in
+        let threads = snapshot?.count ?? max(1, store.configuration.searchThreads)
+        return try withSnapshot(snapshot, count: threads) { txns -> Execution in
             let txn = txns[0]
             _ = try state(txn)
             let grouping = try group(prepared, count: queries.count, options: options, txn)

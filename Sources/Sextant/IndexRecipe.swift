@@ -74,6 +74,7 @@ public struct IndexRecipe: Sendable, Equatable, Hashable, CustomStringConvertibl
                 let bits = mb.count == 2 ? Int(mb[1]) : 8
                 guard let bits, bits == 8 || bits == 4 else { throw fail("PQ bits of 8 or 4") }
                 if fs && bits != 4 { throw fail("'fs' (fast-scan) only with 4-bit codes") }
+                if fs && m > 256 { throw fail("'fs' (fast-scan) with at most 256 sub-quantizers") }
                 comp = .pq(m: m, bits: bits, fastScan: fs)
             } else {
                 throw fail("Flat, HNSW<M>, PQ<m>x<bits>, OPQ<m> or Refine")

@@ -66,6 +66,10 @@ public struct PlanEstimate: Sendable {
 /// Queries per shared pass over a group's rows or codes.
 let sharedPassQueries = 64
 
+/// Fast scan's 16-bit sums hold at most 256 sub-quantizers; wider 4-bit codes are scanned with
+/// float tables only.
+let maxFastScanSubspaces = 256
+
 /// With at most this many matches the filtered-graph plan scores them all (HNSW's guard).
 let graphExhaustiveBelow = 1000
 
@@ -161,7 +165,7 @@ extension VectorCollection {
         if let pq {
             let t = try timed { _ = try codeSearch(queries[0], pq: pq, rerank: 0, candidates: sampleSet, txn) }
             model.codePerRow = max(1e-10, t / rows)
-            if pq.bits == 4 && queries.count >= 2 {
+            if pq.bits == 4 && pq.subspaceCount <= maxFastScanSubspaces && queries.count >= 2 {
                 // The shared fast-scan pass as it runs: codes taken from the map at the
                 // sample's scattered slots, re-packed, scanned with one and with several
                 // queries' tables; the difference splits the cost into the shared re-pack and the

@@ -288,6 +288,13 @@ extension VectorCollection {
         return prepared
     }
 
+    /// Runs `body` in `given` (one snapshot's transactions) or, when nil, in a new snapshot of
+    /// `count` transactions.
+    func withSnapshot<R>(_ given: [Transaction]?, count: Int, _ body: ([Transaction]) throws -> R) throws -> R {
+        if let given { return try body(given) }
+        return try store.env.readSnapshot(count: count, body)
+    }
+
     static func normalized(_ v: [Float]) -> [Float] {
         var s: Double = 0
         for x in v { s += Double(x) * Double(x) }

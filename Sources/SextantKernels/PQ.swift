@@ -6,8 +6,8 @@ public enum PQError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidSubspaceCount(dimension: Int, subspaceCount: Int)
     /// Only 4 and 8 bits per sub-quantizer are supported.
     case unsupportedBits(Int)
-    /// 4-bit codes pack two sub-quantizers per byte and the fast-scan sums must fit 16 bits:
-    /// `subspaceCount` must be even and at most 256.
+    /// 4-bit codes pack two sub-quantizers per byte: `subspaceCount` must be even. (Fast scan
+    /// further needs at most 256, for its sums to fit 16 bits: see ``PQFastScanTable``.)
     case invalidSubspaceCountForFourBits(Int)
     /// The codebook array does not have `subspaceCount * centroidCount * subspaceDimension` floats,
     /// or the training array is not whole rows.
@@ -24,7 +24,7 @@ public enum PQError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidDimension(let d): "invalid dimension \(d)"
         case .invalidSubspaceCount(let d, let m): "\(m) sub-spaces do not divide dimension \(d)"
         case .unsupportedBits(let b): "unsupported bits per code \(b) (use 4 or 8)"
-        case .invalidSubspaceCountForFourBits(let m): "4-bit codes need an even sub-space count <= 256, got \(m)"
+        case .invalidSubspaceCountForFourBits(let m): "4-bit codes need an even sub-space count, got \(m)"
         case .sizeMismatch(let e, let a): "expected \(e) floats, got \(a)"
         case .notEnoughTrainingVectors(let h, let n): "\(h) training vectors, need at least \(n)"
         case .nonFiniteValue: "NaN or infinity in the input"
@@ -182,7 +182,7 @@ public struct ProductQuantizer: Sendable, Hashable {
             throw PQError.invalidSubspaceCount(dimension: dimension, subspaceCount: subspaceCount)
         }
         guard bits == 4 || bits == 8 else { throw PQError.unsupportedBits(bits) }
-        if bits == 4 && (subspaceCount % 2 != 0 || subspaceCount > 256) {
+        if bits == 4 && subspaceCount % 2 != 0 {
             throw PQError.invalidSubspaceCountForFourBits(subspaceCount)
         }
     }

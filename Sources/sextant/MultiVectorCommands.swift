@@ -93,6 +93,10 @@ func importDocuments(_ db: Store, _ coll: VectorCollection, tokens: String, coun
 
 /// Multi-vector search options from the shared flags and `--candidates`.
 func multiVectorOptions(_ flags: SearchFlags, candidates: Int?) throws -> MultiVectorSearchOptions {
+    // The candidate stage over codes is the multi-vector layer's, not a plan of the planner.
+    if flags.plan == "graph-over-codes" {
+        return MultiVectorSearchOptions(candidates: candidates, exact: flags.exact, ef: flags.ef, rerank: flags.rerank, traverseCodes: true)
+    }
     let plan = try flags.planKind
     return MultiVectorSearchOptions(candidates: candidates, exact: flags.exact || plan == .exact,
                                     candidatePlan: plan == .exact ? nil : plan, ef: flags.ef, rerank: flags.rerank)

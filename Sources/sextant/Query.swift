@@ -129,7 +129,7 @@ struct SearchFlags: ParsableArguments {
     @Option(name: .long, parsing: .unconditional, help: "With PQ codes: re-score this many best candidates with full vectors (default: the recipe's; 0 = none).") var rerank: Int?
     @Option(name: .long, parsing: .unconditional, help: "With an HNSW graph: beam width (default 64; at least k).") var ef: Int?
     @Option(name: .long, parsing: .unconditional, help: "Search threads (default: all cores; 1 for single-thread figures).") var threads: Int?
-    @Option(name: .long, help: "Plan: auto (the planner chooses), exact, codes, filtered-graph or post-filter.") var plan: String = "auto"
+    @Option(name: .long, help: "Plan: auto (the planner chooses), exact, codes, filtered-graph, post-filter or partition-major (batches); multi-vector candidates also graph-over-codes (graph traversed with PQ code distances).") var plan: String = "auto"
     @Option(name: .long, parsing: .unconditional, help: "On a collection partitioned with cells: search only each query's N nearest cells (approximate).") var probes: Int?
     @Option(name: .long, parsing: .unconditional, help: "Recall@k the planner must expect of its plan (0…1, default 0.95; 0: by time alone, default ef and re-rank).") var recall: Double = 0.95
 

@@ -129,6 +129,7 @@ enum Fixture {
         #expect(throws: PQError.invalidSubspaceCount(dimension: 8, subspaceCount: 0)) { try train(data, d: 8, m: 0, bits: 8) }
         #expect(throws: PQError.unsupportedBits(6)) { try train(data, d: 8, m: 4, bits: 6) }
         #expect(throws: PQError.invalidSubspaceCountForFourBits(1)) { try train(data, d: 8, m: 1, bits: 4) }
+        #expect(throws: PQError.invalidSubspaceCount(dimension: 8, subspaceCount: 3)) { try train(data, d: 8, m: 3, bits: 4) }
         #expect(throws: PQError.notEnoughTrainingVectors(have: 100, need: 256)) {
             try train(Array(data.prefix(800)), d: 8, m: 4, bits: 8)
         }

@@ -32,17 +32,26 @@ public struct MultiVectorSearchOptions: Sendable {
     /// HNSW beam width of the candidate stage (nil: 4 × the number of candidates, which bought
     /// more recall per millisecond than more candidates on the benchmark).
     public var ef: Int?
-    /// PQ re-scoring depth of the candidate stage (nil: the recipe's default).
+    /// PQ re-scoring depth of the candidate stage's code scan (nil: 4 × the number of
+    /// candidates, as the beam).
     public var rerank: Int?
+    /// With both an HNSW graph and PQ codes built: traverse the graph with code distances and
+    /// re-score the whole beam with full encodings (true), never (false), or when the cost
+    /// model expects it to be cheaper than the planner's best plan (nil). Ignored when
+    /// ``candidatePlan`` forces a plan. Chosen by cost alone: with coarse codes (many
+    /// dimensions per sub-quantizer) the traversal can miss candidates the full encodings
+    /// would find; `false` keeps it off.
+    public var traverseCodes: Bool?
 
     public init(candidates: Int? = nil, exact: Bool = false, exactBelow: Int? = nil, candidatePlan: PlanKind? = nil,
-                ef: Int? = nil, rerank: Int? = nil) {
+                ef: Int? = nil, rerank: Int? = nil, traverseCodes: Bool? = nil) {
         self.candidates = candidates
         self.exact = exact
         self.exactBelow = exactBelow
         self.candidatePlan = candidatePlan
         self.ef = ef
         self.rerank = rerank
+        self.traverseCodes = traverseCodes
     }
 
     /// Candidates re-ranked by default: `max(400, 40 · k)` (with the default beam about 0.90
@@ -61,8 +70,22 @@ public struct MultiVectorExplanation: Sendable, CustomStringConvertible {
     public var liveRows: Int
     /// Candidates requested from the index (0 for the exact plan).
     public var candidates: Int
-    /// The candidate stage over encodings (nil for the exact plan).
+    /// How the candidates were found: `"graph-over-codes"` or the planner's plan over the
+    /// encodings (`"codes"`, `"filtered-graph"`, …); nil for the exact plan.
+    public var candidateSource: String?
+    /// The candidate stages weighed, with their estimated seconds, cheapest first.
+    public var candidateEstimates: [CandidateEstimate]
+    /// The planner's own explanation when it ran the candidate stage (nil for the exact plan
+    /// and for a traversal over codes).
     public var candidateStage: SearchExplanation?
+
+    /// A candidate stage and the time the cost model expects of it.
+    public struct CandidateEstimate: Sendable {
+        public var source: String
+        public var seconds: Double
+        /// Beam width or re-rank depth.
+        public var knob: Int?
+    }
     /// Documents whose tokens were scored with exact Chamfer.
     public var documentsScored: Int
     public var results: [SearchResult]
@@ -73,8 +96,16 @@ public struct MultiVectorExplanation: Sendable, CustomStringConvertible {
     public var description: String {
         var lines = ["plan: \(plan) (\(forced ? "forced" : "chosen by the planner"))",
                      "matches: \(matches) of \(liveRows) live rows; documents scored with exact Chamfer: \(documentsScored); results: \(results.count)"]
-        if let c = candidateStage {
-            lines.append("candidates: \(candidates) from the encodings' index — \(c.plan.kind.rawValue); \(c.detail); rows scored \(c.rowsScored)")
+        if let source = candidateSource {
+            // The candidate stage chosen and what was weighed against it.
+            var line = "candidates: \(candidates) from the encodings — \(source)"
+            if let c = candidateStage { line += " (\(c.plan.forced ? "forced" : "chosen by the planner")); \(c.detail); rows scored \(c.rowsScored)" }
+            lines.append(line)
+            for e in candidateEstimates {
+                let knob = e.knob.map { (e.source == PlanKind.codes.rawValue ? "re-rank " : "ef ") + String($0) } ?? ""
+                lines.append("  estimate " + e.source.padding(toLength: 17, withPad: " ", startingAt: 0)
+                             + String(format: "%10.3f ms  ", e.seconds * 1000) + knob)
+            }
         }
         for s in stages { lines.append("  stage " + s.name.padding(toLength: 11, withPad: " ", startingAt: 0) + String(format: "%10.3f ms", s.seconds * 1000)) }
         lines.append(String(format: "total: %.3f ms", stages.reduce(0) { $0 + $1.seconds } * 1000))
@@ -114,13 +145,6 @@ extension VectorCollection {
 
     func runMultiVector(_ queries: [MultiVectorQuery], _ options: MultiVectorSearchOptions, profile: Bool) throws -> MultiVectorRun {
         let mv = try requireMultiVector()
-        var clock = monotonicSeconds()
-        var stages: [SearchExplanation.Stage] = []
-        func stage(_ name: String) {
-            let now = monotonicSeconds()
-            stages.append(.init(name: name, seconds: now - clock))
-            clock = now
-        }
         if let c = options.candidates, c < 1 { throw SextantError(.invalidArgument, "candidates must be at least 1, got \(c)") }
         if let e = options.exactBelow, e < 0 { throw SextantError(.invalidArgument, "exactBelow must be at least 0, got \(e)") }
         var counts: [Int] = []
@@ -138,67 +162,81 @@ extension VectorCollection {
             }
             filters.append(f)
         }
-        let candidates = queries.map { max($0.k, options.candidates ?? MultiVectorSearchOptions.defaultCandidates(k: $0.k)) }
+        // One snapshot for planning, the candidate stage and the re-rank: a document deleted or
+        // replaced meanwhile can neither drop out between the stages nor be scored with tokens
+        // other than those its encoding was ranked by.
+        let threads = max(1, store.configuration.searchThreads)
+        return try store.env.readSnapshot(count: threads) { txns in
+            try runMultiVector(queries, options, profile: profile, mv, counts: counts, filters: filters, txns)
+        }
+    }
 
-        // Plan: exact Chamfer over the matches when forced or when they are few; exact queries
-        // are answered in the planning snapshot.
+    /// The multi-vector search in one snapshot (`txns`: its transactions, planning and re-rank
+    /// in the first).
+    private func runMultiVector(_ queries: [MultiVectorQuery], _ options: MultiVectorSearchOptions, profile: Bool, _ mv: MultiVectorInfo,
+                                counts: [Int], filters: [BoundFilter?], _ txns: [Transaction]) throws -> MultiVectorRun {
+        var clock = monotonicSeconds()
+        var stages: [SearchExplanation.Stage] = []
+        func stage(_ name: String) {
+            let now = monotonicSeconds()
+            stages.append(.init(name: name, seconds: now - clock))
+            clock = now
+        }
+        let txn = txns[0]
+        _ = try state(txn)
+        let candidates = queries.map { max($0.k, options.candidates ?? MultiVectorSearchOptions.defaultCandidates(k: $0.k)) }
+        // Plan: exact Chamfer over the matches when forced or when they are few.
         var results = [[SearchResult]](repeating: [], count: queries.count)
         var scored = [Int](repeating: 0, count: queries.count)
         var exact = [Bool](repeating: false, count: queries.count)
         var matchCounts = [Int](repeating: 0, count: queries.count)
         var live = 0
         var exactSeconds = 0.0
-        try store.env.read { txn in
-            _ = try state(txn)
-            var groups: [Filter?: [Int]] = [:]
-            var order: [Filter?] = []
-            for (i, q) in queries.enumerated() {
-                let key = q.filter == .matchAll ? nil : q.filter
-                if groups[key] == nil { order.append(key) }
-                groups[key, default: []].append(i)
-            }
-            for key in order {
-                let members = groups[key]!
-                let m = try match(txn, filters[members[0]])
-                live = m.liveRows
-                for i in members { matchCounts[i] = m.slots.count }
-                let exactMembers = members.filter { i in
-                    options.exact || m.slots.count <= (options.exactBelow ?? 4 * candidates[i])
-                }
-                guard !exactMembers.isEmpty else { continue }
-                for i in exactMembers { exact[i] = true }
-                let all = filters[members[0]] == nil
-                let started = monotonicSeconds()
-                let (r, n) = try exactChamfer(txn, mv, exactMembers.map { queries[$0] }, slots: all ? nil : m.slots)
-                exactSeconds += monotonicSeconds() - started
-                for (j, i) in exactMembers.enumerated() { results[i] = r[j]; scored[i] = n }
-            }
+        var allowed = [Bitmap?](repeating: nil, count: queries.count)
+        var groups: [Filter?: [Int]] = [:]
+        var order: [Filter?] = []
+        for (i, q) in queries.enumerated() {
+            let key = q.filter == .matchAll ? nil : q.filter
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: []].append(i)
         }
-        // Exact Chamfer ran in the planning snapshot; its time is its own stage.
+        for key in order {
+            let members = groups[key]!
+            let m = try match(txn, filters[members[0]])
+            live = m.liveRows
+            for i in members {
+                matchCounts[i] = m.slots.count
+                if filters[members[0]] != nil { allowed[i] = m.slots }
+            }
+            let exactMembers = members.filter { i in
+                options.exact || m.slots.count <= (options.exactBelow ?? 4 * candidates[i])
+            }
+            guard !exactMembers.isEmpty else { continue }
+            for i in exactMembers { exact[i] = true }
+            let all = filters[members[0]] == nil
+            let started = monotonicSeconds()
+            let (r, n) = try exactChamfer(txn, mv, exactMembers.map { queries[$0] }, slots: all ? nil : m.slots)
+            exactSeconds += monotonicSeconds() - started
+            for (j, i) in exactMembers.enumerated() { results[i] = r[j]; scored[i] = n }
+        }
+        // Exact Chamfer ran while planning; its time is its own stage.
         clock += exactSeconds
         stage("filter")
         clock -= exactSeconds
-        // Candidate stage over encodings, one batch for every approximate query.
+        // Candidate stage over encodings.
         let approximate = queries.indices.filter { !exact[$0] }
-        var candidateStage: SearchExplanation? = nil
+        var stagePlan = CandidateStagePlan()
         if !approximate.isEmpty {
             let encoder = EncoderCache.shared.encoder(mv.fde)
-            let encoded = approximate.map { i in
-                queries[i].tokens.withUnsafeBytes { encoder.encode($0.baseAddress!, count: counts[i], side: .query) }
+            var encoded = [[Float]](repeating: [], count: queries.count)
+            for i in approximate {
+                encoded[i] = queries[i].tokens.withUnsafeBytes { encoder.encode($0.baseAddress!, count: counts[i], side: .query) }
             }
             stage("encode")
-            let fdeOptions = SearchOptions(rerank: options.rerank, ef: options.ef ?? 4 * (candidates.max() ?? 1), plan: options.candidatePlan)
-            var lists: [[SearchResult]]
-            if profile && approximate.count == 1 {
-                let e = try explainSearch(encoded[0], k: candidates[approximate[0]], filter: queries[approximate[0]].filter, options: fdeOptions)
-                candidateStage = e
-                lists = [e.results]
-            } else {
-                lists = try search(zip(approximate, encoded).map { i, v in Query(vector: v, k: candidates[i], filter: queries[i].filter) },
-                                   options: fdeOptions)
-            }
+            let lists = try candidateLists(approximate, encoded, candidates: candidates, filters: queries.map(\.filter), allowed: allowed, live: live, options, profile: profile,
+                                           txns, plan: &stagePlan)
             stage("candidates")
-            let reranked = try rerankChamfer(mv, approximate.map { queries[$0] }, lists)
+            let reranked = try rerankChamfer(txn, mv, approximate.map { queries[$0] }, approximate.map { lists[$0] })
             for (j, i) in approximate.enumerated() {
                 results[i] = reranked.results[j]
                 scored[i] = reranked.scored[j]
@@ -208,7 +246,9 @@ extension VectorCollection {
         if exactSeconds > 0 { stages.append(.init(name: "exact", seconds: exactSeconds)) }
         let explanations: [MultiVectorExplanation] = profile ? queries.indices.map { i in
             MultiVectorExplanation(plan: exact[i] ? "exact-chamfer" : "fde-candidates", forced: options.exact, matches: matchCounts[i],
-                                   liveRows: live, candidates: exact[i] ? 0 : candidates[i], candidateStage: exact[i] ? nil : candidateStage,
+                                   liveRows: live, candidates: exact[i] ? 0 : candidates[i],
+                                   candidateSource: exact[i] ? nil : stagePlan.source[i], candidateEstimates: exact[i] ? [] : stagePlan.estimates[i] ?? [],
+                                   candidateStage: exact[i] ? nil : stagePlan.explanation,
                                    documentsScored: scored[i], results: results[i], stages: stages)
         } : []
         return MultiVectorRun(results: results, explanations: explanations)
@@ -275,10 +315,10 @@ extension VectorCollection {
         return (heaps.map { $0.sortedResults().map { SearchResult(id: $0.id, distance: $0.distance) } }, n)
     }
 
-    /// Re-ranks each query's candidates with exact Chamfer in one read transaction. A document
-    /// that is a candidate of several queries is decoded once and scored for all of them in one
-    /// stacked tile. Candidates deleted since the candidate stage's snapshot are skipped.
-    func rerankChamfer(_ mv: MultiVectorInfo, _ queries: [MultiVectorQuery], _ lists: [[SearchResult]]) throws -> (results: [[SearchResult]], scored: [Int]) {
+    /// Re-ranks each query's candidates with exact Chamfer in `txn`, the candidate stage's
+    /// snapshot. A document that is a candidate of several queries is decoded once and scored
+    /// for all of them in one stacked tile.
+    func rerankChamfer(_ txn: Transaction, _ mv: MultiVectorInfo, _ queries: [MultiVectorQuery], _ lists: [[SearchResult]]) throws -> (results: [[SearchResult]], scored: [Int]) {
         let d = mv.tokenDimension
         let t = try tokensDB
         var wanted: [UInt64: [Int]] = [:]
@@ -291,34 +331,35 @@ extension VectorCollection {
         var tokens: [Float] = []
         var scratch: [Float] = []
         var sims: [Float] = []
-        try store.env.read { txn in
-            for id in wanted.keys.sorted() {
-                let members = wanted[id]!
-                try Keys.withExternalKey(cid, id) { k in
-                    _ = try txn.withValue(t, key: k) { v in
-                        let count = try TokenRecord.decode(v, dimension: d, storage: mv.tokenStorage, into: &tokens)
-                        var segments: [Range<Int>] = []
-                        gathered.removeAll(keepingCapacity: true)
-                        for i in members {
-                            let start = gathered.count / d
-                            gathered.append(contentsOf: all[(offsets[i] * d)..<(offsets[i + 1] * d)])
-                            segments.append(start..<(gathered.count / d))
-                        }
-                        if sims.count < members.count { sims = [Float](repeating: 0, count: members.count) }
-                        gathered.withUnsafeBytes { q in
-                            tokens.withUnsafeBytes { p in
-                                sims.withUnsafeMutableBufferPointer { o in
-                                    Chamfer.similarities(queries: q.baseAddress!, segments: segments, document: p.baseAddress!,
-                                                         documentCount: count, dimension: d, scratch: &scratch, into: o.baseAddress!)
-                                }
+        for id in wanted.keys.sorted() {
+            let members = wanted[id]!
+            let found: Void? = try Keys.withExternalKey(cid, id) { k in
+                try txn.withValue(t, key: k) { v in
+                    let count = try TokenRecord.decode(v, dimension: d, storage: mv.tokenStorage, into: &tokens)
+                    var segments: [Range<Int>] = []
+                    gathered.removeAll(keepingCapacity: true)
+                    for i in members {
+                        let start = gathered.count / d
+                        gathered.append(contentsOf: all[(offsets[i] * d)..<(offsets[i + 1] * d)])
+                        segments.append(start..<(gathered.count / d))
+                    }
+                    if sims.count < members.count { sims = [Float](repeating: 0, count: members.count) }
+                    gathered.withUnsafeBytes { q in
+                        tokens.withUnsafeBytes { p in
+                            sims.withUnsafeMutableBufferPointer { o in
+                                Chamfer.similarities(queries: q.baseAddress!, segments: segments, document: p.baseAddress!,
+                                                     documentCount: count, dimension: d, scratch: &scratch, into: o.baseAddress!)
                             }
                         }
-                        for (j, i) in members.enumerated() {
-                            _ = heaps[i].insert(distance: -sims[j], id: id)
-                            scored[i] += 1
-                        }
+                    }
+                    for (j, i) in members.enumerated() {
+                        _ = heaps[i].insert(distance: -sims[j], id: id)
+                        scored[i] += 1
                     }
                 }
+            }
+            if found == nil {
+                throw SextantError(.corrupted, "candidate \(id) has no token record", context: ["collection": name, "id": String(id)])
             }
         }
         return (heaps.map { $0.sortedResults().map { SearchResult(id: $0.id, distance: $0.distance) } }, scored)
