@@ -118,9 +118,18 @@ public protocol GraphDistanceSource {
 
     /// Distance between two stored nodes (neighbour selection, repair).
     func distance(between a: UInt32, and b: UInt32) throws -> Float
+
+    /// The distance a search reports for a result, when it must differ from the traversal's:
+    /// a source whose traversal kernels are faster but not bit-identical to the exact plans'
+    /// (``FlatVectors``) returns the reference value, which searches then report and order
+    /// their final results by. `nil` (the default) keeps the traversal's distance.
+    func resultDistance(_ query: Query, to node: UInt32) throws -> Float?
 }
 
 extension GraphDistanceSource {
+    @inlinable
+    public func resultDistance(_ query: Query, to node: UInt32) throws -> Float? { nil }
+
     @inlinable
     public func distances(_ query: Query, to nodes: UnsafeBufferPointer<UInt32>, into out: UnsafeMutablePointer<Float>) throws {
         for i in nodes.indices { out[i] = try distance(query, to: nodes[i]) }
