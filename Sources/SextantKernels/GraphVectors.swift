@@ -1,3 +1,5 @@
+import CSextantSIMD
+
 /// A ``GraphDistanceSource`` over Float32 vectors at a fixed stride in memory: a flat
 /// array, a memory-mapped file, or records in place. Traversal distances come from
 /// ``TraversalDistance`` (AVX2 + FMA when the CPU has them), within a few units in the last
@@ -79,6 +81,13 @@ public struct FlatVectors: GraphDistanceSource, @unchecked Sendable {
             let (d, n2) = TraversalDistance.dotAndNormSquared(query: query.pointer, vector: x, dimension: dimension)
             return _cosineDistance(dot: d, queryNorm: query.norm, normSquared: n2)
         }
+    }
+
+    /// Fetches the first two cache lines of the node's vector (the batch kernels fetch the
+    /// rest while scoring the vectors before it).
+    @inlinable @inline(__always)
+    public func prefetch(_ node: UInt32) {
+        sextant_prefetch(vector(node), Swift.min(strideBytes, 128))
     }
 
     /// The canonical kernels' distance (``Distance``), bit-identical to an exact scan's.

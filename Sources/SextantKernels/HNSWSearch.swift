@@ -323,12 +323,15 @@ extension HNSW {
             let ck = candidates.pop()
             if _hnswDistance(ck) > worst { break }
             let c = _hnswID(ck)
+            // The likely next expansion's list, fetched while this one is scored.
+            if candidates.count > 0 { storage.prefetchNeighbors(of: _hnswID(candidates.top), level: level) }
             var n: Int
             if !twoHop {
                 n = try storage.withNeighbors(of: c, level: level) { nb -> Int in
                     var m = 0
                     for x in nb where x < bound && visited[Int(x)] != epoch && m < capacity {
                         visited[Int(x)] = epoch
+                        distances.prefetch(x)
                         ids[m] = x
                         m &+= 1
                     }
