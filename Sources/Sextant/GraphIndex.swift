@@ -248,16 +248,20 @@ struct BlockVectors: GraphDistanceSource {
     /// lines than the vector: l2 and ip must not pay that miss).
     @inline(__always)
     func vector(_ node: UInt32) throws -> (UnsafeRawPointer, Float) {
+        let (x, n) = try locate(node)
+        return (x, cosine ? n.loadUnaligned(as: Float.self) : 0)
+    }
+
+    /// Where the node's vector and stored norm are, without reading either.
+    @inline(__always)
+    func locate(_ node: UInt32) throws -> (vector: UnsafeRawPointer, norm: UnsafeRawPointer) {
         let blocks = reader.blocks
         guard let base = try reader.blockPointer(blocks.block(of: node)) else {
             throw SextantError(.corrupted, "graph node \(node) has no vector block", context: ["slot": String(node)])
         }
         let i = Int(node % UInt32(blocks.slotsPerBlock))
-        let norm: Float = cosine ? base.loadUnaligned(fromByteOffset: normOffset + 4 * i, as: Float.self) : 0
-        return (base + vectorOffset + i * 4 * dimension, norm)
+        return (base + vectorOffset + i * 4 * dimension, base + normOffset + 4 * i)
     }
-
-
 
     func query(for node: UInt32) throws -> Query {
         let (p, n) = try vector(node)
@@ -299,27 +303,37 @@ struct BlockVectors: GraphDistanceSource {
     }
 
     /// Scores neighbours in chunks through the batch kernels, which prefetch the vectors
-    /// ahead of the ones being scored (their addresses are known up front).
+    /// ahead of the ones being scored (their addresses are known up front). Cosine norms are
+    /// only prefetched while gathering and read after the kernel: each is another cache
+    /// miss, and reading it up front would serialize those misses before any scoring.
     func distances(_ query: Query, to nodes: UnsafeBufferPointer<UInt32>, into out: UnsafeMutablePointer<Float>) throws {
         let chunk = 64
-        try withUnsafeTemporaryAllocation(of: UnsafeRawPointer.self, capacity: chunk) { pointers in
-            try withUnsafeTemporaryAllocation(of: Float.self, capacity: chunk) { norms in
-                var start = 0
-                while start < nodes.count {
-                    let n = min(chunk, nodes.count - start)
-                    for j in 0..<n { (pointers[j], norms[j]) = try vector(nodes[start + j]) }
-                    let xs = UnsafeBufferPointer(rebasing: pointers[0..<n])
-                    let o = out + start
-                    if kind == .l2 && !cosine {
-                        TraversalDistance.squaredL2(query.pointer, xs, dimension: dimension, into: o)
-                    } else {
-                        TraversalDistance.dot(query.pointer, xs, dimension: dimension, into: o)
-                        for j in 0..<n {
-                            o[j] = cosine ? 1 + (-o[j] * query.inverseNorm) * (norms[j] > 0 ? 1 / norms[j] : 0) : -o[j]
+        try withUnsafeTemporaryAllocation(of: UnsafeRawPointer.self, capacity: 2 * chunk) { pointers in
+            var start = 0
+            while start < nodes.count {
+                let n = min(chunk, nodes.count - start)
+                for j in 0..<n {
+                    let (x, norm) = try locate(nodes[start + j])
+                    pointers[j] = x
+                    pointers[chunk + j] = norm
+                    if cosine { sextant_prefetch(norm, 4) }
+                }
+                let xs = UnsafeBufferPointer(rebasing: pointers[0..<n])
+                let o = out + start
+                if kind == .l2 && !cosine {
+                    TraversalDistance.squaredL2(query.pointer, xs, dimension: dimension, into: o)
+                } else {
+                    TraversalDistance.dot(query.pointer, xs, dimension: dimension, into: o)
+                    for j in 0..<n {
+                        if cosine {
+                            let norm = pointers[chunk + j].loadUnaligned(as: Float.self)
+                            o[j] = 1 + (-o[j] * query.inverseNorm) * (norm > 0 ? 1 / norm : 0)
+                        } else {
+                            o[j] = -o[j]
                         }
                     }
-                    start += n
                 }
+                start += n
             }
         }
     }
