@@ -248,16 +248,20 @@ struct BlockVectors: GraphDistanceSource {
     /// lines than the vector: l2 and ip must not pay that miss).
     @inline(__always)
     func vector(_ node: UInt32) throws -> (UnsafeRawPointer, Float) {
+        let (x, n) = try locate(node)
+        return (x, cosine ? n.loadUnaligned(as: Float.self) : 0)
+    }
+
+    /// Where the node's vector and stored norm are, without reading either.
+    @inline(__always)
+    func locate(_ node: UInt32) throws -> (vector: UnsafeRawPointer, norm: UnsafeRawPointer) {
         let blocks = reader.blocks
         guard let base = try reader.blockPointer(blocks.block(of: node)) else {
             throw SextantError(.corrupted, "graph node \(node) has no vector block", context: ["slot": String(node)])
         }
         let i = Int(node % UInt32(blocks.slotsPerBlock))
-        let norm: Float = cosine ? base.loadUnaligned(fromByteOffset: normOffset + 4 * i, as: Float.self) : 0
-        return (base + vectorOffset + i * 4 * dimension, norm)
+        return (base + vectorOffset + i * 4 * dimension, base + normOffset + 4 * i)
     }
-
-
 
     func query(for node: UInt32) throws -> Query {
         let (p, n) = try vector(node)
@@ -274,39 +278,64 @@ struct BlockVectors: GraphDistanceSource {
         return Distance.distance(kind, query: q.pointer, vector: x, dimension: dimension)
     }
 
+    /// The traversal's score: ``TraversalDistance`` (AVX2 + FMA when the CPU has them).
+    @inline(__always)
+    func fastScore(_ q: Query, _ x: UnsafeRawPointer, _ norm: Float) -> Float {
+        if cosine {
+            let d = TraversalDistance.dot(q.pointer, x, dimension: dimension)
+            return 1 + (-d * q.inverseNorm) * (norm > 0 ? 1 / norm : 0)
+        }
+        return kind == .l2 ? TraversalDistance.squaredL2(q.pointer, x, dimension: dimension)
+            : -TraversalDistance.dot(q.pointer, x, dimension: dimension)
+    }
+
     @inline(__always)
     func distance(_ query: Query, to node: UInt32) throws -> Float {
+        let (x, n) = try vector(node)
+        return fastScore(query, x, n)
+    }
+
+    /// Results are reported with the exact plan's arithmetic, so a graph hit carries the
+    /// distance an exact scan gives the same row.
+    func resultDistance(_ query: Query, to node: UInt32) throws -> Float? {
         let (x, n) = try vector(node)
         return score(query, x, n)
     }
 
-    /// Scores neighbours two at a time so the two vectors' cache misses overlap, after asking
-    /// the CPU to fetch every neighbour's vector (their addresses are known up front).
+    /// Scores neighbours in chunks through the batch kernels, which prefetch the vectors
+    /// ahead of the ones being scored (their addresses are known up front). Cosine norms are
+    /// only prefetched while gathering and read after the kernel: each is another cache
+    /// miss, and reading it up front would serialize those misses before any scoring.
     func distances(_ query: Query, to nodes: UnsafeBufferPointer<UInt32>, into out: UnsafeMutablePointer<Float>) throws {
-        var i = 0
-        let n = nodes.count
-        let bytes = min(4 * dimension, 512)
-        for node in nodes {
-            let (x, _) = try vector(node)
-            sextant_prefetch(x, bytes)
-        }
-        while i &+ 1 < n {
-            let (x0, n0) = try vector(nodes[i])
-            let (x1, n1) = try vector(nodes[i &+ 1])
-            if cosine {
-                let (d0, d1) = Distance.dotPair(query.pointer, x0, x1, dimension: dimension)
-                out[i] = 1 + (-d0 * query.inverseNorm) * (n0 > 0 ? 1 / n0 : 0)
-                out[i &+ 1] = 1 + (-d1 * query.inverseNorm) * (n1 > 0 ? 1 / n1 : 0)
-            } else if kind == .l2 {
-                (out[i], out[i &+ 1]) = Distance.squaredL2Pair(query.pointer, x0, x1, dimension: dimension)
-            } else {
-                let (d0, d1) = Distance.dotPair(query.pointer, x0, x1, dimension: dimension)
-                out[i] = -d0
-                out[i &+ 1] = -d1
+        let chunk = 64
+        try withUnsafeTemporaryAllocation(of: UnsafeRawPointer.self, capacity: 2 * chunk) { pointers in
+            var start = 0
+            while start < nodes.count {
+                let n = min(chunk, nodes.count - start)
+                for j in 0..<n {
+                    let (x, norm) = try locate(nodes[start + j])
+                    pointers[j] = x
+                    pointers[chunk + j] = norm
+                    if cosine { sextant_prefetch(norm, 4) }
+                }
+                let xs = UnsafeBufferPointer(rebasing: pointers[0..<n])
+                let o = out + start
+                if kind == .l2 && !cosine {
+                    TraversalDistance.squaredL2(query.pointer, xs, dimension: dimension, into: o)
+                } else {
+                    TraversalDistance.dot(query.pointer, xs, dimension: dimension, into: o)
+                    for j in 0..<n {
+                        if cosine {
+                            let norm = pointers[chunk + j].loadUnaligned(as: Float.self)
+                            o[j] = 1 + (-o[j] * query.inverseNorm) * (norm > 0 ? 1 / norm : 0)
+                        } else {
+                            o[j] = -o[j]
+                        }
+                    }
+                }
+                start += n
             }
-            i &+= 2
         }
-        if i < n { out[i] = try distance(query, to: nodes[i]) }
     }
 
     func distance(between a: UInt32, and b: UInt32) throws -> Float {

@@ -1,3 +1,4 @@
+import CSextantSIMD
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -110,6 +111,13 @@ public final class InMemoryGraph: MutableGraphStorage, @unchecked Sendable {
         if level == 0 { return n < capacity ? level0 + n &* stride0 : nil }
         guard n < capacity, level > 0, level <= Int(levels[n]) else { return nil }
         return upper[n]! + (level &- 1) &* strideUpper
+    }
+
+    /// Level 0 only: the record the next hop reads (upper levels are few and small).
+    @inlinable @inline(__always)
+    public func prefetchNeighbors(of node: UInt32, level: Int) {
+        let n = Int(node)
+        if level == 0 && n < capacity { sextant_prefetch(level0 + n &* stride0, stride0 &* 4) }
     }
 
     @inlinable

@@ -53,6 +53,15 @@ public protocol GraphStorage {
     func withNeighbors<R>(
         of node: UInt32, level: Int, _ body: (UnsafeBufferPointer<UInt32>) throws -> R
     ) throws -> R
+
+    /// A hint that `node`'s list at `level` is about to be read: a store in memory can ask
+    /// the CPU to fetch it. The default does nothing.
+    func prefetchNeighbors(of node: UInt32, level: Int)
+}
+
+extension GraphStorage {
+    @inlinable @inline(__always)
+    public func prefetchNeighbors(of node: UInt32, level: Int) {}
 }
 
 /// Write access to a layered proximity graph (single writer unless the store says otherwise).
@@ -118,9 +127,25 @@ public protocol GraphDistanceSource {
 
     /// Distance between two stored nodes (neighbour selection, repair).
     func distance(between a: UInt32, and b: UInt32) throws -> Float
+
+    /// The distance a search reports for a result, when it must differ from the traversal's:
+    /// a source whose traversal kernels are faster but not bit-identical to the exact plans'
+    /// (``FlatVectors``) returns the reference value, which searches then report and order
+    /// their final results by. `nil` (the default) keeps the traversal's distance.
+    func resultDistance(_ query: Query, to node: UInt32) throws -> Float?
+
+    /// A hint that `node` is about to be scored: a source in memory can ask the CPU to fetch
+    /// the start of its vector. The default does nothing.
+    func prefetch(_ node: UInt32)
 }
 
 extension GraphDistanceSource {
+    @inlinable
+    public func resultDistance(_ query: Query, to node: UInt32) throws -> Float? { nil }
+
+    @inlinable @inline(__always)
+    public func prefetch(_ node: UInt32) {}
+
     @inlinable
     public func distances(_ query: Query, to nodes: UnsafeBufferPointer<UInt32>, into out: UnsafeMutablePointer<Float>) throws {
         for i in nodes.indices { out[i] = try distance(query, to: nodes[i]) }

@@ -1,6 +1,11 @@
+import CSextantSIMD
+
 /// A ``GraphDistanceSource`` over Float32 vectors at a fixed stride in memory: a flat
-/// array, a memory-mapped file, or records in place. Distances are the canonical kernels'
-/// (``Distance``), bit-identical to an exact scan.
+/// array, a memory-mapped file, or records in place. Traversal distances come from
+/// ``TraversalDistance`` (AVX2 + FMA when the CPU has them), within a few units in the last
+/// place of the canonical kernels'; ``exactDistance(_:to:)`` and the distances searches
+/// report (``resultDistance(_:to:)``) are the canonical kernels' (``Distance``), bit-identical
+/// to an exact scan.
 ///
 /// The source does not own its memory: the caller keeps `count` vectors readable at `base`
 /// (and `normsSquared`, when given) for as long as the source is used. Reads are pure, so
@@ -61,8 +66,33 @@ public struct FlatVectors: GraphDistanceSource, @unchecked Sendable {
     @inlinable
     public func query(for node: UInt32) -> Query { query(vector(node)) }
 
+    /// The traversal distance: ``TraversalDistance``'s kernels (AVX2 + FMA when available).
     @inlinable @inline(__always)
     public func distance(_ query: Query, to node: UInt32) -> Float {
+        let x = vector(node)
+        switch kind {
+        case .l2: return TraversalDistance.squaredL2(query.pointer, x, dimension: dimension)
+        case .ip: return -TraversalDistance.dot(query.pointer, x, dimension: dimension)
+        case .cosine:
+            if let normsSquared {
+                return _cosineDistance(dot: TraversalDistance.dot(query.pointer, x, dimension: dimension),
+                                       queryNorm: query.norm, normSquared: normsSquared[Int(node)])
+            }
+            let (d, n2) = TraversalDistance.dotAndNormSquared(query: query.pointer, vector: x, dimension: dimension)
+            return _cosineDistance(dot: d, queryNorm: query.norm, normSquared: n2)
+        }
+    }
+
+    /// Fetches the first two cache lines of the node's vector (the batch kernels fetch the
+    /// rest while scoring the vectors before it).
+    @inlinable @inline(__always)
+    public func prefetch(_ node: UInt32) {
+        sextant_prefetch(vector(node), Swift.min(strideBytes, 128))
+    }
+
+    /// The canonical kernels' distance (``Distance``), bit-identical to an exact scan's.
+    @inlinable
+    public func exactDistance(_ query: Query, to node: UInt32) -> Float {
         let x = vector(node)
         switch kind {
         case .l2: return _squaredL2(query.pointer, x, dimension)
@@ -77,51 +107,47 @@ public struct FlatVectors: GraphDistanceSource, @unchecked Sendable {
         }
     }
 
+    /// Searches report ``exactDistance(_:to:)``, so results match an exact scan's distances.
+    @inlinable
+    public func resultDistance(_ query: Query, to node: UInt32) -> Float? {
+        exactDistance(query, to: node)
+    }
+
     @inlinable
     public func distances(_ query: Query, to nodes: UnsafeBufferPointer<UInt32>, into out: UnsafeMutablePointer<Float>) {
-        // One switch per batch, not per node. Vectors go in pairs: a search's vectors are
-        // scattered cache misses, and loading two in the same loop keeps twice as many
-        // misses in flight (Swift has no prefetch intrinsic to do it otherwise).
-        let q = query.pointer
-        let d = dimension
-        let pairs = nodes.count & ~1
+        if kind == .cosine && normsSquared == nil {
+            for i in nodes.indices { out[i] = distance(query, to: nodes[i]) }
+            return
+        }
+        // The vectors' addresses in chunks, so one kernel call scores (and prefetches) many.
+        let chunk = 64
+        withUnsafeTemporaryAllocation(of: UnsafeRawPointer.self, capacity: chunk) { pointers in
+            var start = 0
+            while start < nodes.count {
+                let n = Swift.min(chunk, nodes.count &- start)
+                for j in 0..<n { pointers[j] = vector(nodes[start &+ j]) }
+                scoreChunk(query, UnsafeBufferPointer(rebasing: pointers[0..<n]),
+                           nodes: UnsafeBufferPointer(rebasing: nodes[start..<start &+ n]), into: out + start)
+                start &+= n
+            }
+        }
+    }
+
+    /// One chunk of ``distances(_:to:into:)`` (l2, ip, cosine with stored norms).
+    @inlinable @inline(__always)
+    func scoreChunk(_ query: Query, _ pointers: UnsafeBufferPointer<UnsafeRawPointer>, nodes: UnsafeBufferPointer<UInt32>,
+                    into out: UnsafeMutablePointer<Float>) {
         switch kind {
         case .l2:
-            var i = 0
-            while i < pairs {
-                (out[i], out[i &+ 1]) = _squaredL2Pair(q, vector(nodes[i]), vector(nodes[i &+ 1]), d)
-                i &+= 2
-            }
-            if pairs < nodes.count { out[pairs] = _squaredL2(q, vector(nodes[pairs]), d) }
+            TraversalDistance.squaredL2(query.pointer, pointers, dimension: dimension, into: out)
         case .ip:
-            var i = 0
-            while i < pairs {
-                let (a, b) = _dotPair(q, vector(nodes[i]), vector(nodes[i &+ 1]), d)
-                out[i] = -a
-                out[i &+ 1] = -b
-                i &+= 2
-            }
-            if pairs < nodes.count { out[pairs] = -_dot(q, vector(nodes[pairs]), d) }
+            TraversalDistance.dot(query.pointer, pointers, dimension: dimension, into: out)
+            for i in 0..<pointers.count { out[i] = -out[i] }
         case .cosine:
-            if let normsSquared {
-                var i = 0
-                while i < pairs {
-                    let n0 = nodes[i], n1 = nodes[i &+ 1]
-                    let (a, b) = _dotPair(q, vector(n0), vector(n1), d)
-                    out[i] = _cosineDistance(dot: a, queryNorm: query.norm, normSquared: normsSquared[Int(n0)])
-                    out[i &+ 1] = _cosineDistance(dot: b, queryNorm: query.norm, normSquared: normsSquared[Int(n1)])
-                    i &+= 2
-                }
-                if pairs < nodes.count {
-                    let n = nodes[pairs]
-                    out[pairs] = _cosineDistance(dot: _dot(q, vector(n), d), queryNorm: query.norm,
-                                                 normSquared: normsSquared[Int(n)])
-                }
-            } else {
-                for i in nodes.indices {
-                    let (d, n2) = _dotAndNormSquared(query.pointer, vector(nodes[i]), dimension)
-                    out[i] = _cosineDistance(dot: d, queryNorm: query.norm, normSquared: n2)
-                }
+            TraversalDistance.dot(query.pointer, pointers, dimension: dimension, into: out)
+            let norms = normsSquared!
+            for i in 0..<pointers.count {
+                out[i] = _cosineDistance(dot: out[i], queryNorm: query.norm, normSquared: norms[Int(nodes[i])])
             }
         }
     }

@@ -134,7 +134,7 @@ extension HNSW {
         context.results.push(~key)
         try beamSearch(query, level: 0, ef: Swift.max(ef, k), storage: storage, distances: distances,
                        context: context, eligible: _EveryNode(), twoHop: false)
-        return context.takeResults(k)
+        return try reported(context.takeResults(k), query, distances)
     }
 
     /// Filtered search: the best `min(k, matches)` nodes that pass `filter`.
@@ -200,7 +200,7 @@ extension HNSW {
         }
         try beamSearch(query, level: 0, ef: Swift.max(ef, k), storage: storage, distances: distances,
                        context: context, eligible: eligible, twoHop: twoHop)
-        let found = context.takeResults(k)
+        let found = try reported(context.takeResults(k), query, distances)
         let wanted = Swift.min(k, matches ?? k)
         if found.count >= wanted {
             return HNSWSearchResult(neighbors: found, strategy: twoHop ? .graphTwoHop : .graph, isComplete: true)
@@ -212,6 +212,25 @@ extension HNSW {
         return HNSWSearchResult(neighbors: r, strategy: .exhaustive, isComplete: true)
     }
 
+    /// `results` with the source's result distances (``GraphDistanceSource/resultDistance(_:to:)``)
+    /// in place of the traversal's, best first again. Only the final `k` are rescored: the
+    /// traversal's distances are within a few ulps of these, which can reorder near-ties but
+    /// hardly changes which nodes make the cut.
+    @inlinable
+    static func reported<D: GraphDistanceSource>(_ results: [Neighbor], _ query: D.Query, _ distances: D) throws -> [Neighbor] {
+        var out = results
+        var changed = false
+        for i in out.indices {
+            guard let d = try distances.resultDistance(query, to: UInt32(truncatingIfNeeded: out[i].id)) else { return results }
+            if d.bitPattern != out[i].distance.bitPattern {
+                out[i].distance = d
+                changed = true
+            }
+        }
+        if changed { out.sort() }
+        return out
+    }
+
     /// Scores every eligible node in the graph (those of `allowed` when given).
     @inlinable
     static func exhaustiveSearch<S: GraphStorage, D: GraphDistanceSource, E: _HNSWEligibility>(
@@ -221,7 +240,8 @@ extension HNSW {
         let bound = storage.nodeIDBound
         func consider(_ id: UInt32) throws {
             guard id < bound, eligible.isEligible(id), try storage.level(of: id) != nil else { return }
-            top.insert(distance: try distances.distance(query, to: id), id: UInt64(id))
+            let d = try distances.resultDistance(query, to: id) ?? distances.distance(query, to: id)
+            top.insert(distance: d, id: UInt64(id))
         }
         if let allowed {
             for id in allowed { try consider(id) }
@@ -303,12 +323,15 @@ extension HNSW {
             let ck = candidates.pop()
             if _hnswDistance(ck) > worst { break }
             let c = _hnswID(ck)
+            // The likely next expansion's list, fetched while this one is scored.
+            if candidates.count > 0 { storage.prefetchNeighbors(of: _hnswID(candidates.top), level: level) }
             var n: Int
             if !twoHop {
                 n = try storage.withNeighbors(of: c, level: level) { nb -> Int in
                     var m = 0
                     for x in nb where x < bound && visited[Int(x)] != epoch && m < capacity {
                         visited[Int(x)] = epoch
+                        distances.prefetch(x)
                         ids[m] = x
                         m &+= 1
                     }

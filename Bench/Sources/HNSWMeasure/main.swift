@@ -10,7 +10,9 @@
 // pypi also measures filtered search (random filters of 50%, 10%, 1%, 0.1% at ef 64; set
 // HNSW_FILTERED=0 to skip).
 // Environment: HNSW_THREADS (build threads, 2), HNSW_RUNS (timed runs per ef, median, 3),
-// HNSW_EFS (comma-separated, "16,32,64,128,256"), HNSW_M (16), HNSW_EFC (200).
+// HNSW_EFS (comma-separated, "16,32,64,128,256"), HNSW_M (16), HNSW_EFC (200),
+// SEXTANT_PORTABLE_KERNELS=1 (the portable Swift distance kernels instead of the run-time
+// dispatched AVX2 + FMA ones, for build and search; the first output line says which).
 // The build uses the threads asked for; the query sweep then pins itself to CPU 0.
 // `qps` is wall-clock; `qps_cpu` divides by the thread's CPU time, which other processes
 // on a shared machine do not inflate.
@@ -301,6 +303,7 @@ func generate(n: Int, prefix: String) {
 // MARK: - Main
 
 let args = CommandLine.arguments
+print("# kernels: \(TraversalDistance.isAccelerated ? "avx2+fma" : "portable")")
 switch args.count > 1 ? args[1] : "" {
 case "pypi":
     let dir = args.count > 2 ? args[2] : "/work/shared/data/pypi-50k"

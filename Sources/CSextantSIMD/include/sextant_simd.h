@@ -67,6 +67,38 @@ void sextant_nearest_centroids_baseline(const float *points, size_t count, size_
 void sextant_update_nearest(const float *points, size_t count, size_t dimension,
                             const float *centroid, float *nearest);
 
+/// Nonzero when the running CPU supports AVX2 and FMA and the environment variable
+/// SEXTANT_PORTABLE_KERNELS is not "1" (checked once, then cached).
+int sextant_cpu_has_avx2_fma(void);
+
+/// Nonzero when graph traversal should use the AVX2 + FMA distance kernels below:
+/// sextant_cpu_has_avx2_fma() and the calling thread has not forced the portable path. Zero
+/// means: use the portable Swift kernels (SextantKernels' Distance).
+int sextant_distance_dispatch(void);
+
+/// Test hook: nonzero forces sextant_distance_dispatch() to 0 on the calling thread (the
+/// portable path); zero undoes it.
+void sextant_distance_force_portable(int force);
+
+// AVX2 + FMA float kernels over `d` floats at any byte alignment (never read past them). Call
+// only when sextant_distance_dispatch() is nonzero. They sum in another order than the Swift
+// kernels and with fused multiply-adds, so results may differ from those in the last bits:
+// with u = 2^-24 and t_i the exact per-element terms ((a_i - b_i)^2 or a_i b_i), each result
+// is within (ceil(d/8) + 8) u sum|t_i| of the exact value (tested against the Swift kernels).
+// Among themselves they agree bit for bit: a pair scores the same alone or in a batch.
+
+/// Squared L2 distance.
+float sextant_l2sq_avx2(const void *a, const void *b, size_t d);
+/// Inner product.
+float sextant_dot_avx2(const void *a, const void *b, size_t d);
+/// Inner product q.x and ||x||^2 in one pass over x.
+void sextant_dot_norm_avx2(const void *q, const void *x, size_t d, float *dot, float *norm_squared);
+/// out[i] = squared L2 distance from q to x[i] for i < n, four vectors at a time, prefetching
+/// the next four while scoring the current ones.
+void sextant_l2sq_batch_avx2(const void *q, const void *const *x, size_t n, size_t d, float *out);
+/// out[i] = q.x[i] for i < n (as sextant_l2sq_batch_avx2).
+void sextant_dot_batch_avx2(const void *q, const void *const *x, size_t n, size_t d, float *out);
+
 /// Hints the CPU to fetch `bytes` bytes at `p` into cache (a no-op where unsupported). Swift has
 /// no prefetch of its own; graph traversal uses it to overlap the next neighbours' cache misses.
 static inline void sextant_prefetch(const void *p, size_t bytes) {
