@@ -42,8 +42,10 @@ struct PartitionPassPlanner {
         let alone = groups.reduce(0) { $0 + $1.seconds }
         var best: Choice? = nil
         let byMatches = groups.indices.sorted { groups[$0].candidates.count < groups[$1].candidates.count }
+        let units = Units(self)
+        let touched = units.touched(groups)
         for order in [byMatches, byMatches.reversed()] {
-            prefixCosts(order, groups, vectorCount: vectorCount) { i, pass, replaced in
+            prefixCosts(order, groups, touched, units, vectorCount: vectorCount) { i, pass, replaced in
                 let total = pass + (alone - replaced)
                 if total < alone * (1 - Self.requiredSaving), total < (best.map { $0.seconds + alone - $0.replaced } ?? .infinity) {
                     best = Choice(members: Array(order[0...i]), seconds: pass, replaced: replaced)
@@ -55,29 +57,19 @@ struct PartitionPassPlanner {
 
     /// Seconds of a pass over all `groups`.
     func cost(_ groups: [Group], vectorCount: Int) -> Double {
+        guard slotBound > 0 else { return 0 }
         var seconds = 0.0
-        prefixCosts(Array(groups.indices), groups, vectorCount: vectorCount) { _, pass, _ in seconds = pass }
+        let units = Units(self)
+        prefixCosts(Array(groups.indices), groups, units.touched(groups), units, vectorCount: vectorCount) { _, pass, _ in seconds = pass }
         return seconds
     }
 
     /// Calls `body(i, pass, replaced)` for each prefix `order[0...i]`: the pass's estimated seconds
     /// and the seconds of the prefix's own plans.
-    private func prefixCosts(_ order: [Int], _ groups: [Group], vectorCount: Int,
-                             _ body: (Int, Double, Double) -> Void) {
-        guard slotBound > 0 else { return }
-        let blocks = (Int(slotBound) + slotsPerBlock - 1) / slotsPerBlock
-        let unitCount = min(128, blocks)
-        let unitSlots = ((blocks + unitCount - 1) / unitCount) * slotsPerBlock
-        let units = (Int(slotBound) + unitSlots - 1) / unitSlots
-        func size(_ u: Int) -> Double { Double(min(unitSlots, Int(slotBound) - u * unitSlots)) }
-        // Matches per (group, unit), sparse.
-        var touched: [[(unit: Int, fraction: Double)]] = Array(repeating: [], count: groups.count)
-        var counts = [Int](repeating: 0, count: units)
-        for g in order {
-            for s in groups[g].candidates { counts[Int(s) / unitSlots] += 1 }
-            touched[g] = counts.indices.compactMap { u in counts[u] > 0 ? (u, min(1, Double(counts[u]) / size(u))) : nil }
-            for u in counts.indices { counts[u] = 0 }
-        }
+    private func prefixCosts(_ order: [Int], _ groups: [Group], _ touched: [[(unit: Int, fraction: Double)]], _ cut: Units,
+                             vectorCount: Int, _ body: (Int, Double, Double) -> Void) {
+        let units = cut.count
+        func size(_ u: Int) -> Double { cut.size(u) }
         var missing = [Double](repeating: 1, count: vectorCount * units)
         var rowMissing = [Double](repeating: 1, count: units)
         var pairs = 0.0, rows = 0.0, replaced = 0.0
@@ -93,6 +85,33 @@ struct PartitionPassPlanner {
             }
             replaced += groups[g].seconds
             body(i, rows * perRow + pairs * perPair, replaced)
+        }
+    }
+}
+
+/// At most 128 units of consecutive blocks, the grain of the pass's estimate.
+private struct Units {
+    let slotBound: Int
+    let unitSlots: Int
+    let count: Int
+
+    init(_ planner: PartitionPassPlanner) {
+        slotBound = Int(planner.slotBound)
+        let blocks = (slotBound + planner.slotsPerBlock - 1) / planner.slotsPerBlock
+        let unitCount = Swift.max(1, Swift.min(128, blocks))
+        unitSlots = Swift.max(1, ((blocks + unitCount - 1) / unitCount) * planner.slotsPerBlock)
+        count = (slotBound + unitSlots - 1) / unitSlots
+    }
+
+    func size(_ u: Int) -> Double { Double(Swift.min(unitSlots, slotBound - u * unitSlots)) }
+
+    /// Each group's matches per unit, as a fraction of the unit's slots (sparse).
+    func touched(_ groups: [PartitionPassPlanner.Group]) -> [[(unit: Int, fraction: Double)]] {
+        var counts = [Int](repeating: 0, count: count)
+        return groups.map { g in
+            for s in g.candidates { counts[Int(s) / unitSlots] += 1 }
+            defer { for u in counts.indices { counts[u] = 0 } }
+            return counts.indices.compactMap { u in counts[u] > 0 ? (u, Swift.min(1, Double(counts[u]) / size(u))) : nil }
         }
     }
 }
