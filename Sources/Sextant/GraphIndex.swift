@@ -403,40 +403,38 @@ extension VectorCollection {
         guard hnswComponent != nil else { return }
         let slots = try IndexReader(txn: txn, db: db.postings, cid: cid).live().toArray()
         control.begin(.reading, total: slots.count)
-        var rows = [Float]()
-        rows.reserveCapacity(slots.count * dimension)
+        // The build reads the vectors in place, in `txn`'s map (it writes no vector until the
+        // graph is linked): a table of addresses, not a copy, so the build's memory is the
+        // graph plus 8 bytes a row (12 for cosine) beside the mapped file.
+        let rows = MappedRows(count: slots.count, kind: kernelMetric, dimension: dimension)
         let reader = try vectorReader(txn)
         for (i, s) in slots.enumerated() {
             if i & 4095 == 0 {
                 if cancellable { try control.checkCancellation("the index build") }
                 control.report(i)
             }
-            let (_, x) = try vectorEntry(reader, s)
-            rows.append(contentsOf: UnsafeBufferPointer(start: x.assumingMemoryBound(to: Float.self), count: dimension))
+            rows.set(i, try vectorEntry(reader, s).vector)
         }
         control.finishPhase()
-        guard let pending = try linkGraph(slots: slots, vectors: rows, threads: threads, control: control, cancellable: cancellable) else { return }
-        rows = []
+        guard let pending = try rows.withSource({ try linkGraph(slots: slots, source: $0, threads: threads, control: control, cancellable: cancellable) })
+        else { return }
         try storeGraph(txn, pending, control: control, cancellable: cancellable)
     }
 
-    /// Builds the graph of `slots` (whose vectors are `vectors`, `dimension` floats each, in
-    /// the same order) in memory on `threads` threads. The long part of every graph build;
-    /// reports ``OperationProgress/Phase/linking`` and stops with `cancelled` when asked.
-    func linkGraph(slots: [UInt32], vectors: [Float], threads: Int, control: OperationControl, cancellable: Bool = true) throws -> PendingGraph? {
+    /// Builds the graph of `slots` (node `i` of `source` is slot `slots[i]`) in memory on
+    /// `threads` threads. The long part of every graph build; reports
+    /// ``OperationProgress/Phase/linking`` and stops with `cancelled` when asked.
+    func linkGraph(slots: [UInt32], source: FlatVectors, threads: Int, control: OperationControl, cancellable: Bool = true) throws -> PendingGraph? {
         guard let params = hnswComponent else { return nil }
         control.note("building HNSW\(params.m) (efConstruction \(params.efConstruction)) over \(slots.count) rows on \(threads) threads")
         control.begin(.linking, total: slots.count)
-        let buffer = FlatVectorBuffer(kind: kernelMetric, dimension: dimension, rows: vectors)
         let built: InMemoryGraph
         var stop: (@Sendable () -> Bool)? = nil
         if cancellable { stop = { @Sendable in control.isCancelled } }
         do {
-            built = try withExtendedLifetime(buffer) {
-                try InMemoryGraph.build(count: slots.count, parameters: params, distances: buffer.source, threads: threads,
-                                        progress: { done, _ in control.report(done) },
-                                        isCancelled: stop)
-            }
+            built = try InMemoryGraph.build(count: slots.count, parameters: params, distances: source, threads: threads,
+                                            progress: { done, _ in control.report(done) },
+                                            isCancelled: stop)
         } catch is GraphBuildCancelled {
             throw SextantError(.cancelled, "the graph build of '\(name)' was cancelled; nothing was changed", context: ["collection": name])
         }
@@ -611,6 +609,43 @@ extension VectorCollection {
             let r = try HNSW.check(storage: g, parameters: g.parameters, issueLimit: 0)
             return GraphStatistics(nodes: r.nodeCount, unreachable: r.unreachableCount, entryPoint: r.entryPoint,
                                    degrees: r.degrees, problems: r.issueCount)
+        }
+    }
+}
+
+/// The addresses of the vectors an index build links (and, for cosine, their squared norms),
+/// pointing into a transaction's map: valid while that transaction lives and writes no vector.
+private final class MappedRows {
+    private let addresses: UnsafeMutablePointer<UnsafeRawPointer>
+    private let norms: UnsafeMutablePointer<Float>?
+    private let count: Int
+    private let kind: DistanceKind
+    private let dimension: Int
+
+    init(count: Int, kind: DistanceKind, dimension: Int) {
+        self.count = count
+        self.kind = kind
+        self.dimension = dimension
+        addresses = .allocate(capacity: max(count, 1))
+        norms = kind == .cosine ? .allocate(capacity: max(count, 1)) : nil
+    }
+
+    deinit {
+        addresses.deallocate()
+        norms?.deallocate()
+    }
+
+    func set(_ i: Int, _ vector: UnsafeRawPointer) {
+        precondition(i >= 0 && i < count, "row out of range")
+        addresses[i] = vector
+        norms?[i] = Distance.normSquared(vector, dimension: dimension)
+    }
+
+    /// `body` gets a distance source over the rows; it must not keep it.
+    func withSource<R>(_ body: (FlatVectors) throws -> R) rethrows -> R {
+        try withExtendedLifetime(self) {
+            try body(FlatVectors(kind: kind, addresses: UnsafePointer(addresses), count: count, dimension: dimension,
+                                 normsSquared: norms.map { UnsafePointer($0) }))
         }
     }
 }

@@ -176,10 +176,11 @@ public final class InMemoryGraph: MutableGraphStorage, @unchecked Sendable {
     }
 }
 
-/// Striped mutexes: node `i` is guarded by lock `i % count`. Only used during a parallel build.
+/// Striped spin locks: node `i` is guarded by lock `i % count`. Only used during a parallel build.
 @usableFromInline
 final class _GraphLocks: @unchecked Sendable {
-    @usableFromInline let locks: UnsafeMutablePointer<pthread_mutex_t>
+    /// One spin lock (a byte) per stripe of nodes.
+    @usableFromInline let locks: UnsafeMutablePointer<UInt8>
     @usableFromInline let mask: Int
 
     @usableFromInline
@@ -188,19 +189,18 @@ final class _GraphLocks: @unchecked Sendable {
         while n < stripes { n <<= 1 }
         mask = n &- 1
         locks = .allocate(capacity: n)
-        for i in 0..<n { pthread_mutex_init(locks + i, nil) }
+        locks.initialize(repeating: 0, count: n)
     }
 
     deinit {
-        for i in 0...mask { pthread_mutex_destroy(locks + i) }
         locks.deallocate()
     }
 
     @inlinable @inline(__always)
     func withLock<R>(_ node: UInt32, _ body: () throws -> R) rethrows -> R {
         let l = locks + (Int(node) & mask)
-        pthread_mutex_lock(l)
-        defer { pthread_mutex_unlock(l) }
+        sextant_spin_lock(l)
+        defer { sextant_spin_unlock(l) }
         return try body()
     }
 }

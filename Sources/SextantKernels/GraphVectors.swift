@@ -1,7 +1,8 @@
 import CSextantSIMD
 
-/// A ``GraphDistanceSource`` over Float32 vectors at a fixed stride in memory: a flat
-/// array, a memory-mapped file, or records in place. Traversal distances come from
+/// A ``GraphDistanceSource`` over Float32 vectors in memory: at a fixed stride (a flat array,
+/// a memory-mapped file, records in place) or wherever a table of addresses says (vectors
+/// read in place from scattered storage pages, as an index build does). Traversal distances come from
 /// ``TraversalDistance`` (AVX2 + FMA when the CPU has them), within a few units in the last
 /// place of the canonical kernels'; ``exactDistance(_:to:)`` and the distances searches
 /// report (``resultDistance(_:to:)``) are the canonical kernels' (``Distance``), bit-identical
@@ -19,6 +20,8 @@ public struct FlatVectors: GraphDistanceSource, @unchecked Sendable {
     public let count: Int
     @usableFromInline let base: UnsafeRawPointer
     @usableFromInline let strideBytes: Int
+    /// When set, node `i`'s vector is at `table[i]` (and `base`/`strideBytes` are unused).
+    @usableFromInline let table: UnsafePointer<UnsafeRawPointer>?
     /// Cosine only: `‖x_i‖²` per vector (as ``Distance/normSquared(_:dimension:)`` gives it),
     /// so scoring a node is one dot product instead of a fused dot + norm pass.
     @usableFromInline let normsSquared: UnsafePointer<Float>?
@@ -48,12 +51,29 @@ public struct FlatVectors: GraphDistanceSource, @unchecked Sendable {
         self.dimension = dimension
         self.strideBytes = strideBytes ?? dimension &* 4
         self.normsSquared = normsSquared
+        table = nil
+    }
+
+    /// Vectors wherever `addresses` says: node `i` is the `dimension` floats at `addresses[i]`
+    /// (any alignment). The caller keeps the table and the vectors readable while the source
+    /// is used.
+    public init(kind: DistanceKind, addresses: UnsafePointer<UnsafeRawPointer>, count: Int, dimension: Int,
+                normsSquared: UnsafePointer<Float>? = nil) {
+        precondition(count >= 0 && dimension > 0, "bad count or dimension")
+        self.kind = kind
+        base = UnsafeRawPointer(addresses)
+        self.count = count
+        self.dimension = dimension
+        strideBytes = dimension &* 4
+        self.normsSquared = normsSquared
+        table = addresses
     }
 
     /// Address of node `i`'s vector.
     @inlinable @inline(__always)
     public func vector(_ node: UInt32) -> UnsafeRawPointer {
-        base + Int(node) &* strideBytes
+        if let table { return table[Int(node)] }
+        return base + Int(node) &* strideBytes
     }
 
     /// Prepares `dimension` floats at `pointer` as a query (the pointer must stay valid
@@ -87,7 +107,7 @@ public struct FlatVectors: GraphDistanceSource, @unchecked Sendable {
     /// rest while scoring the vectors before it).
     @inlinable @inline(__always)
     public func prefetch(_ node: UInt32) {
-        sextant_prefetch(vector(node), Swift.min(strideBytes, 128))
+        sextant_prefetch(vector(node), Swift.min(dimension &* 4, 128))
     }
 
     /// The canonical kernels' distance (``Distance``), bit-identical to an exact scan's.

@@ -11,6 +11,7 @@
 #ifndef SEXTANT_SIMD_H
 #define SEXTANT_SIMD_H
 
+#include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -98,6 +99,32 @@ void sextant_dot_norm_avx2(const void *q, const void *x, size_t d, float *dot, f
 void sextant_l2sq_batch_avx2(const void *q, const void *const *x, size_t n, size_t d, float *out);
 /// out[i] = q.x[i] for i < n (as sextant_l2sq_batch_avx2).
 void sextant_dot_batch_avx2(const void *q, const void *const *x, size_t n, size_t d, float *out);
+
+/// A one-byte spin lock for the parallel graph build, whose critical sections (one node's
+/// neighbour list) are short and almost never contended: an uncontended lock is one atomic
+/// exchange, where a mutex is a library call. A waiter that spins long yields its CPU, so a
+/// holder that lost its time slice gets it back.
+static inline void sextant_spin_lock(uint8_t *lock) {
+    unsigned spins = 0;
+    while (__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE)) {
+        while (__atomic_load_n(lock, __ATOMIC_RELAXED)) {
+            if (++spins < 256) {
+#if defined(__x86_64__) || defined(__i386__)
+                __builtin_ia32_pause();
+#elif defined(__aarch64__)
+                __asm__ __volatile__("yield");
+#endif
+            } else {
+                spins = 0;
+                sched_yield();
+            }
+        }
+    }
+}
+
+static inline void sextant_spin_unlock(uint8_t *lock) {
+    __atomic_store_n(lock, 0, __ATOMIC_RELEASE);
+}
 
 /// Hints the CPU to fetch `bytes` bytes at `p` into cache (a no-op where unsupported). Swift has
 /// no prefetch of its own; graph traversal uses it to overlap the next neighbours' cache misses.
