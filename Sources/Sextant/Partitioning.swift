@@ -9,7 +9,8 @@ extension VectorCollection {
     /// row): builds a qd-tree whose cuts are the workload's atomic predicates, choosing greedily
     /// the cut that most reduces the rows the workload touches, until no cut helps, a partition
     /// would fall under `minRows`, or there are `maxPartitions`; then rewrites the rows so each
-    /// partition occupies consecutive slots, and rebuilds the graph (codes keep their codebook).
+    /// partition occupies consecutive slots, renaming the graph's nodes to the new slots (the
+    /// same vectors keep the same edges; codes keep their codebook).
     ///
     /// Vector locality: with `cells` > 0 (a multiple of 16) a coarse quantizer is trained on the
     /// rows' vectors and every row gets a cell (its nearest centroid), kept in an index under
@@ -18,10 +19,14 @@ extension VectorCollection {
     /// as probing its `probes` nearest cells, so cuts on cells pay where the workload's vectors
     /// concentrate; searches that set ``SearchOptions/probes`` then read only those cells.
     ///
-    /// The rows are rewritten in one write transaction (holding them in memory); the new graph
-    /// is built in memory before that commits and stored in a second transaction, between which
-    /// searches run without a graph. Row ids, vectors and attributes do not change, nor do
-    /// search results of exact plans.
+    /// Everything is rewritten in one write transaction, reading the old rows a chunk at a time
+    /// from the snapshot it started from (memory stays bounded: the graph and one chunk), so
+    /// readers see the old layout or the new, never a mix. Row ids, vectors and attributes do
+    /// not change, nor do search results of exact plans, nor the graph's recall. The pages
+    /// of the old layout go to the free list, where later writes reuse them; the file does not
+    /// shrink by itself (`sextant partition` compacts the store afterwards; a library caller
+    /// can close the store and call ``Store/compact(path:)``). `threads` is accepted for
+    /// source compatibility and unused: nothing is rebuilt in parallel any more.
     ///
     /// `progress` receives free-form log lines; for typed values use
     /// `partition(workload:maxPartitions:minRows:cells:queryVectors:probes:threads:onProgress:)`.
@@ -41,7 +46,7 @@ extension VectorCollection {
     /// Re-lays the collection out for `workload` (see
     /// ``partition(workload:maxPartitions:minRows:cells:queryVectors:probes:threads:progress:)``),
     /// reporting typed progress: with cells `reading` and `training`; then `placing` (rows into
-    /// partitions), `linking` (the new graph, with HNSW), `writing`, `storing` (the graph) and
+    /// partitions), `writing`, `storing` (the graph, with HNSW) and
     /// `calibrating`.
     ///
     /// - Throws: as ``partition(workload:maxPartitions:minRows:cells:queryVectors:probes:threads:progress:)``.
@@ -57,9 +62,9 @@ extension VectorCollection {
     func partition(workload: [Filter?], maxPartitions: Int, minRows: Int?, cells: Int, queryVectors: [[Float]]?,
                    probes: Int, threads: Int?, control: OperationControl) throws -> PartitionLayout {
         let progress: (String) -> Void = { control.note($0) }
-        let graphThreads = max(1, threads ?? store.configuration.searchThreads)
-        // Cells: reading, training; then placing, (linking), writing, (storing), (calibrating).
-        control.expect(steps: (cells > 0 ? 2 : 0) + 2 + (hnswComponent != nil ? 2 : 0) + (pqComponent != nil || hnswComponent != nil ? 1 : 0))
+        // Cells: reading, training; then placing, writing, (storing a built graph), (calibrating).
+        let storesGraph = try store.env.read { try graphBuilt($0) }
+        control.expect(steps: (cells > 0 ? 2 : 0) + 2 + (storesGraph ? 1 : 0) + (pqComponent != nil || hnswComponent != nil ? 1 : 0))
         guard maxPartitions >= 1 else { throw SextantError(.invalidArgument, "maxPartitions must be at least 1, got \(maxPartitions)") }
         guard !workload.isEmpty else { throw SextantError(.invalidArgument, "the workload is empty") }
         guard cells == 0 || (cells >= 16 && cells <= 4096 && cells % 16 == 0) else {
@@ -110,13 +115,12 @@ extension VectorCollection {
                 .prefix(1024).map(\.element))
         }
         progress("\(cuts.count) candidate cuts\(cells > 0 ? " and \(cells - 1) cell cuts" : "") from \(workload.count) queries (\(queryOrder.count) distinct)")
-        var pendingGraph: PendingGraph? = nil
-        var rewriteID = 0
+        var keptRecall: RecallModel? = nil
         var layout = try store.env.write { txn -> PartitionLayout in
             _ = try state(txn)
-            pendingGraph = nil
-            rewriteID = txn.snapshotID
             let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
+            let key = CostModelCache.CalibrationKey(hasGraph: try graphBuilt(txn), hasCodes: try self.quantizer(txn) != nil, liveRows: live.count)
+            keptRecall = try storedCostModel(txn, key)?.recall
             control.begin(.placing, total: live.count)
             var cutSets = try boundCuts.map { try match(txn, $0).slots }
             // Every row's cell, and the rows of each cell.
@@ -161,39 +165,23 @@ extension VectorCollection {
             try control.checkCancellation("the partitioning")
             progress("\(tree.leaves.count) partitions; rows the workload touches: \(Int(tree.rootCost)) → \(Int(tree.totalCost))")
             // Rows in leaf order, then the collection rewritten with slots 0, 1, 2, … in that order.
-            let vectors = try vectorReader(txn)
-            var rows: [PreparedRow] = []
-            rows.reserveCapacity(live.count)
+            var order: [UInt32] = []
+            order.reserveCapacity(live.count)
             var leaves: [PartitionLayout.Leaf] = []
             for (i, leaf) in tree.leaves.enumerated() {
-                let start = UInt32(rows.count)
+                let start = UInt32(order.count)
                 // Within a partition, rows in cell order: neighbouring vectors in neighbouring slots.
-                let ordered = quantizer == nil ? Array(leaf.rows)
-                    : Array(leaf.rows).sorted { (cellOfSlot[$0]!, $0) < (cellOfSlot[$1]!, $1) }
-                for slot in ordered {
-                    if rows.count & 4095 == 0 {
-                        try control.checkCancellation("the partitioning")
-                        control.report(quantizer == nil ? rows.count : (live.count + rows.count) / 2)
-                    }
-                    let (id, x) = try vectorEntry(vectors, slot)
-                    let record = try Keys.withRowKey(cid, slot) { k in try txn.withValue(db.rows, key: k) { Array($0) } }
-                    guard let record, record.count >= 9 else {
-                        throw SextantError(.corrupted, "live slot \(slot) has no row record", context: ["collection": name, "slot": String(slot)])
-                    }
-                    let attributes = try record.withUnsafeBytes { try decodeRowRecord($0).1 }
-                    rows.append(PreparedRow(id: id, vector: Array(UnsafeBufferPointer(start: x.assumingMemoryBound(to: Float.self), count: dimension)),
-                                            attributes: record, row: attributes))
+                if quantizer == nil {
+                    order += leaf.rows
+                } else {
+                    order += Array(leaf.rows).sorted { (cellOfSlot[$0]!, $0) < (cellOfSlot[$1]!, $1) }
                 }
-                leaves.append(PartitionLayout.Leaf(id: i, path: leaf.path, rows: leaf.rows.count, slots: start..<UInt32(rows.count)))
+                leaves.append(PartitionLayout.Leaf(id: i, path: leaf.path, rows: leaf.rows.count, slots: start..<UInt32(order.count)))
             }
             control.finishPhase()
-            // The new graph, in memory, before anything is written: row i gets slot i.
-            if hnswComponent != nil {
-                var flat = [Float]()
-                flat.reserveCapacity(rows.count * dimension)
-                for r in rows { flat += r.vector }
-                pendingGraph = try linkGraph(slots: (0..<UInt32(rows.count)).map { $0 }, vectors: flat, threads: graphThreads, control: control)
-            }
+            // The graph keeps its edges under the new slot numbers: the same vectors, the same
+            // graph, so nothing is searched again (and the recall model still holds).
+            let relabelled = try relabelledGraph(txn, order: order)
             try clearRows(txn)
             var layout = PartitionLayout(cuts: cuts, nodes: tree.nodes, leaves: leaves, liveRows: live.count, workloadQueries: workload.count,
                                          rowsTouchedUnpartitioned: tree.rootCost, rowsTouchedPartitioned: tree.totalCost)
@@ -207,37 +195,74 @@ extension VectorCollection {
             } else {
                 _ = try txn.delete(db.index, key: indexKey("cells"))
             }
-            control.begin(.writing, total: rows.count)
-            var start = 0
-            while start < rows.count {
-                try control.checkCancellation("the partitioning")
-                let end = min(rows.count, start + 8192)
-                try write(Array(rows[start..<end]), txn)
-                start = end
-                control.report(start)
-            }
-            control.finishPhase()
+            try rewriteRows(txn, order: order, control: control)
+            if let relabelled { try storeGraph(txn, relabelled, control: control, cancellable: true) }
             // The last point at which stopping leaves the store unchanged.
             try control.checkCancellation("the partitioning")
             return layout
         }
         store.costModels.drop(cid)
-        // Committed: the rest runs to its end whatever happens to the caller.
-        if let pendingGraph {
-            progress("storing the graph")
-            try store.env.write { txn in
-                _ = try state(txn)
-                if txn.snapshotID == rewriteID + 1 {
-                    try storeGraph(txn, pendingGraph, control: control, cancellable: false)
-                } else {
-                    // Another writer committed in between: build over the rows as they are now.
-                    try buildGraph(txn, threads: graphThreads, control: control, cancellable: false)
-                }
-            }
-        }
-        if pqComponent != nil || hnswComponent != nil { try control.phase(.calibrating) { _ = try calibrate() } }
+        if pqComponent != nil || hnswComponent != nil { try control.phase(.calibrating) { _ = try calibrate(queries: nil, recall: keptRecall) } }
         layout.liveRows = try count()
         return layout
+    }
+
+    /// The collection's graph with every node renamed from its slot to its position in `order`
+    /// (the new slots), in memory; nil without a built graph. Read before the rows are cleared.
+    private func relabelledGraph(_ txn: Transaction, order: [UInt32]) throws -> PendingGraph? {
+        guard let g = try graph(txn) else { return nil }
+        var renamed = [UInt32](repeating: .max, count: Int(g.nodeIDBound))
+        for (i, slot) in order.enumerated() { renamed[Int(slot)] = UInt32(i) }
+        let built = InMemoryGraph(parameters: g.parameters, capacity: order.count)
+        var list: [UInt32] = []
+        for (i, slot) in order.enumerated() {
+            guard let top = try g.level(of: slot) else { continue }
+            built.setLevel(top, of: UInt32(i))
+            for l in 0...top {
+                list.removeAll(keepingCapacity: true)
+                try g.withNeighbors(of: slot, level: l) { for n in $0 where Int(n) < renamed.count && renamed[Int(n)] != .max { list.append(renamed[Int(n)]) } }
+                list.withUnsafeBufferPointer { built.setNeighbors(of: UInt32(i), level: l, to: $0) }
+            }
+        }
+        built.setEntryPoint(try g.entryPoint().flatMap { e in
+            renamed[Int(e.node)] == .max ? nil : GraphEntryPoint(node: renamed[Int(e.node)], level: e.level)
+        })
+        return PendingGraph(slots: (0..<UInt32(order.count)).map { $0 }, graph: built)
+    }
+
+    /// Writes the rows of `order` (slots of the snapshot `txn` started from) again, at slots
+    /// 0, 1, 2, …, after ``clearRows(_:)`` emptied the collection in `txn`. The old rows are
+    /// read from a read transaction on that snapshot (the writer lock is held, so it is the
+    /// one `txn` began from), a chunk at a time: memory stays bounded whatever the size.
+    private func rewriteRows(_ txn: Transaction, order: [UInt32], control: OperationControl) throws {
+        control.begin(.writing, total: order.count)
+        try store.env.read { old in
+            guard old.snapshotID + 1 == txn.snapshotID else {
+                throw SextantError(.storage, "the partitioning could not read the snapshot it started from", context: ["collection": name])
+            }
+            let vectors = try vectorReader(old)
+            var start = 0
+            var chunk: [PreparedRow] = []
+            while start < order.count {
+                try control.checkCancellation("the partitioning")
+                let end = min(order.count, start + 8192)
+                chunk.removeAll(keepingCapacity: true)
+                for slot in order[start..<end] {
+                    let (id, x) = try vectorEntry(vectors, slot)
+                    let record = try Keys.withRowKey(cid, slot) { k in try old.withValue(db.rows, key: k) { Array($0) } }
+                    guard let record, record.count >= 9 else {
+                        throw SextantError(.corrupted, "live slot \(slot) has no row record", context: ["collection": name, "slot": String(slot)])
+                    }
+                    let attributes = try record.withUnsafeBytes { try decodeRowRecord($0).1 }
+                    chunk.append(PreparedRow(id: id, vector: Array(UnsafeBufferPointer(start: x.assumingMemoryBound(to: Float.self), count: dimension)),
+                                             attributes: record, row: attributes))
+                }
+                try write(chunk, txn)
+                start = end
+                control.report(start)
+            }
+        }
+        control.finishPhase()
     }
 
     /// Removes every row of the collection (ids, rows, vectors, free list, postings, codes,

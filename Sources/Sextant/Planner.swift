@@ -108,8 +108,10 @@ extension VectorCollection {
     }
 
     /// Measures the cost constants with real searches inside `txn` (a few tens of milliseconds).
+    /// `recall`: a recall model that still holds (the same graph and codes under new slot
+    /// numbers), kept instead of measured again.
     func calibrate(_ txn: Transaction, live: Bitmap, graph g: LMDBGraph?, pq: ProductQuantizer?,
-                   queryVectors: [[Float]]? = nil) throws -> CostModel {
+                   queryVectors: [[Float]]? = nil, recall kept: RecallModel? = nil) throws -> CostModel {
         let started = monotonicSeconds()
         let n = live.count
         let defaultEF = 64
@@ -212,7 +214,7 @@ extension VectorCollection {
             }
             model.graphBySelectivity = points
         }
-        model.recall = try calibrateRecall(txn, live: live, graph: g, pq: pq, queryVectors: queryVectors)
+        model.recall = try kept ?? calibrateRecall(txn, live: live, graph: g, pq: pq, queryVectors: queryVectors)
         model.calibrationSeconds = monotonicSeconds() - started
         return model
     }
@@ -294,6 +296,12 @@ extension VectorCollection {
     /// recall a plan reaches depends on where the queries lie.
     @discardableResult
     public func calibrate(queries: [[Float]]? = nil) throws -> CostModel {
+        try calibrate(queries: queries, recall: nil)
+    }
+
+    /// ``calibrate(queries:)``, keeping `recall` (when given) instead of measuring it again.
+    @discardableResult
+    func calibrate(queries: [[Float]]?, recall: RecallModel?) throws -> CostModel {
         if let queries {
             for (i, q) in queries.enumerated() {
                 do { try validate(vector: q, row: nil) } catch { throw error.adding(["query": String(i)]) }
@@ -304,7 +312,7 @@ extension VectorCollection {
             let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
             let g = try graph(txn), pq = try quantizer(txn)
             let key = CostModelCache.CalibrationKey(hasGraph: g != nil, hasCodes: pq != nil, liveRows: live.count)
-            return (try calibrate(txn, live: live, graph: g, pq: pq, queryVectors: queries.flatMap { $0.isEmpty ? nil : $0 }), key)
+            return (try calibrate(txn, live: live, graph: g, pq: pq, queryVectors: queries.flatMap { $0.isEmpty ? nil : $0 }, recall: recall), key)
         }
         store.costModels.put(cid, key, model)
         if !store.configuration.readOnly {

@@ -20,9 +20,17 @@ extension HNSW {
     public static func insert<S: MutableGraphStorage, D: GraphDistanceSource>(
         _ node: UInt32, storage: inout S, distances: D, parameters: HNSWParameters, context: HNSWSearchContext
     ) throws {
+        try insert(node, level: parameters.level(for: node), storage: &storage, distances: distances, parameters: parameters, context: context)
+    }
+
+    /// Inserts `node` at `level` (``update(_:storage:distances:parameters:context:)`` keeps a
+    /// node's level, which edges into it from elsewhere rely on).
+    @inlinable
+    static func insert<S: MutableGraphStorage, D: GraphDistanceSource>(
+        _ node: UInt32, level: Int, storage: inout S, distances: D, parameters: HNSWParameters, context: HNSWSearchContext
+    ) throws {
         let present = try storage.level(of: node) != nil
         precondition(!present, "node \(node) is already in the graph; use update")
-        let level = parameters.level(for: node)
         let ep = try storage.entryPoint()
         try storage.setLevel(level, of: node)
         guard let ep else {

@@ -100,8 +100,8 @@ extension HNSW {
 
     /// Re-places `node` after its vector changed (the source must already return the new
     /// vector): each neighbour that links back to it re-selects its list without it, from
-    /// its other neighbours plus the node's, then the node is removed and inserted again.
-    /// Links to it from elsewhere stay (they point to a live node).
+    /// its other neighbours plus the node's, then the node is removed and inserted again at
+    /// the same level. Links to it from elsewhere stay (they point to a live node at that level).
     @inlinable
     public static func update<S: MutableGraphStorage, D: GraphDistanceSource>(
         _ node: UInt32, storage: inout S, distances: D, parameters: HNSWParameters, context: HNSWSearchContext
@@ -143,7 +143,9 @@ extension HNSW {
             try storage.setEntryPoint(try highestNode(storage: storage) { $0 != node })
         }
         try storage.removeNode(node)
-        try insert(node, storage: &storage, distances: distances, parameters: parameters, context: context)
+        // At its old level, not the one its id draws: links into it from other nodes' upper
+        // lists stay, and a graph whose nodes were renamed (`partition`) has levels of its own.
+        try insert(node, level: top, storage: &storage, distances: distances, parameters: parameters, context: context)
     }
 
     /// The node with the highest level (smallest id on ties) among those `include` accepts.

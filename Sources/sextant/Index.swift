@@ -102,8 +102,10 @@ struct Partition: ParsableCommand {
             --queries, "query" (its row in the queries file). --cells N trains N k-means cells over the vectors \
             (vector locality: rows of a partition in cell order, and `cell < t` cuts); with --queries each workload \
             query counts as probing its --probes nearest cells, which searches with --probes then read alone. The rows \
-            are rewritten in one transaction and the graph is rebuilt; exact results do not change. `stat` shows the \
-            partitions and how far later writes have drifted from them.
+            are rewritten in one transaction and the graph keeps its edges under the new slots; exact results do not \
+            change. The store is then compacted (unless --no-compact, or another process has it open), so the file \
+            does not keep the old layout's pages. `stat` shows the partitions and how far later writes have drifted \
+            from them.
             """
     )
     @OptionGroup var store: StoreOptions
@@ -111,10 +113,11 @@ struct Partition: ParsableCommand {
     @Option(name: .long, help: "The workload: one JSON object per line.") var workload: String
     @Option(name: .long, parsing: .unconditional, help: "At most this many partitions.") var maxPartitions: Int = 64
     @Option(name: .long, parsing: .unconditional, help: "No partition smaller than this (default: live rows / (4 · max partitions), at least 64).") var minRows: Int?
-    @Option(name: .long, parsing: .unconditional, help: "Threads for the graph rebuild (default: all cores).") var threads: Int?
+    @Option(name: .long, parsing: .unconditional, help: "Accepted for older scripts; unused (the graph is renamed, not rebuilt).") var threads: Int?
     @Option(name: .long, parsing: .unconditional, help: "k-means cells over the vectors (0: none; else a multiple of 16).") var cells: Int = 0
     @Option(name: .long, help: "Query vectors (.fvecs/.npy) the workload's \"query\" rows refer to.") var queries: String?
     @Option(name: .long, parsing: .unconditional, help: "Cells each workload query probes (with --cells and --queries).") var probes: Int = 1
+    @Flag(name: .long, help: "Leave the old layout's pages in the file's free list (later writes reuse them) instead of compacting.") var noCompact = false
 
     func validate() throws {
         try OptionCheck.atLeast(1, maxPartitions, "--max-partitions")
@@ -149,26 +152,26 @@ struct Partition: ParsableCommand {
                     }
                 } catch let e as SextantError { throw e.adding(ctx) }
             }
-            let db = try openStore(store.db)
-            defer { db.close() }
-            let c = try db.collection(collection)
-            try FilePredicates(filters: filters, file: workload, lines: lines).bind(to: c.schema)
             let t0 = Date()
-            var vectors: [[Float]]? = nil
-            if let qf {
-                let flat = try qf.readAll()
-                let d = qf.dimension
-                vectors = rows.map { Array(flat[$0 * d..<($0 + 1) * d]) }
+            let layout = try partition(filters: filters, lines: lines, rows: rows, queryFile: qf)
+            // The rewrite freed the old layout's pages; a compacting copy gives the disk back
+            // (it needs the store to itself, so it runs after this process closed it).
+            var compacted: (before: Int, after: Int)? = nil
+            var compactNote: String? = nil
+            if !noCompact {
+                do {
+                    compacted = try Store.compact(path: store.db)
+                } catch let e as SextantError where e.code == .locked {
+                    compactNote = "not compacted: the store is open elsewhere; later writes reuse the freed pages, or run `sextant compact`"
+                }
             }
-            let bar = ProgressBar(json: store.json)
-            let layout = try c.partition(workload: filters, maxPartitions: maxPartitions, minRows: minRows, cells: cells,
-                                         queryVectors: vectors, probes: probes, threads: threads, onProgress: bar.handler)
-            bar.finish()
             let secs = Date().timeIntervalSince(t0)
             if store.json {
                 Console.out(JSONValue.object(JSONObject([
                     ("partitions", .int(Int64(layout.leaves.count))), ("rowsTouchedUnpartitioned", .double(layout.rowsTouchedUnpartitioned)),
                     ("rowsTouchedPartitioned", .double(layout.rowsTouchedPartitioned)), ("seconds", .double(secs)),
+                    ("fileBytesBefore", compacted.map { .int(Int64($0.before)) } ?? .null),
+                    ("fileBytesAfter", compacted.map { .int(Int64($0.after)) } ?? .null),
                     ("leaves", .array(layout.leaves.map { l in .object(JSONObject([
                         ("id", .int(Int64(l.id))), ("condition", .string(layout.describe(l))), ("rows", .int(Int64(l.rows))),
                         ("start", .int(Int64(l.slots.lowerBound))), ("end", .int(Int64(l.slots.upperBound))),
@@ -180,7 +183,29 @@ struct Partition: ParsableCommand {
                 for l in layout.leaves {
                     Console.out("  \(l.id): \(l.rows) rows, slots \(l.slots.lowerBound)..<\(l.slots.upperBound)  \(layout.describe(l))")
                 }
+                if let compacted {
+                    Console.out("compacted: data file \(formatBytes(compacted.before)) → \(formatBytes(compacted.after))")
+                }
             }
+            if let compactNote { Console.err(compactNote) }
         }
+    }
+
+    /// Opens the store, partitions the collection and closes the store again.
+    private func partition(filters: [Filter?], lines: [Int], rows: [Int], queryFile qf: VectorFile?) throws -> PartitionLayout {
+        let db = try openStore(store.db)
+        defer { db.close() }
+        let c = try db.collection(collection)
+        try FilePredicates(filters: filters, file: workload, lines: lines).bind(to: c.schema)
+        var vectors: [[Float]]? = nil
+        if let qf {
+            let flat = try qf.readAll()
+            let d = qf.dimension
+            vectors = rows.map { Array(flat[$0 * d..<($0 + 1) * d]) }
+        }
+        let bar = ProgressBar(json: store.json)
+        defer { bar.finish() }
+        return try c.partition(workload: filters, maxPartitions: maxPartitions, minRows: minRows, cells: cells,
+                               queryVectors: vectors, probes: probes, threads: threads, onProgress: bar.handler)
     }
 }

@@ -334,6 +334,45 @@ private struct DictionaryGraph: MutableGraphStorage {
         #expect(try meanRecall(graph, vectors, queries: nearbyQueries(20, dimension: d, baseSeed: 51), ef: 64) >= 0.95)
     }
 
+    /// A graph whose nodes were renamed (as `partition` renames slots) has levels that are not
+    /// the ones the new ids draw; moving vectors must keep each node's level, or edges from
+    /// upper lists elsewhere dangle.
+    @Test func updateKeepsLevelsOfARenamedGraph() throws {
+        let d = 8, n = 600
+        let rows = clustered(n, dimension: d, seed: 53)
+        let original = FlatVectorBuffer(kind: .l2, dimension: d, rows: rows)
+        let p = HNSWParameters(m: 6, efConstruction: 40)
+        let built = try incremental(original, p)
+        // New id of old node i: reversed order.
+        let rename = { (i: UInt32) in UInt32(n - 1) - i }
+        var renamed = InMemoryGraph(parameters: p, capacity: n)
+        for i in 0..<UInt32(n) {
+            let top = try #require(built.level(of: i))
+            renamed.setLevel(top, of: rename(i))
+            for l in 0...top {
+                built.withNeighbors(of: i, level: l) { list in
+                    let mapped = list.map(rename)
+                    mapped.withUnsafeBufferPointer { renamed.setNeighbors(of: rename(i), level: l, to: $0) }
+                }
+            }
+        }
+        let e = try #require(built.entryPoint())
+        renamed.setEntryPoint(GraphEntryPoint(node: rename(e.node), level: e.level))
+        let vectors = FlatVectorBuffer(kind: .l2, dimension: d, rows: (0..<n).flatMap { original.vector(n - 1 - $0) })
+        #expect(try HNSW.check(storage: renamed, parameters: p).isClean)
+        let changed = (0..<UInt32(n)).filter { try! renamed.level(of: $0)! != p.level(for: $0) }
+        #expect(changed.contains { try! renamed.level(of: $0)! > 0 }, "the test needs upper-level nodes whose level moved")
+        let context = HNSWSearchContext()
+        for id in changed.prefix(60) {
+            let before = try renamed.level(of: id)
+            vectors.setVector(Int(id), vectors.vector(Int((id + 300) % UInt32(n))).map { $0 + 0.01 })
+            try HNSW.update(id, storage: &renamed, distances: vectors.source, parameters: p, context: context)
+            #expect(try renamed.level(of: id) == before)
+        }
+        let report = try HNSW.check(storage: renamed, parameters: p)
+        #expect(report.isClean, "\(report.issues.prefix(5))")
+    }
+
     @Test func bulkBuildMatchesIncremental() throws {
         let d = 12, n = 1500
         let vectors = FlatVectorBuffer(kind: .l2, dimension: d, rows: clustered(n, dimension: d, seed: 61))

@@ -202,7 +202,7 @@ struct StoreContent: Equatable {
         #expect(try await store.check().isConsistent)
     }
 
-    @Test(arguments: ["reading", "training", "placing", "linking", "writing"])
+    @Test(arguments: ["reading", "training", "placing", "writing", "storing"])
     func cancelPartition(phase: String) async throws {
         let store = try Store(path: temporaryStorePath("cancel-partition-\(phase)"))
         defer { store.close() }

@@ -35,6 +35,12 @@ import SextantTestSupport
         }
     }
 
+    /// `check(deep:)` finds nothing wrong (its problems are the failure's message).
+    static func expectConsistent(_ store: Store, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let report = try store.check(deep: true)
+        #expect(report.isConsistent, "\(report.problems)", sourceLocation: sourceLocation)
+    }
+
     static func expectIdenticalExactResults(_ a: VectorCollection, _ b: VectorCollection, _ qs: [Query]) throws {
         let ra = try a.search(qs, options: SearchOptions(exact: true))
         let rb = try b.search(qs, options: SearchOptions(exact: true))
@@ -57,7 +63,7 @@ import SextantTestSupport
         #expect(layout.leaves.first?.slots.lowerBound == 0)
         #expect(zip(layout.leaves, layout.leaves.dropFirst()).allSatisfy { $0.slots.upperBound == $1.slots.lowerBound })
         #expect(layout.rowsTouchedPartitioned < layout.rowsTouchedUnpartitioned)
-        #expect(try s2.check(deep: true).isConsistent)
+        try Self.expectConsistent(s2)
         #expect(try parted.indexStatus().graphBuilt && parted.indexStatus().codesTrained)
         let stats = try #require(try parted.partitionStatistics())
         #expect(stats.drift == 0 && stats.liveRows == live)
@@ -79,7 +85,7 @@ import SextantTestSupport
             try c.upsert((1..<200).map { Row(id: UInt64($0 * 13), vector: data.vector($0), attributes: ["category": .string("cat1"), "in_stock": .bool(true)]) })
         }
         try Self.expectIdenticalExactResults(plain, parted, qs)
-        #expect(try s2.check(deep: true).isConsistent)
+        try Self.expectConsistent(s2)
         let after = try #require(try parted.partitionStatistics())
         let nowLive = try parted.count()
         #expect(after.liveRows == nowLive)
@@ -136,7 +142,7 @@ import SextantTestSupport
         let stats = try #require(try parted.partitionStatistics())
         #expect(stats.leaves[0].rowsInPlace == first.rows)
         #expect(stats.leaves[0].rows == first.rows + 10)
-        #expect(try s2.check(deep: true).isConsistent)
+        try Self.expectConsistent(s2)
         try Self.expectIdenticalExactResults(plain, parted, try Self.queries(data))
     }
 
@@ -152,7 +158,7 @@ import SextantTestSupport
         #expect(layout.cells == 16 && layout.cellCuts == Array(1..<16))
         // Probing queries make cell cuts pay on clustered vectors.
         #expect(layout.leaves.contains { $0.path.contains { $0.cut >= layout.cuts.count } })
-        #expect(try s2.check(deep: true).isConsistent)
+        try Self.expectConsistent(s2)
         let again = try #require(try parted.partitionLayout())
         #expect(again.cells == 16 && again.cellCuts == layout.cellCuts && again.leaves == layout.leaves)
 
@@ -185,7 +191,7 @@ import SextantTestSupport
             try c.upsert((1..<150).map { Row(id: UInt64($0 * 17), vector: data.vector(($0 * 31) % 4000), attributes: data.attributes[$0]) })
             try c.delete((0..<4000).filter { $0 % 9 == 4 }.map(UInt64.init))
         }
-        #expect(try s2.check(deep: true).isConsistent)
+        try Self.expectConsistent(s2)
         try expectProbedGuarantees()
         // A cell posting lost behind the engine's back is reported.
         try parted.store.env.write { txn in
@@ -199,7 +205,7 @@ import SextantTestSupport
         try parted.partition(workload: workload, maxPartitions: 8)
         #expect(try parted.partitionLayout()?.cells == 0)
         #expect(try parted.store.env.read { txn in try parted.coarseQuantizer(txn) } == nil)
-        #expect(try s2.check(deep: true).isConsistent)
+        try Self.expectConsistent(s2)
         #expect(try parted.search(Self.queries(data), options: SearchOptions(probes: 2)).count == Self.queries(data).count)
     }
 
