@@ -182,7 +182,7 @@ extension CostModel {
             .array(ps.map { .array([.double($0.selectivity), .double($0.seconds), .double($0.distances)]) })
         } ?? .null
         return Array(JSONValue.object(JSONObject([
-            ("version", .int(4)), ("hasGraph", .bool(key.hasGraph)), ("hasCodes", .bool(key.hasCodes)),
+            ("version", .int(5)), ("hasGraph", .bool(key.hasGraph)), ("hasCodes", .bool(key.hasCodes)),
             ("liveRows", .int(Int64(key.liveRows))), ("exactPerRow", .double(exactPerRow)), ("tiledPerRow", .double(tiledPerRow)),
             ("tiledPerPair", .double(tiledPerPair)), ("codePerRow", num(codePerRow)), ("graph", points),
             ("graphBase", num(graphBase)), ("graphPerEf", num(graphPerEf)), ("defaultEF", .int(Int64(defaultEF))),
@@ -195,7 +195,7 @@ extension CostModel {
     /// Decodes a stored record; nil when it is not one this version understands (it is then
     /// measured again, never trusted half-way).
     static func decode(_ bytes: UnsafeRawBufferPointer) -> (CostModel, CostModelCache.CalibrationKey)? {
-        guard let json = try? JSONValue(parsing: bytes), case .int(4)? = json["version"] else { return nil }
+        guard let json = try? JSONValue(parsing: bytes), case .int(5)? = json["version"] else { return nil }
         func d(_ k: String) -> Double? {
             switch json[k] {
             case .double(let x)?: return x.isFinite && x >= 0 ? x : nil
