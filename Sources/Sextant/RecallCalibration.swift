@@ -37,11 +37,10 @@ extension VectorCollection {
             let (_, x) = try vectorEntry(reader, slot)
             return Array(UnsafeBufferPointer(start: x.assumingMemoryBound(to: Float.self), count: d))
         }
-        /// Every other row's slot by ascending squared L2 distance to `center` (the order a
-        /// ball grows in).
-        func byDistance(to center: [Float]) throws -> [UInt32] {
-            // Squared distances are never negative, so their bit patterns order as they do:
-            // one integer sort of (distance, slot) keys, ties by slot.
+        /// The `count` other rows nearest `center` by squared L2 distance, nearest first (the
+        /// order a ball grows in; ties by slot). Squared distances are never negative, so their
+        /// bit patterns order as they do: integer keys, a selection, then a sort of the prefix.
+        func nearest(_ count: Int, to center: [Float]) throws -> [UInt32] {
             var keys: [UInt64] = []
             keys.reserveCapacity(others.count)
             try center.withUnsafeBytes { c in
@@ -50,9 +49,12 @@ extension VectorCollection {
                     keys.append(UInt64(Distance.squaredL2(c.baseAddress!, x, dimension: d).bitPattern) << 32 | UInt64(s))
                 }
             }
-            keys.sort()
-            return keys.map { UInt32(truncatingIfNeeded: $0) }
+            let kept = min(count, keys.count)
+            selectSmallest(&keys, kept)
+            return keys[0..<kept].sorted().map { UInt32(truncatingIfNeeded: $0) }
         }
+        // The largest row set a band below 1 needs from the nearest-first orders.
+        let deepest = Self.recallBands.filter { $0 < 1 }.map { Int(($0 * Double(others.count)).rounded()) }.max() ?? 0
         var queries: [PreparedQuery] = []
         var near: [[UInt32]] = [], far: [[UInt32]] = []
         var noise = Xorshift(seed: 0x5EC7_A9F1)
@@ -70,7 +72,7 @@ extension VectorCollection {
                 // row (off the manifold). Real queries have been seen to be easier than the one
                 // and harder than the other, depending on the data.
                 let stored = try vector(querySlots[j])
-                let around = try byDistance(to: stored)
+                let around = try nearest(k, to: stored)
                 if j % 2 == 0 {
                     let partner = try vector(around[Int(noise.next() % UInt64(min(5, around.count)))])
                     raw = (0..<d).map { (stored[$0] + partner[$0]) / 2 }
@@ -85,13 +87,16 @@ extension VectorCollection {
             }
             let v = metric == .cosine ? VectorCollection.normalized(raw) : raw
             queries.append(PreparedQuery(index: j, vectorID: j, vector: v, k: k, predicate: nil, filter: nil))
-            let order = try byDistance(to: raw)
-            near.append(order)
+            near.append(try nearest(deepest, to: raw))
             // The far point: the farthest of a few spread rows, so its ball lies away from the query.
-            var farthest = order[order.count - 1]
-            let probe = Set((0..<8).map { order[($0 * 7919 + j * 104_729) % order.count] })
-            farthest = order.last(where: { probe.contains($0) }) ?? farthest
-            far.append(try byDistance(to: try vector(farthest)))
+            let probes = (0..<8).map { others[($0 * 7919 + j * 104_729) % others.count] }
+            let farthest = try raw.withUnsafeBytes { q in
+                try probes.max { a, b in
+                    try Distance.squaredL2(q.baseAddress!, vectorEntry(reader, a).vector, dimension: d)
+                        < Distance.squaredL2(q.baseAddress!, vectorEntry(reader, b).vector, dimension: d)
+                }!
+            }
+            far.append(try nearest(deepest, to: try vector(farthest)))
         }
         let graphState = try g.map { ($0, try graphSource(txn)) }
         let context = store.searchContexts.take()
@@ -202,6 +207,32 @@ extension VectorCollection {
             }
         }
         return RecallModel(curves: curves)
+    }
+}
+
+/// Reorders `keys` so that its first `count` elements are its `count` smallest, in no order
+/// (Hoare quickselect with a median-of-three pivot; keys are distinct).
+private func selectSmallest(_ keys: inout [UInt64], _ count: Int) {
+    guard count > 0, count < keys.count else { return }
+    let target = count - 1
+    keys.withUnsafeMutableBufferPointer { a in
+        var lo = 0, hi = a.count - 1
+        while lo < hi {
+            let x = a[lo], y = a[lo + (hi - lo) / 2], z = a[hi]
+            let pivot = max(min(x, y), min(max(x, y), z))
+            var i = lo, j = hi
+            while i <= j {
+                while a[i] < pivot { i += 1 }
+                while a[j] > pivot { j -= 1 }
+                if i <= j {
+                    a.swapAt(i, j)
+                    i += 1
+                    j -= 1
+                }
+            }
+            // [lo, j] ≤ pivot ≤ [i, hi]; anything between equals the pivot and is in place.
+            if target <= j { hi = j } else if target >= i { lo = i } else { return }
+        }
     }
 }
 
