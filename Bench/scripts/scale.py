@@ -16,7 +16,8 @@ Steps, in one run:
     meta.json), `import --no-sync`, `calibrate --queries queries.fvecs`, each under
     /usr/bin/time -v (wall, peak RSS); disk = size of data.mdb. Unless --no-partition, a copy
     WORK_DIR/sextant/db-part is laid out with `partition --workload workload-batch.jsonl`
-    (timed the same way) and calibrated again, and measured as a second engine.
+    (timed the same way; it keeps the recall model and compacts the file), and measured as a
+    second engine.
  3. Each store, one search thread pinned with `taskset -c 1`: the unfiltered queries at every
     --efs beam width (`bench --plan filtered-graph --ef E`), then Bench/scripts/buckets.py (the
     planner's choice, unfiltered and per selectivity bucket) at each --targets recall target;
@@ -153,15 +154,14 @@ def build_store(args, data, meta, db):
 
 
 def partition_store(args, data, db, part):
-    """A copy of db laid out for the batch workload, then calibrated with the queries again
-    (partition recalibrates without them)."""
+    """A copy of db laid out for the batch workload (partition keeps the recall model measured
+    with the queries and measures the cost model again)."""
     shutil.rmtree(part, ignore_errors=True)
     shutil.copytree(db, part)
     logfile = os.path.join(os.path.dirname(part), "partition.log")
     S = args.sextant
     phases = {
         "partition": timed([S, "partition", part, COLLECTION, "--workload", os.path.join(data, "workload-batch.jsonl")], logfile),
-        "calibrate": timed([S, "calibrate", part, COLLECTION, "--queries", os.path.join(data, "queries.fvecs")], logfile),
     }
     return summarise_build(phases, part)
 

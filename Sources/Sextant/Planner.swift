@@ -239,9 +239,7 @@ extension VectorCollection {
         func knob(_ kind: PlanKind, given: Int?, fallback: Int) -> (Int, Double?)? {
             guard target > 0, let rm = model.recall, rm.curves[kind] != nil else { return (given ?? fallback, nil) }
             if let given { return (given, rm.expectedRecall(kind, selectivity: s, k: k, knob: given)) }
-            // The calibration queries are stored rows moved a little; real queries sit farther
-            // from the rows and need wider beams. Aim at half the misses the target allows.
-            let aim = 1 - (1 - target) / 2
+            let aim = rm.aim(for: target)
             if let best = rm.setting(kind, selectivity: s, k: k, target: aim) { return (best.knob, best.recall) }
             guard forced == kind else { return nil }
             let largest = rm.curves[kind]!.flatMap(\.points).map(\.knob).max() ?? fallback

@@ -206,7 +206,7 @@ extension VectorCollection {
                 curves[.codes, default: []].append(RecallModel.Curve(selectivity: s, points: worst(codeRecall, Self.recallCodeKnobs)))
             }
         }
-        return RecallModel(curves: curves)
+        return RecallModel(curves: curves, fromWorkload: given != nil)
     }
 }
 

@@ -50,9 +50,21 @@ public struct RecallModel: Sendable, Equatable {
 
     /// Curves per plan, by descending selectivity.
     public var curves: [PlanKind: [Curve]]
+    /// Whether the curves were measured with the workload's own query vectors
+    /// (`calibrate(queries:)`) rather than points made from stored rows.
+    public var fromWorkload: Bool
 
-    public init(curves: [PlanKind: [Curve]]) {
+    public init(curves: [PlanKind: [Curve]], fromWorkload: Bool = false) {
         self.curves = curves.mapValues { $0.sorted { $0.selectivity > $1.selectivity } }
+        self.fromWorkload = fromWorkload
+    }
+
+    /// The recall a plan is chosen to reach for `target`. Curves from points made from stored
+    /// rows speak for queries easier than real ones (which sit farther from the rows and need
+    /// wider beams), so the plan must reach half the misses the target allows; curves from the
+    /// workload's vectors speak for its queries, and the target stands.
+    public func aim(for target: Double) -> Double {
+        fromWorkload ? target : 1 - (1 - target) / 2
     }
 
     /// The curves that bracket selectivity `s` (one or two). Between two measured bands both
@@ -119,7 +131,7 @@ extension RecallModel {
             return (kind.rawValue, .array(cs.map { c in
                 .array([.double(c.selectivity), .array(c.points.map { .array([.int(Int64($0.knob)), .double($0.recall)]) })])
             }))
-        }))
+        } + (fromWorkload ? [(key: "fromWorkload", value: JSONValue.bool(true))] : [])))
     }
 
     /// Decodes the form ``json`` writes; nil for anything else (the model is then measured again).
@@ -133,7 +145,13 @@ extension RecallModel {
             default: nil
             }
         }
+        var fromWorkload = false
         for (key, value) in o.members {
+            if key == "fromWorkload" {
+                guard case .bool(let b) = value else { return nil }
+                fromWorkload = b
+                continue
+            }
             guard let kind = PlanKind(rawValue: key), kind != .exact, case .array(let cs) = value else { return nil }
             var out: [Curve] = []
             for c in cs {
@@ -149,6 +167,6 @@ extension RecallModel {
             }
             curves[kind] = out
         }
-        self.init(curves: curves)
+        self.init(curves: curves, fromWorkload: fromWorkload)
     }
 }

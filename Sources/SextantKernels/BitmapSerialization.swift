@@ -122,69 +122,10 @@ extension Bitmap {
                 throw BitmapError(message: "cardinality \(card) outside 1...65536", offset: cardOffset)
             }
             switch BitmapContainerKind(rawValue: kindByte) {
-            case .array:
-                guard card <= BitmapContainer.arrayMax else {
-                    throw BitmapError(message: "array container with \(card) values (max 4096)", offset: cardOffset)
-                }
-                try reader.need(2 * card)
-                var a = [UInt16]()
-                a.reserveCapacity(card)
-                for _ in 0..<card {
-                    let o = reader.offset
-                    let v = try reader.u16()
-                    if let p = a.last, v <= p {
-                        throw BitmapError(message: "array values not strictly increasing (\(v) after \(p))", offset: o)
-                    }
-                    a.append(v)
-                }
-                containers.append(.array(a))
-            case .bitset:
-                guard card > BitmapContainer.arrayMax else {
-                    throw BitmapError(message: "bitset container with \(card) values (min 4097)", offset: cardOffset)
-                }
-                let payload = reader.offset
-                try reader.need(8 * BitmapContainer.wordCount)
-                var w = [UInt64](repeating: 0, count: BitmapContainer.wordCount)
-                var pop = 0
-                for i in 0..<BitmapContainer.wordCount {
-                    let x = try reader.u64()
-                    w[i] = x
-                    pop += x.nonzeroBitCount
-                }
-                guard pop == card else {
-                    throw BitmapError(message: "bitset popcount \(pop) differs from cardinality \(card)", offset: payload)
-                }
-                containers.append(.bitset(w, card))
-            case .run:
-                let nOffset = reader.offset
-                let n = Int(try reader.u16())
-                guard n >= 1 && n <= 32768 else {
-                    throw BitmapError(message: "run count \(n) outside 1...32768", offset: nOffset)
-                }
-                try reader.need(4 * n)
-                var r = [BitmapRun]()
-                r.reserveCapacity(n)
-                var total = 0
-                for _ in 0..<n {
-                    let o = reader.offset
-                    let s = try reader.u16()
-                    let l = try reader.u16()
-                    let run = BitmapRun(start: s, lengthMinusOne: l)
-                    guard run.end <= 0xFFFF else {
-                        throw BitmapError(message: "run \(s)+\(l) ends past 65535", offset: o)
-                    }
-                    if let p = r.last, UInt32(s) <= p.end + 1 {
-                        throw BitmapError(message: "run starting at \(s) overlaps or touches the previous run", offset: o)
-                    }
-                    total += run.length
-                    r.append(run)
-                }
-                guard total == card else {
-                    throw BitmapError(message: "run lengths sum to \(total), cardinality is \(card)", offset: cardOffset)
-                }
-                containers.append(.run(r, card))
-            case nil:
-                throw BitmapError(message: "unknown container kind \(kindByte)", offset: kindOffset)
+            case .array: containers.append(try Self.readArray(&reader, card: card, cardOffset: cardOffset))
+            case .bitset: containers.append(try Self.readBitset(&reader, card: card, cardOffset: cardOffset))
+            case .run: containers.append(try Self.readRuns(&reader, card: card, cardOffset: cardOffset))
+            case nil: throw BitmapError(message: "unknown container kind \(kindByte)", offset: kindOffset)
             }
             keys.append(key)
         }
@@ -192,6 +133,76 @@ extension Bitmap {
             throw BitmapError(message: "\(reader.remaining) trailing bytes", offset: reader.offset)
         }
         self.init(keys: keys, containers: containers)
+    }
+
+    /// An array container's payload: `card` strictly increasing values.
+    private static func readArray(_ reader: inout BitmapReader, card: Int, cardOffset: Int) throws(BitmapError) -> BitmapContainer {
+        guard card <= BitmapContainer.arrayMax else {
+            throw BitmapError(message: "array container with \(card) values (max 4096)", offset: cardOffset)
+        }
+        try reader.need(2 * card)
+        var a = [UInt16]()
+        a.reserveCapacity(card)
+        for _ in 0..<card {
+            let o = reader.offset
+            let v = try reader.u16()
+            if let p = a.last, v <= p {
+                throw BitmapError(message: "array values not strictly increasing (\(v) after \(p))", offset: o)
+            }
+            a.append(v)
+        }
+        return .array(a)
+    }
+
+    /// A bitset container's payload: its words, whose population must be `card`.
+    private static func readBitset(_ reader: inout BitmapReader, card: Int, cardOffset: Int) throws(BitmapError) -> BitmapContainer {
+        guard card > BitmapContainer.arrayMax else {
+            throw BitmapError(message: "bitset container with \(card) values (min 4097)", offset: cardOffset)
+        }
+        let payload = reader.offset
+        try reader.need(8 * BitmapContainer.wordCount)
+        var w = [UInt64](repeating: 0, count: BitmapContainer.wordCount)
+        var pop = 0
+        for i in 0..<BitmapContainer.wordCount {
+            let x = try reader.u64()
+            w[i] = x
+            pop += x.nonzeroBitCount
+        }
+        guard pop == card else {
+            throw BitmapError(message: "bitset popcount \(pop) differs from cardinality \(card)", offset: payload)
+        }
+        return .bitset(w, card)
+    }
+
+    /// A run container's payload: disjoint, non-touching, increasing runs summing to `card`.
+    private static func readRuns(_ reader: inout BitmapReader, card: Int, cardOffset: Int) throws(BitmapError) -> BitmapContainer {
+        let nOffset = reader.offset
+        let n = Int(try reader.u16())
+        guard n >= 1 && n <= 32768 else {
+            throw BitmapError(message: "run count \(n) outside 1...32768", offset: nOffset)
+        }
+        try reader.need(4 * n)
+        var r = [BitmapRun]()
+        r.reserveCapacity(n)
+        var total = 0
+        for _ in 0..<n {
+            let o = reader.offset
+            let s = try reader.u16()
+            let l = try reader.u16()
+            let run = BitmapRun(start: s, lengthMinusOne: l)
+            guard run.end <= 0xFFFF else {
+                throw BitmapError(message: "run \(s)+\(l) ends past 65535", offset: o)
+            }
+            if let p = r.last, UInt32(s) <= p.end + 1 {
+                throw BitmapError(message: "run starting at \(s) overlaps or touches the previous run", offset: o)
+            }
+            total += run.length
+            r.append(run)
+        }
+        guard total == card else {
+            throw BitmapError(message: "run lengths sum to \(total), cardinality is \(card)", offset: cardOffset)
+        }
+        return .run(r, card)
     }
 
     /// Convenience over `init(serialized: UnsafeRawBufferPointer)`.

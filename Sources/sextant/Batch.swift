@@ -32,27 +32,7 @@ struct Batch: ParsableCommand {
             let qf = try VectorFile(path: queries)
             let flat = try qf.readAll()
             let d = qf.dimension
-            var items: [(row: Int, filter: Filter?)] = []
-            var lines: [Int] = []
-            _ = try LineReader(path: workload).forEachLine { bytes, line in
-                let ctx = ["file": workload, "line": String(line + 1)]
-                lines.append(line + 1)
-                let json: JSONValue
-                do { json = try JSONValue(parsing: bytes) } catch let e as SextantError { throw e.adding(ctx) }
-                guard case .object = json, case .int(let row)? = json["query"] else {
-                    throw SextantError(.malformedFile, "each workload line needs \"query\": a row number of the queries file", context: ctx)
-                }
-                guard row >= 0, row < qf.count else {
-                    throw SextantError(.malformedFile, "query row \(row) is outside the queries file (\(qf.count) rows)", context: ctx)
-                }
-                do {
-                    switch json["where"] {
-                    case nil, .null?: items.append((Int(row), nil))
-                    case .string(let s)?: items.append((Int(row), s.isEmpty ? nil : try Filter(sql: s)))
-                    case let v?: items.append((Int(row), try Filter(json: v)))
-                    }
-                } catch let e as SextantError { throw e.adding(ctx) }
-            }
+            let (items, lines) = try readWorkload(rows: qf.count)
             var config = Store.Configuration()
             config.readOnly = true
             if let threads = search.threads { config.searchThreads = threads }
@@ -106,34 +86,68 @@ struct Batch: ParsableCommand {
             }
             progress.finish()
             let secs = Date().timeIntervalSince(t0)
-            for g in groups {
-                let p = g.plan
-                let kind = p.kind.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0)
-                Console.err(String(format: "%5d queries  ", p.queries) + kind
-                            + String(format: " matches %6d (%.4f)  rows scored %9d  ", p.matches, p.selectivity, g.rowsScored)
-                            + (g.predicate.isEmpty ? "(no predicate)" : g.predicate) + "  [\(g.detail)]"
-                            + (g.duplicates > 0 ? " +\(g.duplicates) identical queries" : ""))
-            }
-            for name in stageOrder { Console.err("stage " + name.padding(toLength: 8, withPad: " ", startingAt: 0) + String(format: "%10.3f ms", stages[name]! * 1000)) }
+            Self.printExplanation(groups, stages: stageOrder.map { ($0, stages[$0]!) })
             try writeResults(results, k: k, to: out)
             var summary = "{\"queries\":\(qs.count),\"seconds\":\(String(format: "%.4f", secs)),\"qps\":\(String(format: "%.1f", Double(qs.count) / max(secs, 1e-9)))"
             summary += ",\"mode\":\"\(oneByOne ? "one-by-one" : "batch")\",\"threads\":\(db.configuration.searchThreads)"
-            if let truth {
-                let tf = try VectorFile(path: truth)
-                guard tf.count >= qs.count else { throw SextantError(.malformedFile, "the ground truth has \(tf.count) rows for \(qs.count) queries") }
-                let gt = try tf.int32Rows(0..<qs.count)
-                var hits = 0, possible = 0, short = 0
-                for i in 0..<qs.count {
-                    let row = gt[i * tf.dimension..<(i + 1) * tf.dimension].prefix(k).filter { $0 >= 0 }.map { UInt64($0) }
-                    let got = Set(results[i].prefix(k).map(\.id))
-                    hits += row.filter { got.contains($0) }.count
-                    possible += row.count
-                    if results[i].count < row.count { short += 1 }
-                }
-                summary += String(format: ",\"recall\":%.4f,\"short_results\":%d", possible == 0 ? 1.0 : Double(hits) / Double(possible), short)
-            }
+            if let truth { summary += try Self.recallFields(results, k: k, truth: truth) }
             summary += "}"
             if out == "-" { Console.err(summary) } else { Console.out(summary) }
         }
+    }
+
+    /// The workload's lines: each a query row (below `rows`) and its predicate, with line numbers.
+    private func readWorkload(rows: Int) throws -> (items: [(row: Int, filter: Filter?)], lines: [Int]) {
+        var items: [(row: Int, filter: Filter?)] = []
+        var lines: [Int] = []
+        _ = try LineReader(path: workload).forEachLine { bytes, line in
+            let ctx = ["file": workload, "line": String(line + 1)]
+            lines.append(line + 1)
+            let json: JSONValue
+            do { json = try JSONValue(parsing: bytes) } catch let e as SextantError { throw e.adding(ctx) }
+            guard case .object = json, case .int(let row)? = json["query"] else {
+                throw SextantError(.malformedFile, "each workload line needs \"query\": a row number of the queries file", context: ctx)
+            }
+            guard row >= 0, row < rows else {
+                throw SextantError(.malformedFile, "query row \(row) is outside the queries file (\(rows) rows)", context: ctx)
+            }
+            do {
+                switch json["where"] {
+                case nil, .null?: items.append((Int(row), nil))
+                case .string(let s)?: items.append((Int(row), s.isEmpty ? nil : try Filter(sql: s)))
+                case let v?: items.append((Int(row), try Filter(json: v)))
+                }
+            } catch let e as SextantError { throw e.adding(ctx) }
+        }
+        return (items, lines)
+    }
+
+    /// `--explain`: each predicate group's plan and the time of each stage, on stderr.
+    private static func printExplanation(_ groups: [BatchExplanation.Group], stages: [(name: String, seconds: Double)]) {
+        for g in groups {
+            let p = g.plan
+            let kind = p.kind.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0)
+            Console.err(String(format: "%5d queries  ", p.queries) + kind
+                        + String(format: " matches %6d (%.4f)  rows scored %9d  ", p.matches, p.selectivity, g.rowsScored)
+                        + (g.predicate.isEmpty ? "(no predicate)" : g.predicate) + "  [\(g.detail)]"
+                        + (g.duplicates > 0 ? " +\(g.duplicates) identical queries" : ""))
+        }
+        for st in stages { Console.err("stage " + st.name.padding(toLength: 8, withPad: " ", startingAt: 0) + String(format: "%10.3f ms", st.seconds * 1000)) }
+    }
+
+    /// `,"recall":…,"short_results":…` of `results` against the first k ids of each row of `truth`.
+    private static func recallFields(_ results: [[SearchResult]], k: Int, truth: String) throws -> String {
+        let tf = try VectorFile(path: truth)
+        guard tf.count >= results.count else { throw SextantError(.malformedFile, "the ground truth has \(tf.count) rows for \(results.count) queries") }
+        let gt = try tf.int32Rows(0..<results.count)
+        var hits = 0, possible = 0, short = 0
+        for i in 0..<results.count {
+            let row = gt[i * tf.dimension..<(i + 1) * tf.dimension].prefix(k).filter { $0 >= 0 }.map { UInt64($0) }
+            let got = Set(results[i].prefix(k).map(\.id))
+            hits += row.filter { got.contains($0) }.count
+            possible += row.count
+            if results[i].count < row.count { short += 1 }
+        }
+        return String(format: ",\"recall\":%.4f,\"short_results\":%d", possible == 0 ? 1.0 : Double(hits) / Double(possible), short)
     }
 }

@@ -38,6 +38,24 @@ import SextantTestSupport
         // The stored form round-trips; a damaged one is refused.
         #expect(RecallModel(json: model.json) == model)
         #expect(RecallModel(json: .object(["filtered-graph": .array([.array([.double(2), .array([])])])])) == nil)
+        // Points made from stored rows aim at half the allowed misses; the workload's own vectors at the target.
+        #expect(model.aim(for: 0.95) == 0.975)
+        let measuredOnWorkload = RecallModel(curves: model.curves, fromWorkload: true)
+        #expect(measuredOnWorkload.aim(for: 0.95) == 0.95)
+        #expect(RecallModel(json: measuredOnWorkload.json) == measuredOnWorkload)
+        #expect(RecallModel(json: .object(["fromWorkload": .int(1)])) == nil)
+    }
+
+    @Test func recallBoundIsBelowTheMeanBySampleSpread() {
+        // Every query found everything: the bound is the mean.
+        var all = RecallTally(knobs: 1)
+        for _ in 0..<32 { all.add(0, 1) }
+        #expect(all.lowerBounds(queries: 32) == [1])
+        // Mean 0.9 with spread: the bound sits 1.645 standard errors below it.
+        var mixed = RecallTally(knobs: 1)
+        for i in 0..<32 { mixed.add(0, i % 2 == 0 ? 1.0 : 0.8) }
+        let sd = (32.0 / 31.0 * 0.01).squareRoot()
+        #expect(abs(mixed.lowerBounds(queries: 32)[0] - (0.9 - 1.645 * sd / 32.0.squareRoot())) < 1e-12)
     }
 
     /// A store of clustered vectors whose `band` attribute is the quantile of the first
