@@ -418,6 +418,8 @@ extension VectorCollection {
         control.finishPhase()
         guard let pending = try rows.withSource({ try linkGraph(slots: slots, source: $0, threads: threads, control: control, cancellable: cancellable) })
         else { return }
+        // The vectors' pages are not needed to store the graph: out of the resident set with them.
+        store.env.releaseMappedPages()
         try storeGraph(txn, pending, control: control, cancellable: cancellable)
     }
 

@@ -260,6 +260,8 @@ extension VectorCollection {
                 try write(chunk, txn)
                 start = end
                 control.report(start)
+                // The old rows already copied need not stay resident.
+                if (start / 8192) % 16 == 0 { store.env.releaseMappedPages() }
             }
         }
         control.finishPhase()

@@ -117,6 +117,8 @@ extension VectorCollection {
         // hold the writer); codes and graph are then written in one transaction.
         let pq = pqComponent != nil ? try trainCodebook(control: control) : nil
         try control.checkCancellation("the index build")
+        // Peak memory: each phase's pages, not those of the rows written or sampled before it.
+        store.env.releaseMappedPages()
         try store.env.write { txn in
             _ = try state(txn)
             if let pq { try storeCodes(pq, txn, control: control) }
@@ -128,6 +130,7 @@ extension VectorCollection {
         }
         // Committed: the cost model is measured whatever happens to the caller now.
         control.note("measuring the planner's cost model")
+        store.env.releaseMappedPages()
         try control.phase(.calibrating) { _ = try calibrate() }
     }
 

@@ -455,6 +455,20 @@ package final class Environment: @unchecked Sendable {
             lastTransactionID: i.me_last_txnid, fileSize: size)
     }
 
+    /// Drops this process's mappings of the data file's pages. The map is read-only and
+    /// shared (no `MDB_WRITEMAP`), so the pages stay in the page cache and fault back in on the
+    /// next read, and pointers into the map stay valid. Long operations call it between
+    /// phases, so that the resident size counts the pages a phase reads, not every page the
+    /// process has read since it opened the store.
+    package func releaseMappedPages() {
+        guard let env = try? handle() else { return }
+        var i = MDB_envinfo()
+        var s = MDB_stat()
+        guard mdb_env_info(env, &i) == 0, mdb_env_stat(env, &s) == 0, let base = i.me_mapaddr else { return }
+        let used = min(i.me_mapsize, (i.me_last_pgno + 1) * Int(s.ms_psize))
+        _ = madvise(base, used, MADV_DONTNEED)
+    }
+
     /// The reader table as LMDB prints it (pid, thread, txnid per slot).
     package func readerTable() throws(SextantError) -> [String] {
         let env = try handle()
