@@ -25,7 +25,7 @@ extension VectorCollection {
     /// not change, nor do search results of exact plans, nor the graph's recall. The pages
     /// of the old layout go to the free list, where later writes reuse them; the file does not
     /// shrink by itself (`sextant partition` compacts the store afterwards; a library caller
-    /// can close the store and call ``Store/compact(path:)``). `threads` is accepted for
+    /// can close the store and call `Store.compact(path:)`). `threads` is accepted for
     /// source compatibility and unused: nothing is rebuilt in parallel any more.
     ///
     /// `progress` receives free-form log lines; for typed values use
