@@ -65,6 +65,55 @@ extension VectorCollection {
         // Cells: reading, training; then placing, writing, (storing a built graph), (calibrating).
         let storesGraph = try store.env.read { try graphBuilt($0) }
         control.expect(steps: (cells > 0 ? 2 : 0) + 2 + (storesGraph ? 1 : 0) + (pqComponent != nil || hnswComponent != nil ? 1 : 0))
+        try checkPartitionArguments(workload: workload, maxPartitions: maxPartitions, cells: cells, queryVectors: queryVectors, probes: probes)
+        let quantizer = cells > 0 ? try trainCells(cells, control: control) : nil
+        try control.checkCancellation("the partitioning")
+        let queries = try workloadQueries(workload, quantizer: quantizer, queryVectors: queryVectors, probes: probes)
+        let cuts = candidateCuts(workload)
+        let boundCuts = try cuts.map { try $0.bind(to: schema) }
+        progress("\(cuts.count) candidate cuts\(cells > 0 ? " and \(cells - 1) cell cuts" : "") from \(workload.count) queries (\(queries.order.count) distinct)")
+        var keptRecall: RecallModel? = nil
+        var layout = try store.env.write { txn -> PartitionLayout in
+            _ = try state(txn)
+            let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
+            let key = CostModelCache.CalibrationKey(hasGraph: try graphBuilt(txn), hasCodes: try self.quantizer(txn) != nil, liveRows: live.count)
+            keptRecall = try storedCostModel(txn, key)?.recall
+            control.begin(.placing, total: live.count)
+            var cutSets = try boundCuts.map { try match(txn, $0).slots }
+            // Every row's cell, and the rows of each cell.
+            var cellOfSlot: [UInt32: Int]? = nil
+            var cellRows: [Bitmap] = []
+            if let quantizer {
+                let assigned = try assignCells(txn, live: live, quantizer: quantizer, cells: cells, control: control)
+                cellOfSlot = assigned.cellOfSlot
+                cellRows = assigned.cellRows
+                var below = Bitmap()
+                for t in 1..<cells {
+                    below.formUnion(cellRows[t - 1])
+                    cutSets.append(below)
+                }
+            }
+            let tree = try placementTree(txn, live: live, cutSets: cutSets, queries: queries, cellRows: cellRows,
+                                         minRows: minRows, maxPartitions: maxPartitions, control: control)
+            // Rows in leaf order, then the collection rewritten with slots 0, 1, 2, … in that order.
+            let (order, leaves) = slotOrder(tree, liveRows: live.count, cellOfSlot: cellOfSlot)
+            control.finishPhase()
+            var layout = PartitionLayout(cuts: cuts, nodes: tree.nodes, leaves: leaves, liveRows: live.count, workloadQueries: workload.count,
+                                         rowsTouchedUnpartitioned: tree.rootCost, rowsTouchedPartitioned: tree.totalCost)
+            layout.cells = cells
+            layout.cellCuts = cells > 0 ? Array(1..<cells) : []
+            try rewrite(txn, to: layout, order: order, quantizer: quantizer, control: control)
+            return layout
+        }
+        store.costModels.drop(cid)
+        if pqComponent != nil || hnswComponent != nil { try control.phase(.calibrating) { _ = try calibrate(queries: nil, recall: keptRecall) } }
+        layout.liveRows = try count()
+        return layout
+    }
+
+    /// Throws `invalidArgument` for an empty workload, `maxPartitions` < 1, a bad `cells` or
+    /// `probes`, or query vectors not matching the workload or the collection.
+    private func checkPartitionArguments(workload: [Filter?], maxPartitions: Int, cells: Int, queryVectors: [[Float]]?, probes: Int) throws {
         guard maxPartitions >= 1 else { throw SextantError(.invalidArgument, "maxPartitions must be at least 1, got \(maxPartitions)") }
         guard !workload.isEmpty else { throw SextantError(.invalidArgument, "the workload is empty") }
         guard cells == 0 || (cells >= 16 && cells <= 4096 && cells % 16 == 0) else {
@@ -79,25 +128,52 @@ extension VectorCollection {
                 do { try validate(vector: v, row: nil) } catch { throw error.adding(["query": String(i)]) }
             }
         }
-        let quantizer = cells > 0 ? try trainCells(cells, control: control) : nil
-        try control.checkCancellation("the partitioning")
-        let bound = try workload.map { f in try f.map { try $0.bind(to: schema) } }
-        // Atomic predicates of the workload, by weight (how many queries use them).
-        var weights: [Filter: Int] = [:]
-        var order: [Filter] = []
-        for f in workload.compactMap({ $0 }) {
-            for atom in Set(f.atoms) {
-                if weights[atom] == nil { order.append(atom) }
-                weights[atom, default: 0] += 1
+    }
+
+    /// Trains the coarse quantizer on up to 64 rows per cell (at least 16,384) of the live rows.
+    private func trainCells(_ cells: Int, control: OperationControl) throws -> CoarseQuantizer {
+        let limit = max(16_384, 64 * cells)
+        let sample: [Float] = try store.env.read { txn in
+            let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
+            let step = max(1, live.count / limit)
+            let reader = try vectorReader(txn)
+            var out: [Float] = []
+            var i = 0
+            control.begin(.reading, total: live.count)
+            defer { control.finishPhase() }
+            for slot in live {
+                defer { i += 1 }
+                if i & 4095 == 0 {
+                    try control.checkCancellation("the partitioning")
+                    control.report(i)
+                }
+                guard i % step == 0, out.count < limit * dimension else { continue }
+                let (_, x) = try vectorEntry(reader, slot)
+                let v = VectorCollection.floats(x, dimension)
+                out += metric == .cosine ? VectorCollection.normalized(v) : v
+            }
+            return out
+        }
+        let n = sample.count / dimension
+        guard n >= cells else {
+            throw SextantError(.invalidArgument, "collection '\(name)' has \(n) rows; \(cells) cells need at least as many", context: ["collection": name])
+        }
+        control.note("training \(cells) cells on \(n) vectors")
+        return try control.phase(.training) {
+            do {
+                return try CoarseQuantizer(training: sample, dimension: dimension, cells: cells, seed: UInt64(cid) &+ 0x5EC7)
+            } catch {
+                throw SextantError(.invalidArgument, "cannot train \(cells) cells for '\(name)': \(error)", context: ["collection": name])
             }
         }
-        let cuts = Array(order.sorted { weights[$0]! > weights[$1]! }.prefix(64))
-        let boundCuts = try cuts.map { try $0.bind(to: schema) }
-        // Distinct workload queries: a predicate, and the cells it probes when vectors are given.
-        struct WorkloadQuery: Hashable {
-            var filter: Filter?
-            var cells: [Int]?
-        }
+    }
+
+    /// The workload's distinct queries in first-seen order with their weights (how many lines
+    /// repeat them), after binding every predicate to the schema (which throws for one that
+    /// does not bind).
+    private func workloadQueries(_ workload: [Filter?], quantizer: CoarseQuantizer?, queryVectors: [[Float]]?,
+                                 probes: Int) throws -> (order: [WorkloadQuery], weights: [WorkloadQuery: Int]) {
+        let bound = try workload.map { f in try f.map { try $0.bind(to: schema) } }
         var queryWeights: [WorkloadQuery: Int] = [:]
         var queryOrder: [WorkloadQuery] = []
         for (i, (f, _)) in zip(workload, bound).enumerated() {
@@ -114,97 +190,106 @@ extension VectorCollection {
             queryOrder = Array(queryOrder.enumerated().sorted { (queryWeights[$0.element]!, -$0.offset) > (queryWeights[$1.element]!, -$1.offset) }
                 .prefix(1024).map(\.element))
         }
-        progress("\(cuts.count) candidate cuts\(cells > 0 ? " and \(cells - 1) cell cuts" : "") from \(workload.count) queries (\(queryOrder.count) distinct)")
-        var keptRecall: RecallModel? = nil
-        var layout = try store.env.write { txn -> PartitionLayout in
-            _ = try state(txn)
-            let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
-            let key = CostModelCache.CalibrationKey(hasGraph: try graphBuilt(txn), hasCodes: try self.quantizer(txn) != nil, liveRows: live.count)
-            keptRecall = try storedCostModel(txn, key)?.recall
-            control.begin(.placing, total: live.count)
-            var cutSets = try boundCuts.map { try match(txn, $0).slots }
-            // Every row's cell, and the rows of each cell.
-            var cellOfSlot: [UInt32: Int] = [:]
-            var cellRows: [Bitmap] = []
-            if let quantizer {
-                progress("assigning \(live.count) rows to \(cells) cells")
-                let vectors = try vectorReader(txn)
-                var builders = [[UInt32]](repeating: [], count: cells)
-                var i = 0
-                for slot in live {
-                    if i & 4095 == 0 {
-                        try control.checkCancellation("the partitioning")
-                        control.report(i / 2)
-                    }
-                    i += 1
-                    let (_, x) = try vectorEntry(vectors, slot)
-                    let c = cell(quantizer, of: x)
-                    cellOfSlot[slot] = c
-                    builders[c].append(slot)
-                }
-                cellRows = builders.map { Bitmap($0) }
-                var below = Bitmap()
-                for t in 1..<cells {
-                    below.formUnion(cellRows[t - 1])
-                    cutSets.append(below)
-                }
+        return (queryOrder, queryWeights)
+    }
+
+    /// The candidate cuts: the workload's 64 heaviest atomic predicates.
+    private func candidateCuts(_ workload: [Filter?]) -> [Filter] {
+        // Atomic predicates of the workload, by weight (how many queries use them).
+        var weights: [Filter: Int] = [:]
+        var order: [Filter] = []
+        for f in workload.compactMap({ $0 }) {
+            for atom in Set(f.atoms) {
+                if weights[atom] == nil { order.append(atom) }
+                weights[atom, default: 0] += 1
             }
-            let querySets = try queryOrder.map { q -> (Bitmap, Double) in
-                var rows = try match(txn, try q.filter.map { try $0.bind(to: schema) }).slots
-                if let probed = q.cells {
-                    var inCells = Bitmap()
-                    for c in probed { inCells.formUnion(cellRows[c]) }
-                    rows.formIntersection(inCells)
-                }
-                return (rows, Double(queryWeights[q]!))
-            }
-            let floor = minRows ?? max(64, live.count / (4 * maxPartitions))
-            var tree = QDTreeBuilder(live: live, cuts: cutSets, workload: querySets, minRows: floor, maxLeaves: maxPartitions)
-            try control.checkCancellation("the partitioning")
-            tree.build()
-            try control.checkCancellation("the partitioning")
-            progress("\(tree.leaves.count) partitions; rows the workload touches: \(Int(tree.rootCost)) → \(Int(tree.totalCost))")
-            // Rows in leaf order, then the collection rewritten with slots 0, 1, 2, … in that order.
-            var order: [UInt32] = []
-            order.reserveCapacity(live.count)
-            var leaves: [PartitionLayout.Leaf] = []
-            for (i, leaf) in tree.leaves.enumerated() {
-                let start = UInt32(order.count)
-                // Within a partition, rows in cell order: neighbouring vectors in neighbouring slots.
-                if quantizer == nil {
-                    order += leaf.rows
-                } else {
-                    order += Array(leaf.rows).sorted { (cellOfSlot[$0]!, $0) < (cellOfSlot[$1]!, $1) }
-                }
-                leaves.append(PartitionLayout.Leaf(id: i, path: leaf.path, rows: leaf.rows.count, slots: start..<UInt32(order.count)))
-            }
-            control.finishPhase()
-            // The graph keeps its edges under the new slot numbers: the same vectors, the same
-            // graph, so nothing is searched again (and the recall model still holds).
-            let relabelled = try relabelledGraph(txn, order: order)
-            try clearRows(txn)
-            var layout = PartitionLayout(cuts: cuts, nodes: tree.nodes, leaves: leaves, liveRows: live.count, workloadQueries: workload.count,
-                                         rowsTouchedUnpartitioned: tree.rootCost, rowsTouchedPartitioned: tree.totalCost)
-            layout.cells = cells
-            layout.cellCuts = cells > 0 ? Array(1..<cells) : []
-            // The new layout and cells first: writing the rows indexes their cells (the free
-            // list is empty, so slots are handed out in order).
-            try txn.put(db.index, key: indexKey("layout"), value: layout.serialized())
-            if let quantizer {
-                try txn.put(db.index, key: indexKey("cells"), value: quantizer.serialized())
-            } else {
-                _ = try txn.delete(db.index, key: indexKey("cells"))
-            }
-            try rewriteRows(txn, order: order, control: control)
-            if let relabelled { try storeGraph(txn, relabelled, control: control, cancellable: true) }
-            // The last point at which stopping leaves the store unchanged.
-            try control.checkCancellation("the partitioning")
-            return layout
         }
-        store.costModels.drop(cid)
-        if pqComponent != nil || hnswComponent != nil { try control.phase(.calibrating) { _ = try calibrate(queries: nil, recall: keptRecall) } }
-        layout.liveRows = try count()
-        return layout
+        return Array(order.sorted { weights[$0]! > weights[$1]! }.prefix(64))
+    }
+
+    /// Every live row's cell (its nearest centroid), and the rows of each cell.
+    private func assignCells(_ txn: Transaction, live: Bitmap, quantizer: CoarseQuantizer, cells: Int,
+                             control: OperationControl) throws -> (cellOfSlot: [UInt32: Int], cellRows: [Bitmap]) {
+        control.note("assigning \(live.count) rows to \(cells) cells")
+        let vectors = try vectorReader(txn)
+        var cellOfSlot: [UInt32: Int] = [:]
+        var builders = [[UInt32]](repeating: [], count: cells)
+        var i = 0
+        for slot in live {
+            if i & 4095 == 0 {
+                try control.checkCancellation("the partitioning")
+                control.report(i / 2)
+            }
+            i += 1
+            let (_, x) = try vectorEntry(vectors, slot)
+            let c = cell(quantizer, of: x)
+            cellOfSlot[slot] = c
+            builders[c].append(slot)
+        }
+        return (cellOfSlot, builders.map { Bitmap($0) })
+    }
+
+    /// The qd-tree over `cutSets` for the workload: each distinct query weighs on the rows it
+    /// matches (within the cells it probes, when it has vectors); partitions keep at least
+    /// `minRows` rows (by default a quarter of an even share).
+    private func placementTree(_ txn: Transaction, live: Bitmap, cutSets: [Bitmap], queries: (order: [WorkloadQuery], weights: [WorkloadQuery: Int]),
+                               cellRows: [Bitmap], minRows: Int?, maxPartitions: Int, control: OperationControl) throws -> QDTreeBuilder {
+        let querySets = try queries.order.map { q -> (Bitmap, Double) in
+            var rows = try match(txn, try q.filter.map { try $0.bind(to: schema) }).slots
+            if let probed = q.cells {
+                var inCells = Bitmap()
+                for c in probed { inCells.formUnion(cellRows[c]) }
+                rows.formIntersection(inCells)
+            }
+            return (rows, Double(queries.weights[q]!))
+        }
+        let floor = minRows ?? max(64, live.count / (4 * maxPartitions))
+        var tree = QDTreeBuilder(live: live, cuts: cutSets, workload: querySets, minRows: floor, maxLeaves: maxPartitions)
+        try control.checkCancellation("the partitioning")
+        tree.build()
+        try control.checkCancellation("the partitioning")
+        control.note("\(tree.leaves.count) partitions; rows the workload touches: \(Int(tree.rootCost)) → \(Int(tree.totalCost))")
+        return tree
+    }
+
+    /// The rows in leaf order (their new slots) and each leaf's slot range.
+    private func slotOrder(_ tree: QDTreeBuilder, liveRows: Int, cellOfSlot: [UInt32: Int]?) -> (order: [UInt32], leaves: [PartitionLayout.Leaf]) {
+        var order: [UInt32] = []
+        order.reserveCapacity(liveRows)
+        var leaves: [PartitionLayout.Leaf] = []
+        for (i, leaf) in tree.leaves.enumerated() {
+            let start = UInt32(order.count)
+            // Within a partition, rows in cell order: neighbouring vectors in neighbouring slots.
+            if let cellOfSlot {
+                order += Array(leaf.rows).sorted { (cellOfSlot[$0]!, $0) < (cellOfSlot[$1]!, $1) }
+            } else {
+                order += leaf.rows
+            }
+            leaves.append(PartitionLayout.Leaf(id: i, path: leaf.path, rows: leaf.rows.count, slots: start..<UInt32(order.count)))
+        }
+        return (order, leaves)
+    }
+
+    /// Rewrites the collection in `txn` to `layout`: the rows of `order` at slots 0, 1, 2, …,
+    /// the graph renamed to them, the layout and its cells stored.
+    private func rewrite(_ txn: Transaction, to layout: PartitionLayout, order: [UInt32], quantizer: CoarseQuantizer?,
+                         control: OperationControl) throws {
+        // The graph keeps its edges under the new slot numbers: the same vectors, the same
+        // graph, so nothing is searched again (and the recall model still holds).
+        let relabelled = try relabelledGraph(txn, order: order)
+        try clearRows(txn)
+        // The new layout and cells first: writing the rows indexes their cells (the free
+        // list is empty, so slots are handed out in order).
+        try txn.put(db.index, key: indexKey("layout"), value: layout.serialized())
+        if let quantizer {
+            try txn.put(db.index, key: indexKey("cells"), value: quantizer.serialized())
+        } else {
+            _ = try txn.delete(db.index, key: indexKey("cells"))
+        }
+        try rewriteRows(txn, order: order, control: control)
+        if let relabelled { try storeGraph(txn, relabelled, control: control, cancellable: true) }
+        // The last point at which stopping leaves the store unchanged.
+        try control.checkCancellation("the partitioning")
     }
 
     /// The collection's graph with every node renamed from its slot to its position in `order`
@@ -283,226 +368,12 @@ extension VectorCollection {
         _ = try txn.delete(db.index, key: indexKey("hnsw"))
         try CollectionState(count: 0, nextSlot: 0).write(txn, db.state, cid: cid)
     }
-
-    // MARK: Reading
-
-    /// The collection's layout, or nil when it was never partitioned.
-    ///
-    /// - Throws: `notFound` when the collection was dropped, `corrupted` for a layout that does not
-    ///   decode, storage errors (`mapFull`, `io`, `storage`, ...).
-    public func partitionLayout() throws -> PartitionLayout? {
-        try store.env.read { txn in
-            _ = try state(txn)
-            return try partitionLayout(txn)
-        }
-    }
-
-    func partitionLayout(_ txn: Transaction) throws -> PartitionLayout? {
-        let found: PartitionLayout?? = try txn.withValue(db.index, key: indexKey("layout")) { v in
-            try PartitionLayout(serialized: v, schema: schema, collection: name)
-        }
-        return found ?? nil
-    }
-
-    /// The layout with its cuts bound to the schema, for placing new rows; nil without one.
-    func partitionRouting(_ txn: Transaction) throws -> PartitionRouting? {
-        guard let layout = try partitionLayout(txn) else { return nil }
-        return PartitionRouting(layout: layout, cuts: try layout.cuts.map { try $0.bind(to: schema) },
-                                quantizer: layout.cells > 0 ? try coarseQuantizer(txn) : nil)
-    }
-
-    /// The coarse quantizer of the collection's layout (stored under its `cells` key), or nil.
-    func coarseQuantizer(_ txn: Transaction) throws -> CoarseQuantizer? {
-        let found: CoarseQuantizer?? = try txn.withValue(db.index, key: indexKey("cells")) { v in
-            do { return try CoarseQuantizer(serialized: v) } catch {
-                throw SextantError(.corrupted, "cells of '\(name)': \(error)", context: ["collection": name])
-            }
-        }
-        guard let cq = found ?? nil else { return nil }
-        guard cq.dimension == dimension else {
-            throw SextantError(.corrupted, "cells of '\(name)' have dimension \(cq.dimension), the collection \(dimension)", context: ["collection": name])
-        }
-        return cq
-    }
-
-    /// The cell of a stored or given vector (`dimension` floats): cosine collections assign
-    /// normalised vectors, as queries probe with normalised ones.
-    func cell(_ quantizer: CoarseQuantizer, of x: UnsafeRawPointer) -> Int {
-        guard metric == .cosine else { return quantizer.cell(of: x) }
-        let v = VectorCollection.normalized(VectorCollection.floats(x, dimension))
-        return quantizer.cell(of: v)
-    }
-
-    /// Trains the coarse quantizer on up to 64 rows per cell (at least 16,384) of the live rows.
-    private func trainCells(_ cells: Int, control: OperationControl) throws -> CoarseQuantizer {
-        let limit = max(16_384, 64 * cells)
-        let sample: [Float] = try store.env.read { txn in
-            let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
-            let step = max(1, live.count / limit)
-            let reader = try vectorReader(txn)
-            var out: [Float] = []
-            var i = 0
-            control.begin(.reading, total: live.count)
-            defer { control.finishPhase() }
-            for slot in live {
-                defer { i += 1 }
-                if i & 4095 == 0 {
-                    try control.checkCancellation("the partitioning")
-                    control.report(i)
-                }
-                guard i % step == 0, out.count < limit * dimension else { continue }
-                let (_, x) = try vectorEntry(reader, slot)
-                let v = VectorCollection.floats(x, dimension)
-                out += metric == .cosine ? VectorCollection.normalized(v) : v
-            }
-            return out
-        }
-        let n = sample.count / dimension
-        guard n >= cells else {
-            throw SextantError(.invalidArgument, "collection '\(name)' has \(n) rows; \(cells) cells need at least as many", context: ["collection": name])
-        }
-        control.note("training \(cells) cells on \(n) vectors")
-        return try control.phase(.training) {
-            do {
-                return try CoarseQuantizer(training: sample, dimension: dimension, cells: cells, seed: UInt64(cid) &+ 0x5EC7)
-            } catch {
-                throw SextantError(.invalidArgument, "cannot train \(cells) cells for '\(name)': \(error)", context: ["collection": name])
-            }
-        }
-    }
-
-    /// Each partition's rows now (exact, from its predicates) as slots.
-    func partitionMembers(_ txn: Transaction, _ layout: PartitionLayout) throws -> [Bitmap] {
-        let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
-        let reader = IndexReader(txn: txn, db: db.postings, cid: cid)
-        var cutSets = try layout.cuts.map { try match(txn, try $0.bind(to: schema)).slots }
-        if !layout.cellCuts.isEmpty {
-            // `cell < t`: the union of the cell postings below t.
-            var below = Bitmap()
-            var byThreshold: [Int: Bitmap] = [:]
-            for c in 0..<layout.cells {
-                byThreshold[c] = below
-                below.formUnion(try reader.cell(c))
-            }
-            cutSets += layout.cellCuts.map { byThreshold[$0] ?? Bitmap() }
-        }
-        return layout.leaves.map { leaf in
-            var s = live
-            for step in leaf.path { s = step.holds ? s.intersection(cutSets[step.cut]) : s.subtracting(cutSets[step.cut]) }
-            return s
-        }
-    }
-
-    /// Rows per partition now, how many still sit in their partition's slot range, and the drift.
-    ///
-    /// - Throws: `notFound`, `corrupted`, storage errors (`mapFull`, `io`, `storage`, ...).
-    public func partitionStatistics() throws -> PartitionStatistics? {
-        try store.env.read { txn in
-            _ = try state(txn)
-            guard let layout = try partitionLayout(txn) else { return nil }
-            let members = try partitionMembers(txn, layout)
-            var leaves: [PartitionStatistics.Leaf] = []
-            var inPlace = 0, live = 0
-            for (leaf, m) in zip(layout.leaves, members) {
-                let here = m.intersectionCount(Bitmap(range: leaf.slots))
-                inPlace += here
-                live += m.count
-                leaves.append(.init(id: leaf.id, description: layout.describe(leaf), rowsAtLayout: leaf.rows, rows: m.count, rowsInPlace: here))
-            }
-            var stats = PartitionStatistics(leaves: leaves, liveRows: live, drift: live == 0 ? 0 : Double(live - inPlace) / Double(live))
-            stats.cells = layout.cells
-            return stats
-        }
-    }
-
-    /// Partitions holding at least one of `candidates` (1 without a layout).
-    func partitionsTouched(_ txn: Transaction, _ candidates: Bitmap) throws -> Int {
-        guard let layout = try partitionLayout(txn) else { return 1 }
-        return try partitionMembers(txn, layout).filter { !$0.isDisjoint(with: candidates) }.count
-    }
 }
 
-/// Greedy qd-tree construction over bitmaps: the cost of a partition is its size times the
-/// weight of the workload queries with at least one match in it (they must read it).
-struct QDTreeBuilder {
-    struct Leaf {
-        var rows: Bitmap
-        var path: [PartitionLayout.Step]
-        var node: Int
-        var cost: Double
-    }
-
-    let cuts: [Bitmap]
-    let workload: [(Bitmap, Double)]
-    let minRows: Int
-    let maxLeaves: Int
-    var leaves: [Leaf]
-    var nodes: [PartitionLayout.Node] = [.leaf(0)]
-    let rootCost: Double
-
-    init(live: Bitmap, cuts: [Bitmap], workload: [(Bitmap, Double)], minRows: Int, maxLeaves: Int) {
-        self.cuts = cuts
-        self.workload = workload
-        self.minRows = max(1, minRows)
-        self.maxLeaves = maxLeaves
-        let c = Self.cost(live, workload)
-        rootCost = c
-        leaves = [Leaf(rows: live, path: [], node: 0, cost: c)]
-    }
-
-    var totalCost: Double { leaves.reduce(0) { $0 + $1.cost } }
-
-    static func cost(_ rows: Bitmap, _ workload: [(Bitmap, Double)]) -> Double {
-        guard !rows.isEmpty else { return 0 }
-        var w = 0.0
-        for (m, weight) in workload where !m.isDisjoint(with: rows) { w += weight }
-        return Double(rows.count) * w
-    }
-
-    /// The best split of leaf `i`: (gain, cut, rows where it holds, the others, their costs).
-    func bestSplit(_ i: Int) -> (gain: Double, cut: Int, yes: Bitmap, no: Bitmap, yesCost: Double, noCost: Double)? {
-        let leaf = leaves[i]
-        guard leaf.rows.count >= 2 * minRows else { return nil }
-        var best: (gain: Double, cut: Int, yes: Bitmap, no: Bitmap, yesCost: Double, noCost: Double)? = nil
-        for (c, set) in cuts.enumerated() where !leaf.path.contains(where: { $0.cut == c }) {
-            let yes = leaf.rows.intersection(set)
-            guard yes.count >= minRows, leaf.rows.count - yes.count >= minRows else { continue }
-            let no = leaf.rows.subtracting(set)
-            let (yc, nc) = (Self.cost(yes, workload), Self.cost(no, workload))
-            let gain = leaf.cost - yc - nc
-            if gain > 0, gain > (best?.gain ?? 0) { best = (gain, c, yes, no, yc, nc) }
-        }
-        return best
-    }
-
-    mutating func build() {
-        var candidates: [Int: (gain: Double, cut: Int, yes: Bitmap, no: Bitmap, yesCost: Double, noCost: Double)] = [:]
-        for i in leaves.indices { candidates[i] = bestSplit(i) }
-        while leaves.count < maxLeaves {
-            guard let (i, s) = candidates.compactMapValues({ $0 }).max(by: { $0.value.gain < $1.value.gain || ($0.value.gain == $1.value.gain && $0.key > $1.key) }) else { break }
-            let leaf = leaves[i]
-            let yesNode = nodes.count, noNode = nodes.count + 1
-            nodes[leaf.node] = .split(cut: s.cut, left: yesNode, right: noNode)
-            nodes.append(.leaf(i))
-            nodes.append(.leaf(leaves.count))
-            leaves[i] = Leaf(rows: s.yes, path: leaf.path + [.init(cut: s.cut, holds: true)], node: yesNode, cost: s.yesCost)
-            leaves.append(Leaf(rows: s.no, path: leaf.path + [.init(cut: s.cut, holds: false)], node: noNode, cost: s.noCost))
-            candidates[i] = bestSplit(i)
-            candidates[leaves.count - 1] = bestSplit(leaves.count - 1)
-        }
-        // Leaf ids in tree order (left before right), which is also slot order.
-        var order: [Int] = []
-        func walk(_ n: Int) {
-            switch nodes[n] {
-            case .leaf(let l): order.append(l)
-            case .split(_, let l, let r): walk(l); walk(r)
-            }
-        }
-        walk(0)
-        let old = leaves
-        leaves = order.map { old[$0] }
-        for (newID, oldID) in order.enumerated() { nodes[old[oldID].node] = .leaf(newID) }
-    }
+/// A distinct workload query: a predicate, and the cells it probes when vectors are given.
+private struct WorkloadQuery: Hashable {
+    var filter: Filter?
+    var cells: [Int]?
 }
 
 extension Filter {
