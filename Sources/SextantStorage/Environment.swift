@@ -8,34 +8,6 @@ import Glibc
 import Darwin
 #endif
 
-/// A named LMDB database inside an ``Environment``. Cheap to copy; valid while the environment is open.
-package struct Database: Sendable, Hashable {
-    package let name: String
-    let dbi: MDB_dbi
-}
-
-/// Flags for ``Environment/openDatabase(_:create:integerKeys:)``-style calls.
-package struct DatabaseOptions: OptionSet, Sendable {
-    package let rawValue: UInt32
-    package init(rawValue: UInt32) { self.rawValue = rawValue }
-    /// Keys are native-endian unsigned integers (4 or 8 bytes), compared numerically.
-    package static let integerKey = DatabaseOptions(rawValue: UInt32(MDB_INTEGERKEY))
-}
-
-/// Sizes and counters of an environment, for `stat`.
-package struct EnvironmentInfo: Sendable {
-    package var mapSize: Int
-    package var pageSize: Int
-    /// Pages in use (the high-water mark of the data file).
-    package var usedPages: Int
-    package var usedBytes: Int { usedPages * pageSize }
-    package var maxReaders: Int
-    package var readersInUse: Int
-    package var lastTransactionID: Int
-    /// Bytes of `data.mdb` on disk.
-    package var fileSize: Int
-}
-
 /// One LMDB environment: a directory holding `data.mdb`, `lock.mdb` and `sextant.lock`.
 ///
 /// - One serialized writer: ``write(_:)`` calls from any threads run one at a time, each on the
@@ -52,8 +24,8 @@ package final class Environment: @unchecked Sendable {
     /// The canonical directory path.
     package let path: String
     private var env: OpaquePointer?
-    private let lmdb: LMDB
-    private let gate = RWGate()
+    let lmdb: LMDB
+    let gate = RWGate()
     /// Times the map was set to a new size (its address may change then).
     private let remaps = RemapCounter()
     private let writer = PlainLock()
@@ -167,9 +139,19 @@ package final class Environment: @unchecked Sendable {
 
     package var isClosed: Bool { state.withLock { $0.closed } }
 
-    private func handle() throws(SextantError) -> OpaquePointer {
+    func handle() throws(SextantError) -> OpaquePointer {
         guard let env, !isClosed else { throw SextantError(.closed, "the store is closed", context: ["path": path]) }
         return env
+    }
+
+    /// Runs `body` while holding the store exclusively against other processes and handles.
+    /// Throws ``SextantError/Code/locked`` when anyone else has the store open.
+    package func withExclusiveAccess<R>(_ body: () throws -> R) throws -> R {
+        guard processLock.tryExclusive() else {
+            throw SextantError(.locked, "another process has the store open", context: ["path": path])
+        }
+        defer { processLock.downgrade() }
+        return try body()
     }
 
     // MARK: Databases
@@ -437,114 +419,9 @@ package final class Environment: @unchecked Sendable {
             remaps.increment()
         }
     }
-
-    // MARK: Maintenance
-
-    /// Map, page and reader figures.
-    package func info() throws(SextantError) -> EnvironmentInfo {
-        let env = try handle()
-        var i = MDB_envinfo()
-        var s = MDB_stat()
-        try lmdb.check(.envInfo) { mdb_env_info(env, &i) }
-        try lmdb.check(.envStat) { mdb_env_stat(env, &s) }
-        var st = stat()
-        let size = stat(path + "/data.mdb", &st) == 0 ? Int(st.st_size) : 0
-        return EnvironmentInfo(
-            mapSize: i.me_mapsize, pageSize: Int(s.ms_psize), usedPages: i.me_last_pgno + 1,
-            maxReaders: Int(i.me_maxreaders), readersInUse: Int(i.me_numreaders),
-            lastTransactionID: i.me_last_txnid, fileSize: size)
-    }
-
-    /// Drops this process's mappings of the data file's pages. The map is read-only and
-    /// shared (no `MDB_WRITEMAP`), so the pages stay in the page cache and fault back in on the
-    /// next read, and pointers into the map stay valid. Long operations call it between
-    /// phases, so that the resident size counts the pages a phase reads, not every page the
-    /// process has read since it opened the store.
-    package func releaseMappedPages() {
-        guard let env = try? handle() else { return }
-        var i = MDB_envinfo()
-        var s = MDB_stat()
-        guard mdb_env_info(env, &i) == 0, mdb_env_stat(env, &s) == 0, let base = i.me_mapaddr else { return }
-        let used = min(i.me_mapsize, (i.me_last_pgno + 1) * Int(s.ms_psize))
-        _ = madvise(base, used, MADV_DONTNEED)
-    }
-
-    /// The reader table as LMDB prints it (pid, thread, txnid per slot).
-    package func readerTable() throws(SextantError) -> [String] {
-        let env = try handle()
-        final class Lines { var items: [String] = [] }
-        let lines = Lines()
-        let ctx = Unmanaged.passUnretained(lines).toOpaque()
-        _ = lmdb.call(.readerList) {
-            mdb_reader_list(env, { msg, ctx in
-                guard let msg, let ctx else { return 0 }
-                Unmanaged<Lines>.fromOpaque(ctx).takeUnretainedValue().items.append(String(cString: msg).trimmingTrailingNewline())
-                return 0
-            }, ctx)
-        }
-        return lines.items
-    }
-
-    /// Clears reader slots of dead processes; returns how many were cleared.
-    @discardableResult
-    package func clearStaleReaders() throws(SextantError) -> Int {
-        let env = try handle()
-        var dead: Int32 = 0
-        try lmdb.check(.readerCheck) { mdb_reader_check(env, &dead) }
-        return Int(dead)
-    }
-
-    /// Writes a consistent copy (a hot backup) into the empty or new directory `destination`.
-    /// Runs in a read transaction, so writers go on meanwhile. With `compact`, free pages are
-    /// omitted and the copy is as small as the live data allows.
-    package func copy(to destination: String, compact: Bool) throws {
-        let env = try handle()
-        if mkdir(destination, 0o755) != 0 && errno != EEXIST {
-            throw SextantError(.io, "cannot create '\(destination)': \(String(cString: strerror(errno)))", context: ["path": destination], underlying: errno)
-        }
-        if access(destination + "/data.mdb", F_OK) == 0 {
-            throw SextantError(.alreadyExists, "'\(destination)' already holds a store", context: ["path": destination])
-        }
-        try gate.withShared { () throws in
-            try lmdb.check(.envCopy) { mdb_env_copy2(env, destination, compact ? UInt32(MDB_CP_COMPACT) : 0) }
-        }
-        try Environment.fsyncFile(destination + "/data.mdb")
-        try Environment.fsyncFile(destination)
-    }
-
-    /// Forces a flush to disk (useful after writes in ``StorageConfiguration/SyncMode/noSync`` mode).
-    package func sync() throws(SextantError) {
-        let env = try handle()
-        try lmdb.check(.envSync) { mdb_env_sync(env, 1) }
-    }
-
-    /// Runs `body` while holding the store exclusively against other processes and handles.
-    /// Throws ``SextantError/Code/locked`` when anyone else has the store open.
-    package func withExclusiveAccess<R>(_ body: () throws -> R) throws -> R {
-        guard processLock.tryExclusive() else {
-            throw SextantError(.locked, "another process has the store open", context: ["path": path])
-        }
-        defer { processLock.downgrade() }
-        return try body()
-    }
-
-    static func fsyncFile(_ p: String) throws(SextantError) {
-        let fd = open(p, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SextantError(.io, "cannot open '\(p)' to sync", context: ["path": p], underlying: errno) }
-        defer { _ = Glibc.close(fd) }
-        guard fsync(fd) == 0 else { throw SextantError(.io, "fsync failed for '\(p)'", context: ["path": p], underlying: errno) }
-    }
 }
 
 private enum WriteStep<R> { case done(R), grow, resized }
-
-extension String {
-    func trimmingTrailingNewline() -> String {
-        var s = self
-        while s.hasSuffix("\n") { s.removeLast() }
-        return s
-    }
-}
 
 /// A counter read and written under a lock (remaps are rare; reads happen once per transaction).
 final class RemapCounter: @unchecked Sendable {
