@@ -183,6 +183,28 @@ private func sortedArray(_ s: Set<UInt32>) -> [UInt32] { s.sorted() }
         #expect(b == Bitmap(Array(set)))
     }
 
+    /// The dense form used by filtered traversal holds exactly the members below its bound,
+    /// whatever containers (array, bitset, runs) hold them.
+    @Test(arguments: BitmapDistribution.allCases)
+    func denseBitsetAgreesWithMembership(distribution: BitmapDistribution) {
+        var rng = SeededRandom(seed: 0xDE5E_0000 &+ UInt64(distribution.rawValue.count))
+        // Low chunks only: the bitset is sized by its bound.
+        let values = bitmapValues(distribution, &rng).filter { $0 >> 16 < 8 }
+        let set = Set(values)
+        var runs = Bitmap(values)
+        runs.runOptimize()
+        for b in [makeBitmap(values, &rng), runs] {
+        for bound: UInt32 in [0, 1, 63, 64, 65, 4097, 65535, 65536, 65600, (3 << 16) + 17, 8 << 16] {
+            let dense = DenseBitset(b, bound: bound)
+            for id in set { #expect(dense.contains(id) == (id < bound), "id \(id) bound \(bound)") }
+            // Non-members, near members and at the bound's edges.
+            for probe in set.prefix(200).flatMap({ [$0 &+ 1, $0 &- 1, $0 &+ 64] }) + [bound, bound &+ 1, bound &- 1, bound | 63] where !set.contains(probe) {
+                #expect(!dense.contains(probe), "non-member \(probe) bound \(bound)")
+            }
+        }
+        }
+    }
+
     @Test func arrayBitsetThresholds() throws {
         var b = Bitmap()
         let base: UInt32 = 5 << 16
