@@ -531,8 +531,12 @@ extension VectorCollection {
         let found: [Neighbor] = try q.vector.withUnsafeBytes { qp in
             let query = BlockVectors.Query(pointer: qp.baseAddress!, inverseNorm: 1)
             if let allowed {
+                // Two hops only where a level-0 list (2m entries) is expected to hold fewer than
+                // two matches: above that, plain traversal keeps enough matching candidates and
+                // also crosses regions without matches, which the two-hop beam cannot.
+                let twoHop = 1 / Double(max(1, g.parameters.m))
                 let r = try HNSW.search(query, k: q.k, ef: ef, filter: HNSWFilter(allowed: allowed, allowedBits: bits ?? DenseBitset(allowed, bound: g.nodeIDBound),
-                                                                              exhaustiveBelowMatches: exhaustiveBelow),
+                                                                              twoHopBelowSelectivity: twoHop, exhaustiveBelowMatches: exhaustiveBelow),
                                         storage: g, distances: src, context: context)
                 switch r.strategy {
                 case .graph: detail = "graph"
@@ -651,3 +655,4 @@ private final class MappedRows {
         }
     }
 }
+

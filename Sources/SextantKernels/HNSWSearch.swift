@@ -58,7 +58,12 @@ public struct HNSWFilter {
     public var seeds: [UInt32]
     /// When the filter admits fewer than this fraction of the nodes, level 0 expands
     /// through non-matching neighbours to their neighbours (ACORN-1's two-hop expansion)
-    /// and only matching nodes become candidates.
+    /// and only matching nodes become candidates. Two hops pay only where a node's list holds
+    /// too few matches to keep the beam moving; they also confine the beam to matching
+    /// regions, so above that plain traversal finds more (measured at 1M rows: at 10 %
+    /// selectivity plain traversal reached 0.99 recall where two hops reached 0.78 for
+    /// predicates anti-correlated with the query). The default, 1/16, is where a level-0
+    /// list of an m = 16 graph (32 entries) expects two matches; pass `1/m` for other graphs.
     public var twoHopBelowSelectivity: Double
     /// In two-hop mode, how many matching ids (spread over `allowed`) seed level 0.
     public var autoSeeds: Int
@@ -72,7 +77,7 @@ public struct HNSWFilter {
     public var exhaustiveFallback: Bool
 
     public init(allowed: Bitmap? = nil, allowedBits: DenseBitset? = nil, predicate: ((UInt32) -> Bool)? = nil, deleted: Bitmap? = nil,
-                seeds: [UInt32] = [], twoHopBelowSelectivity: Double = 0.2, autoSeeds: Int = 16, expectedSelectivity: Double = 1,
+                seeds: [UInt32] = [], twoHopBelowSelectivity: Double = 0.0625, autoSeeds: Int = 16, expectedSelectivity: Double = 1,
                 exhaustiveBelowMatches: Int = 1000, exhaustiveFallback: Bool = true) {
         self.allowed = allowed
         self.allowedBits = allowedBits

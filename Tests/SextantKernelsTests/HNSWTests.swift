@@ -241,8 +241,8 @@ private struct DictionaryGraph: MutableGraphStorage {
         let seeded = HNSWFilter(allowed: allowed, seeds: [3], twoHopBelowSelectivity: 0, exhaustiveBelowMatches: 0, exhaustiveFallback: false)
         let r3 = try filtered(g, vectors, [0, 0, 0, 0], k: 5, ef: 16, filter: seeded, context: context)
         #expect(r3.isComplete && r3.neighbors.count == 5)
-        // Two-hop mode seeds from the first matches itself.
-        let twoHop = HNSWFilter(allowed: allowed, exhaustiveBelowMatches: 0, exhaustiveFallback: false)
+        // Two-hop mode (here 10 % selectivity, below the threshold given) seeds from the first matches itself.
+        let twoHop = HNSWFilter(allowed: allowed, twoHopBelowSelectivity: 0.2, exhaustiveBelowMatches: 0, exhaustiveFallback: false)
         let r4 = try filtered(g, vectors, [0, 0, 0, 0], k: 5, ef: 16, filter: twoHop, context: context)
         #expect(r4.isComplete && r4.strategy == .graphTwoHop && r4.neighbors.count == 5)
     }
