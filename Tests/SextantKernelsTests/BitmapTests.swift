@@ -205,6 +205,30 @@ private func sortedArray(_ s: Set<UInt32>) -> [UInt32] { s.sorted() }
         }
     }
 
+    /// The builder a range scan fills (single ids, and chunks of little-endian low halves in
+    /// any order of high keys) builds exactly the set inserted.
+    @Test(arguments: BitmapDistribution.allCases)
+    func builderAgreesWithSet(distribution: BitmapDistribution) {
+        var rng = SeededRandom(seed: 0xB11D_0000 &+ UInt64(distribution.rawValue.count))
+        let values = bitmapValues(distribution, &rng)
+        var builder = BitmapBuilder()
+        var byHigh: [UInt16: [UInt16]] = [:]
+        for (i, v) in values.enumerated() {
+            if i % 3 == 0 { builder.insert(v) } else { byHigh[UInt16(v >> 16), default: []].append(UInt16(truncatingIfNeeded: v)) }
+        }
+        for (high, lows) in byHigh.shuffled(using: &rng) {
+            // Chunks of up to 50 lows, each behind a one-byte header as postings store them.
+            for start in stride(from: 0, to: lows.count, by: 50) {
+                let chunk = lows[start..<min(lows.count, start + 50)]
+                let bytes: [UInt8] = [0] + chunk.flatMap { [UInt8(truncatingIfNeeded: $0), UInt8(truncatingIfNeeded: $0 >> 8)] }
+                bytes.withUnsafeBytes { builder.insert(high: high, lows: $0, littleEndianUInt16At: 1, count: chunk.count) }
+            }
+        }
+        let built = builder.build()
+        #expect(built == Bitmap(values))
+        #expect(Array(built) == Set(values).sorted())
+    }
+
     @Test func arrayBitsetThresholds() throws {
         var b = Bitmap()
         let base: UInt32 = 5 << 16
