@@ -1,0 +1,132 @@
+import CSextantSIMD
+import SextantKernels
+
+/// Distances between a query and stored vectors, read in place from the vector blocks. For
+/// cosine the query is normalised and a node scores `1 − q̂·x / ‖x‖`, the exact plan's formula.
+struct BlockVectors: GraphDistanceSource {
+    let reader: SlotBlocks.Reader
+    let kind: DistanceKind
+    let cosine: Bool
+    let dimension: Int
+    let vectorOffset: Int
+    let normOffset: Int
+
+    init(reader: SlotBlocks.Reader, kind: DistanceKind, cosine: Bool, dimension: Int) {
+        self.reader = reader
+        self.kind = kind
+        self.cosine = cosine
+        self.dimension = dimension
+        vectorOffset = reader.blocks.regionOffsets[1]
+        normOffset = reader.blocks.regionOffsets[2]
+    }
+
+    struct Query {
+        let pointer: UnsafeRawPointer
+        /// `1/‖q‖` for cosine (1 for a normalised search query), unused otherwise.
+        let inverseNorm: Float
+    }
+
+    /// The node's vector and, for cosine only, its stored norm (the norms sit on other cache
+    /// lines than the vector: l2 and ip must not pay that miss).
+    @inline(__always)
+    func vector(_ node: UInt32) throws -> (UnsafeRawPointer, Float) {
+        let (x, n) = try locate(node)
+        return (x, cosine ? n.loadUnaligned(as: Float.self) : 0)
+    }
+
+    /// Where the node's vector and stored norm are, without reading either.
+    @inline(__always)
+    func locate(_ node: UInt32) throws -> (vector: UnsafeRawPointer, norm: UnsafeRawPointer) {
+        let blocks = reader.blocks
+        guard let base = try reader.blockPointer(blocks.block(of: node)) else {
+            throw SextantError(.corrupted, "graph node \(node) has no vector block", context: ["slot": String(node)])
+        }
+        let i = Int(node % UInt32(blocks.slotsPerBlock))
+        return (base + vectorOffset + i * 4 * dimension, base + normOffset + 4 * i)
+    }
+
+    func query(for node: UInt32) throws -> Query {
+        let (p, n) = try vector(node)
+        return Query(pointer: p, inverseNorm: n > 0 ? 1 / n : 0)
+    }
+
+    /// The exact plan's arithmetic: cosine is `1 + (−q̂·x) · (1/‖x‖)` with the stored norm.
+    @inline(__always)
+    func score(_ q: Query, _ x: UnsafeRawPointer, _ norm: Float) -> Float {
+        if cosine {
+            let d = Distance.dot(q.pointer, x, dimension: dimension)
+            return 1 + (-d * q.inverseNorm) * (norm > 0 ? 1 / norm : 0)
+        }
+        return Distance.distance(kind, query: q.pointer, vector: x, dimension: dimension)
+    }
+
+    /// The traversal's score: ``TraversalDistance`` (AVX2 + FMA when the CPU has them).
+    @inline(__always)
+    func fastScore(_ q: Query, _ x: UnsafeRawPointer, _ norm: Float) -> Float {
+        if cosine {
+            let d = TraversalDistance.dot(q.pointer, x, dimension: dimension)
+            return 1 + (-d * q.inverseNorm) * (norm > 0 ? 1 / norm : 0)
+        }
+        return kind == .l2 ? TraversalDistance.squaredL2(q.pointer, x, dimension: dimension)
+            : -TraversalDistance.dot(q.pointer, x, dimension: dimension)
+    }
+
+    @inline(__always)
+    func distance(_ query: Query, to node: UInt32) throws -> Float {
+        let (x, n) = try vector(node)
+        return fastScore(query, x, n)
+    }
+
+    /// Results are reported with the exact plan's arithmetic, so a graph hit carries the
+    /// distance an exact scan gives the same row.
+    func resultDistance(_ query: Query, to node: UInt32) throws -> Float? {
+        let (x, n) = try vector(node)
+        return score(query, x, n)
+    }
+
+    /// Scores neighbours in chunks through the batch kernels, which prefetch the vectors
+    /// ahead of the ones being scored (their addresses are known up front). Cosine norms are
+    /// only prefetched while gathering and read after the kernel: each is another cache
+    /// miss, and reading it up front would serialize those misses before any scoring.
+    func distances(_ query: Query, to nodes: UnsafeBufferPointer<UInt32>, into out: UnsafeMutablePointer<Float>) throws {
+        let chunk = 64
+        try withUnsafeTemporaryAllocation(of: UnsafeRawPointer.self, capacity: 2 * chunk) { pointers in
+            var start = 0
+            while start < nodes.count {
+                let n = min(chunk, nodes.count - start)
+                for j in 0..<n {
+                    let (x, norm) = try locate(nodes[start + j])
+                    pointers[j] = x
+                    pointers[chunk + j] = norm
+                    if cosine { sextant_prefetch(norm, 4) }
+                }
+                let xs = UnsafeBufferPointer(rebasing: pointers[0..<n])
+                let o = out + start
+                if kind == .l2 && !cosine {
+                    TraversalDistance.squaredL2(query.pointer, xs, dimension: dimension, into: o)
+                } else {
+                    TraversalDistance.dot(query.pointer, xs, dimension: dimension, into: o)
+                    for j in 0..<n {
+                        if cosine {
+                            let norm = pointers[chunk + j].loadUnaligned(as: Float.self)
+                            o[j] = 1 + (-o[j] * query.inverseNorm) * (norm > 0 ? 1 / norm : 0)
+                        } else {
+                            o[j] = -o[j]
+                        }
+                    }
+                }
+                start += n
+            }
+        }
+    }
+
+    func distance(between a: UInt32, and b: UInt32) throws -> Float {
+        let (x, nx) = try vector(a)
+        let (y, ny) = try vector(b)
+        if cosine {
+            let den = nx * ny
+            return den > 0 ? 1 - Distance.dot(x, y, dimension: dimension) / den : 1
+        }
+        return score(Query(pointer: x, inverseNorm: 1), y, ny)
+    }
+}
