@@ -21,6 +21,37 @@ extension VectorCollection {
         guard n >= 2 * RecallModel.measuredK else { return nil }
         let k = RecallModel.measuredK
         let reader = try vectorReader(txn)
+        let (given, count, querySlots) = Self.calibrationQuerySources(live: live, queryVectors: queryVectors)
+        var rows = live
+        rows.subtract(Bitmap(querySlots))
+        let others = Array(rows)
+        let (queries, near, far) = try calibrationQueries(given: given, count: count, querySlots: querySlots, others: others, reader)
+        let graphState = try g.map { ($0, try graphSource(txn)) }
+        let context = store.searchContexts.take()
+        defer { store.searchContexts.give(context) }
+        let run = RecallCalibrationRun(txn: txn, n: n, queries: queries, fromWorkload: given != nil, rows: rows, others: others,
+                                       near: near, far: far, graph: graphState, pq: pq, context: context)
+        var curves: [PlanKind: [RecallModel.Curve]] = [:]
+        for s in Self.recallBands {
+            let m = Int((s * Double(others.count)).rounded())
+            guard m >= 2 * k else { continue }
+            var graphRecall: [[Double]] = [], postRecall: [[Double]] = [], codeRecall: [[Double]] = []
+            for family in run.allowedSets(selectivity: s, matches: m) {
+                let measured = try familyRecall(family, selectivity: s, matches: m, run)
+                graphRecall += measured.graph
+                postRecall += measured.post
+                codeRecall += measured.codes
+            }
+            Self.addCurves(&curves, selectivity: s, matches: m, graph: graphRecall, post: postRecall, codes: codeRecall,
+                           hasGraph: g != nil, hasCodes: pq != nil)
+        }
+        return RecallModel(curves: curves, fromWorkload: given != nil)
+    }
+
+    /// Chooses what the queries are made from: up to 32 of the caller's vectors spread over the
+    /// list, else the slots of stored rows spread over the live rows (one per 64, at least one).
+    private static func calibrationQuerySources(live: Bitmap, queryVectors: [[Float]]?) -> (given: [[Float]]?, count: Int, slots: [UInt32]) {
+        let n = live.count
         // 32 queries: fewer leave the recall bound too loose to plan on; more make calibration a
         // large part of a build at a million rows.
         let queryCount = 32
@@ -29,30 +60,39 @@ extension VectorCollection {
         let given = queryVectors.map { vs in (0..<min(queryCount, vs.count)).map { vs[$0 * vs.count / min(queryCount, vs.count)] } }
         let count = given?.count ?? min(queryCount, max(1, n / 64))
         let querySlots = given != nil ? [] : (0..<count).map { liveSlots[(2 * $0 + 1) * liveSlots.count / (2 * count)] }
-        var rows = live
-        rows.subtract(Bitmap(querySlots))
-        let others = Array(rows)
+        return (given, count, querySlots)
+    }
+
+    /// The stored vector of `slot`, copied.
+    private func calibrationVector(_ slot: UInt32, _ reader: SlotBlocks.Reader) throws -> [Float] {
         let d = dimension
-        func vector(_ slot: UInt32) throws -> [Float] {
-            let (_, x) = try vectorEntry(reader, slot)
-            return Array(UnsafeBufferPointer(start: x.assumingMemoryBound(to: Float.self), count: d))
-        }
-        /// The `count` other rows nearest `center` by squared L2 distance, nearest first (the
-        /// order a ball grows in; ties by slot). Squared distances are never negative, so their
-        /// bit patterns order as they do: integer keys, a selection, then a sort of the prefix.
-        func nearest(_ count: Int, to center: [Float]) throws -> [UInt32] {
-            var keys: [UInt64] = []
-            keys.reserveCapacity(others.count)
-            try center.withUnsafeBytes { c in
-                for s in others {
-                    let (_, x) = try vectorEntry(reader, s)
-                    keys.append(UInt64(Distance.squaredL2(c.baseAddress!, x, dimension: d).bitPattern) << 32 | UInt64(s))
-                }
+        let (_, x) = try vectorEntry(reader, slot)
+        return Array(UnsafeBufferPointer(start: x.assumingMemoryBound(to: Float.self), count: d))
+    }
+
+    /// The `count` rows of `others` nearest `center` by squared L2 distance, nearest first (the
+    /// order a ball grows in; ties by slot). Squared distances are never negative, so their
+    /// bit patterns order as they do: integer keys, a selection, then a sort of the prefix.
+    private func nearest(_ count: Int, to center: [Float], among others: [UInt32], _ reader: SlotBlocks.Reader) throws -> [UInt32] {
+        let d = dimension
+        var keys: [UInt64] = []
+        keys.reserveCapacity(others.count)
+        try center.withUnsafeBytes { c in
+            for s in others {
+                let (_, x) = try vectorEntry(reader, s)
+                keys.append(UInt64(Distance.squaredL2(c.baseAddress!, x, dimension: d).bitPattern) << 32 | UInt64(s))
             }
-            let kept = min(count, keys.count)
-            selectSmallest(&keys, kept)
-            return keys[0..<kept].sorted().map { UInt32(truncatingIfNeeded: $0) }
         }
+        let kept = min(count, keys.count)
+        selectSmallest(&keys, kept)
+        return keys[0..<kept].sorted().map { UInt32(truncatingIfNeeded: $0) }
+    }
+
+    /// The queries (the caller's vectors, else points made near the stored rows `querySlots`)
+    /// and, per query, the `others` nearest it and nearest its far point, nearest first.
+    private func calibrationQueries(given: [[Float]]?, count: Int, querySlots: [UInt32], others: [UInt32],
+                                    _ reader: SlotBlocks.Reader) throws -> (queries: [PreparedQuery], near: [[UInt32]], far: [[UInt32]]) {
+        let k = RecallModel.measuredK
         // The largest row set a band below 1 needs from the nearest-first orders.
         let deepest = Self.recallBands.filter { $0 < 1 }.map { Int(($0 * Double(others.count)).rounded()) }.max() ?? 0
         var queries: [PreparedQuery] = []
@@ -63,150 +103,207 @@ extension VectorCollection {
             if let given {
                 raw = given[j]
             } else {
-                // A stored row is a graph node whose edges lead to its own neighbours: searching
-                // for it is easier than for a vector the store does not hold, so the queries are
-                // new points near stored rows (each row excluded from every set), of two kinds
-                // whose recall is taken separately, the worse counting: half are the midpoint of
-                // the row and one of its five nearest rows (among the rows, on their manifold),
-                // half the row moved in a random direction by its distance to its 10th nearest
-                // row (off the manifold). Real queries have been seen to be easier than the one
-                // and harder than the other, depending on the data.
-                let stored = try vector(querySlots[j])
-                let around = try nearest(k, to: stored)
-                if j % 2 == 0 {
-                    let partner = try vector(around[Int(noise.next() % UInt64(min(5, around.count)))])
-                    raw = (0..<d).map { (stored[$0] + partner[$0]) / 2 }
-                } else {
-                    let tenth = try vector(around[min(k, around.count) - 1])
-                    var radius: Float = 0
-                    for i in 0..<d { radius += (stored[i] - tenth[i]) * (stored[i] - tenth[i]) }
-                    let direction = (0..<d).map { _ in Float(noise.gaussian()) }
-                    let length = max(1e-12, direction.reduce(0) { $0 + $1 * $1 }.squareRoot())
-                    raw = (0..<d).map { stored[$0] + radius.squareRoot() * direction[$0] / length }
-                }
+                raw = try queryNear(querySlots[j], j, among: others, noise: &noise, reader)
             }
             let v = metric == .cosine ? VectorCollection.normalized(raw) : raw
             queries.append(PreparedQuery(index: j, vectorID: j, vector: v, k: k, predicate: nil, filter: nil))
-            near.append(try nearest(deepest, to: raw))
+            near.append(try nearest(deepest, to: raw, among: others, reader))
             // The far point: the farthest of a few spread rows, so its ball lies away from the query.
-            let probes = (0..<8).map { others[($0 * 7919 + j * 104_729) % others.count] }
-            let farthest = try raw.withUnsafeBytes { q in
-                try probes.max { a, b in
-                    try Distance.squaredL2(q.baseAddress!, vectorEntry(reader, a).vector, dimension: d)
-                        < Distance.squaredL2(q.baseAddress!, vectorEntry(reader, b).vector, dimension: d)
-                }!
-            }
-            far.append(try nearest(deepest, to: try vector(farthest)))
+            let farthest = try farRow(j, from: raw, among: others, reader)
+            far.append(try nearest(deepest, to: try calibrationVector(farthest, reader), among: others, reader))
         }
-        let graphState = try g.map { ($0, try graphSource(txn)) }
-        let context = store.searchContexts.take()
-        defer { store.searchContexts.give(context) }
-        var curves: [PlanKind: [RecallModel.Curve]] = [:]
-        for s in Self.recallBands {
-            let m = Int((s * Double(others.count)).rounded())
-            guard m >= 2 * k else { continue }
-            // One allowed set per (query, family); unfiltered is one family.
-            var families: [[Bitmap?]] = []
-            if s == 1 {
-                families = [queries.map { _ in rows }]
+        return (queries, near, far)
+    }
+
+    /// Query `j` made near the stored row `slot`: for even `j` the midpoint of the row and one
+    /// of its five nearest rows, for odd `j` the row moved off the manifold.
+    private func queryNear(_ slot: UInt32, _ j: Int, among others: [UInt32], noise: inout Xorshift, _ reader: SlotBlocks.Reader) throws -> [Float] {
+        let k = RecallModel.measuredK
+        let d = dimension
+        // A stored row is a graph node whose edges lead to its own neighbours: searching
+        // for it is easier than for a vector the store does not hold, so the queries are
+        // new points near stored rows (each row excluded from every set), of two kinds
+        // whose recall is taken separately, the worse counting: half are the midpoint of
+        // the row and one of its five nearest rows (among the rows, on their manifold),
+        // half the row moved in a random direction by its distance to its 10th nearest
+        // row (off the manifold). Real queries have been seen to be easier than the one
+        // and harder than the other, depending on the data.
+        let stored = try calibrationVector(slot, reader)
+        let around = try nearest(k, to: stored, among: others, reader)
+        if j % 2 == 0 {
+            let partner = try calibrationVector(around[Int(noise.next() % UInt64(min(5, around.count)))], reader)
+            return (0..<d).map { (stored[$0] + partner[$0]) / 2 }
+        }
+        let tenth = try calibrationVector(around[min(k, around.count) - 1], reader)
+        var radius: Float = 0
+        for i in 0..<d { radius += (stored[i] - tenth[i]) * (stored[i] - tenth[i]) }
+        let direction = (0..<d).map { _ in Float(noise.gaussian()) }
+        let length = max(1e-12, direction.reduce(0) { $0 + $1 * $1 }.squareRoot())
+        return (0..<d).map { stored[$0] + radius.squareRoot() * direction[$0] / length }
+    }
+
+    /// The far point of query `j` (at `raw`): of eight rows spread over `others`, the farthest.
+    private func farRow(_ j: Int, from raw: [Float], among others: [UInt32], _ reader: SlotBlocks.Reader) throws -> UInt32 {
+        let d = dimension
+        let probes = (0..<8).map { others[($0 * 7919 + j * 104_729) % others.count] }
+        return try raw.withUnsafeBytes { q in
+            try probes.max { a, b in
+                try Distance.squaredL2(q.baseAddress!, vectorEntry(reader, a).vector, dimension: d)
+                    < Distance.squaredL2(q.baseAddress!, vectorEntry(reader, b).vector, dimension: d)
+            }!
+        }
+    }
+
+    /// Measures one family of allowed sets (one per query): the lower recall bounds of each
+    /// kind of query, for the graph, post-filter (−1 at a knob not measured) and codes plans.
+    private func familyRecall(_ family: [Bitmap?], selectivity s: Double, matches m: Int,
+                              _ run: RecallCalibrationRun) throws -> (graph: [[Double]], post: [[Double]], codes: [[Double]]) {
+        let txn = run.txn
+        // Sums per kind of query (one kind with the caller's vectors).
+        let kinds = !run.fromWorkload && run.queries.count >= 2 ? 2 : 1
+        var gSums = [RecallTally](repeating: RecallTally(knobs: Self.recallGraphKnobs.count), count: kinds)
+        var pSums = gSums
+        var cSums = [RecallTally](repeating: RecallTally(knobs: Self.recallCodeKnobs.count), count: kinds)
+        var counted = [Int](repeating: 0, count: kinds)
+        var pMeasured = [Bool](repeating: true, count: Self.recallGraphKnobs.count)
+        for (j, q) in run.queries.enumerated() {
+            let kind = j % kinds
+            counted[kind] += 1
+            var gSum = gSums[kind], pSum = pSums[kind], cSum = cSums[kind]
+            defer { (gSums[kind], pSums[kind], cSums[kind]) = (gSum, pSum, cSum) }
+            let allowed = family[j]!
+            let truth = Set(try scan([q], candidates: allowed, txn)[0].sortedResults().map(\.id))
+            guard !truth.isEmpty else { continue }
+            func recall(_ h: TopK) -> Double {
+                Double(h.sortedResults().filter { truth.contains($0.id) }.count) / Double(truth.count)
+            }
+            if let (graph, src) = run.graph {
+                try addGraphRecall(q, allowed: allowed, selectivity: s, matches: m, graph: graph, source: src, run, recall: recall,
+                                   gSum: &gSum, pSum: &pSum, pMeasured: &pMeasured)
+            }
+            if let pq = run.pq {
+                try addCodesRecall(q, allowed: allowed, pq: pq, txn, recall: recall, cSum: &cSum)
+            }
+        }
+        var graphRecall: [[Double]] = [], postRecall: [[Double]] = [], codeRecall: [[Double]] = []
+        for kind in 0..<kinds {
+            let qn = counted[kind]
+            graphRecall.append(gSums[kind].lowerBounds(queries: qn))
+            postRecall.append(zip(pSums[kind].lowerBounds(queries: qn), pMeasured).map { $1 ? $0 : -1 })
+            codeRecall.append(cSums[kind].lowerBounds(queries: qn))
+        }
+        return (graphRecall, postRecall, codeRecall)
+    }
+
+    /// Adds one query's filtered-graph and post-filter recall at each beam width to `gSum` and
+    /// `pSum`; clears `pMeasured` at the widths post-filter is not measured at.
+    private func addGraphRecall(_ q: PreparedQuery, allowed: Bitmap, selectivity s: Double, matches m: Int, graph: LMDBGraph, source src: BlockVectors,
+                                _ run: RecallCalibrationRun, recall: (TopK) -> Double,
+                                gSum: inout RecallTally, pSum: inout RecallTally, pMeasured: inout [Bool]) throws {
+        let txn = run.txn, n = run.n, context = run.context
+        let bits = DenseBitset(allowed, bound: graph.nodeIDBound)
+        // Knobs ascend; once a query finds every true neighbour, wider beams
+        // do too (they explore a superset), so the rest count as found.
+        var gDone = false, pDone = false
+        for (i, ef) in Self.recallGraphKnobs.enumerated() {
+            // Up to graphExhaustiveBelow matches the plan scores them all.
+            if m > graphExhaustiveBelow {
+                if gDone { gSum.add(i, 1) } else {
+                    // As the plan runs: a traversal that comes up short scores the matches.
+                    let (h, _) = try graphSearch(q, ef: ef, allowed: allowed, bits: bits, exhaustiveBelow: graphExhaustiveBelow, txn,
+                                                 graph: graph, source: src, context: context)
+                    let r = recall(h)
+                    gSum.add(i, r)
+                    gDone = r >= 1
+                }
+            }
+            // Post-filter widens the beam by 1/s: measured while that stays a
+            // small part of the collection (beyond, the plan never pays).
+            let width = Double(ef) / max(s, 1e-9)
+            if width > max(1024, Double(n) / 16) {
+                pMeasured[i] = false
+            } else if pDone {
+                pSum.add(i, 1)
             } else {
-                let threshold = UInt32(s * Double(UInt32.max))
-                let hashed = Bitmap(others.filter { ($0 &* 2_654_435_761) ^ (($0 &* 2_654_435_761) >> 15) < threshold })
-                families.append(queries.map { _ in hashed })
-                families.append(near.map { Bitmap(Array($0.prefix(m))) })
-                families.append(far.map { Bitmap(Array($0.prefix(m))) })
-            }
-            var graphRecall: [[Double]] = [], postRecall: [[Double]] = [], codeRecall: [[Double]] = []
-            for family in families {
-                // Sums per kind of query (one kind with the caller's vectors).
-                let kinds = given == nil && queries.count >= 2 ? 2 : 1
-                var gSums = [RecallTally](repeating: RecallTally(knobs: Self.recallGraphKnobs.count), count: kinds)
-                var pSums = gSums
-                var cSums = [RecallTally](repeating: RecallTally(knobs: Self.recallCodeKnobs.count), count: kinds)
-                var counted = [Int](repeating: 0, count: kinds)
-                var pMeasured = [Bool](repeating: true, count: Self.recallGraphKnobs.count)
-                for (j, q) in queries.enumerated() {
-                    let kind = j % kinds
-                    counted[kind] += 1
-                    var gSum = gSums[kind], pSum = pSums[kind], cSum = cSums[kind]
-                    defer { (gSums[kind], pSums[kind], cSums[kind]) = (gSum, pSum, cSum) }
-                    let allowed = family[j]!
-                    let truth = Set(try scan([q], candidates: allowed, txn)[0].sortedResults().map(\.id))
-                    guard !truth.isEmpty else { continue }
-                    func recall(_ h: TopK) -> Double {
-                        Double(h.sortedResults().filter { truth.contains($0.id) }.count) / Double(truth.count)
-                    }
-                    if let (graph, src) = graphState {
-                        let bits = DenseBitset(allowed, bound: graph.nodeIDBound)
-                        // Knobs ascend; once a query finds every true neighbour, wider beams
-                        // do too (they explore a superset), so the rest count as found.
-                        var gDone = false, pDone = false
-                        for (i, ef) in Self.recallGraphKnobs.enumerated() {
-                            // Up to graphExhaustiveBelow matches the plan scores them all.
-                            if m > graphExhaustiveBelow {
-                                if gDone { gSum.add(i, 1) } else {
-                                    // As the plan runs: a traversal that comes up short scores the matches.
-                                    let (h, _) = try graphSearch(q, ef: ef, allowed: allowed, bits: bits, exhaustiveBelow: graphExhaustiveBelow, txn,
-                                                                 graph: graph, source: src, context: context)
-                                    let r = recall(h)
-                                    gSum.add(i, r)
-                                    gDone = r >= 1
-                                }
-                            }
-                            // Post-filter widens the beam by 1/s: measured while that stays a
-                            // small part of the collection (beyond, the plan never pays).
-                            let width = Double(ef) / max(s, 1e-9)
-                            if width > max(1024, Double(n) / 16) {
-                                pMeasured[i] = false
-                            } else if pDone {
-                                pSum.add(i, 1)
-                            } else {
-                                let (p, _) = try postFilterSearch(q, ef: ef, allowed: allowed, matches: allowed.count, live: n, txn,
-                                                                  graph: graph, source: src, context: context)
-                                let r = recall(p)
-                                pSum.add(i, r)
-                                pDone = r >= 1
-                            }
-                        }
-                    }
-                    if let pq {
-                        // One scan for every depth: the deepest list's prefixes are the others.
-                        let session = ScanSession(self, txn)
-                        let deepest = try codeCandidates(q, pq: pq, keep: Self.recallCodeKnobs.last!, candidates: allowed, txn, session: session)
-                        let ranked = deepest.sortedResults()
-                        for (i, r) in Self.recallCodeKnobs.enumerated() {
-                            var prefix = TopK(k: r)
-                            for c in ranked.prefix(r) { _ = prefix.insert(distance: c.distance, id: c.id) }
-                            cSum.add(i, recall(try rerankCodes(q, prefix, rerank: r, txn, vectors: try session.vectors())))
-                        }
-                    }
-                }
-                for kind in 0..<kinds {
-                    let qn = counted[kind]
-                    graphRecall.append(gSums[kind].lowerBounds(queries: qn))
-                    postRecall.append(zip(pSums[kind].lowerBounds(queries: qn), pMeasured).map { $1 ? $0 : -1 })
-                    codeRecall.append(cSums[kind].lowerBounds(queries: qn))
-                }
-            }
-            // The worst family at each knob.
-            func worst(_ table: [[Double]], _ knobs: [Int]) -> [RecallModel.Point] {
-                knobs.indices.compactMap { i in
-                    let r = table.map { $0[i] }
-                    return r.contains { $0 < 0 } ? nil : RecallModel.Point(knob: knobs[i], recall: r.min() ?? 0)
-                }
-            }
-            if g != nil {
-                if m > graphExhaustiveBelow {
-                    curves[.filteredGraph, default: []].append(RecallModel.Curve(selectivity: s, points: worst(graphRecall, Self.recallGraphKnobs)))
-                }
-                let post = worst(postRecall, Self.recallGraphKnobs)
-                if !post.isEmpty { curves[.postFilter, default: []].append(RecallModel.Curve(selectivity: s, points: post)) }
-            }
-            if pq != nil {
-                curves[.codes, default: []].append(RecallModel.Curve(selectivity: s, points: worst(codeRecall, Self.recallCodeKnobs)))
+                let (p, _) = try postFilterSearch(q, ef: ef, allowed: allowed, matches: allowed.count, live: n, txn,
+                                                  graph: graph, source: src, context: context)
+                let r = recall(p)
+                pSum.add(i, r)
+                pDone = r >= 1
             }
         }
-        return RecallModel(curves: curves, fromWorkload: given != nil)
+    }
+
+    /// Adds one query's codes recall at each re-rank depth to `cSum`.
+    private func addCodesRecall(_ q: PreparedQuery, allowed: Bitmap, pq: ProductQuantizer, _ txn: Transaction, recall: (TopK) -> Double,
+                                cSum: inout RecallTally) throws {
+        // One scan for every depth: the deepest list's prefixes are the others.
+        let session = ScanSession(self, txn)
+        let deepest = try codeCandidates(q, pq: pq, keep: Self.recallCodeKnobs.last!, candidates: allowed, txn, session: session)
+        let ranked = deepest.sortedResults()
+        for (i, r) in Self.recallCodeKnobs.enumerated() {
+            var prefix = TopK(k: r)
+            for c in ranked.prefix(r) { _ = prefix.insert(distance: c.distance, id: c.id) }
+            cSum.add(i, recall(try rerankCodes(q, prefix, rerank: r, txn, vectors: try session.vectors())))
+        }
+    }
+
+    /// Adds band `s`'s curves to `curves`: each plan's worst family at each knob.
+    private static func addCurves(_ curves: inout [PlanKind: [RecallModel.Curve]], selectivity s: Double, matches m: Int,
+                                  graph graphRecall: [[Double]], post postRecall: [[Double]], codes codeRecall: [[Double]],
+                                  hasGraph: Bool, hasCodes: Bool) {
+        // The worst family at each knob.
+        func worst(_ table: [[Double]], _ knobs: [Int]) -> [RecallModel.Point] {
+            knobs.indices.compactMap { i in
+                let r = table.map { $0[i] }
+                return r.contains { $0 < 0 } ? nil : RecallModel.Point(knob: knobs[i], recall: r.min() ?? 0)
+            }
+        }
+        if hasGraph {
+            if m > graphExhaustiveBelow {
+                curves[.filteredGraph, default: []].append(RecallModel.Curve(selectivity: s, points: worst(graphRecall, Self.recallGraphKnobs)))
+            }
+            let post = worst(postRecall, Self.recallGraphKnobs)
+            if !post.isEmpty { curves[.postFilter, default: []].append(RecallModel.Curve(selectivity: s, points: post)) }
+        }
+        if hasCodes {
+            curves[.codes, default: []].append(RecallModel.Curve(selectivity: s, points: worst(codeRecall, Self.recallCodeKnobs)))
+        }
+    }
+}
+
+/// One recall calibration's queries and what its measuring steps share.
+private struct RecallCalibrationRun {
+    let txn: Transaction
+    /// Live rows.
+    let n: Int
+    let queries: [VectorCollection.PreparedQuery]
+    /// True when the queries are the caller's vectors (one kind of query), not made near stored rows.
+    let fromWorkload: Bool
+    /// The live rows other than those the queries were made from: the rows every predicate draws on.
+    let rows: Bitmap
+    let others: [UInt32]
+    /// Per query, the `others` nearest it and nearest its far point, nearest first.
+    let near: [[UInt32]], far: [[UInt32]]
+    /// The graph and its distances (nil without a graph), the codes (nil without them).
+    let graph: (LMDBGraph, BlockVectors)?
+    let pq: ProductQuantizer?
+    let context: HNSWSearchContext
+
+    /// Band `s`'s allowed sets, `m` rows each (about, for the hashed family), one per (query, family).
+    func allowedSets(selectivity s: Double, matches m: Int) -> [[Bitmap?]] {
+        // One allowed set per (query, family); unfiltered is one family.
+        var families: [[Bitmap?]] = []
+        if s == 1 {
+            families = [queries.map { _ in rows }]
+        } else {
+            let threshold = UInt32(s * Double(UInt32.max))
+            let hashed = Bitmap(others.filter { ($0 &* 2_654_435_761) ^ (($0 &* 2_654_435_761) >> 15) < threshold })
+            families.append(queries.map { _ in hashed })
+            families.append(near.map { Bitmap(Array($0.prefix(m))) })
+            families.append(far.map { Bitmap(Array($0.prefix(m))) })
+        }
+        return families
     }
 }
 
