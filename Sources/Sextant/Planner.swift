@@ -119,6 +119,18 @@ extension VectorCollection {
                               codeBlockScan: nil, codeSlotsPerBlock: nil, graphBySelectivity: nil,
                               graphBase: nil, graphPerEf: nil, defaultEF: defaultEF, liveRows: n, calibrationSeconds: 0)
         guard n > 0 else { return model }
+        let sample = try costSample(txn, live: live)
+        try measureScanCosts(&model, sample, txn)
+        if let pq { try measureCodeCosts(&model, pq: pq, sample, txn) }
+        if let g, n >= 64 { try measureGraphCosts(&model, graph: g, live: live, queries: sample.queries, txn) }
+        model.recall = try kept ?? calibrateRecall(txn, live: live, graph: g, pq: pq, queryVectors: queryVectors)
+        model.calibrationSeconds = monotonicSeconds() - started
+        return model
+    }
+
+    /// Draws the rows the cost constants are measured on and the queries that measure them.
+    private func costSample(_ txn: Transaction, live: Bitmap) throws -> CostSample {
+        let n = live.count
         // A spread sample of live rows (at most 4,096) and 8 of them as queries.
         let sampleSize = min(n, 4096)
         let step = max(1, n / sampleSize)
@@ -139,17 +151,12 @@ extension VectorCollection {
             if metric == .cosine { v = VectorCollection.normalized(v) }
             queries.append(PreparedQuery(index: j, vectorID: j, vector: v, k: 10, predicate: nil, filter: nil))
         }
-        func timed(_ body: () throws -> Void) rethrows -> Double {
-            // Best of three: the machine is shared, the minimum is the cost.
-            var best = Double.infinity
-            for _ in 0..<3 {
-                let t = monotonicSeconds()
-                try body()
-                best = min(best, monotonicSeconds() - t)
-            }
-            return best
-        }
-        let rows = Double(sample.count)
+        return CostSample(slots: sampleSet, rows: Double(sample.count), queries: queries)
+    }
+
+    /// Measures the exact plan's cost per row and the shared pass's costs per row and per pair.
+    private func measureScanCosts(_ model: inout CostModel, _ sample: CostSample, _ txn: Transaction) throws {
+        let sampleSet = sample.slots, rows = sample.rows, queries = sample.queries
         // Exact, one query.
         let single = try timed { _ = try scan([queries[0]], candidates: sampleSet, txn) }
         model.exactPerRow = max(1e-9, single / rows)
@@ -164,59 +171,65 @@ extension VectorCollection {
             model.tiledPerPair = model.exactPerRow
             model.tiledPerRow = 0
         }
-        if let pq {
-            let t = try timed { _ = try codeSearch(queries[0], pq: pq, rerank: 0, candidates: sampleSet, txn) }
-            model.codePerRow = max(1e-10, t / rows)
-            if pq.bits == 4 && pq.subspaceCount <= maxFastScanSubspaces && queries.count >= 2 {
-                // The shared fast-scan pass as it runs: codes taken from the map at the
-                // sample's scattered slots, re-packed, scanned with one and with several
-                // queries' tables; the difference splits the cost into the shared re-pack and the
-                // per-query scan.
-                let g = min(8, queries.count)
-                let one = try timed { _ = try codeGroupSearch([queries[0]], pq: pq, rerank: { _ in 0 }, candidates: sampleSet, txn) }
-                let many = try timed { _ = try codeGroupSearch(Array(queries.prefix(g)), pq: pq, rerank: { _ in 0 }, candidates: sampleSet, txn) }
-                let scanPerCode = max(1e-10, (many - one) / (Double(g - 1) * rows))
-                let repackPerCode = max(1e-10, one / rows - scanPerCode)
-                let per = codeBlocks(pq).slotsPerBlock
-                model.codeBlockRepack = repackPerCode * Double(per)
-                model.codeBlockScan = scanPerCode * Double(per)
-                model.codeSlotsPerBlock = per
-            }
+    }
+
+    /// Measures the codes plan's cost per code and, for 4-bit codes, the shared fast-scan pass's
+    /// costs per block.
+    private func measureCodeCosts(_ model: inout CostModel, pq: ProductQuantizer, _ sample: CostSample, _ txn: Transaction) throws {
+        let sampleSet = sample.slots, rows = sample.rows, queries = sample.queries
+        let t = try timed { _ = try codeSearch(queries[0], pq: pq, rerank: 0, candidates: sampleSet, txn) }
+        model.codePerRow = max(1e-10, t / rows)
+        if pq.bits == 4 && pq.subspaceCount <= maxFastScanSubspaces && queries.count >= 2 {
+            // The shared fast-scan pass as it runs: codes taken from the map at the
+            // sample's scattered slots, re-packed, scanned with one and with several
+            // queries' tables; the difference splits the cost into the shared re-pack and the
+            // per-query scan.
+            let g = min(8, queries.count)
+            let one = try timed { _ = try codeGroupSearch([queries[0]], pq: pq, rerank: { _ in 0 }, candidates: sampleSet, txn) }
+            let many = try timed { _ = try codeGroupSearch(Array(queries.prefix(g)), pq: pq, rerank: { _ in 0 }, candidates: sampleSet, txn) }
+            let scanPerCode = max(1e-10, (many - one) / (Double(g - 1) * rows))
+            let repackPerCode = max(1e-10, one / rows - scanPerCode)
+            let per = codeBlocks(pq).slotsPerBlock
+            model.codeBlockRepack = repackPerCode * Double(per)
+            model.codeBlockScan = scanPerCode * Double(per)
+            model.codeSlotsPerBlock = per
         }
-        if let g, n >= 64 {
-            let src = try graphSource(txn)
-            let context = store.searchContexts.take()
-            defer { store.searchContexts.give(context) }
-            func graphTime(ef: Int, allowed: Bitmap?) throws -> (Double, Double) {
-                var distances = 0
-                let t = try timed {
-                    let before = context.distanceCount
-                    for q in queries { _ = try graphSearch(q, ef: ef, allowed: allowed, exhaustiveBelow: 0, txn, graph: g, source: src, context: context) }
-                    distances = context.distanceCount - before
-                }
-                return (t / Double(queries.count), Double(distances) / Double(queries.count))
+    }
+
+    /// Measures the graph constants: the unfiltered search's base cost and cost per unit of
+    /// beam width, and the time and distances at a few selectivities.
+    private func measureGraphCosts(_ model: inout CostModel, graph g: LMDBGraph, live: Bitmap, queries: [PreparedQuery], _ txn: Transaction) throws {
+        let n = live.count
+        let defaultEF = model.defaultEF
+        let src = try graphSource(txn)
+        let context = store.searchContexts.take()
+        defer { store.searchContexts.give(context) }
+        func graphTime(ef: Int, allowed: Bitmap?) throws -> (Double, Double) {
+            var distances = 0
+            let t = try timed {
+                let before = context.distanceCount
+                for q in queries { _ = try graphSearch(q, ef: ef, allowed: allowed, exhaustiveBelow: 0, txn, graph: g, source: src, context: context) }
+                distances = context.distanceCount - before
             }
-            let (t1, d1) = try graphTime(ef: defaultEF, allowed: nil)
-            let (t4, _) = try graphTime(ef: 4 * defaultEF, allowed: nil)
-            let per = max(1e-10, (t4 - t1) / Double(3 * defaultEF))
-            model.graphPerEf = per
-            model.graphBase = max(0, t1 - per * Double(defaultEF))
-            var points = [CostModel.GraphPoint(selectivity: 1, seconds: t1, distances: d1)]
-            // Pseudo-random row sets (a hash of the slot): uncorrelated with the vectors.
-            for s in [0.3, 0.1, 0.03, 0.01] where Double(n) * s >= 50 {
-                let threshold = UInt32(s * Double(UInt32.max))
-                var ids: [UInt32] = []
-                for slot in live where (slot &* 2_654_435_761) ^ ((slot &* 2_654_435_761) >> 15) < threshold { ids.append(slot) }
-                let allowed = Bitmap(ids)
-                guard allowed.count > 10 else { continue }
-                let (t, d) = try graphTime(ef: defaultEF, allowed: allowed)
-                points.append(CostModel.GraphPoint(selectivity: Double(allowed.count) / Double(n), seconds: t, distances: d))
-            }
-            model.graphBySelectivity = points
+            return (t / Double(queries.count), Double(distances) / Double(queries.count))
         }
-        model.recall = try kept ?? calibrateRecall(txn, live: live, graph: g, pq: pq, queryVectors: queryVectors)
-        model.calibrationSeconds = monotonicSeconds() - started
-        return model
+        let (t1, d1) = try graphTime(ef: defaultEF, allowed: nil)
+        let (t4, _) = try graphTime(ef: 4 * defaultEF, allowed: nil)
+        let per = max(1e-10, (t4 - t1) / Double(3 * defaultEF))
+        model.graphPerEf = per
+        model.graphBase = max(0, t1 - per * Double(defaultEF))
+        var points = [CostModel.GraphPoint(selectivity: 1, seconds: t1, distances: d1)]
+        // Pseudo-random row sets (a hash of the slot): uncorrelated with the vectors.
+        for s in [0.3, 0.1, 0.03, 0.01] where Double(n) * s >= 50 {
+            let threshold = UInt32(s * Double(UInt32.max))
+            var ids: [UInt32] = []
+            for slot in live where (slot &* 2_654_435_761) ^ ((slot &* 2_654_435_761) >> 15) < threshold { ids.append(slot) }
+            let allowed = Bitmap(ids)
+            guard allowed.count > 10 else { continue }
+            let (t, d) = try graphTime(ef: defaultEF, allowed: allowed)
+            points.append(CostModel.GraphPoint(selectivity: Double(allowed.count) / Double(n), seconds: t, distances: d))
+        }
+        model.graphBySelectivity = points
     }
 
     /// Estimated seconds and expected recall of each plan available to this collection for
@@ -328,4 +341,23 @@ extension VectorCollection {
         guard let stored = found ?? nil, stored.1.covers(key) else { return nil }
         return stored.0
     }
+}
+
+/// The rows the cost constants are measured on, their number, and the queries that measure them.
+private struct CostSample {
+    let slots: Bitmap
+    let rows: Double
+    let queries: [VectorCollection.PreparedQuery]
+}
+
+/// Runs `body` three times; the shortest run, in seconds.
+private func timed(_ body: () throws -> Void) rethrows -> Double {
+    // Best of three: the machine is shared, the minimum is the cost.
+    var best = Double.infinity
+    for _ in 0..<3 {
+        let t = monotonicSeconds()
+        try body()
+        best = min(best, monotonicSeconds() - t)
+    }
+    return best
 }
