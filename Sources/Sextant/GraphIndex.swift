@@ -25,17 +25,16 @@ extension VectorCollection {
         return try LMDBGraph(txn: txn, db: db, cid: cid, parameters: params, nodeIDBound: try state(txn).nextSlot)
     }
 
-    /// Builds the graph from scratch over every live row, on `threads` threads, inside the
-    /// write transaction `txn` (readers go on; other writers wait).
     /// A graph built in memory, not yet stored: node `i` is slot `slots[i]`.
     struct PendingGraph: Sendable {
         var slots: [UInt32]
         var graph: InMemoryGraph
     }
 
-    /// Rebuilds the graph over every live row of `txn` (which must be a write transaction).
-    /// Checks `control` for cancellation throughout; stopping aborts nothing by itself, the
-    /// caller's transaction does.
+    /// Rebuilds the graph from scratch over every live row of `txn` (which must be a write
+    /// transaction; readers go on, other writers wait) on `threads` threads. Checks `control`
+    /// for cancellation throughout; stopping aborts nothing by itself, the caller's
+    /// transaction does.
     func buildGraph(_ txn: Transaction, threads: Int, control: OperationControl, cancellable: Bool = true) throws {
         guard hnswComponent != nil else { return }
         let slots = try IndexReader(txn: txn, db: db.postings, cid: cid).live().toArray()
