@@ -26,18 +26,19 @@ extension VectorCollection {
         rows.subtract(Bitmap(querySlots))
         let others = Array(rows)
         let (queries, near, far) = try calibrationQueries(given: given, count: count, querySlots: querySlots, others: others, reader)
+        let unfiltered = try unfilteredCalibrationQueries(queryVectors, filtered: queries, rows: rows, txn)
         let graphState = try g.map { ($0, try graphSource(txn)) }
         let context = store.searchContexts.take()
         defer { store.searchContexts.give(context) }
-        let run = RecallCalibrationRun(txn: txn, n: n, queries: queries, fromWorkload: given != nil, rows: rows, others: others,
-                                       near: near, far: far, graph: graphState, pq: pq, context: context)
+        let run = RecallCalibrationRun(txn: txn, n: n, queries: queries, unfiltered: unfiltered, fromWorkload: given != nil, rows: rows,
+                                       others: others, near: near, far: far, graph: graphState, pq: pq, context: context)
         var curves: [PlanKind: [RecallModel.Curve]] = [:]
         for s in Self.recallBands {
             let m = Int((s * Double(others.count)).rounded())
             guard m >= 2 * k else { continue }
             var graphRecall: [[Double]] = [], postRecall: [[Double]] = [], codeRecall: [[Double]] = []
             for family in run.allowedSets(selectivity: s, matches: m) {
-                let measured = try familyRecall(family, selectivity: s, matches: m, run)
+                let measured = try familyRecall(family, selectivity: s, matches: m, run, queries: s == 1 ? run.unfiltered : nil)
                 graphRecall += measured.graph
                 postRecall += measured.post
                 codeRecall += measured.codes
@@ -61,6 +62,34 @@ extension VectorCollection {
         let count = given?.count ?? min(queryCount, max(1, n / 64))
         let querySlots = given != nil ? [] : (0..<count).map { liveSlots[(2 * $0 + 1) * liveSlots.count / (2 * count)] }
         return (given, count, querySlots)
+    }
+
+    /// The unfiltered band's queries with their exact answers. With the caller's vectors, up to
+    /// 128 of them spread over the list: every query's truth comes from shared passes over the
+    /// rows (64 queries per pass), so this band affords four times the queries of the filtered
+    /// ones, whose truths are one scan per query and set. Unfiltered recall is often all or
+    /// nothing per query (a beam that never reaches the query's region finds none of its
+    /// neighbours), and a lower bound over 32 such queries stays far below the mean. Without
+    /// the caller's vectors, the filtered bands' queries.
+    private func unfilteredCalibrationQueries(_ queryVectors: [[Float]]?, filtered: [PreparedQuery], rows: Bitmap,
+                                              _ txn: Transaction) throws -> [(PreparedQuery, Set<UInt64>)] {
+        var queries = filtered
+        if let vs = queryVectors, vs.count > filtered.count {
+            let count = min(128, vs.count)
+            queries = (0..<count).map { j in
+                let raw = vs[j * vs.count / count]
+                let v = metric == .cosine ? VectorCollection.normalized(raw) : raw
+                return PreparedQuery(index: j, vectorID: j, vector: v, k: RecallModel.measuredK, predicate: nil, filter: nil)
+            }
+        }
+        var out: [(PreparedQuery, Set<UInt64>)] = []
+        for start in stride(from: 0, to: queries.count, by: sharedPassQueries) {
+            let group = Array(queries[start..<min(queries.count, start + sharedPassQueries)])
+            for (q, heap) in zip(group, try scan(group, candidates: rows, txn)) {
+                out.append((q, Set(heap.sortedResults().map(\.id))))
+            }
+        }
+        return out
     }
 
     /// The stored vector of `slot`, copied.
@@ -156,23 +185,26 @@ extension VectorCollection {
 
     /// Measures one family of allowed sets (one per query): the lower recall bounds of each
     /// kind of query, for the graph, post-filter (−1 at a knob not measured) and codes plans.
-    private func familyRecall(_ family: [Bitmap?], selectivity s: Double, matches m: Int,
-                              _ run: RecallCalibrationRun) throws -> (graph: [[Double]], post: [[Double]], codes: [[Double]]) {
+    /// `given`: queries with their truths already known (the unfiltered band's), in place of
+    /// `run.queries` (whose truths are scanned here).
+    private func familyRecall(_ family: [Bitmap?], selectivity s: Double, matches m: Int, _ run: RecallCalibrationRun,
+                              queries given: [(PreparedQuery, Set<UInt64>)]?) throws -> (graph: [[Double]], post: [[Double]], codes: [[Double]]) {
         let txn = run.txn
+        let queries = given?.map(\.0) ?? run.queries
         // Sums per kind of query (one kind with the caller's vectors).
-        let kinds = !run.fromWorkload && run.queries.count >= 2 ? 2 : 1
+        let kinds = !run.fromWorkload && queries.count >= 2 ? 2 : 1
         var gSums = [RecallTally](repeating: RecallTally(knobs: Self.recallGraphKnobs.count), count: kinds)
         var pSums = gSums
         var cSums = [RecallTally](repeating: RecallTally(knobs: Self.recallCodeKnobs.count), count: kinds)
         var counted = [Int](repeating: 0, count: kinds)
         var pMeasured = [Bool](repeating: true, count: Self.recallGraphKnobs.count)
-        for (j, q) in run.queries.enumerated() {
+        for (j, q) in queries.enumerated() {
             let kind = j % kinds
             counted[kind] += 1
             var gSum = gSums[kind], pSum = pSums[kind], cSum = cSums[kind]
             defer { (gSums[kind], pSums[kind], cSums[kind]) = (gSum, pSum, cSum) }
             let allowed = family[j]!
-            let truth = Set(try scan([q], candidates: allowed, txn)[0].sortedResults().map(\.id))
+            let truth = try given?[j].1 ?? Set(scan([q], candidates: allowed, txn)[0].sortedResults().map(\.id))
             guard !truth.isEmpty else { continue }
             func recall(_ h: TopK) -> Double {
                 Double(h.sortedResults().filter { truth.contains($0.id) }.count) / Double(truth.count)
@@ -278,6 +310,9 @@ private struct RecallCalibrationRun {
     /// Live rows.
     let n: Int
     let queries: [VectorCollection.PreparedQuery]
+    /// The unfiltered band's queries and their exact answers (more than `queries` with the
+    /// caller's vectors).
+    let unfiltered: [(VectorCollection.PreparedQuery, Set<UInt64>)]
     /// True when the queries are the caller's vectors (one kind of query), not made near stored rows.
     let fromWorkload: Bool
     /// The live rows other than those the queries were made from: the rows every predicate draws on.
@@ -295,7 +330,7 @@ private struct RecallCalibrationRun {
         // One allowed set per (query, family); unfiltered is one family.
         var families: [[Bitmap?]] = []
         if s == 1 {
-            families = [queries.map { _ in rows }]
+            families = [unfiltered.map { _ in rows }]
         } else {
             let threshold = UInt32(s * Double(UInt32.max))
             let hashed = Bitmap(others.filter { ($0 &* 2_654_435_761) ^ (($0 &* 2_654_435_761) >> 15) < threshold })
