@@ -112,13 +112,13 @@ struct SlotBlocks {
         @exclusivity(unchecked) private var resolved: [Bool]
 
         /// Pointers other read transactions of the same snapshot resolved (nil: none shared).
-        let shared: BlockPointerCache?
+        let shared: BlockPointerCache.Table?
 
         init(_ blocks: SlotBlocks, txn: Transaction, slotBound: UInt32, shared: BlockPointerCache? = nil) {
             self.blocks = blocks
             self.txn = txn
             // Only read transactions have a map generation: a write transaction's pages are its own.
-            self.shared = txn.mapGeneration >= 0 ? shared : nil
+            self.shared = txn.mapGeneration >= 0 ? shared?.table(blocks, snapshot: txn.snapshotID, generation: txn.mapGeneration) : nil
             let n = Int(slotBound) / blocks.slotsPerBlock + 1
             cache = Array(repeating: nil, count: n)
             resolved = Array(repeating: false, count: n)
@@ -129,7 +129,7 @@ struct SlotBlocks {
         func blockPointer(_ b: UInt32) throws -> UnsafeRawPointer? {
             let i = Int(b)
             if i < resolved.count && resolved[i] { return cache[i] }
-            if let shared, let known = shared.lookup(blocks, b, snapshot: txn.snapshotID, generation: txn.mapGeneration) {
+            if let shared, let known = shared.lookup(b) {
                 if i < resolved.count { cache[i] = known; resolved[i] = true }
                 return known
             }
@@ -142,7 +142,7 @@ struct SlotBlocks {
                 }
             } ?? nil
             if i < resolved.count { cache[i] = p; resolved[i] = true }
-            shared?.publish(blocks, b, p, snapshot: txn.snapshotID, generation: txn.mapGeneration)
+            shared?.publish(b, p)
             return p
         }
 
@@ -196,34 +196,61 @@ final class BlockPointerCache: @unchecked Sendable {
         var db: Database
         var cid: UInt32
     }
-    private struct Table {
-        var snapshot: Int
-        var generation: Int
-        var pointers: [Int: UnsafeRawPointer?]
+
+    /// One snapshot's pointers for one collection's blocks. A reader takes its table once and
+    /// then looks blocks up by index (a search resolves about a thousand blocks: hashing each
+    /// lookup was a tenth of a graph query's time).
+    final class Table: @unchecked Sendable {
+        let snapshot: Int
+        let generation: Int
+        private var pointers: [UnsafeRawPointer?] = []
+        private var known: [Bool] = []
+        private let lock = NSLock()
+
+        init(snapshot: Int, generation: Int) {
+            self.snapshot = snapshot
+            self.generation = generation
+        }
+
+        /// The pointer of block `b` (inner nil: the block does not exist), or nil when unknown.
+        func lookup(_ b: UInt32) -> UnsafeRawPointer?? {
+            let i = Int(b)
+            lock.lock(); defer { lock.unlock() }
+            guard i < known.count, known[i] else { return nil }
+            return pointers[i]
+        }
+
+        func publish(_ b: UInt32, _ p: UnsafeRawPointer?) {
+            let i = Int(b)
+            guard i < BlockPointerCache.limit else { return }
+            lock.lock(); defer { lock.unlock() }
+            if i >= known.count {
+                let grown = Swift.min(BlockPointerCache.limit, Swift.max(i + 1, known.count * 2))
+                pointers.append(contentsOf: repeatElement(nil, count: grown - pointers.count))
+                known.append(contentsOf: repeatElement(false, count: grown - known.count))
+            }
+            pointers[i] = p
+            known[i] = true
+        }
     }
+
     private var tables: [Key: Table] = [:]
     private let lock = NSLock()
     /// Blocks kept per table (about 64 KiB each, so this covers 64 GiB of map).
-    private let limit = 1 << 20
+    static let limit = 1 << 20
 
-    /// The pointer of block `b` (inner nil: the block does not exist), or nil when unknown.
-    func lookup(_ blocks: SlotBlocks, _ b: UInt32, snapshot: Int, generation: Int) -> UnsafeRawPointer?? {
-        lock.lock(); defer { lock.unlock() }
-        guard let t = tables[Key(db: blocks.db, cid: blocks.cid)], t.snapshot == snapshot, t.generation == generation else { return nil }
-        return t.pointers[Int(b)]
-    }
-
-    func publish(_ blocks: SlotBlocks, _ b: UInt32, _ p: UnsafeRawPointer?, snapshot: Int, generation: Int) {
+    /// The table of `blocks` at this snapshot and map generation. A reader of an older snapshot
+    /// than the table's gets a table of its own (it does not overwrite the newer one); a newer
+    /// snapshot or another generation starts the shared table over.
+    func table(_ blocks: SlotBlocks, snapshot: Int, generation: Int) -> Table {
         let key = Key(db: blocks.db, cid: blocks.cid)
         lock.lock(); defer { lock.unlock() }
-        if var t = tables[key], t.generation == generation, t.snapshot >= snapshot {
-            // An older snapshot's reader does not overwrite a newer table.
-            guard t.snapshot == snapshot, t.pointers.count < limit else { return }
-            tables[key] = nil
-            t.pointers[Int(b)] = p
-            tables[key] = t
-        } else {
-            tables[key] = Table(snapshot: snapshot, generation: generation, pointers: [Int(b): p])
+        if let t = tables[key], t.generation == generation {
+            if t.snapshot == snapshot { return t }
+            if t.snapshot > snapshot { return Table(snapshot: snapshot, generation: generation) }
         }
+        let t = Table(snapshot: snapshot, generation: generation)
+        tables[key] = t
+        return t
     }
 }
