@@ -101,7 +101,8 @@ final class LMDBGraph: MutableGraphStorage {
                 return try body(UnsafeBufferPointer(start: (p + 4).assumingMemoryBound(to: UInt32.self), count: n))
             }
         }
-        if let pending = pendingUpper[LMDBGraph.upperKey(cid, node, level)] {
+        // Readers never hold pending lists: skip hashing the key on every upper-level hop.
+        if !pendingUpper.isEmpty, let pending = pendingUpper[LMDBGraph.upperKey(cid, node, level)] {
             guard let list = pending else { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
             return try list.withUnsafeBufferPointer { try body($0) }
         }
