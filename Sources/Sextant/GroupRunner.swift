@@ -199,6 +199,25 @@ struct GroupScanner {
     }
 
     @inline(__always)
+    /// Adds one candidate row from the map: its id at `idAt`, vector at `x`, stored norm at
+    /// `normAt`. Alone, the row is scored at once, and the id (another cache line of the block)
+    /// is read only when the row can enter the results, the norm only for cosine.
+    mutating func add(idAt: UnsafeRawPointer, _ x: UnsafeRawPointer, normAt: UnsafeRawPointer) {
+        if single {
+            let (kind, dim) = (self.kind, self.d)
+            var dist = q0.withUnsafeBytes { q in Distance.distance(kind, query: q.baseAddress!, vector: x, dimension: dim) }
+            if cosine {
+                let norm = normAt.loadUnaligned(as: Float.self)
+                dist = 1 + dist * (norm > 0 ? 1 / norm : 0)
+            }
+            // Equal to the threshold may still enter (a smaller id wins the tie).
+            guard dist <= heaps[0].threshold else { return }
+            _ = heaps[0].insert(distance: dist, id: UInt64(littleEndian: idAt.loadUnaligned(as: UInt64.self)))
+            return
+        }
+        add(UInt64(littleEndian: idAt.loadUnaligned(as: UInt64.self)), x, normAt.loadUnaligned(as: Float.self))
+    }
+
     mutating func add(_ id: UInt64, _ x: UnsafeRawPointer, _ norm: Float) {
         if single {
             let (kind, dim) = (self.kind, self.d)

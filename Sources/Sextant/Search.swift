@@ -348,15 +348,25 @@ extension VectorCollection {
                 throw SextantError(.corrupted, "live slot \(first) has no vector block", context: ["collection": name, "slot": String(first)])
             }
             let bytes = 4 * dimension
-            let ahead = 3
-            for j in 0..<min(ahead, pending.count) {
-                sextant_prefetch(base + blocks.offset(pending[j], region: 1), bytes)
-            }
-            for (j, slot) in pending.enumerated() {
-                if j + ahead < pending.count { sextant_prefetch(base + blocks.offset(pending[j + ahead], region: 1), bytes) }
-                let id = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: blocks.offset(slot, region: 0), as: UInt64.self))
-                let norm = base.loadUnaligned(fromByteOffset: blocks.offset(slot, region: 2), as: Float.self)
-                scanner.add(id, base + blocks.offset(slot, region: 1), norm)
+            // Far enough ahead to cover a DRAM miss at a row's scoring time; the norm is fetched
+            // too for cosine (alone, the id is read only for rows that enter the results).
+            let ahead = 6
+            let (idRegion, vectorRegion, normRegion) = (blocks.regionOffsets[0], blocks.regionOffsets[1], blocks.regionOffsets[2])
+            let (idStride, vectorStride, normStride) = (blocks.strides[0], blocks.strides[1], blocks.strides[2])
+            let mask = UInt32(per - 1)
+            let cosine = metric == .cosine
+            pending.withUnsafeBufferPointer { slots in
+                func fetch(_ j: Int) {
+                    let i = Int(slots[j] & mask)
+                    sextant_prefetch(base + vectorRegion + i * vectorStride, bytes)
+                    if cosine || !scanner.single { sextant_prefetch(base + normRegion + i * normStride, 4) }
+                }
+                for j in 0..<min(ahead, slots.count) { fetch(j) }
+                for j in 0..<slots.count {
+                    if j + ahead < slots.count { fetch(j + ahead) }
+                    let i = Int(slots[j] & mask)
+                    scanner.add(idAt: base + idRegion + i * idStride, base + vectorRegion + i * vectorStride, normAt: base + normRegion + i * normStride)
+                }
             }
         }
         pending.removeAll(keepingCapacity: true)
