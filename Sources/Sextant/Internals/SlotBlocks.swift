@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import SextantStorage
 
 /// Fixed-size per-slot entries (vectors, PQ codes, graph adjacency) kept `slotsPerBlock` slots
@@ -118,8 +119,8 @@ struct SlotBlocks {
             self.blocks = blocks
             self.txn = txn
             // Only read transactions have a map generation: a write transaction's pages are its own.
-            self.shared = txn.mapGeneration >= 0 ? shared?.table(blocks, snapshot: txn.snapshotID, generation: txn.mapGeneration) : nil
             let n = Int(slotBound) / blocks.slotsPerBlock + 1
+            self.shared = txn.mapGeneration >= 0 ? shared?.table(blocks, snapshot: txn.snapshotID, generation: txn.mapGeneration, blockBound: n) : nil
             cache = Array(repeating: nil, count: n)
             resolved = Array(repeating: false, count: n)
         }
@@ -197,40 +198,44 @@ final class BlockPointerCache: @unchecked Sendable {
         var cid: UInt32
     }
 
-    /// One snapshot's pointers for one collection's blocks. A reader takes its table once and
-    /// then looks blocks up by index (a search resolves about a thousand blocks: hashing each
-    /// lookup was a tenth of a graph query's time).
+    /// One snapshot's pointers for one collection's blocks, one atomic word per block: 0
+    /// unknown, 1 no such block, else the pointer. A reader takes its table once, then looks
+    /// blocks up without a lock or a hash (a graph search resolves about a thousand blocks).
+    /// A word is written once per snapshot, always with the same value (the map does not move
+    /// within a generation), so relaxed ordering suffices.
     final class Table: @unchecked Sendable {
         let snapshot: Int
         let generation: Int
-        private var pointers: [UnsafeRawPointer?] = []
-        private var known: [Bool] = []
-        private let lock = NSLock()
+        let capacity: Int
+        private let words: UnsafeMutablePointer<Atomic<UInt>>
 
-        init(snapshot: Int, generation: Int) {
+        init(snapshot: Int, generation: Int, capacity: Int) {
             self.snapshot = snapshot
             self.generation = generation
+            self.capacity = capacity
+            words = .allocate(capacity: capacity)
+            for i in 0..<capacity { (words + i).initialize(to: Atomic(0)) }
+        }
+
+        deinit {
+            words.deinitialize(count: capacity)
+            words.deallocate()
         }
 
         /// The pointer of block `b` (inner nil: the block does not exist), or nil when unknown.
+        @inline(__always)
         func lookup(_ b: UInt32) -> UnsafeRawPointer?? {
             let i = Int(b)
-            lock.lock(); defer { lock.unlock() }
-            guard i < known.count, known[i] else { return nil }
-            return pointers[i]
+            guard i < capacity else { return nil }
+            let v = words[i].load(ordering: .relaxed)
+            if v == 0 { return nil }
+            return .some(v == 1 ? nil : UnsafeRawPointer(bitPattern: v))
         }
 
         func publish(_ b: UInt32, _ p: UnsafeRawPointer?) {
             let i = Int(b)
-            guard i < BlockPointerCache.limit else { return }
-            lock.lock(); defer { lock.unlock() }
-            if i >= known.count {
-                let grown = Swift.min(BlockPointerCache.limit, Swift.max(i + 1, known.count * 2))
-                pointers.append(contentsOf: repeatElement(nil, count: grown - pointers.count))
-                known.append(contentsOf: repeatElement(false, count: grown - known.count))
-            }
-            pointers[i] = p
-            known[i] = true
+            guard i < capacity else { return }
+            words[i].store(p.map { UInt(bitPattern: $0) } ?? 1, ordering: .relaxed)
         }
     }
 
@@ -239,17 +244,19 @@ final class BlockPointerCache: @unchecked Sendable {
     /// Blocks kept per table (about 64 KiB each, so this covers 64 GiB of map).
     static let limit = 1 << 20
 
-    /// The table of `blocks` at this snapshot and map generation. A reader of an older snapshot
-    /// than the table's gets a table of its own (it does not overwrite the newer one); a newer
-    /// snapshot or another generation starts the shared table over.
-    func table(_ blocks: SlotBlocks, snapshot: Int, generation: Int) -> Table {
+    /// The table of `blocks` at this snapshot and map generation, for blocks below
+    /// `blockBound`. A reader of an older snapshot than the table's gets a table of its own (it
+    /// does not overwrite the newer one); a newer snapshot or another generation starts the
+    /// shared table over.
+    func table(_ blocks: SlotBlocks, snapshot: Int, generation: Int, blockBound: Int) -> Table {
         let key = Key(db: blocks.db, cid: blocks.cid)
+        let capacity = Swift.min(BlockPointerCache.limit, Swift.max(1, blockBound))
         lock.lock(); defer { lock.unlock() }
         if let t = tables[key], t.generation == generation {
-            if t.snapshot == snapshot { return t }
-            if t.snapshot > snapshot { return Table(snapshot: snapshot, generation: generation) }
+            if t.snapshot == snapshot && t.capacity >= capacity { return t }
+            if t.snapshot > snapshot { return Table(snapshot: snapshot, generation: generation, capacity: capacity) }
         }
-        let t = Table(snapshot: snapshot, generation: generation)
+        let t = Table(snapshot: snapshot, generation: generation, capacity: capacity)
         tables[key] = t
         return t
     }
