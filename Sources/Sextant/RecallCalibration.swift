@@ -4,7 +4,7 @@ import SextantStorage
 
 extension VectorCollection {
     /// Knobs measured for the graph plans (beam width at k = 10) and the codes plan (re-rank depth).
-    static let recallGraphKnobs = [10, 16, 24, 32, 48, 64, 96, 128, 256, 512]
+    static let recallGraphKnobs = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512]
     static let recallCodeKnobs = [10, 20, 30, 40, 60, 80, 120, 160, 240, 320, 480, 640, 960, 1280]
     /// Selectivity bands measured (those with enough matches for the plan to be approximate).
     static let recallBands = [1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001]
