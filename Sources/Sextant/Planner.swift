@@ -122,7 +122,7 @@ extension VectorCollection {
         let sample = try costSample(txn, live: live)
         try measureScanCosts(&model, sample, txn)
         if let pq { try measureCodeCosts(&model, pq: pq, sample, txn) }
-        if let g, n >= 64 { try measureGraphCosts(&model, graph: g, live: live, queries: sample.queries, txn) }
+        if let g, n >= 64 { try measureGraphCosts(&model, graph: g, live: live, queries: Array(sample.queries.prefix(8)), txn) }
         model.recall = try kept ?? calibrateRecall(txn, live: live, graph: g, pq: pq, queryVectors: queryVectors)
         model.calibrationSeconds = monotonicSeconds() - started
         return model
@@ -131,7 +131,7 @@ extension VectorCollection {
     /// Draws the rows the cost constants are measured on and the queries that measure them.
     private func costSample(_ txn: Transaction, live: Bitmap) throws -> CostSample {
         let n = live.count
-        // A spread sample of live rows (at most 4,096) and 8 of them as queries.
+        // A spread sample of live rows (at most 4,096) and 32 of them as queries.
         let sampleSize = min(n, 4096)
         let step = max(1, n / sampleSize)
         var sample: [UInt32] = []
@@ -143,7 +143,7 @@ extension VectorCollection {
         }
         let sampleSet = Bitmap(sample)
         let reader = try vectorReader(txn)
-        let queryCount = min(8, sample.count)
+        let queryCount = min(32, sample.count)
         var queries: [PreparedQuery] = []
         for j in 0..<queryCount {
             let (_, x) = try vectorEntry(reader, sample[(j * sample.count) / queryCount])
@@ -160,11 +160,14 @@ extension VectorCollection {
         // Exact, one query.
         let single = try timed { _ = try scan([queries[0]], candidates: sampleSet, txn) }
         model.exactPerRow = max(1e-9, single / rows)
-        // Shared passes of 2 and 8 queries: cost per row read and per (query, row) pair.
-        if queries.count >= 8 {
+        // Shared passes of 2 and 32 queries: cost per row read and per (query, row) pair. The
+        // pair cost is a difference of two timings of a pass whose reads dominate; 2 against 8
+        // queries left it within the noise (seen at a seventh of its true value, which sent a
+        // whole batch into an exact pass).
+        if queries.count >= 32 {
             let t2 = try timed { _ = try scan(Array(queries[0..<2]), candidates: sampleSet, txn) }
-            let t8 = try timed { _ = try scan(Array(queries[0..<8]), candidates: sampleSet, txn) }
-            let perPair = max(1e-10, (t8 - t2) / (6 * rows))
+            let t32 = try timed { _ = try scan(Array(queries[0..<32]), candidates: sampleSet, txn) }
+            let perPair = max(1e-10, (t32 - t2) / (30 * rows))
             model.tiledPerPair = perPair
             model.tiledPerRow = max(1e-10, t2 / rows - 2 * perPair)
         } else {
