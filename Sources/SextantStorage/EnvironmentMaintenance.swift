@@ -1,4 +1,5 @@
 import CLMDB
+import Foundation
 import SextantCore
 #if canImport(Glibc)
 import Glibc
@@ -44,13 +45,34 @@ extension Environment {
     /// phases, so that the resident size counts the pages a phase reads, not every page the
     /// process has read since it opened the store.
     package func releaseMappedPages() {
+        #if os(Linux)
         guard let env = try? handle() else { return }
-        var i = MDB_envinfo()
-        var s = MDB_stat()
-        guard mdb_env_info(env, &i) == 0, mdb_env_stat(env, &s) == 0, let base = i.me_mapaddr else { return }
-        let used = min(i.me_mapsize, (i.me_last_pgno + 1) * Int(s.ms_psize))
-        _ = madvise(base, used, MADV_DONTNEED)
+        var fd: Int32 = -1
+        guard mdb_env_get_fd(env, &fd) == 0 else { return }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_size > 0 else { return }
+        // LMDB reports the map's address only with MDB_FIXEDMAP: find the data file's mapping
+        // (same device and inode) among this process's mappings.
+        guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return }
+        for line in maps.split(separator: "\n") {
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard f.count >= 6, let inode = UInt64(f[4]), inode == UInt64(st.st_ino) else { continue }
+            let dev = f[3].split(separator: ":")
+            guard dev.count == 2, let major = UInt32(dev[0], radix: 16), let minor = UInt32(dev[1], radix: 16),
+                  major == Self.deviceMajor(UInt64(st.st_dev)), minor == Self.deviceMinor(UInt64(st.st_dev)) else { continue }
+            let range = f[0].split(separator: "-")
+            guard range.count == 2, let lo = UInt(range[0], radix: 16), let hi = UInt(range[1], radix: 16), hi > lo,
+                  let base = UnsafeMutableRawPointer(bitPattern: lo) else { continue }
+            // Up to the file's end: the rest of the map holds no pages.
+            _ = madvise(base, min(Int(hi - lo), Int(st.st_size)), MADV_DONTNEED)
+        }
+        #endif
     }
+
+    /// glibc's encoding of a device number (`gnu_dev_major` / `gnu_dev_minor`, macros Swift
+    /// does not import).
+    private static func deviceMajor(_ d: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: ((d >> 8) & 0xFFF) | ((d >> 32) & ~0xFFF)) }
+    private static func deviceMinor(_ d: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: (d & 0xFF) | ((d >> 12) & ~0xFF)) }
 
     /// The reader table as LMDB prints it (pid, thread, txnid per slot).
     package func readerTable() throws(SextantError) -> [String] {
