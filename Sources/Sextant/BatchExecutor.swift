@@ -71,18 +71,21 @@ extension VectorCollection {
             clock.end("filter", deferring: planning.modelSeconds)
             try checkForced(options.forcedPlan, planning)
             var groups = planGroups(grouping.members, planning, options: options, profile: profile)
+            // Queries that share a traversal leave their groups before the pass is weighed.
+            let traversals = sharedTraversals(&groups, planning, options: options)
             let pass = partitionPass(&groups, model: planning.model, slotBound: planning.nextSlot,
                                      slotsPerBlock: try vectorReader(txn).blocks.slotsPerBlock, forced: options.forcedPlan)
             clock.end("plan")
-            let items = workItems(groups, pass: pass, slotBound: planning.nextSlot, threads: threads)
+            let items = workItems(groups, pass: pass, traversals: traversals, slotBound: planning.nextSlot, threads: threads)
             control?.begin(.searching, total: queries.count)
             // Identical queries count as done at once.
             control?.advance(by: Double(grouping.duplicates))
-            let parts = try run(items, groups: groups, pass: pass, txns: txns, options: options, planning: planning, control: control)
+            let parts = try run(items, groups: groups, pass: pass, traversals: traversals, txns: txns, options: options,
+                                planning: planning, control: control)
             control?.finishPhase()
             clock.end("search")
             learnFromLoneQuery(groups, planning, seconds: clock.stages.last?.seconds ?? 0)
-            return merge(parts, items: items, groups: groups, pass: pass, grouping: grouping, stages: clock.stages)
+            return merge(parts, items: items, groups: groups, pass: pass, traversals: traversals, grouping: grouping, stages: clock.stages)
         }
     }
 
@@ -232,7 +235,8 @@ extension VectorCollection {
     }
 
     /// The work items, in the order threads claim them.
-    func workItems(_ groups: [PlannedGroup], pass: PartitionPass?, slotBound: UInt32, threads: Int) -> [WorkItem] {
+    func workItems(_ groups: [PlannedGroup], pass: PartitionPass?, traversals: [SharedTraversal] = [], slotBound: UInt32,
+                   threads: Int) -> [WorkItem] {
         // Exact groups in chunks of 64 queries (one shared pass each); the other plans in chunks
         // of 4 (per-query work, small items balance the threads); the pass in block ranges.
         var items: [WorkItem] = []
@@ -244,6 +248,7 @@ extension VectorCollection {
         }
         let passRanges = pass?.ranges(parts: threads > 1 ? 4 * threads : 1) ?? []
         items += passRanges.map { WorkItem(group: -1, range: 0..<0, slots: nil, passBlocks: $0) }
+        items += traversals.indices.map { WorkItem(group: -1, range: 0..<0, slots: nil, traversal: $0) }
         // Fewer items than threads: split exact items' slot space so that one query also uses
         // every core; the partial top-k lists merge.
         if threads > 1 && items.count < threads && slotBound >= 4096 {
@@ -261,6 +266,7 @@ extension VectorCollection {
         guard threads > 1 && items.count > threads else { return items }
         let passSeconds = groups.reduce(0.0) { $0 + ($1.plan.kind == .partitionMajor ? $1.plan.estimates[0].seconds : 0) }
         let cost = items.map { item -> Double in
+            if let t = item.traversal { return traversals[t].seconds }
             guard item.group >= 0 else { return passSeconds / Double(max(1, passRanges.count)) }
             let plan = groups[item.group].plan
             let whole = plan.estimates.first { $0.kind == plan.kind }?.seconds ?? Double(plan.matches)
@@ -271,8 +277,8 @@ extension VectorCollection {
 
     /// Runs the items on the search threads; worker w uses transaction w of the snapshot, and
     /// only it (LMDB: one thread at a time). Returns each item's partial top-k lists.
-    func run(_ items: [WorkItem], groups: [PlannedGroup], pass: PartitionPass?, txns: [Transaction], options: SearchOptions,
-             planning: BatchPlanning, control: OperationControl?) throws -> [PartialResults.Part] {
+    func run(_ items: [WorkItem], groups: [PlannedGroup], pass: PartitionPass?, traversals: [SharedTraversal], txns: [Transaction],
+             options: SearchOptions, planning: BatchPlanning, control: OperationControl?) throws -> [PartialResults.Part] {
         let partials = PartialResults(count: items.count)
         let failure = FirstError()
         let slotCount = Double(max(1, planning.nextSlot))
@@ -291,6 +297,11 @@ extension VectorCollection {
                     let i = partials.claim()
                     guard i < items.count else { return }
                     let item = items[i]
+                    if let t = item.traversal {
+                        partials.set(i, try runner.run(traversals[t], groups: groups, live: live))
+                        control?.advance(by: Double(traversals[t].members.count))
+                        continue
+                    }
                     if let blocks = item.passBlocks, let pass {
                         if passRunner == nil { passRunner = PartitionPassRunner(pass, metric: metric) }
                         let partial = try passRunner!.run(blocks, reader: try runner.session.vectors(), collection: name)
@@ -328,7 +339,7 @@ extension VectorCollection {
 
     /// Merges the items' partial top-k lists per query; identical queries get their first's results.
     func merge(_ values: [PartialResults.Part], items: [WorkItem], groups: [PlannedGroup], pass: PartitionPass?,
-               grouping: BatchGrouping, stages: [SearchExplanation.Stage]) -> Execution {
+               traversals: [SharedTraversal], grouping: BatchGrouping, stages: [SearchExplanation.Stage]) -> Execution {
         let count = grouping.duplicateOf.count
         var heaps: [TopK?] = Array(repeating: nil, count: count)
         var stats = [QueryStats](repeating: QueryStats(), count: count)
@@ -336,10 +347,13 @@ extension VectorCollection {
             if heaps[query] == nil { heaps[query] = heap } else { heaps[query]!.merge(heap) }
             stats[query].rowsScored += part.rowsScored
             if stats[query].detail.isEmpty { stats[query].detail = part.detail }
+            stats[query].sharedTraversal = stats[query].sharedTraversal || part.sharedTraversal
         }
         for (i, item) in items.enumerated() {
             let (partHeaps, partStats) = values[i]
-            if item.passBlocks != nil, let pass {
+            if let t = item.traversal {
+                for (j, member) in traversals[t].members.enumerated() { add(member.query.index, partHeaps[j], partStats[j]) }
+            } else if item.passBlocks != nil, let pass {
                 for (j, member) in pass.members.joined().enumerated() { add(member.query, partHeaps[j], partStats[j]) }
             } else {
                 for (j, r) in item.range.enumerated() { add(groups[item.group].queries[r].index, partHeaps[j], partStats[j]) }

@@ -50,13 +50,14 @@ extension VectorCollection {
 
     /// Unfiltered traversal with the beam widened by 1/selectivity; results outside `allowed`
     /// are dropped, and the beam doubles until `min(k, matches)` remain (past every row, the
-    /// matches are scored exactly).
-    func postFilterSearch(_ q: PreparedQuery, ef: Int, allowed: Bitmap?, matches: Int, live: Int, _ txn: Transaction,
+    /// matches are scored exactly). `startWidth`: the first traversal's width, when a wider one
+    /// than the beam's already came up short.
+    func postFilterSearch(_ q: PreparedQuery, ef: Int, allowed: Bitmap?, matches: Int, live: Int, startWidth: Int? = nil, _ txn: Transaction,
                           graph g: LMDBGraph, source src: BlockVectors, context: HNSWSearchContext) throws -> (TopK, String) {
         let wanted = min(q.k, matches)
         guard wanted > 0 else { return (TopK(k: q.k), "no matches") }
         let beam = max(ef, q.k)
-        var width = allowed == nil ? beam : min(max(live, 1), Int((Double(beam) * Double(live) / Double(max(matches, 1))).rounded(.up)))
+        var width = startWidth ?? (allowed == nil ? beam : Self.postFilterWidth(beam: beam, matches: matches, live: live))
         var rounds = 0
         while true {
             rounds += 1
@@ -77,7 +78,7 @@ extension VectorCollection {
         }
     }
 
-    private func externalIDs(_ found: [Neighbor], k: Int, _ reader: SlotBlocks.Reader) throws -> TopK {
+    func externalIDs(_ found: [Neighbor], k: Int, _ reader: SlotBlocks.Reader) throws -> TopK {
         var out = TopK(k: k)
         for n in found {
             let (ext, _) = try vectorEntry(reader, UInt32(n.id))

@@ -59,7 +59,7 @@ struct GroupRunner {
         context = nil
     }
 
-    private mutating func graphState() throws -> (LMDBGraph, BlockVectors, HNSWSearchContext) {
+    mutating func graphState() throws -> (LMDBGraph, BlockVectors, HNSWSearchContext) {
         if let graph, let source, let context { return (graph, source, context) }
         guard let g = try collection.graph(txn) else {
             throw SextantError(.notFound, "the graph of '\(collection.name)' was dropped during the search")

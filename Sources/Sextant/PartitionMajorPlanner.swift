@@ -121,7 +121,8 @@ extension VectorCollection {
     /// (all groups with matches when the pass is forced); nil when there is no pass.
     func partitionPass(_ groups: inout [PlannedGroup], model: CostModel?, slotBound: UInt32, slotsPerBlock: Int,
                        forced: PlanKind?) -> PartitionPass? {
-        let eligible = groups.indices.filter { !groups[$0].candidates.isEmpty }
+        // Queries that went to shared traversals are not the pass's to answer.
+        let eligible = groups.indices.filter { !groups[$0].candidates.isEmpty && !groups[$0].queries.isEmpty }
         guard !eligible.isEmpty else { return nil }
         guard forced == nil || forced == .partitionMajor else { return nil }
         var members = eligible
@@ -137,7 +138,9 @@ extension VectorCollection {
                         vectors.insert(dense.count - 1)
                     }
                 }
-                let seconds = plan.estimates.first { $0.kind == plan.kind }?.seconds ?? .infinity
+                // The plan was estimated for the whole group; shared traversals may have taken some.
+                let whole = plan.estimates.first { $0.kind == plan.kind }?.seconds ?? .infinity
+                let seconds = whole * Double(groups[g].queries.count) / Double(max(1, plan.queries))
                 return .init(candidates: groups[g].candidates, vectors: vectors.sorted(), seconds: seconds)
             }
             let planner = PartitionPassPlanner(slotBound: slotBound, slotsPerBlock: slotsPerBlock,
@@ -157,7 +160,7 @@ extension VectorCollection {
         let pairs = members.reduce(0.0) { $0 + Double(groups[$1].candidates.count * groups[$1].queries.count) }
         for g in members {
             var plan = groups[g].plan
-            let share = passSeconds.map { $0 * Double(plan.matches * plan.queries) / max(1, pairs) }
+            let share = passSeconds.map { $0 * Double(plan.matches * groups[g].queries.count) / max(1, pairs) }
             plan.estimates.removeAll { $0.kind == .partitionMajor }
             plan.estimates.insert(PlanEstimate(kind: .partitionMajor, seconds: share ?? 0, rows: plan.matches, recall: 1), at: 0)
             plan.kind = .partitionMajor

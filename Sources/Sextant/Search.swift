@@ -179,10 +179,16 @@ extension VectorCollection {
         var rows = [Int](repeating: 0, count: e.groups.count)
         var details = [String](repeating: "", count: e.groups.count)
         var duplicates = [Int](repeating: 0, count: e.groups.count)
+        var shared = [Int](repeating: 0, count: e.groups.count)
         for (i, s) in e.stats.enumerated() {
             rows[e.groupOfQuery[i]] += s.rowsScored
             if e.duplicateOf[i] != nil { duplicates[e.groupOfQuery[i]] += 1; continue }
+            if s.sharedTraversal { shared[e.groupOfQuery[i]] += 1; continue }
             if details[e.groupOfQuery[i]].isEmpty { details[e.groupOfQuery[i]] = s.detail }
+        }
+        for g in details.indices where shared[g] > 0 {
+            let note = "\(shared[g]) in their vector's shared traversal"
+            details[g] = details[g].isEmpty ? note : details[g] + "; " + note
         }
         return BatchExplanation(results: e.results, groups: e.groups.enumerated().map { i, g in
             BatchExplanation.Group(predicate: g.predicate?.toSQL() ?? "", plan: g.plan, rowsScored: rows[i], detail: details[i],
@@ -205,6 +211,8 @@ extension VectorCollection {
     struct QueryStats: Sendable {
         var rowsScored = 0
         var detail = ""
+        /// Answered from its vector's shared traversal, not its group's plan.
+        var sharedTraversal = false
     }
 
     /// Queries sharing a predicate, their plan, and the matching slots in the planning snapshot.
@@ -244,6 +252,8 @@ extension VectorCollection {
         var range: Range<Int>
         var slots: Range<UInt32>?
         var passBlocks: Range<Int>? = nil
+        /// With `traversal`: that shared traversal of the batch (group and range unused).
+        var traversal: Int? = nil
     }
 
     func prepare(_ queries: [Query], options: SearchOptions) throws -> [PreparedQuery] {
