@@ -7,7 +7,9 @@
 #   e.g. Bench/scripts/batch-workload.sh .build/release/sextant ../shared/data/pypi-50k /tmp/bw 3
 #
 # DATA_DIR holds base.npy, attributes.jsonl, meta.json (dim, metric, schema), queries.npy,
-# workload-batch.jsonl and gt-batch.ivecs (pypi-50k's layout). Stores are built once and reused.
+# workload-batch.jsonl and gt-batch.ivecs (pypi-50k's layout). Stores are built once and reused;
+# each is calibrated with the workload's query vectors (`calibrate --queries`), and `partition`
+# keeps that recall model.
 set -e
 S=$1; D=${2:-../shared/data/pypi-50k}; W=${3:-/tmp/sextant-batch-workload}; R=${4:-3}
 [ -x "$S" ] || { echo "usage: $0 SEXTANT [DATA_DIR] [WORK_DIR] [ROUNDS]" >&2; exit 64; }
@@ -26,7 +28,8 @@ for r in $RECIPES; do
     if [ ! -d "$W/$n" ]; then
         "$S" create "$W/$n" c --dim "$DIM" --metric "$METRIC" --schema "$SCHEMA" --index "$r" >/dev/null
         "$S" import "$W/$n" c --vectors "$D/base.npy" --attributes "$D/attributes.jsonl" --no-sync >/dev/null 2>&1
-        "$S" calibrate "$W/$n" c >/dev/null 2>&1
+        # The workload's own vectors calibrate the recall model (as scale.py does at 1M).
+        "$S" calibrate "$W/$n" c --queries "$D/queries.npy" >/dev/null 2>&1
     fi
 done
 for r in $PARTITIONED; do
