@@ -52,9 +52,15 @@ def main():
     queries = np.load(os.path.join(d, "queries.npy"))
     k = 100
 
+    def done(fname, rows):
+        # A truth file from an earlier, interrupted run is kept when it is whole.
+        path = os.path.join(d, fname)
+        return os.path.exists(path) and os.path.getsize(path) == rows * 4 * (1 + k)
+
     t = time.time()
-    write_ivecs(os.path.join(d, "gt-unfiltered.ivecs"), exact_topk(base, queries, metric, k, chunk=200_000))
-    print(f"unfiltered truth in {time.time() - t:.0f} s", flush=True)
+    if not done("gt-unfiltered.ivecs", len(queries)):
+        write_ivecs(os.path.join(d, "gt-unfiltered.ivecs"), exact_topk(base, queries, metric, k, chunk=200_000))
+        print(f"unfiltered truth in {time.time() - t:.0f} s", flush=True)
 
     attrs = Attrs.load(d)
     filters = load_filters(d)
