@@ -43,6 +43,9 @@ extension VectorCollection {
         var hasGraph = false
         var hasCodes = false
         var candidates: [Bitmap] = []
+        /// Per group: the sample's estimate of its matches when its predicate is checked row by
+        /// row in a post-filter search instead of evaluated as a set (its candidates are empty).
+        var estimated: [Int?] = []
         /// Cells each group reads (nil: all).
         var cells: [[Int]?] = []
         var partitionsTouched: [Int] = []
@@ -141,9 +144,22 @@ extension VectorCollection {
         p.hasGraph = try graphBuilt(txn)
         p.hasCodes = try quantizer(txn) != nil
         let reader = IndexReader(txn: txn, db: db.postings, cid: cid)
+        p.live = try reader.live().count
+        // A Flat collection needs the model only to weigh a partition-major pass.
+        if p.hasGraph || p.hasCodes || grouping.members.count > 1 {
+            let t = monotonicSeconds()
+            p.model = try costModel(txn, liveRows: p.live, hasGraph: p.hasGraph, hasCodes: p.hasCodes)
+            p.modelSeconds = monotonicSeconds() - t
+        }
         for (g, group) in grouping.members.enumerated() {
+            if let estimate = try deferredEstimate(group, p, options: options, txn, reader: reader) {
+                p.candidates.append(Bitmap())
+                p.estimated.append(estimate)
+                p.cells.append(nil)
+                continue
+            }
+            p.estimated.append(nil)
             let m = try match(txn, group[0].filter)
-            p.live = m.liveRows
             var rows = m.slots
             var probed: [Int]? = nil
             if grouping.cellQuantizer != nil, let probes = options.probes {
@@ -163,23 +179,42 @@ extension VectorCollection {
             p.candidates.append(rows)
             p.cells.append(probed)
         }
-        if grouping.members.isEmpty { p.live = try reader.live().count }
-        // A Flat collection needs the model only to weigh a partition-major pass.
-        if p.hasGraph || p.hasCodes || grouping.members.count > 1 {
-            let t = monotonicSeconds()
-            p.model = try costModel(txn, liveRows: p.live, hasGraph: p.hasGraph, hasCodes: p.hasCodes)
-            p.modelSeconds = monotonicSeconds() - t
-        }
         if profile {
             // Partitions a query is routed to: those holding at least one of its matches.
             if let layout = try partitionLayout(txn) {
                 let parts = try partitionMembers(txn, layout)
-                p.partitionsTouched = p.candidates.map { c in parts.filter { !$0.isDisjoint(with: c) }.count }
+                // A predicate checked row by row may meet its matches anywhere.
+                p.partitionsTouched = p.candidates.indices.map { g in
+                    p.estimated[g] != nil ? parts.count : parts.filter { !$0.isDisjoint(with: p.candidates[g]) }.count
+                }
             } else {
                 p.partitionsTouched = p.candidates.map { _ in 1 }
             }
         }
         return p
+    }
+
+    /// A small group whose predicate the attribute sample shows broad, when the planner would
+    /// answer it by post-filter search at the sample's estimate and its set is not cached: the
+    /// estimate (its rows are then checked one by one on the traversal's candidates).
+    func deferredEstimate(_ group: [PreparedQuery], _ p: BatchPlanning, options: SearchOptions, _ txn: Transaction,
+                          reader: IndexReader) throws -> Int? {
+        guard p.hasGraph, let model = p.model, options.probes == nil, group.count <= Self.deferredMaximumGroup,
+              options.forcedPlan == nil || options.forcedPlan == .postFilter,
+              let filter = group[0].filter, !filter.matchesEverything, !txn.isWritable,
+              store.filterCache.get(cid, filter.predicate, snapshot: txn.snapshotID) == nil,
+              let estimate = try broadPredicateEstimate(filter, txn, reader: reader) else { return nil }
+        if options.forcedPlan == .postFilter { return estimate }
+        let k = group.map(\.k).max() ?? 1
+        let est = estimates(model, matches: estimate, live: p.live, queries: group.count, k: k, ef: options.ef, rerank: options.rerank,
+                            defaultRerank: refines ? max(100, 10 * k) : 0, target: options.recall,
+                            hasGraph: p.hasGraph, hasCodes: p.hasCodes)
+        // Every other plan first evaluates the predicate as a set, which costs at least
+        // `setSecondsPerMatch` per matching row; the deferred search does not.
+        guard let post = est.first(where: { $0.kind == .postFilter }), let best = est.first else { return nil }
+        if best.kind == .postFilter { return estimate }
+        let meetsTarget = post.recall.map { $0 >= options.recall } ?? true
+        return meetsTarget && post.seconds <= best.seconds + Double(estimate) * Self.setSecondsPerMatch ? estimate : nil
     }
 
     /// A forced plan whose index is absent is `invalidArgument`.
@@ -201,7 +236,7 @@ extension VectorCollection {
         let refine = refines
         var groups: [PlannedGroup] = []
         for (g, qs) in members.enumerated() {
-            let m = planning.candidates[g].count
+            let m = planning.estimated[g] ?? planning.candidates[g].count
             let k = qs.map(\.k).max() ?? 1
             let defaultRerank = refine ? max(100, 10 * k) : 0
             var est: [PlanEstimate] = []
@@ -213,10 +248,12 @@ extension VectorCollection {
                 est = [PlanEstimate(kind: .exact, seconds: 0, rows: m)]
             }
             // Nothing matches: any plan returns nothing, the exact one without touching data.
-            let kind = forced ?? (m == 0 ? .exact : est.first?.kind ?? .exact)
+            // A deferred predicate has no set to run any other plan on.
+            let kind = planning.estimated[g] != nil ? .postFilter : forced ?? (m == 0 ? .exact : est.first?.kind ?? .exact)
             let rows = est.first { $0.kind == kind }?.rows ?? m
-            let plan = QueryPlan(kind: kind, forced: forced != nil, matches: m, liveRows: planning.live, queries: qs.count,
+            var plan = QueryPlan(kind: kind, forced: forced != nil, matches: m, liveRows: planning.live, queries: qs.count,
                                  estimates: est, estimatedRows: rows)
+            plan.matchesEstimated = planning.estimated[g] != nil
             var shared = false
             if kind == .codes, let model = planning.model, let oneByOne = model.codeScanSeconds(matches: m, live: planning.live, queries: qs.count),
                let pass = model.sharedCodePass(matches: m, queries: qs.count) {
@@ -229,7 +266,8 @@ extension VectorCollection {
                                        partitionsTouched: profile ? planning.partitionsTouched[g] : 1, sharedCodePass: shared,
                                        cells: planning.cells[g],
                                        ef: kind == .filteredGraph || kind == .postFilter ? knob ?? options.ef : options.ef,
-                                       rerank: kind == .codes ? knob ?? options.rerank : options.rerank))
+                                       rerank: kind == .codes ? knob ?? options.rerank : options.rerank,
+                                       estimatedMatches: planning.estimated[g]))
         }
         return groups
     }

@@ -115,6 +115,13 @@ struct GroupRunner {
             for q in queries {
                 let before = context.distanceCount
                 let beam = max(q.k, ef ?? 64)
+                if let estimate = group.estimatedMatches, let filter = group.filter {
+                    let (heap, detail) = try collection.deferredPostFilterSearch(q, ef: beam, filter: filter, estimate: estimate, live: live,
+                                                                                txn, graph: gr, source: src, context: context)
+                    heaps.append(heap)
+                    stats.append(.init(rowsScored: context.distanceCount - before, detail: detail))
+                    continue
+                }
                 let (heap, detail) = group.plan.kind == .filteredGraph
                     ? try collection.graphSearch(q, ef: beam, allowed: allowed, bits: bits, exhaustiveBelow: graphExhaustiveBelow, txn,
                                                  graph: gr, source: src, context: context)

@@ -31,8 +31,12 @@ public struct QueryPlan: Sendable {
     public var kind: PlanKind
     /// True when ``SearchOptions/plan`` (or `exact`) imposed it.
     public var forced: Bool
-    /// Exact number of live rows matching the predicate (from the attribute indexes).
+    /// Number of live rows matching the predicate: exact (from the attribute indexes), or
+    /// estimated from a sample of rows when ``matchesEstimated``.
     public var matches: Int
+    /// True when a broad predicate was not evaluated as a set: ``matches`` is estimated from a
+    /// sample of rows and the post-filter search checks the predicate on its candidates.
+    public var matchesEstimated = false
     /// Live rows in the collection.
     public var liveRows: Int
     /// Queries sharing this plan (the group size in a batch; 1 alone).

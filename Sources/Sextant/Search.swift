@@ -91,8 +91,9 @@ public struct SearchExplanation: Sendable, CustomStringConvertible {
         var lines: [String] = []
         let chosen = plan.forced ? "forced" : "chosen by the planner"
         lines.append("plan: \(plan.kind.rawValue) (\(chosen)); \(detail)")
-        lines.append(String(format: "matches: %d of %d live rows (selectivity %.4f); partitions touched: %d",
-                            plan.matches, plan.liveRows, plan.selectivity, partitionsTouched))
+        lines.append(String(format: "matches: %@%d of %d live rows (selectivity %.4f%@); partitions touched: %d",
+                            plan.matchesEstimated ? "~" : "", plan.matches, plan.liveRows, plan.selectivity,
+                            plan.matchesEstimated ? ", estimated from a sample of rows" : "", partitionsTouched))
         lines.append("rows scored: estimated \(plan.estimatedRows), actual \(rowsScored); results: \(results.count)")
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
         for e in plan.estimates {
@@ -233,6 +234,9 @@ extension VectorCollection {
         /// the defaults).
         var ef: Int? = nil
         var rerank: Int? = nil
+        /// Post-filter plan whose predicate is checked row by row (the sample's estimate of its
+        /// matches); its `candidates` are then empty.
+        var estimatedMatches: Int? = nil
     }
 
     struct Execution {

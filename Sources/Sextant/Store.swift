@@ -25,6 +25,8 @@ public final class Store: Sendable {
     let costModels = CostModelCache()
     /// Matching rows of recent predicates, per snapshot.
     let filterCache = FilterCache()
+    /// A decoded sample of each collection's rows per snapshot, for selectivity estimates.
+    let attributeSamples = AttributeSampleCache()
     /// Vector and code block pointers per snapshot, shared by read transactions.
     let blockPointers = BlockPointerCache()
 
