@@ -331,57 +331,37 @@ extension VectorCollection {
         var pendingBlock: UInt32 = .max
         var pendingSlots: [UInt32] = []
         pendingSlots.reserveCapacity(Int(per))
+        var sparse = SparseRows(reader, metric: metric, dimension: dimension, single: scanner.single)
         for slot in candidates {
             if slot / per != pendingBlock {
-                try drainBlock(&scanner, &pendingSlots, reader)
+                try drainBlock(&scanner, &pendingSlots, &sparse, reader)
                 pendingBlock = slot / per
             }
             pendingSlots.append(slot)
         }
-        try drainBlock(&scanner, &pendingSlots, reader)
+        try drainBlock(&scanner, &pendingSlots, &sparse, reader)
+        sparse.drain(&scanner)
         scanner.flush()
         return scanner.heaps
     }
 
-    /// Scores the pending slots of one block: a whole block in place when every slot is a
-    /// candidate and several queries share the pass, else slot by slot.
-    private func drainBlock(_ scanner: inout GroupScanner, _ pending: inout [UInt32], _ reader: SlotBlocks.Reader) throws {
+    /// Takes the pending slots of one block: a whole block is scored in place when every slot
+    /// is a candidate and several queries share the pass; otherwise the rows join the sparse
+    /// list, scored in runs that span blocks.
+    private func drainBlock(_ scanner: inout GroupScanner, _ pending: inout [UInt32], _ sparse: inout SparseRows,
+                            _ reader: SlotBlocks.Reader) throws {
         guard let first = pending.first else { return }
         let blocks = reader.blocks
         let per = blocks.slotsPerBlock
+        guard let base = try reader.blockPointer(first / UInt32(per)) else {
+            throw SextantError(.corrupted, "live slot \(first) has no vector block", context: ["collection": name, "slot": String(first)])
+        }
         if !scanner.single && pending.count == per && per > 1 {
-            guard let base = try reader.blockPointer(first / UInt32(per)) else {
-                throw SextantError(.corrupted, "live slot \(first) has no vector block", context: ["collection": name, "slot": String(first)])
-            }
             scanner.addBlock(base + blocks.regionOffsets[0], base + blocks.regionOffsets[1], base + blocks.regionOffsets[2], count: per)
         } else {
-            // Matches are scattered through the map: each vector is a cold miss. Prefetch a few
-            // rows ahead so memory works while the current row is scored.
-            let base = try reader.blockPointer(first / UInt32(per))
-            guard let base else {
-                throw SextantError(.corrupted, "live slot \(first) has no vector block", context: ["collection": name, "slot": String(first)])
-            }
-            let bytes = 4 * dimension
-            // Far enough ahead to cover a DRAM miss at a row's scoring time; the norm is fetched
-            // too for cosine (alone, the id is read only for rows that enter the results).
-            let ahead = 6
-            let (idRegion, vectorRegion, normRegion) = (blocks.regionOffsets[0], blocks.regionOffsets[1], blocks.regionOffsets[2])
-            let (idStride, vectorStride, normStride) = (blocks.strides[0], blocks.strides[1], blocks.strides[2])
             let mask = UInt32(per - 1)
-            let cosine = metric == .cosine
-            pending.withUnsafeBufferPointer { slots in
-                func fetch(_ j: Int) {
-                    let i = Int(slots[j] & mask)
-                    sextant_prefetch(base + vectorRegion + i * vectorStride, bytes)
-                    if cosine || !scanner.single { sextant_prefetch(base + normRegion + i * normStride, 4) }
-                }
-                for j in 0..<min(ahead, slots.count) { fetch(j) }
-                for j in 0..<slots.count {
-                    if j + ahead < slots.count { fetch(j + ahead) }
-                    let i = Int(slots[j] & mask)
-                    scanner.add(idAt: base + idRegion + i * idStride, base + vectorRegion + i * vectorStride, normAt: base + normRegion + i * normStride)
-                }
-            }
+            for slot in pending { sparse.append(base, Int(slot & mask)) }
+            if sparse.isFull { sparse.drain(&scanner) }
         }
         pending.removeAll(keepingCapacity: true)
     }
@@ -429,5 +409,60 @@ struct VectorBits: Hashable {
     static func == (a: VectorBits, b: VectorBits) -> Bool {
         a.digest == b.digest && a.vector.count == b.vector.count
             && a.vector.withUnsafeBytes { x in b.vector.withUnsafeBytes { y in x.elementsEqual(y) } }
+    }
+}
+
+/// Matching rows scattered through the map, scored in runs of up to 256 that span blocks:
+/// a selective predicate leaves about one match per block, so prefetching within a block would
+/// never run ahead, and every row would wait for its own DRAM (and TLB) miss.
+struct SparseRows {
+    private var bases: [UnsafeRawPointer] = []
+    private var rows: [Int] = []
+    private let idRegion: Int, vectorRegion: Int, normRegion: Int
+    private let idStride: Int, vectorStride: Int, normStride: Int
+    private let bytes: Int
+    private let norms: Bool
+    /// Rows requested ahead of the one scored: about 4 KiB of vectors in flight.
+    private let ahead: Int
+    static let run = 256
+
+    init(_ reader: SlotBlocks.Reader, metric: Metric, dimension: Int, single: Bool) {
+        let blocks = reader.blocks
+        (idRegion, vectorRegion, normRegion) = (blocks.regionOffsets[0], blocks.regionOffsets[1], blocks.regionOffsets[2])
+        (idStride, vectorStride, normStride) = (blocks.strides[0], blocks.strides[1], blocks.strides[2])
+        bytes = 4 * dimension
+        // Alone, the norm matters only for cosine (and the id only for rows that enter).
+        norms = metric == .cosine || !single
+        ahead = max(2, min(16, 4096 / max(1, bytes)))
+        bases.reserveCapacity(Self.run)
+        rows.reserveCapacity(Self.run)
+    }
+
+    var isFull: Bool { rows.count >= Self.run }
+
+    mutating func append(_ base: UnsafeRawPointer, _ row: Int) {
+        bases.append(base)
+        rows.append(row)
+    }
+
+    mutating func drain(_ scanner: inout GroupScanner) {
+        let n = rows.count
+        guard n > 0 else { return }
+        bases.withUnsafeBufferPointer { b in
+            rows.withUnsafeBufferPointer { r in
+                func fetch(_ j: Int) {
+                    sextant_prefetch(b[j] + vectorRegion + r[j] * vectorStride, bytes)
+                    if norms { sextant_prefetch(b[j] + normRegion + r[j] * normStride, 4) }
+                }
+                for j in 0..<min(ahead, n) { fetch(j) }
+                for j in 0..<n {
+                    if j + ahead < n { fetch(j + ahead) }
+                    let (base, i) = (b[j], r[j])
+                    scanner.add(idAt: base + idRegion + i * idStride, base + vectorRegion + i * vectorStride, normAt: base + normRegion + i * normStride)
+                }
+            }
+        }
+        bases.removeAll(keepingCapacity: true)
+        rows.removeAll(keepingCapacity: true)
     }
 }
