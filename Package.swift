@@ -52,7 +52,7 @@ let package = Package(
         .target(name: "SextantDatasets", dependencies: ["Sextant", "SextantKernels"]),
         .target(name: "SextantTestSupport", dependencies: ["Sextant", "SextantFormats", "SextantDatasets"]),
         .testTarget(name: "SextantKernelsTests", dependencies: ["SextantKernels", "SextantTestSupport"]),
-        .testTarget(name: "SextantStorageTests", dependencies: ["SextantStorage", "CLMDB"]),
+        .testTarget(name: "SextantStorageTests", dependencies: ["SextantStorage", "CLMDB", "SextantTestSupport"]),
         .testTarget(name: "SextantFilterTests", dependencies: ["SextantFilter", "SextantCore", "SextantTestSupport"]),
         .testTarget(name: "SextantFormatsTests", dependencies: ["SextantFormats", "SextantCore", "SextantTestSupport"]),
         .testTarget(

@@ -9,8 +9,10 @@ queries of each bucket are split into their own files (in a temporary directory)
 `sextant bench` pinned to one CPU (`taskset -c CPU`), one search thread; the unfiltered queries
 against gt-unfiltered.ivecs come first. Prints one JSON line per bucket and a table.
 """
+import atexit
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -62,6 +64,7 @@ def main():
     for i, f in enumerate(filters):
         buckets.setdefault(f.get("bucket", "all"), []).append(i)
     tmp = tempfile.mkdtemp(prefix="sextant-buckets-")
+    atexit.register(shutil.rmtree, tmp, True)
     runs = [("unfiltered", os.path.join(data, "queries.fvecs"), os.path.join(data, "gt-unfiltered.ivecs"), None)]
     for b in sorted(buckets, key=lambda x: float(x.rstrip("%")) if x.rstrip("%").replace(".", "").isdigit() else 1e9):
         idx = buckets[b]

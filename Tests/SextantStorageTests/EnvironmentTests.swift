@@ -3,14 +3,13 @@ import Testing
 import SextantCore
 @testable import SextantStorage
 import CLMDB
+import SextantTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
 
 func temporaryDirectory(_ tag: String = #function) -> String {
-    let base = FileManager.default.temporaryDirectory.path
-    let p = base + "/sextant-test-\(tag.filter { $0.isLetter || $0.isNumber })-\(UUID().uuidString.prefix(8))"
-    return p
+    ScratchDirectory.path(tag)
 }
 
 private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }

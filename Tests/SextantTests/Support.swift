@@ -2,9 +2,9 @@ import Foundation
 import Sextant
 import SextantTestSupport
 
-/// A fresh store directory under the system temp dir.
+/// A fresh store directory in the test process's scratch directory (removed at exit).
 func temporaryStorePath(_ tag: String = #function) -> String {
-    FileManager.default.temporaryDirectory.path + "/sextant-\(tag.filter { $0.isLetter || $0.isNumber }.prefix(40))-\(UUID().uuidString.prefix(8))"
+    ScratchDirectory.path(tag)
 }
 
 /// The repository root (two levels above this file's directory).
