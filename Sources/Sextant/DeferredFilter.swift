@@ -32,8 +32,9 @@ final class AttributeSampleCache: @unchecked Sendable {
 
     func put(_ cid: UInt32, snapshot: Int, _ s: Sample) {
         lock.lock(); defer { lock.unlock() }
-        // One snapshot per collection is kept: a newer one replaces the rest.
-        entries = entries.filter { $0.key.cid != cid && $0.key.snapshot >= snapshot }
+        // One sample per collection, of its newest snapshot: an older reader's is not kept.
+        if entries.keys.contains(where: { $0.cid == cid && $0.snapshot > snapshot }) { return }
+        entries = entries.filter { $0.key.cid != cid }
         entries[Key(cid: cid, snapshot: snapshot)] = s
     }
 }

@@ -37,6 +37,19 @@ import SextantTestSupport
         }
     }
 
+    @Test func theSampleCacheKeepsEachCollectionsNewestSnapshot() {
+        let cache = AttributeSampleCache()
+        cache.put(1, snapshot: 5, .init(rows: [], live: 10))
+        cache.put(2, snapshot: 3, .init(rows: [], live: 20))
+        cache.put(1, snapshot: 7, .init(rows: [], live: 11))
+        #expect(cache.get(1, snapshot: 5) == nil && cache.get(1, snapshot: 7)?.live == 11)
+        // Another collection's older snapshot stays.
+        #expect(cache.get(2, snapshot: 3)?.live == 20)
+        // An older reader does not displace the newest sample.
+        cache.put(1, snapshot: 6, .init(rows: [], live: 12))
+        #expect(cache.get(1, snapshot: 6) == nil && cache.get(1, snapshot: 7)?.live == 11)
+    }
+
     @Test(arguments: [nil, PlanKind.postFilter])
     func broadPredicatesCheckedRowByRowKeepTheGuarantees(forced: PlanKind?) throws {
         let data = SyntheticDataset(rows: 3000, dimension: 16, queries: 24, clusters: 12, seed: 7)
