@@ -77,7 +77,10 @@ extension VectorCollection {
                                               _ txn: Transaction) throws -> [(PreparedQuery, Set<UInt64>)] {
         var queries = filtered
         if let vs = queryVectors, vs.count > filtered.count {
-            let count = min(128, vs.count)
+            // Up to 512: the bound's margin shrinks as 1/√queries, and a few queries whose beam
+            // never reaches their cluster make per-query recall spread widely; their exact
+            // answers come from shared passes, so more queries cost little.
+            let count = min(512, vs.count)
             queries = (0..<count).map { j in
                 let raw = vs[j * vs.count / count]
                 let v = metric == .cosine ? VectorCollection.normalized(raw) : raw
