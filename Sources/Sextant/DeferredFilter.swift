@@ -70,13 +70,7 @@ extension VectorCollection {
                 tries += 1
                 let slot = UInt32(truncatingIfNeeded: rng.next() % UInt64(bound))
                 guard live.contains(slot) else { continue }
-                let row = try Keys.withRowKey(cid, slot) { k in
-                    try txn.withValue(db.rows, key: k) { v -> AttributeRow? in
-                        guard v.count >= 9 else { return nil }
-                        return try AttributeCodec.decode(UnsafeRawBufferPointer(rebasing: v[8...]), schema: schema, only: all)
-                    }
-                }
-                if let row = row ?? nil { rows.append(row) }
+                if let row = try storedAttributes(txn, slot: slot, only: all) { rows.append(row) }
             }
         }
         let s = AttributeSampleCache.Sample(rows: rows, live: live.count)
@@ -108,7 +102,8 @@ extension VectorCollection {
         }
         var check = RowCheck(collection: self, filter: filter, txn: txn)
         var kept: [Neighbor] = []
-        for n in found where try check.passes(UInt32(truncatingIfNeeded: n.id)) {
+        // A slot without a row (deleted since the graph was read) never passes.
+        for n in found where try check.passes(UInt32(truncatingIfNeeded: n.id)) ?? false {
             kept.append(n)
             if kept.count == q.k { break }
         }
@@ -122,39 +117,5 @@ extension VectorCollection {
         let (heap, detail) = try postFilterSearch(q, ef: ef, allowed: m.slots, matches: m.slots.count, live: live, startWidth: 2 * width, txn,
                                                    graph: g, source: src, context: context)
         return (heap, "\(check.checked) rows checked found \(kept.count); predicate evaluated, \(detail)")
-    }
-}
-
-/// Checks a predicate against single rows' stored attributes (only the fields it reads).
-private struct RowCheck {
-    let collection: VectorCollection
-    let filter: BoundFilter
-    let txn: Transaction
-    let wanted: [Bool]
-    private(set) var checked = 0
-
-    init(collection: VectorCollection, filter: BoundFilter, txn: Transaction) {
-        self.collection = collection
-        self.filter = filter
-        self.txn = txn
-        var w = [Bool](repeating: false, count: collection.schema.count)
-        for f in filter.predicate.referencedFields { if let p = collection.schema.position(of: f) { w[p] = true } }
-        wanted = w
-    }
-
-    /// True when the slot's row satisfies the predicate; a slot without a row (deleted since
-    /// the graph was read) never does.
-    mutating func passes(_ slot: UInt32) throws -> Bool {
-        checked += 1
-        let (c, f, t, w) = (collection, filter, txn, wanted)
-        let ok = try Keys.withRowKey(c.cid, slot) { k in
-            try t.withValue(c.db.rows, key: k) { v -> Bool in
-                guard v.count >= 9 else {
-                    throw SextantError(.corrupted, "row record has \(v.count) bytes", context: ["collection": c.name])
-                }
-                return f.matches(try AttributeCodec.decode(UnsafeRawBufferPointer(rebasing: v[8...]), schema: c.schema, only: w))
-            }
-        }
-        return ok ?? false
     }
 }

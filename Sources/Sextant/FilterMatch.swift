@@ -37,17 +37,10 @@ extension VectorCollection {
         var slots = r.t.intersection(live)
         let undecided = r.m.subtracting(r.t).intersection(live)
         if !undecided.isEmpty {
-            var wanted = [Bool](repeating: false, count: schema.count)
-            for f in filter.predicate.referencedFields { if let p = schema.position(of: f) { wanted[p] = true } }
+            var check = RowCheck(collection: self, filter: filter, txn: txn)
             var passed = [UInt32]()
             for slot in undecided {
-                let ok = try Keys.withRowKey(cid, slot) { k in
-                    try txn.withValue(db.rows, key: k) { v -> Bool in
-                        guard v.count >= 9 else { throw SextantError(.corrupted, "row record has \(v.count) bytes", context: ["collection": name]) }
-                        return filter.matches(try AttributeCodec.decode(UnsafeRawBufferPointer(rebasing: v[8...]), schema: schema, only: wanted))
-                    }
-                }
-                guard let ok else {
+                guard let ok = try check.passes(slot) else {
                     throw SextantError(.corrupted, "live slot \(slot) has no row record", context: ["collection": name, "slot": String(slot)])
                 }
                 if ok { passed.append(slot) }
@@ -100,8 +93,7 @@ extension VectorCollection {
         return try store.env.read { txn in
             let st = try state(txn)
             guard let bound, !bound.matchesEverything else { return Int(st.count) }
-            var wanted = [Bool](repeating: false, count: schema.count)
-            for f in bound.predicate.referencedFields { if let p = schema.position(of: f) { wanted[p] = true } }
+            let wanted = fieldsRead(by: bound)
             var n = 0
             try scanSlots(txn, db.rows, nil) { _, v in
                 guard v.count >= 9 else { throw SextantError(.corrupted, "row record has \(v.count) bytes", context: ["collection": name]) }
@@ -109,5 +101,47 @@ extension VectorCollection {
             }
             return n
         }
+    }
+}
+
+extension VectorCollection {
+    /// The schema positions a predicate reads (decoding only those is enough to check it).
+    func fieldsRead(by filter: BoundFilter) -> [Bool] {
+        var wanted = [Bool](repeating: false, count: schema.count)
+        for f in filter.predicate.referencedFields { if let p = schema.position(of: f) { wanted[p] = true } }
+        return wanted
+    }
+
+    /// The stored attributes of `slot` (only the `wanted` fields decoded); nil when the slot
+    /// has no row record.
+    func storedAttributes(_ txn: Transaction, slot: UInt32, only wanted: [Bool]) throws -> AttributeRow? {
+        try Keys.withRowKey(cid, slot) { k in
+            try txn.withValue(db.rows, key: k) { v -> AttributeRow in
+                guard v.count >= 9 else { throw SextantError(.corrupted, "row record has \(v.count) bytes", context: ["collection": name]) }
+                return try AttributeCodec.decode(UnsafeRawBufferPointer(rebasing: v[8...]), schema: schema, only: wanted)
+            }
+        }
+    }
+}
+
+/// Checks a predicate against single rows' stored attributes (only the fields it reads).
+struct RowCheck {
+    let collection: VectorCollection
+    let filter: BoundFilter
+    let txn: Transaction
+    let wanted: [Bool]
+    private(set) var checked = 0
+
+    init(collection: VectorCollection, filter: BoundFilter, txn: Transaction) {
+        self.collection = collection
+        self.filter = filter
+        self.txn = txn
+        wanted = collection.fieldsRead(by: filter)
+    }
+
+    /// Whether the slot's row satisfies the predicate; nil when the slot has no row.
+    mutating func passes(_ slot: UInt32) throws -> Bool? {
+        checked += 1
+        return try collection.storedAttributes(txn, slot: slot, only: wanted).map { filter.matches($0) }
     }
 }
