@@ -1,5 +1,6 @@
 // Nearest-centroid search for k-means training and PQ encoding.
 #include "sextant_simd.h"
+#include <stdlib.h>
 
 // Results must not depend on the instruction set: forbid fusing a*b+c into FMA anywhere here.
 #pragma clang fp contract(off)
@@ -21,10 +22,35 @@ static inline int32_t best_of(const float *v, const int32_t *idx, int lanes) {
     return bi;
 }
 
+// Portable: one point at a time against blocks of 16 centroids (contiguous in the transposed
+// table, so a block's rows stream through the cache), with the vector versions' per-centroid
+// operation order.
+static void nearest_portable(const float *points, size_t count, size_t stride, size_t dim,
+                             const float *ct, const float *norms, size_t k, int32_t *out) {
+    for (size_t p = 0; p < count; p++) {
+        float bv = __builtin_inff();
+        int32_t bi = 0;
+        for (size_t c0 = 0; c0 < k; c0 += 16) {
+            size_t n = k - c0 < 16 ? k - c0 : 16;
+            float acc[16];
+            for (size_t c = 0; c < n; c++) acc[c] = norms[c0 + c];
+            for (size_t i = 0; i < dim; i++) {
+                float x = -2.0f * points[i * stride + p];
+                const float *row = ct + i * k + c0;
+                for (size_t c = 0; c < n; c++) acc[c] = acc[c] + x * row[c];
+            }
+            for (size_t c = 0; c < n; c++) {
+                if (acc[c] < bv) { bv = acc[c]; bi = (int32_t)(c0 + c); }
+            }
+        }
+        out[p] = bi;
+    }
+}
+
 #if SEXTANT_X86
 // Eight points at a time share every centroid load; their -2x coordinates are broadcast once
-// per group into a small table (dimension <= MAX_DIM; larger sub-spaces go through it in the
-// portable loop below). A partial group repeats its last point and drops the extra results.
+// per group into a table (on the stack up to MAX_DIM coordinates, on the heap above: a coarse
+// quantizer's full vectors). A partial group repeats its last point and drops the extra results.
 // Per lane the running minimum uses strict "<", so the earliest centroid wins ties within a
 // lane; best_of() then resolves across lanes.
 #define GROUP 8
@@ -32,12 +58,17 @@ static inline int32_t best_of(const float *v, const int32_t *idx, int lanes) {
 
 static void nearest_sse2(const float *points, size_t count, size_t stride, size_t dim,
                          const float *ct, const float *norms, size_t k, int32_t *out) {
-    __m128 xb[MAX_DIM][GROUP];
+    __m128 stack[MAX_DIM * GROUP];
+    __m128 *xb = dim <= MAX_DIM ? stack : aligned_alloc(sizeof(__m128), dim * GROUP * sizeof(__m128));
+    if (!xb) {
+        nearest_portable(points, count, stride, dim, ct, norms, k, out);
+        return;
+    }
     for (size_t p = 0; p < count; p += GROUP) {
         size_t np = count - p < GROUP ? count - p : GROUP;
         for (size_t i = 0; i < dim; i++)
             for (size_t j = 0; j < GROUP; j++)
-                xb[i][j] = _mm_set1_ps(-2.0f * points[i * stride + p + (j < np ? j : np - 1)]);
+                xb[i * GROUP + j] = _mm_set1_ps(-2.0f * points[i * stride + p + (j < np ? j : np - 1)]);
         __m128 best[GROUP];
         __m128i bidx[GROUP];
         for (int j = 0; j < GROUP; j++) { best[j] = _mm_set1_ps(__builtin_inff()); bidx[j] = _mm_setzero_si128(); }
@@ -47,7 +78,7 @@ static void nearest_sse2(const float *points, size_t count, size_t stride, size_
             for (int j = 0; j < GROUP; j++) acc[j] = base;
             for (size_t i = 0; i < dim; i++) {
                 __m128 c = _mm_loadu_ps(ct + i * k + b);
-                for (int j = 0; j < GROUP; j++) acc[j] = _mm_add_ps(acc[j], _mm_mul_ps(xb[i][j], c));
+                for (int j = 0; j < GROUP; j++) acc[j] = _mm_add_ps(acc[j], _mm_mul_ps(xb[i * GROUP + j], c));
             }
             __m128i ci = _mm_add_epi32(_mm_set1_epi32((int)b), _mm_setr_epi32(0, 1, 2, 3));
             for (int j = 0; j < GROUP; j++) {
@@ -65,6 +96,7 @@ static void nearest_sse2(const float *points, size_t count, size_t stride, size_
             out[p + j] = best_of(v, idx, 4);
         }
     }
+    if (xb != stack) free(xb);
 }
 
 // best_of() for 8 lanes without a branchy loop in the common case: one lane holds the minimum.
@@ -85,12 +117,17 @@ static inline int32_t best_of_avx2(__m256 v, __m256i idx) {
 __attribute__((target("avx2")))
 static void nearest_avx2(const float *points, size_t count, size_t stride, size_t dim,
                          const float *ct, const float *norms, size_t k, int32_t *out) {
-    __m256 xb[MAX_DIM][GROUP];
+    __m256 stack[MAX_DIM * GROUP];
+    __m256 *xb = dim <= MAX_DIM ? stack : aligned_alloc(sizeof(__m256), dim * GROUP * sizeof(__m256));
+    if (!xb) {
+        nearest_portable(points, count, stride, dim, ct, norms, k, out);
+        return;
+    }
     for (size_t p = 0; p < count; p += GROUP) {
         size_t np = count - p < GROUP ? count - p : GROUP;
         for (size_t i = 0; i < dim; i++)
             for (size_t j = 0; j < GROUP; j++)
-                xb[i][j] = _mm256_set1_ps(-2.0f * points[i * stride + p + (j < np ? j : np - 1)]);
+                xb[i * GROUP + j] = _mm256_set1_ps(-2.0f * points[i * stride + p + (j < np ? j : np - 1)]);
         __m256 best[GROUP];
         __m256i bidx[GROUP];
         for (int j = 0; j < GROUP; j++) { best[j] = _mm256_set1_ps(__builtin_inff()); bidx[j] = _mm256_setzero_si256(); }
@@ -100,7 +137,7 @@ static void nearest_avx2(const float *points, size_t count, size_t stride, size_
             for (int j = 0; j < GROUP; j++) acc[j] = base;
             for (size_t i = 0; i < dim; i++) {
                 __m256 c = _mm256_loadu_ps(ct + i * k + b);
-                for (int j = 0; j < GROUP; j++) acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(xb[i][j], c));
+                for (int j = 0; j < GROUP; j++) acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(xb[i * GROUP + j], c));
             }
             __m256i ci = _mm256_add_epi32(_mm256_set1_epi32((int)b), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
             for (int j = 0; j < GROUP; j++) {
@@ -111,42 +148,29 @@ static void nearest_avx2(const float *points, size_t count, size_t stride, size_
         }
         for (size_t j = 0; j < np; j++) out[p + j] = best_of_avx2(best[j], bidx[j]);
     }
+    if (xb != stack) free(xb);
 }
 #endif
 
-// Portable: one point at a time, same per-centroid operation order as the vector versions.
-static void nearest_portable(const float *points, size_t count, size_t stride, size_t dim,
-                             const float *ct, const float *norms, size_t k, int32_t *out) {
-    for (size_t p = 0; p < count; p++) {
-        float bv = __builtin_inff();
-        int32_t bi = 0;
-        for (size_t c = 0; c < k; c++) {
-            float a = norms[c];
-            for (size_t i = 0; i < dim; i++) {
-                float t = (-2.0f * points[i * stride + p]) * ct[i * k + c];
-                a = a + t;
-            }
-            if (a < bv) { bv = a; bi = (int32_t)c; }
-        }
-        out[p] = bi;
-    }
-}
 
 void sextant_nearest_centroids_baseline(const float *points, size_t count, size_t stride, size_t dimension,
                                         const float *centroids_t, const float *norms, size_t k, int32_t *out) {
 #if SEXTANT_X86
-    if (dimension <= MAX_DIM) {
-        nearest_sse2(points, count, stride, dimension, centroids_t, norms, k, out);
-        return;
-    }
+    nearest_sse2(points, count, stride, dimension, centroids_t, norms, k, out);
+#else
+    nearest_portable(points, count, stride, dimension, centroids_t, norms, k, out);
 #endif
+}
+
+void sextant_nearest_centroids_portable(const float *points, size_t count, size_t stride, size_t dimension,
+                                        const float *centroids_t, const float *norms, size_t k, int32_t *out) {
     nearest_portable(points, count, stride, dimension, centroids_t, norms, k, out);
 }
 
 void sextant_nearest_centroids(const float *points, size_t count, size_t stride, size_t dimension,
                                const float *centroids_t, const float *norms, size_t k, int32_t *out) {
 #if SEXTANT_X86
-    if (dimension <= MAX_DIM && sextant_cpu_has_avx2()) {
+    if (sextant_cpu_has_avx2()) {
         nearest_avx2(points, count, stride, dimension, centroids_t, norms, k, out);
         return;
     }

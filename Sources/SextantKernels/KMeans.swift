@@ -190,19 +190,22 @@ enum KMeans {
 }
 
 extension KMeans {
-    /// Direct access to the C nearest-centroid kernel (dimension-major points and centroids),
-    /// with `baseline` forcing the 128-bit path: tests check that both paths agree.
+    /// Which nearest-centroid kernel ``nearestCentroids(points:count:dimension:centroidsT:norms:k:path:)`` runs.
+    enum NearestPath { case dispatched, baseline, portable }
+
+    /// Direct access to the C nearest-centroid kernels (dimension-major points and centroids):
+    /// tests check that the AVX2, SSE2 and scalar paths agree.
     static func nearestCentroids(
-        points: [Float], count: Int, dimension: Int, centroidsT: [Float], norms: [Float], k: Int, baseline: Bool
+        points: [Float], count: Int, dimension: Int, centroidsT: [Float], norms: [Float], k: Int, path: NearestPath
     ) -> [Int32] {
         precondition(points.count == count * dimension && centroidsT.count == k * dimension && norms.count == k)
         precondition(k % 16 == 0, "k must be a multiple of 16")
         var out = [Int32](repeating: -1, count: count)
         out.withUnsafeMutableBufferPointer { o in
-            if baseline {
-                sextant_nearest_centroids_baseline(points, count, count, dimension, centroidsT, norms, k, o.baseAddress!)
-            } else {
-                sextant_nearest_centroids(points, count, count, dimension, centroidsT, norms, k, o.baseAddress!)
+            switch path {
+            case .dispatched: sextant_nearest_centroids(points, count, count, dimension, centroidsT, norms, k, o.baseAddress!)
+            case .baseline: sextant_nearest_centroids_baseline(points, count, count, dimension, centroidsT, norms, k, o.baseAddress!)
+            case .portable: sextant_nearest_centroids_portable(points, count, count, dimension, centroidsT, norms, k, o.baseAddress!)
             }
         }
         return out

@@ -5,10 +5,11 @@ import Testing
 @Suite struct PQKMeansTests {
     /// The AVX2, SSE2 and portable nearest-centroid kernels return the same indices as a
     /// reference computing the same expression in the same order, ties to the smaller index.
-    @Test(arguments: [16, 256])
+    @Test(arguments: [16, 256, 1024])
     func nearestCentroidPathsAgree(k: Int) {
         var rng = SeededRandom(seed: UInt64(k))
-        for dim in [1, 2, 3, 4, 8, 9, 32, 33] {  // 33 takes the portable path
+        // Above 32 coordinates the broadcast table is on the heap (a coarse quantizer's vectors).
+        for dim in [1, 2, 3, 4, 8, 9, 32, 33, 128] {
             let count = 37  // groups of 8 plus a partial one
             // Coarse values so that ties between centroids really happen.
             var rows = (0..<(k * dim)).map { _ in Float(Int.random(in: -3...3, using: &rng)) / 2 }
@@ -29,12 +30,11 @@ import Testing
                 }
                 expected.append(arg)
             }
-            let fast = KMeans.nearestCentroids(points: points, count: count, dimension: dim, centroidsT: t,
-                                               norms: norms, k: k, baseline: false)
-            let base = KMeans.nearestCentroids(points: points, count: count, dimension: dim, centroidsT: t,
-                                               norms: norms, k: k, baseline: true)
-            #expect(fast == expected, "dim \(dim)")
-            #expect(base == expected, "dim \(dim)")
+            for path in [KMeans.NearestPath.dispatched, .baseline, .portable] {
+                let got = KMeans.nearestCentroids(points: points, count: count, dimension: dim, centroidsT: t,
+                                                  norms: norms, k: k, path: path)
+                #expect(got == expected, "dim \(dim), \(path)")
+            }
         }
     }
 }

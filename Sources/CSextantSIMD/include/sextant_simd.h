@@ -43,6 +43,16 @@ void sextant_fastscan_accumulate_avx2(const uint8_t *blocks, size_t block_count,
 void sextant_fastscan_accumulate(const uint8_t *blocks, size_t block_count, size_t m,
                                  const uint8_t *lut, uint16_t *out);
 
+/// Packs 32 codes of `size` bytes (4-bit sub-quantizers, two per byte; `codes[i]` is vector
+/// i's) into one fast-scan block of `32 * size` bytes at `dst`: for byte j of a code, bytes
+/// 32j..32j+15 hold sub-space 2j of vectors 0..15 (low nibble) and 16..31 (high nibble), bytes
+/// 32j+16..32j+31 sub-space 2j+1 likewise. Overwrites `dst`. SSE2 byte transposes on x86
+/// (always present there), a scalar loop elsewhere; both give the same bytes.
+void sextant_fastscan_pack32(const uint8_t *const *codes, size_t size, uint8_t *dst);
+
+/// The scalar version of sextant_fastscan_pack32, for tests.
+void sextant_fastscan_pack32_scalar(const uint8_t *const *codes, size_t size, uint8_t *dst);
+
 /// Writes to `out` the indices i (ascending) with values[i] <= limit and returns how many;
 /// `out` must have room for `count` indices. The top-k filter after a fast scan: with a
 /// tight limit almost every 16-lane group is rejected by one compare.
@@ -61,6 +71,10 @@ void sextant_nearest_centroids(const float *points, size_t count, size_t stride,
 
 /// Same, forcing the 128-bit (SSE2 or portable) version, for tests.
 void sextant_nearest_centroids_baseline(const float *points, size_t count, size_t stride, size_t dimension,
+                                        const float *centroids_t, const float *norms, size_t k, int32_t *out);
+
+/// Same, forcing the scalar version (the path of CPUs without SSE2), for tests.
+void sextant_nearest_centroids_portable(const float *points, size_t count, size_t stride, size_t dimension,
                                         const float *centroids_t, const float *norms, size_t k, int32_t *out);
 
 /// nearest[p] = min(nearest[p], ||point p - centroid||^2) for dimension-major points (as above,
