@@ -173,3 +173,59 @@ void sextant_fastscan_accumulate(const uint8_t *blocks, size_t block_count, size
         sextant_fastscan_accumulate_scalar(blocks, block_count, m, lut, out);
     }
 }
+
+// Fast-scan packing: one code byte j of vectors i and i + 16 gives the low-nibble sub-space
+// byte (a & 15) | (b & 15) << 4 and the high-nibble one (a >> 4) | (b & 0xF0).
+static void pack32_scalar_from(const uint8_t *const *codes, size_t from, size_t size, uint8_t *dst) {
+    for (size_t j = from; j < size; j++) {
+        uint8_t *out = dst + 32 * j;
+        for (size_t i = 0; i < 16; i++) {
+            uint8_t a = codes[i][j], b = codes[i + 16][j];
+            out[i] = (uint8_t)((a & 15) | ((b & 15) << 4));
+            out[16 + i] = (uint8_t)((a >> 4) | (b & 0xF0));
+        }
+    }
+}
+
+void sextant_fastscan_pack32_scalar(const uint8_t *const *codes, size_t size, uint8_t *dst) {
+    pack32_scalar_from(codes, 0, size, dst);
+}
+
+#if SEXTANT_X86
+// Transposes 16 rows of 16 bytes in place: afterwards r[j] holds byte j of rows 0..15. Four
+// rounds of the perfect shuffle (row i with row i + 8, interleaved byte by byte).
+static inline void transpose16x16(__m128i r[16]) {
+    for (int round = 0; round < 4; round++) {
+        __m128i x[16];
+        for (int i = 0; i < 8; i++) {
+            x[2 * i] = _mm_unpacklo_epi8(r[i], r[i + 8]);
+            x[2 * i + 1] = _mm_unpackhi_epi8(r[i], r[i + 8]);
+        }
+        for (int i = 0; i < 16; i++) r[i] = x[i];
+    }
+}
+#endif
+
+void sextant_fastscan_pack32(const uint8_t *const *codes, size_t size, uint8_t *dst) {
+    size_t j0 = 0;
+#if SEXTANT_X86
+    const __m128i low = _mm_set1_epi8(0x0F), high = _mm_set1_epi8((char)0xF0);
+    for (; j0 + 16 <= size; j0 += 16) {
+        __m128i a[16], b[16];
+        for (int i = 0; i < 16; i++) {
+            a[i] = _mm_loadu_si128((const __m128i *)(codes[i] + j0));
+            b[i] = _mm_loadu_si128((const __m128i *)(codes[i + 16] + j0));
+        }
+        transpose16x16(a);
+        transpose16x16(b);
+        for (int t = 0; t < 16; t++) {
+            // Nibbles are masked before the 16-bit shifts, so no bit crosses into a neighbour byte.
+            __m128i lo = _mm_or_si128(_mm_and_si128(a[t], low), _mm_slli_epi16(_mm_and_si128(b[t], low), 4));
+            __m128i hi = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(a[t], 4), low), _mm_and_si128(b[t], high));
+            _mm_storeu_si128((__m128i *)(dst + 32 * (j0 + t)), lo);
+            _mm_storeu_si128((__m128i *)(dst + 32 * (j0 + t) + 16), hi);
+        }
+    }
+#endif
+    pack32_scalar_from(codes, j0, size, dst);
+}

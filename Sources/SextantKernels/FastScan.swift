@@ -40,23 +40,35 @@ public struct PQFastScanCodes: Sendable, Hashable {
         self.count = count
         let nb = (count + 31) / 32, size = m / 2
         blocks = [UInt8](unsafeUninitializedCapacity: nb * m * 16) { out, initialized in
-            out.initialize(repeating: 0)
-            guard count > 0 else { initialized = nb * m * 16; return }
+            guard count > 0 else { initialized = 0; return }
             let base = out.baseAddress!
-            // Scattered codes are cache misses: request each a few codes ahead.
-            let ahead = 8
-            for v in 0..<Swift.min(ahead, count) { sextant_prefetch(code(v), size) }
-            for v in 0..<count {
-                if v + ahead < count { sextant_prefetch(code(v + ahead), size) }
-                let lane = v & 31, shift: UInt8 = lane < 16 ? 0 : 4
-                let src = code(v)
-                // Byte j of a code holds sub-space 2j (low nibble) and 2j + 1 (high nibble).
-                var dst = base + (v >> 5) &* m &* 16 + (lane & 15)
-                for j in 0..<size {
-                    let byte = src[j]
-                    dst[0] |= (byte & 15) << shift
-                    dst[16] |= (byte >> 4) << shift
-                    dst += 32
+            let full = count / 32
+            // Whole blocks: 32 code addresses, then a SIMD transpose in C. Scattered codes are
+            // cache misses, so the next block's are requested before this one is packed.
+            withUnsafeTemporaryAllocation(of: UnsafePointer<UInt8>?.self, capacity: 32) { ptrs in
+                for v in 0..<Swift.min(32, count) { sextant_prefetch(code(v), size) }
+                for b in 0..<full {
+                    for i in 0..<32 { ptrs[i] = code(b &* 32 &+ i) }
+                    let next = (b &+ 1) &* 32
+                    for v in next..<Swift.min(next &+ 32, count) { sextant_prefetch(code(v), size) }
+                    sextant_fastscan_pack32(ptrs.baseAddress!, size, base + b &* m &* 16)
+                }
+            }
+            // The partial last block, padded with code 0.
+            if full < nb {
+                let tail = base + full &* m &* 16
+                tail.initialize(repeating: 0, count: m * 16)
+                for v in (full &* 32)..<count {
+                    let lane = v & 31, shift: UInt8 = lane < 16 ? 0 : 4
+                    let src = code(v)
+                    // Byte j of a code holds sub-space 2j (low nibble) and 2j + 1 (high nibble).
+                    var dst = tail + (lane & 15)
+                    for j in 0..<size {
+                        let byte = src[j]
+                        dst[0] |= (byte & 15) << shift
+                        dst[16] |= (byte >> 4) << shift
+                        dst += 32
+                    }
                 }
             }
             initialized = nb * m * 16

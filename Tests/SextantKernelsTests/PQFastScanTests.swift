@@ -1,6 +1,7 @@
 import SextantTestSupport
 import Testing
 import SextantKernels
+import CSextantSIMD
 
 @Suite struct PQFastScanTests {
     /// The quantized scan stays within the documented bound of the float 4-bit ADC.
@@ -31,6 +32,43 @@ import SextantKernels
             let expected = sums.enumerated().map { Neighbor(distance: Float($0.element), id: 7 + UInt64($0.offset)) }
                 .sorted().prefix(25).map { Neighbor(distance: quantized.distance(sum: UInt16($0.distance)), id: $0.id) }
             #expect(quantized.nearest(codes: fast, k: 25, firstID: 7) == expected)
+        }
+    }
+
+    /// Packing (the SIMD transpose for whole blocks, a loop for the partial last one) puts every
+    /// nibble where the layout says, for code sizes below, at and across 16 bytes; the scattered
+    /// form packs the same bytes as the contiguous one, and the C scalar packer agrees.
+    @Test func packingFollowsTheLayout() {
+        var rng = SeededRandom(seed: 33)
+        for (m, n) in [(2, 40), (16, 31), (32, 64), (48, 77), (96, 100), (256, 33)] {
+            let size = m / 2
+            let packed = (0..<(n * size)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let codes = PQFastScanCodes(packedCodes: packed, subspaceCount: m)
+            #expect(codes.blocks.count == codes.blockCount * m * 16)
+            for v in 0..<(codes.blockCount * 32) {
+                for q in 0..<m {
+                    let expected = v < n ? (packed[v * size + q / 2] >> (q % 2 == 0 ? 0 : 4)) & 15 : 0
+                    let byte = codes.blocks[(v / 32) * m * 16 + q * 16 + (v % 32) % 16]
+                    let got = (v % 32) < 16 ? byte & 15 : byte >> 4
+                    #expect(got == expected, "m \(m) vector \(v) sub-space \(q)")
+                }
+            }
+            // Scattered addresses, in reverse order: the same codes reversed.
+            let reversed = packed.withUnsafeBufferPointer { p in
+                let addresses = (0..<n).reversed().map { UnsafeRawPointer(p.baseAddress! + $0 * size) }
+                return addresses.withUnsafeBufferPointer { PQFastScanCodes(codes: $0, subspaceCount: m) }
+            }
+            let reversedCodes = (0..<n).reversed().flatMap { packed[($0 * size)..<(($0 + 1) * size)] }
+            #expect(reversed == PQFastScanCodes(packedCodes: reversedCodes, subspaceCount: m))
+            if n >= 32 {
+                packed.withUnsafeBufferPointer { p in
+                    let ptrs = (0..<32).map { Optional(p.baseAddress! + $0 * size) }
+                    var simd = [UInt8](repeating: 0xAA, count: 32 * size), scalar = [UInt8](repeating: 0x55, count: 32 * size)
+                    sextant_fastscan_pack32(ptrs, size, &simd)
+                    sextant_fastscan_pack32_scalar(ptrs, size, &scalar)
+                    #expect(simd == scalar && Array(codes.blocks[0..<(32 * size)]) == simd, "m \(m)")
+                }
+            }
         }
     }
 
