@@ -244,7 +244,7 @@ extension VectorCollection {
             return (rows, Double(queries.weights[q]!))
         }
         let floor = minRows ?? max(64, live.count / (4 * maxPartitions))
-        var tree = QDTreeBuilder(live: live, cuts: cutSets, workload: querySets, minRows: floor, maxLeaves: maxPartitions)
+        var tree = QDTreeBuilder(live: live, cuts: cutSets, cellRows: cellRows, workload: querySets, minRows: floor, maxLeaves: maxPartitions)
         try control.checkCancellation("the partitioning")
         tree.build()
         try control.checkCancellation("the partitioning")

@@ -11,6 +11,9 @@ struct QDTreeBuilder {
     }
 
     let cuts: [Bitmap]
+    /// Rows of each vector cell, when the last `cellRows.count − 1` cuts are the cell cuts
+    /// `cell < t` (t = 1…C−1): those are scored from per-cell counts instead of bitmaps.
+    let cellRows: [Bitmap]
     let workload: [(Bitmap, Double)]
     let minRows: Int
     let maxLeaves: Int
@@ -18,8 +21,10 @@ struct QDTreeBuilder {
     var nodes: [PartitionLayout.Node] = [.leaf(0)]
     let rootCost: Double
 
-    init(live: Bitmap, cuts: [Bitmap], workload: [(Bitmap, Double)], minRows: Int, maxLeaves: Int) {
+    init(live: Bitmap, cuts: [Bitmap], cellRows: [Bitmap] = [], workload: [(Bitmap, Double)], minRows: Int, maxLeaves: Int) {
+        precondition(cellRows.isEmpty || cuts.count >= cellRows.count - 1, "cell cuts missing")
         self.cuts = cuts
+        self.cellRows = cellRows
         self.workload = workload
         self.minRows = max(1, minRows)
         self.maxLeaves = maxLeaves
@@ -38,23 +43,69 @@ struct QDTreeBuilder {
     }
 
     /// The best split of leaf `i`: (gain, cut, rows where it holds, the others, their costs).
-    func bestSplit(_ i: Int) -> (gain: Double, cut: Int, yes: Bitmap, no: Bitmap, yesCost: Double, noCost: Double)? {
+    typealias Split = (gain: Double, cut: Int, yes: Bitmap, no: Bitmap, yesCost: Double, noCost: Double)
+
+    func bestSplit(_ i: Int) -> Split? {
         let leaf = leaves[i]
         guard leaf.rows.count >= 2 * minRows else { return nil }
-        var best: (gain: Double, cut: Int, yes: Bitmap, no: Bitmap, yesCost: Double, noCost: Double)? = nil
-        for (c, set) in cuts.enumerated() where !leaf.path.contains(where: { $0.cut == c }) {
-            let yes = leaf.rows.intersection(set)
+        var best: Split? = nil
+        let firstCellCut = cellRows.isEmpty ? cuts.count : cuts.count - (cellRows.count - 1)
+        for c in 0..<firstCellCut where !leaf.path.contains(where: { $0.cut == c }) {
+            let yes = leaf.rows.intersection(cuts[c])
             guard yes.count >= minRows, leaf.rows.count - yes.count >= minRows else { continue }
-            let no = leaf.rows.subtracting(set)
+            let no = leaf.rows.subtracting(cuts[c])
             let (yc, nc) = (Self.cost(yes, workload), Self.cost(no, workload))
             let gain = leaf.cost - yc - nc
             if gain > 0, gain > (best?.gain ?? 0) { best = (gain, c, yes, no, yc, nc) }
         }
+        if let cell = bestCellSplit(leaf, firstCut: firstCellCut, beating: best?.gain ?? 0) { best = cell }
         return best
     }
 
+    /// The best cell cut `cell < t` of a leaf, if it gains more than `beating`. The cuts are
+    /// nested, so one pass over the cells gives every cut's sides: a side's size is a prefix
+    /// (or suffix) sum of the leaf's rows per cell, and a query touches the `cell < t` side
+    /// when its first matching cell is below t, the other side when its last one is at or
+    /// above t. The gains are those `cost` computes on the two bitmaps (the same sums of
+    /// weights in workload order), so the choice is the same as scoring every cut's bitmaps.
+    private func bestCellSplit(_ leaf: Leaf, firstCut: Int, beating: Double) -> Split? {
+        let cells = cellRows.count
+        guard cells > 1 else { return nil }
+        let perCell = cellRows.map { leaf.rows.intersectionCount($0) }
+        // First and last cell holding a match of each query within the leaf (nil: none).
+        var span: [(first: Int, last: Int)?] = []
+        for (m, _) in workload {
+            let inLeaf = m.intersection(leaf.rows)
+            guard !inLeaf.isEmpty else { span.append(nil); continue }
+            let first = (0..<cells).first { !cellRows[$0].isDisjoint(with: inLeaf) }
+            let last = (0..<cells).reversed().first { !cellRows[$0].isDisjoint(with: inLeaf) }
+            if let first, let last { span.append((first, last)) } else { span.append(nil) }
+        }
+        let total = leaf.rows.count
+        var below = 0
+        var best: (gain: Double, t: Int, yesCost: Double, noCost: Double)? = nil
+        for t in 1..<cells {
+            below += perCell[t - 1]
+            let cut = firstCut + t - 1
+            guard below >= minRows, total - below >= minRows, !leaf.path.contains(where: { $0.cut == cut }) else { continue }
+            var yesWeight = 0.0, noWeight = 0.0
+            for (q, s) in span.enumerated() {
+                guard let s else { continue }
+                if s.first < t { yesWeight += workload[q].1 }
+                if s.last >= t { noWeight += workload[q].1 }
+            }
+            let yc = below == 0 ? 0 : Double(below) * yesWeight
+            let nc = total - below == 0 ? 0 : Double(total - below) * noWeight
+            let gain = leaf.cost - yc - nc
+            if gain > 0, gain > (best?.gain ?? beating) { best = (gain, t, yc, nc) }
+        }
+        guard let best else { return nil }
+        let cut = firstCut + best.t - 1
+        return (best.gain, cut, leaf.rows.intersection(cuts[cut]), leaf.rows.subtracting(cuts[cut]), best.yesCost, best.noCost)
+    }
+
     mutating func build() {
-        var candidates: [Int: (gain: Double, cut: Int, yes: Bitmap, no: Bitmap, yesCost: Double, noCost: Double)] = [:]
+        var candidates: [Int: Split] = [:]
         for i in leaves.indices { candidates[i] = bestSplit(i) }
         while leaves.count < maxLeaves {
             guard let (i, s) = candidates.compactMapValues({ $0 }).max(by: { $0.value.gain < $1.value.gain || ($0.value.gain == $1.value.gain && $0.key > $1.key) }) else { break }
