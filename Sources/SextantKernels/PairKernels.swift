@@ -32,11 +32,14 @@
 @usableFromInline
 internal protocol _PairTerm {
     static func term(_ q: SIMD16<Float>, _ x: SIMD16<Float>) -> SIMD16<Float>
+    /// True for `(q − x)²`, false for `q x`: which term the C kernels compute.
+    static var isL2: Bool { get }
 }
 
 /// `(q − x)²`: squared L2. Symmetric bit for bit, since negation is exact.
 @usableFromInline
 internal enum _L2Term: _PairTerm {
+    @usableFromInline static var isL2: Bool { true }
     @inlinable @inline(__always)
     static func term(_ q: SIMD16<Float>, _ x: SIMD16<Float>) -> SIMD16<Float> {
         let t = q - x
@@ -47,6 +50,7 @@ internal enum _L2Term: _PairTerm {
 /// `q x`: inner product.
 @usableFromInline
 internal enum _DotTerm: _PairTerm {
+    @usableFromInline static var isL2: Bool { false }
     @inlinable @inline(__always)
     static func term(_ q: SIMD16<Float>, _ x: SIMD16<Float>) -> SIMD16<Float> { q * x }
 }

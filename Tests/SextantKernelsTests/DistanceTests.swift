@@ -113,11 +113,16 @@ func store(_ v: [Float], into raw: UnsafeMutableRawBufferPointer, at byteOffset:
     func tilesAreBitIdenticalToOneToMany(kind: DistanceKind) {
         var rng = SeededRandom(seed: 99)
         // 300 vectors of 128 floats is 150 KiB: crosses the 64 KiB cache block.
-        for (d, nq, nv) in [(128, 9, 300), (7, 5, 3000), (1, 3, 17), (33, 1, 40), (384, 8, 200), (100, 4, 0)] {
+        for (d, nq, nv) in [(128, 9, 300), (7, 5, 3000), (1, 3, 17), (33, 1, 40), (384, 8, 200), (100, 4, 0), (16, 2, 3), (47, 3, 5), (1536, 3, 31)] {
             let queries = (0..<nq).flatMap { _ in randomVector(d, &rng) }
             let vectors = (0..<nv).flatMap { _ in randomVector(d, &rng) }
             let matrix = Distance.tile(kind, queries: queries, vectors: vectors, dimension: d)
             #expect(matrix.count == nq * nv)
+            // The AVX2 tile kernel (when the CPU has it) and the Swift one agree bit for bit.
+            TraversalDistance.forcePortable(true)
+            let portable = Distance.tile(kind, queries: queries, vectors: vectors, dimension: d)
+            TraversalDistance.forcePortable(false)
+            #expect(portable.map(\.bitPattern) == matrix.map(\.bitPattern), "kind \(kind) d \(d): accelerated vs portable")
             for i in 0..<nq {
                 let q = Array(queries[i * d..<(i + 1) * d])
                 let row = Distance.oneToMany(kind, query: q, vectors: vectors)
