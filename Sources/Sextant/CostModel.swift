@@ -15,6 +15,13 @@ public struct CostModel: Sendable {
     public var tiledPerRow: Double
     /// Seconds per query-row pair of a shared pass.
     public var tiledPerPair: Double
+    /// Seconds per (vector, row) pair of a partition-major pass as it runs (block masks, rows
+    /// gathered per vector, tiles per block), reads included; nil in records measured before
+    /// it was (the pass is then weighed with the shared pass's constants).
+    public var passPerPair: Double? = nil
+    /// Seconds per (block, group) entry of a partition-major pass (masks, needs, deliveries);
+    /// nil where ``passPerPair`` is.
+    public var passPerEntry: Double? = nil
     /// Seconds per PQ code scored for one query (nil without trained codes).
     public var codePerRow: Double?
     /// 4-bit codes scanned by a group in one pass: seconds to re-pack one code block for fast
@@ -184,7 +191,7 @@ extension CostModel {
         return Array(JSONValue.object(JSONObject([
             ("version", .int(5)), ("hasGraph", .bool(key.hasGraph)), ("hasCodes", .bool(key.hasCodes)),
             ("liveRows", .int(Int64(key.liveRows))), ("exactPerRow", .double(exactPerRow)), ("tiledPerRow", .double(tiledPerRow)),
-            ("tiledPerPair", .double(tiledPerPair)), ("codePerRow", num(codePerRow)), ("graph", points),
+            ("tiledPerPair", .double(tiledPerPair)), ("passPerPair", num(passPerPair)), ("passPerEntry", num(passPerEntry)), ("codePerRow", num(codePerRow)), ("graph", points),
             ("graphBase", num(graphBase)), ("graphPerEf", num(graphPerEf)), ("defaultEF", .int(Int64(defaultEF))),
             ("calibrationSeconds", .double(calibrationSeconds)), ("codeBlockRepack", num(codeBlockRepack)),
             ("codeBlockScan", num(codeBlockScan)), ("codeSlotsPerBlock", codeSlotsPerBlock.map { .int(Int64($0)) } ?? .null),
@@ -225,6 +232,8 @@ extension CostModel {
                               graphBySelectivity: points, graphBase: d("graphBase"), graphPerEf: d("graphPerEf"), defaultEF: Int(ef),
                               liveRows: Int(live), calibrationSeconds: d("calibrationSeconds") ?? 0)
         var withRecall = model
+        withRecall.passPerPair = d("passPerPair")
+        withRecall.passPerEntry = withRecall.passPerPair == nil ? nil : d("passPerEntry")
         switch json["recall"] {
         case .null?, nil: break
         case let r?:

@@ -1,5 +1,6 @@
 import Foundation
 import SextantKernels
+import SextantStorage
 
 /// Chooses which groups of a batch join the partition-major pass: a pure function of the groups'
 /// matches, vectors and planned costs and of the cost model's tiled-kernel constants.
@@ -19,6 +20,8 @@ struct PartitionPassPlanner {
     /// Seconds per row read and per (vector, row) pair of a tiled pass (``CostModel``).
     let perRow: Double
     let perPair: Double
+    /// Seconds per (block, group) entry of the pass: its masks, needs and deliveries.
+    var perEntry: Double = 0
     /// The pass must save at least this share of the per-group plans' time to be chosen: both
     /// sides are estimates, and a tie should keep the plans that need no extra bookkeeping.
     static let requiredSaving = 0.1
@@ -72,8 +75,9 @@ struct PartitionPassPlanner {
         func size(_ u: Int) -> Double { cut.size(u) }
         var missing = [Double](repeating: 1, count: vectorCount * units)
         var rowMissing = [Double](repeating: 1, count: units)
-        var pairs = 0.0, rows = 0.0, replaced = 0.0
+        var pairs = 0.0, rows = 0.0, replaced = 0.0, entries = 0.0
         for (i, g) in order.enumerated() {
+            if perEntry > 0 { entries += Double(blockCount(groups[g].candidates)) }
             for (u, f) in touched[g] {
                 let keep = 1 - f, n = size(u)
                 rows += n * rowMissing[u] * f
@@ -84,8 +88,19 @@ struct PartitionPassPlanner {
                 }
             }
             replaced += groups[g].seconds
-            body(i, rows * perRow + pairs * perPair, replaced)
+            body(i, rows * perRow + pairs * perPair + entries * perEntry, replaced)
         }
+    }
+
+    /// Blocks holding at least one of `slots`.
+    func blockCount(_ slots: Bitmap) -> Int {
+        var n = 0, current = UInt32.max
+        let per = UInt32(slotsPerBlock)
+        for s in slots where s / per != current {
+            current = s / per
+            n += 1
+        }
+        return n
     }
 }
 
@@ -143,8 +158,11 @@ extension VectorCollection {
                 let seconds = whole * Double(groups[g].queries.count) / Double(max(1, plan.queries))
                 return .init(candidates: groups[g].candidates, vectors: vectors.sorted(), seconds: seconds)
             }
-            let planner = PartitionPassPlanner(slotBound: slotBound, slotsPerBlock: slotsPerBlock,
-                                               perRow: model.tiledPerRow, perPair: model.tiledPerPair)
+            // The pass's own constant when measured (it carries the row reads); the shared pass's otherwise.
+            var planner = PartitionPassPlanner(slotBound: slotBound, slotsPerBlock: slotsPerBlock,
+                                               perRow: model.passPerPair == nil ? model.tiledPerRow : 0,
+                                               perPair: model.passPerPair ?? model.tiledPerPair)
+            planner.perEntry = model.passPerEntry ?? 0
             if forced == .partitionMajor {
                 passSeconds = planner.cost(candidates, vectorCount: dense.count)
             } else {
@@ -168,5 +186,55 @@ extension VectorCollection {
             groups[g].plan = plan
         }
         return PartitionPass(groups: members, planned: groups, dimension: dimension, slotsPerBlock: slotsPerBlock)
+    }
+}
+
+extension VectorCollection {
+    /// The partition-major pass's constants, measured as the pass runs: seconds per (vector,
+    /// row) pair and per (block, group) entry. Two passes of four groups over the same 8
+    /// sampled vectors, each group a pseudo-random half of the rows (vectors repeat across
+    /// predicates and the groups' rows overlap, as in a batch): one over `dense` (consecutive
+    /// live rows, full blocks), one over the spread `sparse` sample (a few rows per block). Their
+    /// times against the pairs ``PartitionPassPlanner`` estimates and the entries they hold
+    /// give the two constants, in the planner's own units. nil with fewer than 8 queries.
+    func measurePassCosts(queries: [PreparedQuery], dense: Bitmap, sparse: Bitmap, _ txn: Transaction) throws -> (perPair: Double, perEntry: Double)? {
+        guard queries.count >= 8, dense.count >= 64, sparse.count >= 64 else { return nil }
+        let reader = try vectorReader(txn)
+        let slotsPerBlock = reader.blocks.slotsPerBlock
+        let counter = PartitionPassPlanner(slotBound: try state(txn).nextSlot, slotsPerBlock: slotsPerBlock, perRow: 0, perPair: 1)
+        func measure(_ rows: Bitmap) throws -> (seconds: Double, pairs: Double, entries: Double) {
+            let vectors = Array(queries.prefix(8))
+            var planned: [PlannedGroup] = []
+            for g in 0..<4 {
+                let half = Bitmap(rows.toArray().filter { s in
+                    ((UInt64(s) &+ UInt64(g + 1) &* 0x9E37_79B9_7F4A_7C15) &* 0xBF58_476D_1CE4_E5B9) >> 63 == 0
+                })
+                let members = vectors.enumerated().map { j, q in
+                    PreparedQuery(index: g * vectors.count + j, vectorID: q.vectorID, vector: q.vector, k: q.k, predicate: nil, filter: nil)
+                }
+                let plan = QueryPlan(kind: .partitionMajor, forced: true, matches: half.count, liveRows: rows.count,
+                                     queries: members.count, estimates: [], estimatedRows: half.count)
+                planned.append(PlannedGroup(predicate: nil, filter: nil, queries: members, plan: plan, candidates: half))
+            }
+            let pass = PartitionPass(groups: Array(planned.indices), planned: planned, dimension: dimension, slotsPerBlock: slotsPerBlock)
+            let seconds = try bestOfThree {
+                var runner = PartitionPassRunner(pass, metric: metric)
+                _ = try runner.run(0..<pass.blocks.count, reader: reader, collection: name)
+            }
+            let groups = planned.map { PartitionPassPlanner.Group(candidates: $0.candidates, vectors: Array(0..<vectors.count), seconds: 0) }
+            let entries = planned.reduce(0.0) { $0 + Double(counter.blockCount($1.candidates)) }
+            return (seconds, counter.cost(groups, vectorCount: vectors.count), entries)
+        }
+        let d = try measure(dense), s = try measure(sparse)
+        guard d.pairs > 0, s.pairs > 0 else { return nil }
+        // t = pairs · a + entries · b from the two passes; where they do not separate the two
+        // (a small store, whose sample is every row), the dense pass's time is all per pair.
+        let det = d.pairs * s.entries - s.pairs * d.entries
+        var perPair = d.seconds / d.pairs
+        if abs(det) > 1e-9 * d.pairs * s.entries {
+            perPair = min(perPair, max(1e-12, (d.seconds * s.entries - s.seconds * d.entries) / det))
+        }
+        let perEntry = s.entries > 0 ? max(0, (s.seconds - s.pairs * perPair) / s.entries) : 0
+        return (perPair, perEntry)
     }
 }

@@ -155,22 +155,28 @@ extension VectorCollection {
             if metric == .cosine { v = VectorCollection.normalized(v) }
             queries.append(PreparedQuery(index: j, vectorID: j, vector: v, k: 10, predicate: nil, filter: nil))
         }
-        return CostSample(slots: sampleSet, rows: Double(sample.count), queries: queries)
+        var dense: [UInt32] = []
+        dense.reserveCapacity(sampleSize)
+        for s in live {
+            guard dense.count < sampleSize else { break }
+            dense.append(s)
+        }
+        return CostSample(slots: sampleSet, dense: Bitmap(dense), rows: Double(sample.count), queries: queries)
     }
 
     /// Measures the exact plan's cost per row and the shared pass's costs per row and per pair.
     private func measureScanCosts(_ model: inout CostModel, _ sample: CostSample, _ txn: Transaction) throws {
         let sampleSet = sample.slots, rows = sample.rows, queries = sample.queries
         // Exact, one query.
-        let single = try timed { _ = try scan([queries[0]], candidates: sampleSet, txn) }
+        let single = try bestOfThree { _ = try scan([queries[0]], candidates: sampleSet, txn) }
         model.exactPerRow = max(1e-9, single / rows)
         // Shared passes of 2 and 32 queries: cost per row read and per (query, row) pair. The
         // pair cost is a difference of two timings of a pass whose reads dominate; 2 against 8
         // queries left it within the noise (seen at a seventh of its true value, which sent a
         // whole batch into an exact pass).
         if queries.count >= 32 {
-            let t2 = try timed { _ = try scan(Array(queries[0..<2]), candidates: sampleSet, txn) }
-            let t32 = try timed { _ = try scan(Array(queries[0..<32]), candidates: sampleSet, txn) }
+            let t2 = try bestOfThree { _ = try scan(Array(queries[0..<2]), candidates: sampleSet, txn) }
+            let t32 = try bestOfThree { _ = try scan(Array(queries[0..<32]), candidates: sampleSet, txn) }
             let perPair = max(1e-10, (t32 - t2) / (30 * rows))
             model.tiledPerPair = perPair
             model.tiledPerRow = max(1e-10, t2 / rows - 2 * perPair)
@@ -178,13 +184,17 @@ extension VectorCollection {
             model.tiledPerPair = model.exactPerRow
             model.tiledPerRow = 0
         }
+        if let pass = try measurePassCosts(queries: queries, dense: sample.dense, sparse: sampleSet, txn) {
+            model.passPerPair = pass.perPair
+            model.passPerEntry = pass.perEntry
+        }
     }
 
     /// Measures the codes plan's cost per code and, for 4-bit codes, the shared fast-scan pass's
     /// costs per block.
     private func measureCodeCosts(_ model: inout CostModel, pq: ProductQuantizer, _ sample: CostSample, _ txn: Transaction) throws {
         let sampleSet = sample.slots, rows = sample.rows, queries = sample.queries
-        let t = try timed { _ = try codeSearch(queries[0], pq: pq, rerank: 0, candidates: sampleSet, txn) }
+        let t = try bestOfThree { _ = try codeSearch(queries[0], pq: pq, rerank: 0, candidates: sampleSet, txn) }
         model.codePerRow = max(1e-10, t / rows)
         if pq.bits == 4 && pq.subspaceCount <= maxFastScanSubspaces && queries.count >= 2 {
             // The shared fast-scan pass as it runs: codes taken from the map at the
@@ -192,8 +202,8 @@ extension VectorCollection {
             // queries' tables; the difference splits the cost into the shared re-pack and the
             // per-query scan.
             let g = min(8, queries.count)
-            let one = try timed { _ = try codeGroupSearch([queries[0]], pq: pq, rerank: { _ in 0 }, candidates: sampleSet, txn) }
-            let many = try timed { _ = try codeGroupSearch(Array(queries.prefix(g)), pq: pq, rerank: { _ in 0 }, candidates: sampleSet, txn) }
+            let one = try bestOfThree { _ = try codeGroupSearch([queries[0]], pq: pq, rerank: { _ in 0 }, candidates: sampleSet, txn) }
+            let many = try bestOfThree { _ = try codeGroupSearch(Array(queries.prefix(g)), pq: pq, rerank: { _ in 0 }, candidates: sampleSet, txn) }
             let scanPerCode = max(1e-10, (many - one) / (Double(g - 1) * rows))
             let repackPerCode = max(1e-10, one / rows - scanPerCode)
             let per = codeBlocks(pq).slotsPerBlock
@@ -213,7 +223,7 @@ extension VectorCollection {
         defer { store.searchContexts.give(context) }
         func graphTime(ef: Int, allowed: Bitmap?) throws -> (Double, Double) {
             var distances = 0
-            let t = try timed {
+            let t = try bestOfThree {
                 let before = context.distanceCount
                 for q in queries { _ = try graphSearch(q, ef: ef, allowed: allowed, exhaustiveBelow: 0, txn, graph: g, source: src, context: context) }
                 distances = context.distanceCount - before
@@ -353,12 +363,14 @@ extension VectorCollection {
 /// The rows the cost constants are measured on, their number, and the queries that measure them.
 private struct CostSample {
     let slots: Bitmap
+    /// The first live rows in slot order, as many as the sample (whole blocks).
+    let dense: Bitmap
     let rows: Double
     let queries: [VectorCollection.PreparedQuery]
 }
 
 /// Runs `body` three times; the shortest run, in seconds.
-private func timed(_ body: () throws -> Void) rethrows -> Double {
+func bestOfThree(_ body: () throws -> Void) rethrows -> Double {
     // Best of three: the machine is shared, the minimum is the cost.
     var best = Double.infinity
     for _ in 0..<3 {

@@ -62,6 +62,8 @@ struct Calibrate: ParsableCommand {
                     ("exactPerRow", .double(m.exactPerRow)), ("tiledPerRow", .double(m.tiledPerRow)), ("tiledPerPair", .double(m.tiledPerPair)),
                     ("liveRows", .int(Int64(m.liveRows))), ("seconds", .double(m.calibrationSeconds)),
                 ]
+                if let p = m.passPerPair { fields.append(("passPerPair", .double(p))) }
+                if let p = m.passPerEntry { fields.append(("passPerEntry", .double(p))) }
                 if let c = m.codePerRow { fields.append(("codePerRow", .double(c))) }
                 if let g = m.graphBySelectivity {
                     fields.append(("graph", .array(g.map { .object(JSONObject([("selectivity", .double($0.selectivity)), ("seconds", .double($0.seconds)), ("distances", .double($0.distances))])) })))
@@ -71,6 +73,7 @@ struct Calibrate: ParsableCommand {
             } else {
                 Console.out("cost model of '\(collection)' (\(m.liveRows) live rows, measured in \(String(format: "%.1f", m.calibrationSeconds * 1000)) ms)")
                 Console.out("  exact scan: \(us(m.exactPerRow)) per row; shared pass: \(us(m.tiledPerRow)) per row + \(us(m.tiledPerPair)) per query-row pair")
+                Console.out("  partition-major pass: \(us(m.passPerPair)) per vector-row pair + \(us(m.passPerEntry)) per block and group")
                 Console.out("  PQ codes: \(us(m.codePerRow)) per row; fast-scan block of \(m.codeSlotsPerBlock.map(String.init) ?? "—"): re-pack \(us(m.codeBlockRepack)), scan \(us(m.codeBlockScan)) per query")
                 if let g = m.graphBySelectivity {
                     Console.out("  graph, ef \(m.defaultEF): unfiltered \(us(m.graphBase)) + \(us(m.graphPerEf)) per unit of ef")

@@ -41,6 +41,11 @@ import SextantKernels
         #expect(planner.choose(mixed, vectorCount: 9)?.members.sorted() == [0, 1, 2, 3])
         mixed[4].seconds = 1
         #expect(planner.choose(mixed, vectorCount: 9)?.members.sorted() == [0, 1, 2, 3, 4])
+        // The pass's bookkeeping per (block, group) entry counts against it: 4 groups × 32 blocks.
+        var costly = planner
+        costly.perEntry = alone / 32
+        #expect(costly.cost(same, vectorCount: 8) > planner.cost(same, vectorCount: 8) + 3.9 * alone)
+        #expect(costly.choose(same, vectorCount: 8) == nil)
     }
 
     @Test(arguments: ["Flat", "HNSW8,PQ8x4fs,Refine"])

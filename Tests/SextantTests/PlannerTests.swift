@@ -191,6 +191,9 @@ import SextantTestSupport
         let measured = try coll.costModel()
         #expect(measured.liveRows == 2000)
         #expect(measured.exactPerRow > 0 && measured.tiledPerPair > 0)
+        // The partition-major pass measured as it runs: a positive cost per pair, none negative per entry.
+        let passPair = try #require(measured.passPerPair)
+        #expect(passPair > 0 && (measured.passPerEntry ?? -1) >= 0)
         let points = try #require(measured.graphBySelectivity)
         #expect(points.first?.selectivity == 1 && points.count >= 2)
         #expect(zip(points, points.dropFirst()).allSatisfy { $0.selectivity > $1.selectivity })
@@ -199,6 +202,7 @@ import SextantTestSupport
         defer { reopened.close() }
         let again = try reopened.collection("c").costModel()
         #expect(again.exactPerRow == measured.exactPerRow && again.calibrationSeconds == measured.calibrationSeconds)
+        #expect(again.passPerPair == measured.passPerPair && again.passPerEntry == measured.passPerEntry)
         // A record that does not decode is measured again, never trusted.
         let c = try reopened.collection("c")
         try reopened.env.write { txn in try txn.put(reopened.db.index, key: c.indexKey("cost"), value: Array("{\"version\":1}".utf8)) }
