@@ -102,6 +102,28 @@ static void tile_rows(int l2, const float *q0, const float *q1, int rows, const 
     }
 }
 
+__attribute__((target("avx2")))
+float sextant_pair_avx2(int l2, const float *q, const float *x, size_t d) {
+    size_t full = d / 16 * 16, r = d - full;
+    __m256 al = _mm256_setzero_ps(), ah = al;
+    for (size_t i = 0; i < full; i += 16) {
+        __m256 ql = _mm256_loadu_ps(q + i), qh = _mm256_loadu_ps(q + i + 8);
+        __m256 xl = _mm256_loadu_ps(x + i), xh = _mm256_loadu_ps(x + i + 8);
+        al = _mm256_add_ps(al, TERM(l2, ql, xl));
+        ah = _mm256_add_ps(ah, TERM(l2, qh, xh));
+    }
+    if (r) {
+        float tq[16] = {0}, tx[16] = {0};
+        memcpy(tq, q + full, r * 4);
+        memcpy(tx, x + full, r * 4);
+        __m256 ql = _mm256_loadu_ps(tq), qh = _mm256_loadu_ps(tq + 8);
+        __m256 xl = _mm256_loadu_ps(tx), xh = _mm256_loadu_ps(tx + 8);
+        al = _mm256_add_ps(al, TERM(l2, ql, xl));
+        ah = _mm256_add_ps(ah, TERM(l2, qh, xh));
+    }
+    return canonical_hsum(al, ah);
+}
+
 void sextant_tile_rows_avx2(int l2, const float *q0, const float *q1, const void *vectors, size_t stride_bytes,
                             size_t count, size_t dimension, float *out0, float *out1) {
     tile_rows(l2, q0, q1 ? q1 : q0, q1 ? 2 : 1, (const unsigned char *)vectors, stride_bytes, count, dimension, out0, out1);
@@ -110,6 +132,11 @@ void sextant_tile_rows_avx2(int l2, const float *q0, const float *q1, const void
 #else
 
 // Never called (sextant_distance_dispatch() is 0 off x86).
+float sextant_pair_avx2(int l2, const float *q, const float *x, size_t d) {
+    (void)l2; (void)q; (void)x; (void)d;
+    return 0;
+}
+
 void sextant_tile_rows_avx2(int l2, const float *q0, const float *q1, const void *vectors, size_t stride_bytes,
                             size_t count, size_t dimension, float *out0, float *out1) {
     (void)l2; (void)q0; (void)q1; (void)vectors; (void)stride_bytes; (void)count; (void)dimension; (void)out0; (void)out1;

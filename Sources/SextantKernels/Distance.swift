@@ -1,3 +1,4 @@
+import CSextantSIMD
 /// SIMD distance kernels over Float32 vectors of any dimension.
 ///
 /// All entry points share one accumulation order, so the same pair of vectors gives the
@@ -79,8 +80,15 @@ extension Distance {
         precondition(dimension >= 0, "negative dimension")
         switch kind {
         case .l2:
+            // The AVX2 kernel sums in the same canonical order (tile_avx2.c): the same bits.
+            if dimension >= 16 && sextant_distance_dispatch() != 0 {
+                return sextant_pair_avx2(1, query.assumingMemoryBound(to: Float.self), vector.assumingMemoryBound(to: Float.self), dimension)
+            }
             return _squaredL2(query, vector, dimension)
         case .ip:
+            if dimension >= 16 && sextant_distance_dispatch() != 0 {
+                return -sextant_pair_avx2(0, query.assumingMemoryBound(to: Float.self), vector.assumingMemoryBound(to: Float.self), dimension)
+            }
             return -_dot(query, vector, dimension)
         case .cosine:
             let qn = queryNorm ?? _dot(query, query, dimension).squareRoot()

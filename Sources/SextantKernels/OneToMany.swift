@@ -1,3 +1,5 @@
+import CSextantSIMD
+
 // One query against many vectors: the exact-scan building block.
 //
 // Vectors are taken one at a time, in memory order. Interleaving several vectors (one
@@ -15,9 +17,16 @@ extension Distance {
         _ kind: DistanceKind, query: UnsafeRawPointer, count: Int, dimension d: Int, queryNorm: Float?,
         into out: UnsafeMutablePointer<Float>, vectorAt: (Int) -> UnsafeRawPointer
     ) {
+        // The AVX2 kernel sums in the same canonical order (tile_avx2.c): the same bits.
+        let accelerated = d >= 16 && sextant_distance_dispatch() != 0
+        let q = query.assumingMemoryBound(to: Float.self)
         switch kind {
+        case .l2 where accelerated:
+            for j in 0..<count { out[j] = sextant_pair_avx2(1, q, vectorAt(j).assumingMemoryBound(to: Float.self), d) }
         case .l2:
             for j in 0..<count { out[j] = _squaredL2(query, vectorAt(j), d) }
+        case .ip where accelerated:
+            for j in 0..<count { out[j] = -sextant_pair_avx2(0, q, vectorAt(j).assumingMemoryBound(to: Float.self), d) }
         case .ip:
             for j in 0..<count { out[j] = -_dot(query, vectorAt(j), d) }
         case .cosine:

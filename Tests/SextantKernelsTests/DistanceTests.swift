@@ -128,6 +128,15 @@ func store(_ v: [Float], into raw: UnsafeMutableRawBufferPointer, at byteOffset:
                 let row = Distance.oneToMany(kind, query: q, vectors: vectors)
                 #expect(row.map(\.bitPattern) == matrix[i * nv..<(i + 1) * nv].map(\.bitPattern),
                         "kind \(kind) d \(d) query \(i)")
+                // One-to-many and one-to-one, accelerated and portable: the same bits.
+                TraversalDistance.forcePortable(true)
+                let portableRow = Distance.oneToMany(kind, query: q, vectors: vectors)
+                let portableOne = (0..<min(nv, 5)).map { Distance.distance(kind, q, Array(vectors[$0 * d..<($0 + 1) * d])) }
+                TraversalDistance.forcePortable(false)
+                let one = (0..<min(nv, 5)).map { Distance.distance(kind, q, Array(vectors[$0 * d..<($0 + 1) * d])) }
+                #expect(portableRow.map(\.bitPattern) == row.map(\.bitPattern), "kind \(kind) d \(d): portable one-to-many")
+                #expect(portableOne.map(\.bitPattern) == one.map(\.bitPattern) && one.map(\.bitPattern) == Array(row.prefix(5)).map(\.bitPattern),
+                        "kind \(kind) d \(d): one-to-one")
             }
         }
     }

@@ -96,6 +96,10 @@ int sextant_distance_dispatch(void);
 /// out1[j] likewise for q1 (NULL q1: one query; out1 unused). `l2` nonzero: (q - x)^2 terms,
 /// zero: q * x. Only call it when sextant_distance_dispatch() is nonzero. Reads no float past
 /// `dimension` of any vector.
+/// One pair in the canonical order with AVX2 (see sextant_tile_rows_avx2): the raw sum of
+/// (q - x)^2 terms (`l2` nonzero) or q * x terms over `d` floats.
+float sextant_pair_avx2(int l2, const float *q, const float *x, size_t d);
+
 void sextant_tile_rows_avx2(int l2, const float *q0, const float *q1, const void *vectors, size_t stride_bytes,
                             size_t count, size_t dimension, float *out0, float *out1);
 
