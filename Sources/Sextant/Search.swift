@@ -407,8 +407,11 @@ struct VectorBits: Hashable {
     func hash(into hasher: inout Hasher) { hasher.combine(digest) }
 
     static func == (a: VectorBits, b: VectorBits) -> Bool {
+        // memcmp: a generic byte-by-byte comparison of two 1.5 KB vectors was 4 % of a batch.
         a.digest == b.digest && a.vector.count == b.vector.count
-            && a.vector.withUnsafeBytes { x in b.vector.withUnsafeBytes { y in x.elementsEqual(y) } }
+            && a.vector.withUnsafeBytes { x in
+                b.vector.withUnsafeBytes { y in x.baseAddress == y.baseAddress || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 }
+            }
     }
 }
 
