@@ -260,54 +260,11 @@ extension VectorCollection {
     func estimates(_ model: CostModel, matches m: Int, live n: Int, queries g: Int, k: Int, ef: Int?, rerank: Int?,
                    defaultRerank: Int, target: Double, forced: PlanKind? = nil,
                    hasGraph: Bool, hasCodes: Bool, corrected: Bool = true) -> [PlanEstimate] {
-        let gq = Double(g), md = Double(m)
-        var out: [PlanEstimate] = []
-        let exact = g == 1 ? md * model.exactPerRow : min(gq * md * model.exactPerRow, md * (model.tiledPerRow + gq * model.tiledPerPair))
-        out.append(PlanEstimate(kind: .exact, seconds: exact, rows: m, recall: 1))
-        let s = n > 0 ? Double(max(m, 1)) / Double(n) : 1
-        /// The knob and expected recall of an approximate plan; nil leaves the plan out.
-        func knob(_ kind: PlanKind, given: Int?, fallback: Int) -> (Int, Double?)? {
-            guard target > 0, let rm = model.recall, rm.curves[kind] != nil else { return (given ?? fallback, nil) }
-            if let given { return (given, rm.expectedRecall(kind, selectivity: s, k: k, knob: given)) }
-            let aim = rm.aim(for: target)
-            if let best = rm.setting(kind, selectivity: s, k: k, target: aim) { return (best.knob, best.recall) }
-            guard forced == kind else { return nil }
-            let largest = rm.curves[kind]!.flatMap(\.points).map(\.knob).max() ?? fallback
-            let scaled = max(k, largest * max(k, RecallModel.measuredK) / RecallModel.measuredK)
-            return (scaled, rm.expectedRecall(kind, selectivity: s, k: k, knob: scaled))
-        }
-        if hasCodes, let scan = model.codeScanSeconds(matches: m, live: n, queries: g),
-           let (depth, recall) = knob(.codes, given: rerank, fallback: defaultRerank) {
-            let r = min(m, depth)
-            let rerankCost = gq * Double(r) * model.exactPerRow
-            var seconds = scan + rerankCost
-            if let shared = model.sharedCodePass(matches: m, queries: g) { seconds = min(seconds, shared + rerankCost) }
-            // Re-ranking every match is exact.
-            out.append(PlanEstimate(kind: .codes, seconds: seconds, rows: m + r, recall: depth >= m ? 1 : recall, knob: depth))
-        }
-        if hasGraph, n > 0 {
-            if m <= graphExhaustiveBelow {
-                // The graph plan scores this few matches exhaustively: an exact scan by another path.
-                out.append(PlanEstimate(kind: .filteredGraph, seconds: gq * md * model.exactPerRow * 1.05, rows: m, recall: 1,
-                                        knob: max(ef ?? model.defaultEF, k)))
-            } else if let (chosen, recall) = knob(.filteredGraph, given: ef, fallback: model.defaultEF),
-                      let one = model.graphCost(selectivity: s, ef: max(chosen, k)) {
-                let c = corrected ? store.costModels.correction(cid, .filteredGraph, selectivity: s) : 1
-                out.append(PlanEstimate(kind: .filteredGraph, seconds: gq * one.seconds * c, rows: Int(one.distances), recall: recall,
-                                        knob: max(chosen, k)))
-            }
-            if let (chosen, recall) = knob(.postFilter, given: ef, fallback: model.defaultEF) {
-                let beam = max(chosen, k)
-                let width = min(n, Int((Double(beam) / s).rounded(.up)))
-                if let one = model.unfilteredSeconds(ef: width), let full = model.graphBySelectivity?.first {
-                    let distances = full.distances * Double(width) / Double(model.defaultEF)
-                    let c = corrected ? store.costModels.correction(cid, .postFilter, selectivity: s) : 1
-                    out.append(PlanEstimate(kind: .postFilter, seconds: gq * one * c, rows: Int(min(distances, Double(n))),
-                                            recall: width >= n ? 1 : recall, knob: beam))
-                }
-            }
-        }
-        return out.sorted { $0.seconds < $1.seconds }
+        let (costModels, cid) = (store.costModels, self.cid)
+        let context = PlanContext(model: model, matches: m, live: n, queries: g, k: k, ef: ef, rerank: rerank,
+                                  defaultRerank: defaultRerank, target: target, forced: forced, hasGraph: hasGraph, hasCodes: hasCodes,
+                                  correction: { kind, s in corrected ? costModels.correction(cid, kind, selectivity: s) : 1 })
+        return planEstimates(context)
     }
 }
 
