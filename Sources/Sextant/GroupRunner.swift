@@ -72,67 +72,116 @@ struct GroupRunner {
 
     mutating func run(_ group: VectorCollection.PlannedGroup, groupIndex g: Int, item: VectorCollection.WorkItem, ef: Int?,
                       rerank: Int?, refine: Bool, live: Int) throws -> ([TopK], [VectorCollection.QueryStats]) {
-        // Planned in this snapshot: the group's matches (in its probed cells) are final.
-        var cands = group.candidates
-        let queries = Array(group.queries[item.range])
-        switch group.plan.kind {
-        case .exact, .partitionMajor:
-            // A partition-major group outside a pass (never scheduled so) is its exact scan.
-            if let slots = item.slots { cands.formIntersection(Bitmap(range: slots)) }
-            let heaps = try collection.scan(queries, candidates: cands, txn, vectors: try session.vectors())
-            let stats = VectorCollection.QueryStats(rowsScored: cands.count, detail: queries.count > 1 ? "shared pass, \(queries.count) queries" : "every match scored")
-            return (heaps, Array(repeating: stats, count: queries.count))
-        case .codes:
-            if pq == nil {
-                guard let p = try collection.quantizer(txn) else { throw SextantError(.notFound, "codebooks were dropped") }
-                pq = p
-            }
-            let rerankFor: (Int) -> Int = { k in rerank ?? (refine ? max(100, 10 * k) : 0) }
-            if group.sharedCodePass {
-                let heaps = try collection.codeGroupSearch(queries, pq: pq!, rerank: rerankFor, candidates: cands, txn, session: session)
-                let stats = queries.map { q in
-                    VectorCollection.QueryStats(rowsScored: cands.count + min(rerankFor(q.k), cands.count),
-                                                detail: "shared fast-scan pass, \(queries.count) queries, re-ranked best \(rerankFor(q.k))")
-                }
-                return (heaps, stats)
-            }
-            var heaps: [TopK] = [], stats: [VectorCollection.QueryStats] = []
-            for q in queries {
-                let r = rerankFor(q.k)
-                heaps.append(try collection.codeSearch(q, pq: pq!, rerank: r, candidates: cands, txn, session: session))
-                stats.append(.init(rowsScored: cands.count + min(r, cands.count), detail: r > 0 ? "re-ranked best \(r)" : "approximate distances"))
-            }
-            return (heaps, stats)
-        case .filteredGraph, .postFilter:
-            let (gr, src, context) = try graphState()
-            var heaps: [TopK] = [], stats: [VectorCollection.QueryStats] = []
-            let allowed: Bitmap? = group.filter == nil && group.cells == nil ? nil : cands
-            var bits: DenseBitset? = nil
-            if let allowed, group.plan.kind == .filteredGraph {
-                bits = bitsets[g] ?? DenseBitset(allowed, bound: gr.nodeIDBound)
-                bitsets[g] = bits
-            }
-            for q in queries {
-                let before = context.distanceCount
-                let beam = max(q.k, ef ?? 64)
-                if let estimate = group.estimatedMatches, let filter = group.filter {
-                    let (heap, detail) = try collection.deferredPostFilterSearch(q, ef: beam, filter: filter, estimate: estimate, live: live,
-                                                                                txn, graph: gr, source: src, context: context)
-                    heaps.append(heap)
-                    stats.append(.init(rowsScored: context.distanceCount - before, detail: detail))
-                    continue
-                }
-                let (heap, detail) = group.plan.kind == .filteredGraph
-                    ? try collection.graphSearch(q, ef: beam, allowed: allowed, bits: bits, exhaustiveBelow: graphExhaustiveBelow, txn,
-                                                 graph: gr, source: src, context: context)
-                    : try collection.postFilterSearch(q, ef: beam, allowed: allowed, matches: cands.count, live: live, txn,
-                                                      graph: gr, source: src, context: context)
-                heaps.append(heap)
-                stats.append(.init(rowsScored: context.distanceCount - before, detail: detail))
+        let work = PlanWork(group: group, groupIndex: g, item: item, queries: Array(group.queries[item.range]), ef: ef,
+                            rerank: rerank, refine: refine, live: live)
+        // A partition-major group outside a pass (never scheduled so) is its exact scan.
+        let plan = physicalPlans.first { $0.kind == group.plan.kind } ?? ExactPlan()
+        return try plan.run(work, &self)
+    }
+
+    /// The codebooks, read once per thread.
+    mutating func quantizer() throws -> ProductQuantizer {
+        if let pq { return pq }
+        guard let p = try collection.quantizer(txn) else { throw SextantError(.notFound, "codebooks were dropped") }
+        pq = p
+        return p
+    }
+}
+
+/// One work item of a planned group, as a plan runs it: planned in this snapshot, so the
+/// group's matches (in its probed cells) are final.
+struct PlanWork {
+    let group: VectorCollection.PlannedGroup
+    let groupIndex: Int
+    let item: VectorCollection.WorkItem
+    /// The item's queries.
+    let queries: [VectorCollection.PreparedQuery]
+    /// The caller's beam width and re-rank depth; whether the recipe refines.
+    let ef: Int?
+    let rerank: Int?
+    let refine: Bool
+    let live: Int
+}
+
+extension ExactPlan {
+    func run(_ w: PlanWork, _ runner: inout GroupRunner) throws -> ([TopK], [VectorCollection.QueryStats]) {
+        var cands = w.group.candidates
+        if let slots = w.item.slots { cands.formIntersection(Bitmap(range: slots)) }
+        let heaps = try runner.collection.scan(w.queries, candidates: cands, runner.txn, vectors: try runner.session.vectors())
+        let stats = VectorCollection.QueryStats(rowsScored: cands.count,
+                                                detail: w.queries.count > 1 ? "shared pass, \(w.queries.count) queries" : "every match scored")
+        return (heaps, Array(repeating: stats, count: w.queries.count))
+    }
+}
+
+extension CodesPlan {
+    func run(_ w: PlanWork, _ runner: inout GroupRunner) throws -> ([TopK], [VectorCollection.QueryStats]) {
+        let pq = try runner.quantizer()
+        let cands = w.group.candidates
+        let (rerank, refine) = (w.rerank, w.refine)
+        let rerankFor: (Int) -> Int = { k in rerank ?? (refine ? max(100, 10 * k) : 0) }
+        let (collection, txn, session) = (runner.collection, runner.txn, runner.session)
+        if w.group.sharedCodePass {
+            let heaps = try collection.codeGroupSearch(w.queries, pq: pq, rerank: rerankFor, candidates: cands, txn, session: session)
+            let stats = w.queries.map { q in
+                VectorCollection.QueryStats(rowsScored: cands.count + min(rerankFor(q.k), cands.count),
+                                            detail: "shared fast-scan pass, \(w.queries.count) queries, re-ranked best \(rerankFor(q.k))")
             }
             return (heaps, stats)
         }
+        var heaps: [TopK] = [], stats: [VectorCollection.QueryStats] = []
+        for q in w.queries {
+            let r = rerankFor(q.k)
+            heaps.append(try collection.codeSearch(q, pq: pq, rerank: r, candidates: cands, txn, session: session))
+            stats.append(.init(rowsScored: cands.count + min(r, cands.count), detail: r > 0 ? "re-ranked best \(r)" : "approximate distances"))
+        }
+        return (heaps, stats)
     }
+}
+
+extension FilteredGraphPlan {
+    func run(_ w: PlanWork, _ runner: inout GroupRunner) throws -> ([TopK], [VectorCollection.QueryStats]) {
+        try runGraphPlan(.filteredGraph, w, &runner)
+    }
+}
+
+extension PostFilterPlan {
+    func run(_ w: PlanWork, _ runner: inout GroupRunner) throws -> ([TopK], [VectorCollection.QueryStats]) {
+        try runGraphPlan(.postFilter, w, &runner)
+    }
+}
+
+/// The graph plans' run: the traversal per query (a row-checked predicate's post-filter search
+/// when the group was planned from a sample).
+private func runGraphPlan(_ kind: PlanKind, _ w: PlanWork, _ runner: inout GroupRunner) throws -> ([TopK], [VectorCollection.QueryStats]) {
+    let (gr, src, context) = try runner.graphState()
+    let (collection, txn, group, cands) = (runner.collection, runner.txn, w.group, w.group.candidates)
+    var heaps: [TopK] = [], stats: [VectorCollection.QueryStats] = []
+    let allowed: Bitmap? = group.filter == nil && group.cells == nil ? nil : cands
+    var bits: DenseBitset? = nil
+    if let allowed, kind == .filteredGraph {
+        bits = runner.bitsets[w.groupIndex] ?? DenseBitset(allowed, bound: gr.nodeIDBound)
+        runner.bitsets[w.groupIndex] = bits
+    }
+    for q in w.queries {
+        let before = context.distanceCount
+        let beam = max(q.k, w.ef ?? 64)
+        if let estimate = group.estimatedMatches, let filter = group.filter {
+            let (heap, detail) = try collection.deferredPostFilterSearch(q, ef: beam, filter: filter, estimate: estimate, live: w.live,
+                                                                        txn, graph: gr, source: src, context: context)
+            heaps.append(heap)
+            stats.append(.init(rowsScored: context.distanceCount - before, detail: detail))
+            continue
+        }
+        let (heap, detail) = kind == .filteredGraph
+            ? try collection.graphSearch(q, ef: beam, allowed: allowed, bits: bits, exhaustiveBelow: graphExhaustiveBelow, txn,
+                                         graph: gr, source: src, context: context)
+            : try collection.postFilterSearch(q, ef: beam, allowed: allowed, matches: cands.count, live: w.live, txn,
+                                              graph: gr, source: src, context: context)
+        heaps.append(heap)
+        stats.append(.init(rowsScored: context.distanceCount - before, detail: detail))
+    }
+    return (heaps, stats)
 }
 
 /// The scoring state of one pass over candidate vectors for a group of queries.

@@ -1,8 +1,10 @@
+import SextantKernels
+
 // The per-query physical plans as the planner sees them: each declares what it needs and
 // estimates its cost and expected recall from statistics and models alone (no storage), so the
 // choice is a pure function that tests can drive with a hand-made cost and recall model.
-// Running a plan is the executor's (GroupRunner); the partition-major pass is weighed per batch
-// (PartitionPassPlanner).
+// Each also runs its work items (GroupRunner.swift, where the storage is); the partition-major
+// pass is weighed per batch (PartitionPassPlanner) and run by PartitionPassRunner.
 
 /// What a plan is estimated from: one group's statistics, the collection's models and the
 /// caller's settings.
@@ -53,6 +55,8 @@ protocol PhysicalPlan: Sendable {
     /// The plan's estimate at its chosen knob; nil when it cannot meet the context (no knob
     /// reaches the target, no measured constants).
     func estimate(_ c: PlanContext) -> PlanEstimate?
+    /// Runs one work item of a group planned with this plan on a search thread (GroupRunner.swift).
+    func run(_ work: PlanWork, _ runner: inout GroupRunner) throws -> ([TopK], [VectorCollection.QueryStats])
 }
 
 /// Every match scored with its full vector: the reference every other plan is tested against.

@@ -115,7 +115,7 @@ enum FileReadersFuzz {
                 try require(e.code == .invalidArgument, "rows \(bad) threw \(e.code)")
             }
         }
-        if n > 0 { _ = try? file.batches(of: 1 + bytes.count % 5) }
+        if n > 0 { _ = file.batches(of: 1 + bytes.count % 5) }
     }
 
     static func int32(_ bytes: [UInt8], at offset: Int) -> Int32 {
