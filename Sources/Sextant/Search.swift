@@ -277,14 +277,17 @@ extension VectorCollection {
                     bound[p] = filter
                 }
             }
-            // A lone query has nothing to share; a batch keys vectors by their bits.
+            // A lone query has nothing to share; a batch keys vectors by their bits, and a
+            // repeated vector shares the first one's (normalised) copy: a fresh 1.5 KB array per
+            // query was a tenth of a 5,000-query batch, mostly page faults, all of it serial.
             var vectorID = i
             if queries.count > 1 {
                 let key = VectorBits(q.vector)
                 if let first = vectorIDs[key] { vectorID = first } else { vectorIDs[key] = i }
             }
-            prepared.append(PreparedQuery(index: i, vectorID: vectorID,
-                                          vector: metric == .cosine ? VectorCollection.normalized(q.vector) : q.vector,
+            let vector = vectorID != i ? prepared[vectorID].vector
+                : metric == .cosine ? VectorCollection.normalized(q.vector) : q.vector
+            prepared.append(PreparedQuery(index: i, vectorID: vectorID, vector: vector,
                                           k: q.k, predicate: q.filter == .matchAll ? nil : q.filter, filter: filter))
         }
         if let rerank = options.rerank, rerank < 0 {

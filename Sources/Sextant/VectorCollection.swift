@@ -44,22 +44,31 @@ public final class VectorCollection: Sendable {
 
     /// Checks a vector against the collection: dimension, finiteness, non-zero for cosine.
     func validate(vector: [Float], row: Int?) throws(SextantError) {
-        var ctx: [String: String] = ["collection": name]
-        if let row { ctx["row"] = String(row) }
+        // The error context is built only for an error: this runs for every written row and
+        // every query, on several threads at once in a batch.
+        func context(_ extra: [String: String] = [:]) -> [String: String] {
+            var ctx: [String: String] = ["collection": name]
+            if let row { ctx["row"] = String(row) }
+            return ctx.merging(extra) { $1 }
+        }
         guard vector.count == dimension else {
-            ctx["expected"] = String(dimension); ctx["got"] = String(vector.count)
-            throw SextantError(.dimensionMismatch, "vector has \(vector.count) components; collection '\(name)' has dimension \(dimension)", context: ctx)
+            throw SextantError(.dimensionMismatch, "vector has \(vector.count) components; collection '\(name)' has dimension \(dimension)",
+                               context: context(["expected": String(dimension), "got": String(vector.count)]))
         }
         var nonZero = false
-        for (i, x) in vector.enumerated() {
-            if !x.isFinite {
-                ctx["component"] = String(i)
-                throw SextantError(.nonFiniteValue, "vector component \(i) is \(x)", context: ctx)
+        var bad = -1
+        vector.withUnsafeBufferPointer { b in
+            for i in b.indices {
+                let x = b[i]
+                if !x.isFinite { bad = i; return }
+                if x != 0 { nonZero = true }
             }
-            if x != 0 { nonZero = true }
+        }
+        if bad >= 0 {
+            throw SextantError(.nonFiniteValue, "vector component \(bad) is \(vector[bad])", context: context(["component": String(bad)]))
         }
         if metric == .cosine && !nonZero {
-            throw SextantError(.invalidArgument, "a zero vector has no cosine distance", context: ctx)
+            throw SextantError(.invalidArgument, "a zero vector has no cosine distance", context: context())
         }
     }
 
