@@ -74,6 +74,9 @@ static void tile_rows(int l2, const float *q0, const float *q1, int rows, const 
             out1[j + 1] = canonical_hsum(b1l, b1h);
         }
     }
+    // The odd last vector: the same steps for one vector. (Sharing one 2x2 step function with
+    // the loop above, the last vector paired with itself, measured 3-4 % slower on pypi's exact
+    // batch, so the loop stays written out.)
     if (j < count) {
         const float *x0 = (const float *)(vectors + j * stride);
         __m256 a0l = _mm256_setzero_ps(), a0h = a0l, a1l = a0l, a1h = a0l;

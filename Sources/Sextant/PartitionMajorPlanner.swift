@@ -47,8 +47,9 @@ struct PartitionPassPlanner {
         let byMatches = groups.indices.sorted { groups[$0].candidates.count < groups[$1].candidates.count }
         let units = Units(self)
         let touched = units.touched(groups)
+        let entries = blockCounts(groups)
         for order in [byMatches, byMatches.reversed()] {
-            prefixCosts(order, groups, touched, units, vectorCount: vectorCount) { i, pass, replaced in
+            prefixCosts(order, groups, touched, entries, units, vectorCount: vectorCount) { i, pass, replaced in
                 let total = pass + (alone - replaced)
                 if total < alone * (1 - Self.requiredSaving), total < (best.map { $0.seconds + alone - $0.replaced } ?? .infinity) {
                     best = Choice(members: Array(order[0...i]), seconds: pass, replaced: replaced)
@@ -63,21 +64,23 @@ struct PartitionPassPlanner {
         guard slotBound > 0 else { return 0 }
         var seconds = 0.0
         let units = Units(self)
-        prefixCosts(Array(groups.indices), groups, units.touched(groups), units, vectorCount: vectorCount) { _, pass, _ in seconds = pass }
+        prefixCosts(Array(groups.indices), groups, units.touched(groups), blockCounts(groups), units, vectorCount: vectorCount) { _, pass, _ in
+            seconds = pass
+        }
         return seconds
     }
 
     /// Calls `body(i, pass, replaced)` for each prefix `order[0...i]`: the pass's estimated seconds
     /// and the seconds of the prefix's own plans.
-    private func prefixCosts(_ order: [Int], _ groups: [Group], _ touched: [[(unit: Int, fraction: Double)]], _ cut: Units,
-                             vectorCount: Int, _ body: (Int, Double, Double) -> Void) {
+    private func prefixCosts(_ order: [Int], _ groups: [Group], _ touched: [[(unit: Int, fraction: Double)]], _ blocks: [Int],
+                             _ cut: Units, vectorCount: Int, _ body: (Int, Double, Double) -> Void) {
         let units = cut.count
         func size(_ u: Int) -> Double { cut.size(u) }
         var missing = [Double](repeating: 1, count: vectorCount * units)
         var rowMissing = [Double](repeating: 1, count: units)
         var pairs = 0.0, rows = 0.0, replaced = 0.0, entries = 0.0
         for (i, g) in order.enumerated() {
-            if perEntry > 0 { entries += Double(blockCount(groups[g].candidates)) }
+            entries += Double(blocks[g])
             for (u, f) in touched[g] {
                 let keep = 1 - f, n = size(u)
                 rows += n * rowMissing[u] * f
@@ -90,6 +93,11 @@ struct PartitionPassPlanner {
             replaced += groups[g].seconds
             body(i, rows * perRow + pairs * perPair + entries * perEntry, replaced)
         }
+    }
+
+    /// Blocks holding a match of each group (only needed when entries cost something).
+    private func blockCounts(_ groups: [Group]) -> [Int] {
+        perEntry > 0 ? groups.map { blockCount($0.candidates) } : [Int](repeating: 0, count: groups.count)
     }
 
     /// Blocks holding at least one of `slots`.
@@ -204,9 +212,10 @@ extension VectorCollection {
         let counter = PartitionPassPlanner(slotBound: try state(txn).nextSlot, slotsPerBlock: slotsPerBlock, perRow: 0, perPair: 1)
         func measure(_ rows: Bitmap) throws -> (seconds: Double, pairs: Double, entries: Double) {
             let vectors = Array(queries.prefix(8))
+            let slots = rows.toArray()
             var planned: [PlannedGroup] = []
             for g in 0..<4 {
-                let half = Bitmap(rows.toArray().filter { s in
+                let half = Bitmap(slots.filter { s in
                     ((UInt64(s) &+ UInt64(g + 1) &* 0x9E37_79B9_7F4A_7C15) &* 0xBF58_476D_1CE4_E5B9) >> 63 == 0
                 })
                 let members = vectors.enumerated().map { j, q in
