@@ -61,14 +61,15 @@ extension VectorCollection {
     /// in the same snapshot.
     func execute(_ queries: [Query], options: SearchOptions, profile: Bool, control: OperationControl? = nil,
                  snapshot: [Transaction]? = nil) throws -> Execution {
-        let prepared = try prepare(queries, options: options)
         var clock = StageClock()
+        let prepared = try prepare(queries, options: options)
+        clock.end("prepare")
         let threads = snapshot?.count ?? max(1, store.configuration.searchThreads)
         return try withSnapshot(snapshot, count: threads) { txns -> Execution in
             let txn = txns[0]
             _ = try state(txn)
             let grouping = try group(prepared, count: queries.count, options: options, txn)
-            let planning = try plan(grouping, options: options, profile: profile, txn)
+            let planning = try plan(grouping, options: options, profile: profile, txns)
             // The cost model lookup (or measurement) belongs to planning, though it ran in the
             // planning snapshot's transaction.
             clock.end("filter", deferring: planning.modelSeconds)
@@ -88,20 +89,24 @@ extension VectorCollection {
             control?.finishPhase()
             clock.end("search")
             learnFromLoneQuery(groups, planning, seconds: clock.stages.last?.seconds ?? 0)
-            return merge(parts, items: items, groups: groups, pass: pass, traversals: traversals, grouping: grouping, stages: clock.stages)
+            var execution = merge(parts, items: items, groups: groups, pass: pass, traversals: traversals, grouping: grouping)
+            clock.end("merge")
+            execution.stages = clock.stages
+            return execution
         }
     }
 
     /// Sets identical queries aside and groups the others by predicate (and probed cells), in
     /// order of first appearance.
     func group(_ prepared: [PreparedQuery], count: Int, options: SearchOptions, _ txn: Transaction) throws -> BatchGrouping {
+        // Predicates by their batch number (equal predicates, equal numbers).
         struct Identity: Hashable {
             var vectorID: Int
             var k: Int
-            var predicate: Filter?
+            var predicate: Int
         }
         struct GroupKey: Hashable {
-            var predicate: Filter?
+            var predicate: Int
             var cells: [Int]?
         }
         var out = BatchGrouping(groupOfQuery: [Int](repeating: 0, count: count), duplicateOf: [Int?](repeating: nil, count: count))
@@ -110,14 +115,14 @@ extension VectorCollection {
         var firstWith: [Identity: Int] = [:]
         var groupIndex: [GroupKey: Int] = [:]
         for q in prepared {
-            let identity = Identity(vectorID: q.vectorID, k: q.k, predicate: q.predicate)
+            let identity = Identity(vectorID: q.vectorID, k: q.k, predicate: q.predicateID)
             if let first = firstWith[identity] {
                 out.duplicateOf[q.index] = first
                 out.groupOfQuery[q.index] = out.groupOfQuery[first]
                 continue
             }
             firstWith[identity] = q.index
-            var key = GroupKey(predicate: q.predicate, cells: nil)
+            var key = GroupKey(predicate: q.predicateID, cells: nil)
             var order: [Int] = []
             if let cq = out.cellQuantizer, let probes = options.probes {
                 order = cq.nearest(q.vector, count: cq.cells)
@@ -136,48 +141,30 @@ extension VectorCollection {
         return out
     }
 
-    /// Reads, in the planning transaction, each group's exact matches (in its probed cells), the
-    /// index state and the cost model.
-    func plan(_ grouping: BatchGrouping, options: SearchOptions, profile: Bool, _ txn: Transaction) throws -> BatchPlanning {
+    /// Reads each group's exact matches (in its probed cells), the index state and the cost
+    /// model: the state in the first transaction, the groups' matches on as many threads as the
+    /// snapshot has transactions (a batch's filter stage is otherwise serial).
+    func plan(_ grouping: BatchGrouping, options: SearchOptions, profile: Bool, _ txns: [Transaction]) throws -> BatchPlanning {
+        let txn = txns[0]
         var p = BatchPlanning()
         p.nextSlot = try state(txn).nextSlot
         p.hasGraph = try graphBuilt(txn)
         p.hasCodes = try quantizer(txn) != nil
-        let reader = IndexReader(txn: txn, db: db.postings, cid: cid)
-        p.live = try reader.live().count
+        p.live = try IndexReader(txn: txn, db: db.postings, cid: cid).live().count
         // A Flat collection needs the model only to weigh a partition-major pass.
         if p.hasGraph || p.hasCodes || grouping.members.count > 1 {
             let t = monotonicSeconds()
             p.model = try costModel(txn, liveRows: p.live, hasGraph: p.hasGraph, hasCodes: p.hasCodes)
             p.modelSeconds = monotonicSeconds() - t
         }
-        for (g, group) in grouping.members.enumerated() {
-            if let estimate = try deferredEstimate(group, p, options: options, txn, reader: reader) {
-                p.candidates.append(Bitmap())
-                p.estimated.append(estimate)
-                p.cells.append(nil)
-                continue
-            }
-            p.estimated.append(nil)
-            let m = try match(txn, group[0].filter)
-            var rows = m.slots
-            var probed: [Int]? = nil
-            if grouping.cellQuantizer != nil, let probes = options.probes {
-                // The probed cells' matches; further cells in the group's order while they
-                // hold fewer than k of the matches (never fewer than min(k, matches) rows).
-                let need = min(group.map(\.k).max() ?? 1, m.slots.count)
-                var inCells = Bitmap()
-                var taken: [Int] = []
-                for c in grouping.cellOrder[g] {
-                    if taken.count >= probes && m.slots.intersectionCount(inCells) >= need { break }
-                    inCells.formUnion(try reader.cell(c))
-                    taken.append(c)
-                }
-                rows.formIntersection(inCells)
-                probed = taken.count == grouping.cellOrder[g].count ? nil : taken.sorted()
-            }
-            p.candidates.append(rows)
-            p.cells.append(probed)
+        let header = p
+        let rows = try Self.perGroup(grouping.members.count, txns) { g, txn in
+            try self.groupRows(g, grouping, header, options: options, txn)
+        }
+        for r in rows {
+            p.candidates.append(r.candidates)
+            p.estimated.append(r.estimated)
+            p.cells.append(r.cells)
         }
         if profile {
             // Partitions a query is routed to: those holding at least one of its matches.
@@ -192,6 +179,62 @@ extension VectorCollection {
             }
         }
         return p
+    }
+
+    /// One group's rows in the planning snapshot.
+    struct GroupRows {
+        var candidates = Bitmap()
+        /// The sample's estimate when the predicate is left to a post-filter search.
+        var estimated: Int? = nil
+        /// The cells read (nil: all).
+        var cells: [Int]? = nil
+    }
+
+    func groupRows(_ g: Int, _ grouping: BatchGrouping, _ p: BatchPlanning, options: SearchOptions,
+                   _ txn: Transaction) throws -> GroupRows {
+        let group = grouping.members[g]
+        let reader = IndexReader(txn: txn, db: db.postings, cid: cid)
+        if let estimate = try deferredEstimate(group, p, options: options, txn, reader: reader) {
+            return GroupRows(estimated: estimate)
+        }
+        let m = try match(txn, group[0].filter)
+        var rows = m.slots
+        var probed: [Int]? = nil
+        if grouping.cellQuantizer != nil, let probes = options.probes {
+            // The probed cells' matches; further cells in the group's order while they
+            // hold fewer than k of the matches (never fewer than min(k, matches) rows).
+            let need = min(group.map(\.k).max() ?? 1, m.slots.count)
+            var inCells = Bitmap()
+            var taken: [Int] = []
+            for c in grouping.cellOrder[g] {
+                if taken.count >= probes && m.slots.intersectionCount(inCells) >= need { break }
+                inCells.formUnion(try reader.cell(c))
+                taken.append(c)
+            }
+            rows.formIntersection(inCells)
+            probed = taken.count == grouping.cellOrder[g].count ? nil : taken.sorted()
+        }
+        return GroupRows(candidates: rows, estimated: nil, cells: probed)
+    }
+
+    /// `body(i, txn)` for i in 0..<count, on one thread per transaction of the snapshot (each
+    /// transaction used by its thread only); results in order, the first error thrown.
+    static func perGroup<T>(_ count: Int, _ txns: [Transaction], _ body: @escaping (Int, Transaction) throws -> T) throws -> [T] {
+        let workers = min(txns.count, count)
+        if workers <= 1 { return try (0..<count).map { try body($0, txns[0]) } }
+        let results = ClaimedResults<T>(count: count)
+        let failure = FirstError()
+        let shared = SnapshotTransactions(txns)
+        let run = UncheckedSendable(body)
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            while failure.error == nil {
+                let i = results.claim()
+                guard i < count else { return }
+                do { results.set(i, try run.value(i, shared[w])) } catch { failure.set(error) }
+            }
+        }
+        if let e = failure.error { throw e }
+        return results.values
     }
 
     /// A small group whose predicate the attribute sample shows broad, when the planner would
@@ -377,7 +420,7 @@ extension VectorCollection {
 
     /// Merges the items' partial top-k lists per query; identical queries get their first's results.
     func merge(_ values: [PartialResults.Part], items: [WorkItem], groups: [PlannedGroup], pass: PartitionPass?,
-               traversals: [SharedTraversal], grouping: BatchGrouping, stages: [SearchExplanation.Stage]) -> Execution {
+               traversals: [SharedTraversal], grouping: BatchGrouping) -> Execution {
         let count = grouping.duplicateOf.count
         var heaps: [TopK?] = Array(repeating: nil, count: count)
         var stats = [QueryStats](repeating: QueryStats(), count: count)
@@ -410,6 +453,6 @@ extension VectorCollection {
             stats[i] = QueryStats(rowsScored: 0, detail: "identical to query \(first) of the batch: its results")
         }
         return Execution(results: results, groups: groups, groupOfQuery: grouping.groupOfQuery, duplicateOf: grouping.duplicateOf,
-                         stats: stats, stages: stages)
+                         stats: stats, stages: [])
     }
 }

@@ -6,17 +6,30 @@ import SextantStorage
 // What the search threads run: a group's plan over its queries (GroupRunner), the exact plan's
 // shared pass (GroupScanner), and the shared state of one batch's threads.
 
-/// Partial top-k lists written by concurrent work items (each index exactly once).
-final class PartialResults: @unchecked Sendable {
-    typealias Part = ([TopK], [VectorCollection.QueryStats])
-    private var storage: [Part]
+/// Results of work items claimed by concurrent threads, each index set exactly once.
+final class ClaimedResults<T>: @unchecked Sendable {
+    private var storage: [T?]
     private var next = 0
     private let lock = NSLock()
-    init(count: Int) { storage = Array(repeating: ([], []), count: count) }
+    init(count: Int) { storage = Array(repeating: nil, count: count) }
     /// The next unclaimed item index (past the end when all are taken).
     func claim() -> Int { lock.lock(); defer { lock.unlock() }; next += 1; return next - 1 }
-    func set(_ i: Int, _ r: Part) { lock.lock(); storage[i] = r; lock.unlock() }
-    var values: [Part] { lock.lock(); defer { lock.unlock() }; return storage }
+    func set(_ i: Int, _ r: T) { lock.lock(); storage[i] = r; lock.unlock() }
+    /// Every result, once all items ran (an unset one is a scheduling bug).
+    var values: [T] { lock.lock(); defer { lock.unlock() }; return storage.map { $0! } }
+}
+
+/// Partial top-k lists written by concurrent work items.
+typealias PartialResults = ClaimedResults<([TopK], [VectorCollection.QueryStats])>
+extension ClaimedResults where T == ([TopK], [VectorCollection.QueryStats]) {
+    typealias Part = T
+}
+
+/// A value handed to threads that use it under a discipline the compiler cannot see (here:
+/// each LMDB transaction by one thread).
+struct UncheckedSendable<V>: @unchecked Sendable {
+    let value: V
+    init(_ value: V) { self.value = value }
 }
 
 final class FirstError: @unchecked Sendable {

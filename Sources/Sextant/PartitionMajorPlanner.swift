@@ -104,9 +104,8 @@ struct PartitionPassPlanner {
     func blockCount(_ slots: Bitmap) -> Int {
         var n = 0, current = UInt32.max
         let per = UInt32(slotsPerBlock)
-        for s in slots where s / per != current {
-            current = s / per
-            n += 1
+        slots.forEach { s in
+            if s / per != current { current = s / per; n += 1 }
         }
         return n
     }
@@ -132,7 +131,7 @@ private struct Units {
     func touched(_ groups: [PartitionPassPlanner.Group]) -> [[(unit: Int, fraction: Double)]] {
         var counts = [Int](repeating: 0, count: count)
         return groups.map { g in
-            for s in g.candidates { counts[Int(s) / unitSlots] += 1 }
+            g.candidates.forEach { counts[Int($0) / unitSlots] += 1 }
             defer { for u in counts.indices { counts[u] = 0 } }
             return counts.indices.compactMap { u in counts[u] > 0 ? (u, Swift.min(1, Double(counts[u]) / size(u))) : nil }
         }

@@ -206,6 +206,9 @@ extension VectorCollection {
         var k: Int
         var predicate: Filter?
         var filter: BoundFilter?
+        /// The same number for queries of one batch with equal predicates (0: none), so that
+        /// grouping compares integers instead of hashing predicate trees again.
+        var predicateID = 0
     }
 
     /// Per-query figures of an executed plan.
@@ -263,7 +266,7 @@ extension VectorCollection {
     func prepare(_ queries: [Query], options: SearchOptions) throws -> [PreparedQuery] {
         var prepared: [PreparedQuery] = []
         prepared.reserveCapacity(queries.count)
-        var bound: [Filter: BoundFilter] = [:]
+        var bound: [Filter: (filter: BoundFilter, id: Int)] = [:]
         var vectorIDs: [VectorBits: Int] = [:]
         for (i, q) in queries.enumerated() {
             guard q.k >= 1 else {
@@ -271,10 +274,14 @@ extension VectorCollection {
             }
             do { try validate(vector: q.vector, row: nil) } catch { throw error.adding(["query": String(i)]) }
             var filter: BoundFilter? = nil
+            var predicateID = 0
             if let p = q.filter, p != .matchAll {
-                if let b = bound[p] { filter = b } else {
-                    do { filter = try p.bind(to: schema) } catch { throw error.adding(["query": String(i)]) }
-                    bound[p] = filter
+                if let b = bound[p] { (filter, predicateID) = b } else {
+                    let b: BoundFilter
+                    do { b = try p.bind(to: schema) } catch { throw error.adding(["query": String(i)]) }
+                    predicateID = bound.count + 1
+                    bound[p] = (b, predicateID)
+                    filter = b
                 }
             }
             // A lone query has nothing to share; a batch keys vectors by their bits, and a
@@ -288,7 +295,8 @@ extension VectorCollection {
             let vector = vectorID != i ? prepared[vectorID].vector
                 : metric == .cosine ? VectorCollection.normalized(q.vector) : q.vector
             prepared.append(PreparedQuery(index: i, vectorID: vectorID, vector: vector,
-                                          k: q.k, predicate: q.filter == .matchAll ? nil : q.filter, filter: filter))
+                                          k: q.k, predicate: q.filter == .matchAll ? nil : q.filter, filter: filter,
+                                          predicateID: predicateID))
         }
         if let rerank = options.rerank, rerank < 0 {
             throw SextantError(.invalidArgument, "rerank must be at least 0, got \(rerank)")

@@ -57,11 +57,25 @@ public final class VectorCollection: Sendable {
         }
         var nonZero = false
         var bad = -1
-        vector.withUnsafeBufferPointer { b in
-            for i in b.indices {
-                let x = b[i]
+        // Eight components at a time on their bits (exponent all ones: infinite or NaN); the
+        // component at fault is looked for only once a chunk has one.
+        vector.withUnsafeBytes { raw in
+            let n = raw.count / 4
+            let exponent = SIMD8<UInt32>(repeating: 0x7f80_0000), magnitude = SIMD8<UInt32>(repeating: 0x7fff_ffff)
+            var i = 0
+            var anyBits = SIMD8<UInt32>()
+            while i + 8 <= n {
+                let bits = raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<UInt32>.self)
+                if any((bits & exponent) .== exponent) { break }
+                anyBits |= bits & magnitude
+                i += 8
+            }
+            nonZero = anyBits != SIMD8()
+            while i < n {
+                let x = raw.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
                 if !x.isFinite { bad = i; return }
                 if x != 0 { nonZero = true }
+                i += 1
             }
         }
         if bad >= 0 {

@@ -46,6 +46,28 @@ import CLMDB
         try expectUnchanged(c, before)
     }
 
+    /// Vectors are checked eight components at a time with a scalar tail: a bad or the only
+    /// non-zero component is found at every position, in a chunk and in the tail.
+    @Test func everyComponentPositionIsChecked() throws {
+        let store = try Store(path: temporaryStorePath())
+        defer { store.close() }
+        let d = 21
+        let c = try store.createCollection("c", dimension: d, metric: .cosine)
+        for i in 0..<d {
+            for bad: Float in [.nan, .infinity, -.infinity, .signalingNaN] {
+                var v = [Float](repeating: 1, count: d)
+                v[i] = bad
+                let e = sextantError { _ = try c.search(v, k: 1) }
+                #expect(e?.code == .nonFiniteValue && e?.context["component"] == String(i))
+            }
+            var only = [Float](repeating: -0.0, count: d)
+            only[i] = -0.5
+            try c.upsert(id: UInt64(i), vector: only)
+        }
+        #expect(sextantError { try c.upsert(id: 99, vector: [Float](repeating: -0.0, count: d)) }?.code == .invalidArgument)
+        #expect(try c.count() == d)
+    }
+
     @Test func zeroVectorHasNoCosine() throws {
         let (store, c, before) = try fixture()
         defer { store.close() }

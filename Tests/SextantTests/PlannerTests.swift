@@ -118,7 +118,7 @@ import SextantTestSupport
             #expect(e.plan.matches == matches && e.plan.liveRows == 3000)
             #expect(e.results.count == 10)
             #expect(e.rowsScored > 0)
-            #expect(e.stages.map(\.name) == ["filter", "plan", "search"])
+            #expect(e.stages.map(\.name) == ["prepare", "filter", "plan", "search", "merge"])
             // The partition-major pass is estimated where it is weighed: in a batch, or forced.
             #expect(Set(e.plan.estimates.map(\.kind)).union([.partitionMajor]) == Set(PlanKind.allCases))
             #expect(e.plan.estimates.allSatisfy { $0.seconds > 0 && $0.seconds.isFinite })
