@@ -58,7 +58,7 @@ struct GroupRunner {
     var source: BlockVectors?
     var context: HNSWSearchContext?
     var pq: ProductQuantizer?
-    let session: ScanSession
+    private(set) var session: ScanSession
 
     init(collection: VectorCollection, txn: Transaction) throws {
         self.collection = collection
@@ -66,6 +66,9 @@ struct GroupRunner {
         session = ScanSession(collection, txn)
         _ = try collection.state(txn)
     }
+
+    /// A fresh scan session (its tables are keyed by vector number, unique within one batch).
+    mutating func newSession() { session = ScanSession(collection, txn) }
 
     mutating func finish() {
         if let context { collection.store.searchContexts.give(context) }
@@ -170,7 +173,7 @@ private func runGraphPlan(_ kind: PlanKind, _ w: PlanWork, _ runner: inout Group
     let (gr, src, context) = try runner.graphState()
     let (collection, txn, group, cands) = (runner.collection, runner.txn, w.group, w.group.candidates)
     var heaps: [TopK] = [], stats: [VectorCollection.QueryStats] = []
-    let allowed: Bitmap? = group.filter == nil && group.cells == nil ? nil : cands
+    let allowed: Bitmap? = group.restricted ?? (group.filter != nil || group.cells != nil) ? cands : nil
     var bits: DenseBitset? = nil
     if let allowed, kind == .filteredGraph {
         bits = runner.bitsets[w.groupIndex] ?? DenseBitset(allowed, bound: gr.nodeIDBound)
@@ -187,7 +190,7 @@ private func runGraphPlan(_ kind: PlanKind, _ w: PlanWork, _ runner: inout Group
             continue
         }
         let (heap, detail) = kind == .filteredGraph
-            ? try collection.graphSearch(q, ef: beam, allowed: allowed, bits: bits, exhaustiveBelow: graphExhaustiveBelow, txn,
+            ? try collection.graphSearch(q, ef: beam, allowed: allowed, bits: bits, exhaustiveBelow: group.exhaustiveBelow ?? graphExhaustiveBelow, txn,
                                          graph: gr, source: src, context: context)
             : try collection.postFilterSearch(q, ef: beam, allowed: allowed, matches: cands.count, live: w.live, txn,
                                               graph: gr, source: src, context: context)

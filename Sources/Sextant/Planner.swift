@@ -124,9 +124,11 @@ extension VectorCollection {
                               graphBase: nil, graphPerEf: nil, defaultEF: defaultEF, liveRows: n, calibrationSeconds: 0)
         guard n > 0 else { return model }
         let sample = try costSample(txn, live: live)
-        try measureScanCosts(&model, sample, txn)
-        if let pq { try measureCodeCosts(&model, pq: pq, sample, txn) }
-        if let g, n >= 64 { try measureGraphCosts(&model, graph: g, live: live, queries: Array(sample.queries.prefix(8)), txn) }
+        // Every plan is timed as a search runs it (PhysicalPlan.run).
+        let probe = try PlanProbe(self, txn, live: n)
+        try measureScanCosts(&model, sample, probe, txn)
+        if let pq { try measureCodeCosts(&model, pq: pq, sample, probe) }
+        if g != nil, n >= 64 { try measureGraphCosts(&model, live: live, queries: Array(sample.queries.prefix(8)), probe) }
         model.recall = try kept ?? calibrateRecall(txn, live: live, graph: g, pq: pq, queryVectors: queryVectors)
         model.calibrationSeconds = monotonicSeconds() - started
         return model
@@ -165,18 +167,21 @@ extension VectorCollection {
     }
 
     /// Measures the exact plan's cost per row and the shared pass's costs per row and per pair.
-    private func measureScanCosts(_ model: inout CostModel, _ sample: CostSample, _ txn: Transaction) throws {
+    private func measureScanCosts(_ model: inout CostModel, _ sample: CostSample, _ probe: PlanProbe, _ txn: Transaction) throws {
         let sampleSet = sample.slots, rows = sample.rows, queries = sample.queries
+        func exact(_ qs: ArraySlice<PreparedQuery>) throws -> Double {
+            try bestOfThree { _ = try probe.run(ExactPlan(), Array(qs), candidates: sampleSet, restricted: true) }
+        }
         // Exact, one query.
-        let single = try bestOfThree { _ = try scan([queries[0]], candidates: sampleSet, txn) }
+        let single = try exact(queries[0..<1])
         model.exactPerRow = max(1e-9, single / rows)
         // Shared passes of 2 and 32 queries: cost per row read and per (query, row) pair. The
         // pair cost is a difference of two timings of a pass whose reads dominate; 2 against 8
         // queries left it within the noise (seen at a seventh of its true value, which sent a
         // whole batch into an exact pass).
         if queries.count >= 32 {
-            let t2 = try bestOfThree { _ = try scan(Array(queries[0..<2]), candidates: sampleSet, txn) }
-            let t32 = try bestOfThree { _ = try scan(Array(queries[0..<32]), candidates: sampleSet, txn) }
+            let t2 = try exact(queries[0..<2])
+            let t32 = try exact(queries[0..<32])
             let perPair = max(1e-10, (t32 - t2) / (30 * rows))
             model.tiledPerPair = perPair
             model.tiledPerRow = max(1e-10, t2 / rows - 2 * perPair)
@@ -192,18 +197,24 @@ extension VectorCollection {
 
     /// Measures the codes plan's cost per code and, for 4-bit codes, the shared fast-scan pass's
     /// costs per block.
-    private func measureCodeCosts(_ model: inout CostModel, pq: ProductQuantizer, _ sample: CostSample, _ txn: Transaction) throws {
+    private func measureCodeCosts(_ model: inout CostModel, pq: ProductQuantizer, _ sample: CostSample, _ probe: PlanProbe) throws {
         let sampleSet = sample.slots, rows = sample.rows, queries = sample.queries
-        let t = try bestOfThree { _ = try codeSearch(queries[0], pq: pq, rerank: 0, candidates: sampleSet, txn) }
-        model.codePerRow = max(1e-10, t / rows)
+        // Approximate distances only (re-rank 0): the re-rank is the exact plan's per-row cost.
+        func codes(_ qs: ArraySlice<PreparedQuery>, shared: Bool) throws -> Double {
+            try bestOfThree {
+                _ = try probe.run(CodesPlan(), Array(qs), candidates: sampleSet, restricted: true,
+                                  PlanProbe.Settings(rerank: 0, sharedCodePass: shared))
+            }
+        }
+        model.codePerRow = max(1e-10, try codes(queries[0..<1], shared: false) / rows)
         if pq.bits == 4 && pq.subspaceCount <= maxFastScanSubspaces && queries.count >= 2 {
             // The shared fast-scan pass as it runs: codes taken from the map at the
             // sample's scattered slots, re-packed, scanned with one and with several
             // queries' tables; the difference splits the cost into the shared re-pack and the
             // per-query scan.
             let g = min(8, queries.count)
-            let one = try bestOfThree { _ = try codeGroupSearch([queries[0]], pq: pq, rerank: { _ in 0 }, candidates: sampleSet, txn) }
-            let many = try bestOfThree { _ = try codeGroupSearch(Array(queries.prefix(g)), pq: pq, rerank: { _ in 0 }, candidates: sampleSet, txn) }
+            let one = try codes(queries[0..<1], shared: true)
+            let many = try codes(queries[0..<g], shared: true)
             let scanPerCode = max(1e-10, (many - one) / (Double(g - 1) * rows))
             let repackPerCode = max(1e-10, one / rows - scanPerCode)
             let per = codeBlocks(pq).slotsPerBlock
@@ -215,18 +226,23 @@ extension VectorCollection {
 
     /// Measures the graph constants: the unfiltered search's base cost and cost per unit of
     /// beam width, and the time and distances at a few selectivities.
-    private func measureGraphCosts(_ model: inout CostModel, graph g: LMDBGraph, live: Bitmap, queries: [PreparedQuery], _ txn: Transaction) throws {
+    private func measureGraphCosts(_ model: inout CostModel, live: Bitmap, queries: [PreparedQuery], _ probe: PlanProbe) throws {
         let n = live.count
         let defaultEF = model.defaultEF
-        let src = try graphSource(txn)
-        let context = store.searchContexts.take()
-        defer { store.searchContexts.give(context) }
+        var setKey = 0
         func graphTime(ef: Int, allowed: Bitmap?) throws -> (Double, Double) {
             var distances = 0
+            // Traversals only (no exhaustive fallback), so that the constants are the traversal's;
+            // each query on its own, building its dense bitset of the rows as a lone query does.
+            let settings = PlanProbe.Settings(ef: ef, exhaustiveBelow: 0)
             let t = try bestOfThree {
-                let before = context.distanceCount
-                for q in queries { _ = try graphSearch(q, ef: ef, allowed: allowed, exhaustiveBelow: 0, txn, graph: g, source: src, context: context) }
-                distances = context.distanceCount - before
+                distances = 0
+                for q in queries {
+                    setKey += 1
+                    let (_, stats) = try probe.run(FilteredGraphPlan(), [q], candidates: allowed ?? live, restricted: allowed != nil,
+                                                   setKey: setKey, settings)
+                    distances += stats[0].rowsScored
+                }
             }
             return (t / Double(queries.count), Double(distances) / Double(queries.count))
         }

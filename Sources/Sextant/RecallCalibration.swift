@@ -28,12 +28,11 @@ extension VectorCollection {
         rows.subtract(Bitmap(querySlots))
         let others = Array(rows)
         let (queries, near, far) = try calibrationQueries(given: given, count: count, querySlots: querySlots, others: others, reader)
-        let unfiltered = try unfilteredCalibrationQueries(queryVectors, filtered: queries, rows: rows, txn)
-        let graphState = try g.map { ($0, try graphSource(txn)) }
-        let context = store.searchContexts.take()
-        defer { store.searchContexts.give(context) }
+        // Every plan runs as a search runs it (PhysicalPlan.run), the exact answers included.
+        let probe = try PlanProbe(self, txn, live: n)
+        let unfiltered = try unfilteredCalibrationQueries(queryVectors, filtered: queries, rows: rows, probe)
         let run = RecallCalibrationRun(txn: txn, n: n, queries: queries, unfiltered: unfiltered, fromWorkload: given != nil, rows: rows,
-                                       others: others, near: near, far: far, graph: graphState, pq: pq, context: context)
+                                       others: others, near: near, far: far, hasGraph: g != nil, pq: pq, probe: probe)
         var curves: [PlanKind: [RecallModel.Curve]] = [:]
         for s in Self.recallBands {
             let m = Int((s * Double(others.count)).rounded())
@@ -74,7 +73,7 @@ extension VectorCollection {
     /// neighbours), and a lower bound over 32 such queries stays far below the mean. Without
     /// the caller's vectors, the filtered bands' queries.
     private func unfilteredCalibrationQueries(_ queryVectors: [[Float]]?, filtered: [PreparedQuery], rows: Bitmap,
-                                              _ txn: Transaction) throws -> [(PreparedQuery, Set<UInt64>)] {
+                                              _ probe: PlanProbe) throws -> [(PreparedQuery, Set<UInt64>)] {
         var queries = filtered
         if let vs = queryVectors, vs.count > filtered.count {
             // Up to 512: the bound's margin shrinks as 1/√queries, and a few queries whose beam
@@ -90,7 +89,7 @@ extension VectorCollection {
         var out: [(PreparedQuery, Set<UInt64>)] = []
         for start in stride(from: 0, to: queries.count, by: sharedPassQueries) {
             let group = Array(queries[start..<min(queries.count, start + sharedPassQueries)])
-            for (q, heap) in zip(group, try scan(group, candidates: rows, txn)) {
+            for (q, heap) in zip(group, try probe.run(ExactPlan(), group, candidates: rows, restricted: true).heaps) {
                 out.append((q, Set(heap.sortedResults().map(\.id))))
             }
         }
@@ -209,13 +208,14 @@ extension VectorCollection {
             var gSum = gSums[kind], pSum = pSums[kind], cSum = cSums[kind]
             defer { (gSums[kind], pSums[kind], cSums[kind]) = (gSum, pSum, cSum) }
             let allowed = family[j]!
-            let truth = try given?[j].1 ?? Set(scan([q], candidates: allowed, txn)[0].sortedResults().map(\.id))
+            let truth = try given?[j].1
+                ?? Set(run.probe.run(ExactPlan(), [q], candidates: allowed, restricted: true).heaps[0].sortedResults().map(\.id))
             guard !truth.isEmpty else { continue }
             func recall(_ h: TopK) -> Double {
                 Double(h.sortedResults().filter { truth.contains($0.id) }.count) / Double(truth.count)
             }
-            if let (graph, src) = run.graph {
-                try addGraphRecall(q, allowed: allowed, selectivity: s, matches: m, graph: graph, source: src, run, recall: recall,
+            if run.hasGraph {
+                try addGraphRecall(q, allowed: allowed, setKey: j, selectivity: s, matches: m, run, recall: recall,
                                    gSum: &gSum, pSum: &pSum, pMeasured: &pMeasured)
             }
             if let pq = run.pq {
@@ -234,11 +234,14 @@ extension VectorCollection {
 
     /// Adds one query's filtered-graph and post-filter recall at each beam width to `gSum` and
     /// `pSum`; clears `pMeasured` at the widths post-filter is not measured at.
-    private func addGraphRecall(_ q: PreparedQuery, allowed: Bitmap, selectivity s: Double, matches m: Int, graph: LMDBGraph, source src: BlockVectors,
+    private func addGraphRecall(_ q: PreparedQuery, allowed: Bitmap, setKey: Int, selectivity s: Double, matches m: Int,
                                 _ run: RecallCalibrationRun, recall: (TopK) -> Double,
                                 gSum: inout RecallTally, pSum: inout RecallTally, pMeasured: inout [Bool]) throws {
-        let txn = run.txn, n = run.n, context = run.context
-        let bits = DenseBitset(allowed, bound: graph.nodeIDBound)
+        let n = run.n, probe = run.probe
+        // The same set for every beam width: its dense bitset is built once.
+        func graph(_ plan: some PhysicalPlan, ef: Int) throws -> TopK {
+            try probe.run(plan, [q], candidates: allowed, restricted: true, setKey: setKey, PlanProbe.Settings(ef: ef)).heaps[0]
+        }
         // Knobs ascend; once a query finds every true neighbour, wider beams
         // do too (they explore a superset), so the rest count as found.
         var gDone = false, pDone = false
@@ -247,9 +250,7 @@ extension VectorCollection {
             if m > graphExhaustiveBelow {
                 if gDone { gSum.add(i, 1) } else {
                     // As the plan runs: a traversal that comes up short scores the matches.
-                    let (h, _) = try graphSearch(q, ef: ef, allowed: allowed, bits: bits, exhaustiveBelow: graphExhaustiveBelow, txn,
-                                                 graph: graph, source: src, context: context)
-                    let r = recall(h)
+                    let r = recall(try graph(FilteredGraphPlan(), ef: ef))
                     gSum.add(i, r)
                     gDone = r >= 1
                 }
@@ -262,9 +263,7 @@ extension VectorCollection {
             } else if pDone {
                 pSum.add(i, 1)
             } else {
-                let (p, _) = try postFilterSearch(q, ef: ef, allowed: allowed, matches: allowed.count, live: n, txn,
-                                                  graph: graph, source: src, context: context)
-                let r = recall(p)
+                let r = recall(try graph(PostFilterPlan(), ef: ef))
                 pSum.add(i, r)
                 pDone = r >= 1
             }
@@ -325,10 +324,11 @@ private struct RecallCalibrationRun {
     let others: [UInt32]
     /// Per query, the `others` nearest it and nearest its far point, nearest first.
     let near: [[UInt32]], far: [[UInt32]]
-    /// The graph and its distances (nil without a graph), the codes (nil without them).
-    let graph: (LMDBGraph, BlockVectors)?
+    /// Whether there is a graph; the codes (nil without them).
+    let hasGraph: Bool
     let pq: ProductQuantizer?
-    let context: HNSWSearchContext
+    /// Runs the plans.
+    let probe: PlanProbe
 
     /// Band `s`'s allowed sets, `m` rows each (about, for the hashed family), one per (query, family).
     func allowedSets(selectivity s: Double, matches m: Int) -> [[Bitmap?]] {

@@ -240,6 +240,11 @@ extension VectorCollection {
         /// Post-filter plan whose predicate is checked row by row (the sample's estimate of its
         /// matches); its `candidates` are then empty.
         var estimatedMatches: Int? = nil
+        /// Whether the graph plans keep to `candidates`; nil: when there is a predicate or a
+        /// cell restriction (calibration sets it for its own row sets, which have neither).
+        var restricted: Bool? = nil
+        /// The filtered graph plan's exhaustive threshold; nil: `graphExhaustiveBelow`.
+        var exhaustiveBelow: Int? = nil
     }
 
     struct Execution {

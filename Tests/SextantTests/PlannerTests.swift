@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import Sextant
+import SextantKernels
+import SextantStorage
 import SextantTestSupport
 
 /// The planner and batch executor against the exact oracle: every plan returns
@@ -292,5 +294,49 @@ import SextantTestSupport
         #expect(try coll.count(where: f) == n0)
         try coll.delete([77_777])
         #expect(try coll.search(data.query(2), k: 3, filter: try Filter(sql: "category = 'cat8'")).allSatisfy { $0.id != 77_777 })
+    }
+
+    /// Calibration runs plans through `PlanProbe`: each probe run answers as the search does
+    /// with that plan forced, and the codes recall's one-scan shortcut (every re-rank depth from
+    /// the deepest candidate list) equals the codes plan run at each depth.
+    @Test func calibrationProbeRunsThePlansTheSearchRuns() throws {
+        let (store, coll, data) = try Self.make("planner-probe", recipe: "HNSW8,PQ8x4fs,Refine")
+        defer { store.close() }
+        let f = try Filter(sql: Self.predicates[1])
+        let bound = try f.bind(to: coll.schema)
+        try store.env.read { txn in
+            let live = try IndexReader(txn: txn, db: coll.db.postings, cid: coll.cid).live()
+            let matches = try coll.match(txn, bound).slots
+            let probe = try PlanProbe(coll, txn, live: live.count)
+            let pq = try #require(try coll.quantizer(txn))
+            for i in 0..<6 {
+                let q = VectorCollection.PreparedQuery(index: 0, vectorID: 0, vector: VectorCollection.normalized(data.query(i)), k: 10,
+                                                       predicate: nil, filter: nil)
+                func ids(_ h: TopK) -> [UInt64] { h.sortedResults().map(\.id) }
+                func searched(_ plan: PlanKind, ef: Int? = nil, rerank: Int? = nil) throws -> [UInt64] {
+                    try coll.search(data.query(i), k: 10, filter: f, options: SearchOptions(rerank: rerank, ef: ef, plan: plan)).map(\.id)
+                }
+                let exact = try probe.run(ExactPlan(), [q], candidates: matches, restricted: true).heaps[0]
+                #expect(ids(exact) == (try searched(.exact)))
+                for ef in [16, 64] {
+                    let g = try probe.run(FilteredGraphPlan(), [q], candidates: matches, restricted: true, setKey: i,
+                                          PlanProbe.Settings(ef: ef)).heaps[0]
+                    #expect(ids(g) == (try searched(.filteredGraph, ef: ef)))
+                    let p = try probe.run(PostFilterPlan(), [q], candidates: matches, restricted: true, setKey: i,
+                                          PlanProbe.Settings(ef: ef)).heaps[0]
+                    #expect(ids(p) == (try searched(.postFilter, ef: ef)))
+                }
+                let deepest = try coll.codeCandidates(q, pq: pq, keep: 200, candidates: matches, txn, session: ScanSession(coll, txn))
+                for depth in [10, 40, 200] {
+                    let planned = try probe.run(CodesPlan(), [q], candidates: matches, restricted: true,
+                                                PlanProbe.Settings(rerank: depth, refine: true)).heaps[0]
+                    var prefix = TopK(k: depth)
+                    for c in deepest.sortedResults().prefix(depth) { _ = prefix.insert(distance: c.distance, id: c.id) }
+                    let shortcut = try coll.rerankCodes(q, prefix, rerank: depth, txn, vectors: try coll.vectorReader(txn))
+                    #expect(ids(planned) == ids(shortcut), "re-rank depth \(depth)")
+                    #expect(ids(planned) == (try searched(.codes, rerank: depth)))
+                }
+            }
+        }
     }
 }
