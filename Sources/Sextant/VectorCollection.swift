@@ -191,56 +191,33 @@ public final class VectorCollection: Sendable {
 
     func write(_ rows: [PreparedRow], _ txn: Transaction) throws {
         var st = try state(txn)
-        var delta = AttributeIndex.Delta()
-        // Once codebooks are trained, every written row gets its codes in the same transaction.
-        let pq = try quantizer(txn)
-        let codeWriter = pq.map { SlotBlocks.Writer(codeBlocks($0)) }
-        var codes = [UInt8](repeating: 0, count: pq?.codeSize ?? 0)
         let vectorWriter = SlotBlocks.Writer(vectorBlocks)
-        // Graph maintenance after the vectors are written: new slots, and slots whose vector changed.
-        var inserted: [UInt32] = [], insertedSet = Set<UInt32>(), moved = Set<UInt32>()
-        let maintainGraph = try graphBuilt(txn)
         let routing = try partitionRouting(txn)
-        let cells = routing?.quantizer
+        // The secondary structures (postings, cells, codes, graph), told of every row.
+        var indexes = try IndexMaintenance(self, txn, cellQuantizer: routing?.quantizer)
         for r in rows {
-            let cell = cells.map { q in r.vector.withUnsafeBytes { self.cell(q, of: $0.baseAddress!) } }
+            let cell = indexes.cell(of: r.vector)
             let existing = try Keys.withExternalKey(cid, r.id) { k in try txn.withValue(db.ids, key: k) { v in try VectorCollection.slot(v) } }
             let slot: UInt32
             var fresh = false
             if let existing {
                 slot = existing
-                // Unindex the attributes being replaced.
                 let old = try Keys.withRowKey(cid, slot) { k in try txn.withValue(db.rows, key: k) { v in try decodeRowRecord(v).1 } }
                 guard let old else {
                     throw SextantError(.corrupted, "slot \(slot) is mapped but has no row record", context: ["collection": name, "slot": String(slot)])
                 }
-                delta.row(old, slot: slot, schema: schema, cid: cid, present: false)
-                // The replaced vector, read once for the cell index and the graph.
-                let graphCares = maintainGraph && !insertedSet.contains(slot)
-                let oldVector = cells != nil || graphCares ? try vectorWriter.read(txn, slot: slot, region: 1) : nil
-                if let cells, let cell, let oldVector {
-                    // Unindexed from its old cell; indexed under the new one below (the last
-                    // change to a key wins, so an unchanged cell stays).
-                    delta.cell(oldVector.withUnsafeBytes { self.cell(cells, of: $0.baseAddress!) }, slot, cid: cid, present: false)
-                    delta.cell(cell, slot, cid: cid, present: true)
-                }
-                if graphCares, oldVector.map({ o in r.vector.withUnsafeBytes { !$0.elementsEqual(o) } }) ?? true { moved.insert(slot) }
+                // The replaced vector, read once for every structure that needs it.
+                let oldVector = indexes.needsOldVector ? try vectorWriter.read(txn, slot: slot, region: 1) : nil
+                try indexes.written(slot, r, cell: cell, replacing: StoredRow(slot: slot, attributes: old, vector: oldVector))
             } else {
                 let before = st.nextSlot
                 slot = try allocateSlot(txn, &st, routing: routing, row: r.row, cell: cell)
-                if let cell { delta.cell(cell, slot, cid: cid, present: true) }
                 fresh = st.nextSlot != before
                 try Keys.withExternalKey(cid, r.id) { k in
                     try withUnsafeBytes(of: slot.littleEndian) { v in try txn.put(db.ids, key: k, value: v) }
                 }
                 st.count += 1
-                delta.live(slot, cid: cid, present: true)
-                if maintainGraph { inserted.append(slot); insertedSet.insert(slot) }
-            }
-            delta.row(r.row, slot: slot, schema: schema, cid: cid, present: true)
-            if let pq, let codeWriter {
-                try encode(pq, r.vector, into: &codes)
-                try codes.withUnsafeBytes { try codeWriter.set(txn, slot: slot, $0) }
+                try indexes.written(slot, r, cell: cell, replacing: nil)
             }
             try Keys.withRowKey(cid, slot) { k in
                 try txn.reserve(db.rows, key: k, count: r.attributes.count, appending: fresh) { out in
@@ -253,11 +230,10 @@ public final class VectorCollection: Sendable {
             let norm = r.vector.withUnsafeBytes { Distance.norm($0.baseAddress!, dimension: dimension) }
             try withUnsafeBytes(of: norm) { try vectorWriter.set(txn, slot: slot, region: 2, $0) }
         }
-        try delta.apply(txn, db.postings)
         try vectorWriter.flush(txn)
-        try codeWriter?.flush(txn)
+        // The graph reads the new vectors and the state's slot bound.
         try st.write(txn, db.state, cid: cid)
-        try linkIntoGraph(txn, inserted: inserted, moved: moved.sorted())
+        try indexes.finish()
     }
 
     /// Vectors, `slotsPerBlock` to a record: the external ids (u64 LE) of the block's slots,
@@ -339,25 +315,17 @@ public final class VectorCollection: Sendable {
     public func delete(_ ids: [UInt64]) throws -> Int {
         try store.env.write { txn in
             var st = try state(txn)
-            var delta = AttributeIndex.Delta()
-            let codeWriter = try quantizer(txn).map { SlotBlocks.Writer(codeBlocks($0)) }
             let vectorWriter = SlotBlocks.Writer(vectorBlocks)
             let cells = try partitionLayout(txn).flatMap { $0.cells > 0 ? try coarseQuantizer(txn) : nil }
-            var deleted: [UInt32] = []
+            var indexes = try IndexMaintenance(self, txn, cellQuantizer: cells)
             var n = 0
             for id in ids {
                 guard let slot = try Keys.withExternalKey(cid, id, { k in try txn.withValue(db.ids, key: k) { v in try VectorCollection.slot(v) } }) else { continue }
                 try Keys.withExternalKey(cid, id) { k in _ = try txn.delete(db.ids, key: k) }
                 try Keys.withRowKey(cid, slot) { k in
-                    if let old = try txn.withValue(db.rows, key: k, { v in try decodeRowRecord(v).1 }) {
-                        delta.row(old, slot: slot, schema: schema, cid: cid, present: false)
-                    }
-                    delta.live(slot, cid: cid, present: false)
-                    if let cells, let x = try vectorWriter.read(txn, slot: slot, region: 1) {
-                        delta.cell(x.withUnsafeBytes { self.cell(cells, of: $0.baseAddress!) }, slot, cid: cid, present: false)
-                    }
-                    try codeWriter?.clear(txn, slot: slot)
-                    deleted.append(slot)
+                    let old = try txn.withValue(db.rows, key: k, { v in try decodeRowRecord(v).1 })
+                    let vector = indexes.needsOldVector ? try vectorWriter.read(txn, slot: slot, region: 1) : nil
+                    try indexes.deleted(StoredRow(slot: slot, attributes: old, vector: vector))
                     _ = try txn.delete(db.rows, key: k)
                     try deleteTokens(txn, id: id)
                     try vectorWriter.clear(txn, slot: slot)
@@ -366,12 +334,10 @@ public final class VectorCollection: Sendable {
                 st.count -= 1
                 n += 1
             }
-            try delta.apply(txn, db.postings)
             try st.write(txn, db.state, cid: cid)
-            // Repair the graph while the deleted vectors are still readable.
-            try unlinkFromGraph(txn, deleted: deleted)
+            // The graph is repaired while the deleted vectors are still readable.
+            try indexes.finish()
             try vectorWriter.flush(txn)
-            try codeWriter?.flush(txn)
             return n
         }
     }
