@@ -163,6 +163,12 @@ static inline void sextant_prefetch(const void *p, size_t bytes) {
 #endif
 }
 
+/// 8-bit scalar-quantized rows against a query widened to int16: out[j] = sum over i < d of
+/// (q[i] - x[j][i])^2 when l2 is nonzero, else q[i] * x[j][i]. Exact integer sums (identical to
+/// any other order); only call it when sextant_cpu_has_avx2() is nonzero. |q[i]|, |x[j][i]| <= 127
+/// and d <= 32,768 keep every sum within int32.
+void sextant_sq8_batch_avx2(int l2, const int16_t *q, const int8_t *const *x, size_t n, size_t d, int32_t *out);
+
 #ifdef __cplusplus
 }
 #endif
