@@ -10,12 +10,16 @@ struct BlockVectors: GraphDistanceSource {
     let dimension: Int
     let vectorOffset: Int
     let normOffset: Int
+    /// SQ8 codes the traversal scores instead of the vectors (searches only: builds and
+    /// repairs link with the full vectors); results are re-ranked with the vectors.
+    let traversal: ScalarTraversal?
 
-    init(reader: SlotBlocks.Reader, kind: DistanceKind, cosine: Bool, dimension: Int) {
+    init(reader: SlotBlocks.Reader, kind: DistanceKind, cosine: Bool, dimension: Int, traversal: ScalarTraversal? = nil) {
         self.reader = reader
         self.kind = kind
         self.cosine = cosine
         self.dimension = dimension
+        self.traversal = traversal
         vectorOffset = reader.blocks.regionOffsets[1]
         normOffset = reader.blocks.regionOffsets[2]
     }
@@ -24,7 +28,24 @@ struct BlockVectors: GraphDistanceSource {
         let pointer: UnsafeRawPointer
         /// `1/‖q‖` for cosine (1 for a normalised search query), unused otherwise.
         let inverseNorm: Float
+        /// The query's SQ8 levels when the traversal scores codes.
+        var levels: UnsafePointer<Int16>? = nil
     }
+
+    /// Runs `body` with a search query for `vector` (normalised already for cosine): with SQ8
+    /// codes, its levels live for the call.
+    func withQuery<R>(_ vector: [Float], _ body: (Query) throws -> R) rethrows -> R {
+        try vector.withUnsafeBytes { qp in
+            guard let traversal else { return try body(Query(pointer: qp.baseAddress!, inverseNorm: 1)) }
+            return try withUnsafeTemporaryAllocation(of: Int16.self, capacity: dimension) { levels in
+                traversal.quantizer.quantize(query: qp.baseAddress!.assumingMemoryBound(to: Float.self), into: levels.baseAddress!)
+                return try body(Query(pointer: qp.baseAddress!, inverseNorm: 1, levels: UnsafePointer(levels.baseAddress!)))
+            }
+        }
+    }
+
+    /// With SQ8 codes, the beam is re-ranked with the full vectors (its order is approximate).
+    var rescoresBeam: Bool { traversal != nil }
 
     /// The node's vector and, for cosine only, its stored norm (the norms sit on other cache
     /// lines than the vector: l2 and ip must not pay that miss).
@@ -73,8 +94,21 @@ struct BlockVectors: GraphDistanceSource {
 
     @inline(__always)
     func distance(_ query: Query, to node: UInt32) throws -> Float {
+        if let traversal, let levels = query.levels {
+            var row = try traversal.codes(node)
+            var sum: Int32 = 0
+            withUnsafePointer(to: &row) { traversal.quantizer.sums(levels, UnsafeBufferPointer(start: $0, count: 1), into: &sum) }
+            return traversal.quantizer.distance(fromSum: sum)
+        }
         let (x, n) = try vector(node)
         return fastScore(query, x, n)
+    }
+
+    /// The result's vector (and, for cosine, its norm), ahead of ``resultDistance(_:to:)``.
+    func prefetchResult(_ node: UInt32) {
+        guard let (x, n) = try? locate(node) else { return }
+        sextant_prefetch(x, 4 * dimension)
+        if cosine { sextant_prefetch(n, 4) }
     }
 
     /// Results are reported with the exact plan's arithmetic, so a graph hit carries the
@@ -89,6 +123,7 @@ struct BlockVectors: GraphDistanceSource {
     /// only prefetched while gathering and read after the kernel: each is another cache
     /// miss, and reading it up front would serialize those misses before any scoring.
     func distances(_ query: Query, to nodes: UnsafeBufferPointer<UInt32>, into out: UnsafeMutablePointer<Float>) throws {
+        if let traversal, let levels = query.levels { return try codeDistances(traversal, levels, nodes, out) }
         let chunk = 64
         try withUnsafeTemporaryAllocation(of: UnsafeRawPointer.self, capacity: 2 * chunk) { pointers in
             var start = 0
@@ -116,6 +151,24 @@ struct BlockVectors: GraphDistanceSource {
                     }
                 }
                 start += n
+            }
+        }
+    }
+
+    /// The SQ8 path of ``distances(_:to:into:)``: the nodes' code rows through the integer kernel.
+    private func codeDistances(_ t: ScalarTraversal, _ levels: UnsafePointer<Int16>, _ nodes: UnsafeBufferPointer<UInt32>,
+                               _ out: UnsafeMutablePointer<Float>) throws {
+        let chunk = 64
+        try withUnsafeTemporaryAllocation(of: UnsafeRawPointer.self, capacity: chunk) { rows in
+            try withUnsafeTemporaryAllocation(of: Int32.self, capacity: chunk) { sums in
+                var start = 0
+                while start < nodes.count {
+                    let n = min(chunk, nodes.count - start)
+                    for j in 0..<n { rows[j] = try t.codes(nodes[start + j]) }
+                    t.quantizer.sums(levels, UnsafeBufferPointer(rebasing: rows[0..<n]), into: sums.baseAddress!)
+                    for j in 0..<n { out[start + j] = t.quantizer.distance(fromSum: sums[j]) }
+                    start += n
+                }
             }
         }
     }

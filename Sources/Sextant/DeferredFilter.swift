@@ -96,8 +96,8 @@ extension VectorCollection {
     func deferredPostFilterSearch(_ q: PreparedQuery, ef: Int, filter: BoundFilter, estimate: Int, live: Int, _ txn: Transaction,
                                   graph g: LMDBGraph, source src: BlockVectors, context: HNSWSearchContext) throws -> (TopK, String) {
         let width = Self.postFilterWidth(beam: max(ef, q.k), matches: estimate, live: live)
-        let found: [Neighbor] = try q.vector.withUnsafeBytes { qp in
-            try HNSW.search(BlockVectors.Query(pointer: qp.baseAddress!, inverseNorm: 1), k: width, ef: width,
+        let found: [Neighbor] = try src.withQuery(q.vector) { query in
+            try HNSW.search(query, k: width, ef: width,
                             storage: g, distances: src, context: context)
         }
         var check = RowCheck(collection: self, filter: filter, txn: txn)

@@ -26,8 +26,7 @@ extension VectorCollection {
     func graphSearch(_ q: PreparedQuery, ef: Int, allowed: Bitmap?, bits: DenseBitset? = nil, exhaustiveBelow: Int = 1000, _ txn: Transaction,
                      graph g: LMDBGraph, source src: BlockVectors, context: HNSWSearchContext) throws -> (TopK, String) {
         var detail = "graph"
-        let found: [Neighbor] = try q.vector.withUnsafeBytes { qp in
-            let query = BlockVectors.Query(pointer: qp.baseAddress!, inverseNorm: 1)
+        let found: [Neighbor] = try src.withQuery(q.vector) { query in
             if let allowed {
                 // Two hops only where a level-0 list (2m entries) is expected to hold fewer than
                 // two matches: above that, plain traversal keeps enough matching candidates and
@@ -61,8 +60,8 @@ extension VectorCollection {
         var rounds = 0
         while true {
             rounds += 1
-            let found: [Neighbor] = try q.vector.withUnsafeBytes { qp in
-                try HNSW.search(BlockVectors.Query(pointer: qp.baseAddress!, inverseNorm: 1), k: width, ef: width,
+            let found: [Neighbor] = try src.withQuery(q.vector) { query in
+                try HNSW.search(query, k: width, ef: width,
                                 storage: g, distances: src, context: context)
             }
             let kept = allowed.map { a in found.filter { a.contains(UInt32($0.id)) } } ?? found

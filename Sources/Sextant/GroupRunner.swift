@@ -80,7 +80,7 @@ struct GroupRunner {
         guard let g = try collection.graph(txn) else {
             throw SextantError(.notFound, "the graph of '\(collection.name)' was dropped during the search")
         }
-        let s = try collection.graphSource(txn)
+        let s = try collection.searchSource(txn)
         let c = collection.store.searchContexts.take()
         (graph, source, context) = (g, s, c)
         return (g, s, c)

@@ -2,7 +2,7 @@ import SextantKernels
 import SextantStorage
 
 // The secondary structures a write or delete keeps in step with the rows, one component each:
-// attribute postings and the live set, vector cells, PQ codes, the HNSW graph. The row records,
+// attribute postings and the live set, vector cells, PQ or SQ8 codes, the HNSW graph. The row records,
 // id map, vectors and free list are the primary data and stay with the writer
 // (VectorCollection.write / delete); each component is told of every row changed in the
 // transaction and writes its own records once, in `finish`.
@@ -43,6 +43,7 @@ struct IndexMaintenance {
         cells = cellQuantizer.map { CellPostings(c, txn, quantizer: $0) }
         if let cells { parts.append(cells) }
         if let pq = try c.quantizer(txn) { parts.append(CodeStore(c, txn, pq)) }
+        if let sq = try c.scalarQuantizer(txn) { parts.append(ScalarCodeStore(c, txn, sq)) }
         if try c.graphBuilt(txn) { parts.append(GraphLinks(c, txn)) }
         self.parts = parts
         needsOldVector = parts.contains { $0.needsOldVector }

@@ -8,9 +8,12 @@
 ///                                     ("fs" = 4-bit fast-scan layout)
 ///            | "OPQ" m                learned rotation before PQ with m sub-spaces
 ///            | "Refine"               re-rank candidates with full vectors
+///            | "SQ8"                  traverse the graph over 8-bit scalar codes, re-rank
+///                                     the beam with full vectors
 /// ```
 /// Component names are case-insensitive; ``description`` is the canonical spelling, which is
-/// what the store persists. At most one of each kind; OPQ and Refine require PQ.
+/// what the store persists. At most one of each kind; OPQ and Refine require PQ; SQ8 requires
+/// HNSW and excludes PQ (the codes of a collection are of one kind).
 public struct IndexRecipe: Sendable, Equatable, Hashable, CustomStringConvertible {
     /// One component of a recipe.
     public enum Component: Sendable, Equatable, Hashable {
@@ -24,6 +27,8 @@ public struct IndexRecipe: Sendable, Equatable, Hashable, CustomStringConvertibl
         case opq(m: Int)
         /// Re-rank code-scan candidates with full vectors.
         case refine
+        /// 8-bit scalar codes that graph traversal scores instead of the full vectors.
+        case sq8
     }
 
     /// The components in canonical order.
@@ -49,6 +54,8 @@ public struct IndexRecipe: Sendable, Equatable, Hashable, CustomStringConvertibl
                 comp = .flat
             } else if lower == "refine" {
                 comp = .refine
+            } else if lower == "sq8" {
+                comp = .sq8
             } else if lower.hasPrefix("hnsw") {
                 let rest = lower.dropFirst(4).split(separator: "_", omittingEmptySubsequences: false)
                 guard rest.count == 1 || rest.count == 2, let m = Int(rest[0]), (2...256).contains(m) else {
@@ -77,10 +84,10 @@ public struct IndexRecipe: Sendable, Equatable, Hashable, CustomStringConvertibl
                 if fs && m > 256 { throw fail("'fs' (fast-scan) with at most 256 sub-quantizers") }
                 comp = .pq(m: m, bits: bits, fastScan: fs)
             } else {
-                throw fail("Flat, HNSW<M>, PQ<m>x<bits>, OPQ<m> or Refine")
+                throw fail("Flat, HNSW<M>, PQ<m>x<bits>, OPQ<m>, Refine or SQ8")
             }
             func kind(_ c: Component) -> Int {
-                switch c { case .flat: 0; case .hnsw: 1; case .pq: 2; case .opq: 3; case .refine: 4 }
+                switch c { case .flat: 0; case .hnsw: 1; case .pq: 2; case .opq: 3; case .refine: 4; case .sq8: 5 }
             }
             if comps.contains(where: { kind($0) == kind(comp) }) { throw fail("each component at most once") }
             comps.append(comp)
@@ -93,12 +100,20 @@ public struct IndexRecipe: Sendable, Equatable, Hashable, CustomStringConvertibl
         if has({ if case .opq = $0 { true } else { false } }) && !hasPQ {
             throw SextantError(.invalidArgument, "index recipe '\(text)': OPQ needs a PQ component", context: ["expected": "PQ with OPQ"])
         }
+        if has({ $0 == .sq8 }) {
+            guard has({ if case .hnsw = $0 { true } else { false } }) else {
+                throw SextantError(.invalidArgument, "index recipe '\(text)': SQ8 needs an HNSW component", context: ["expected": "HNSW with SQ8"])
+            }
+            if hasPQ {
+                throw SextantError(.invalidArgument, "index recipe '\(text)': SQ8 and PQ cannot be combined", context: ["expected": "SQ8 or PQ"])
+            }
+        }
         if has({ $0 == .flat }) && comps.count > 1 {
             throw SextantError(.invalidArgument, "index recipe '\(text)': Flat stands alone", context: ["expected": "Flat alone"])
         }
-        // Canonical order: OPQ, HNSW, PQ, Refine.
+        // Canonical order: OPQ, HNSW, PQ, Refine, SQ8.
         func order(_ c: Component) -> Int {
-            switch c { case .opq: 0; case .flat: 1; case .hnsw: 2; case .pq: 3; case .refine: 4 }
+            switch c { case .opq: 0; case .flat: 1; case .hnsw: 2; case .pq: 3; case .refine: 4; case .sq8: 5 }
         }
         components = comps.sorted { order($0) < order($1) }
     }
@@ -112,6 +127,7 @@ public struct IndexRecipe: Sendable, Equatable, Hashable, CustomStringConvertibl
             case .pq(let m, let bits, let fs): "PQ\(m)x\(bits)" + (fs ? "fs" : "")
             case .opq(let m): "OPQ\(m)"
             case .refine: "Refine"
+            case .sq8: "SQ8"
             }
         }.joined(separator: ",")
     }

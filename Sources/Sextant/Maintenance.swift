@@ -312,7 +312,9 @@ extension Store {
     /// equal its vector encoded again (encoding is deterministic).
     func checkCodes(_ txn: Transaction, _ coll: VectorCollection, live: Set<UInt32>, deep: Bool, note: (String) -> Void) throws {
         let pq: ProductQuantizer?
-        do { pq = try coll.quantizer(txn) } catch { note("'\(coll.name)': \(error)"); return }
+        let sq: ScalarQuantizer?
+        do { (pq, sq) = (try coll.quantizer(txn), try coll.scalarQuantizer(txn)) } catch { note("'\(coll.name)': \(error)"); return }
+        if let sq { return try checkScalarCodes(txn, coll, sq, live: live, deep: deep, note: note) }
         guard let pq else {
             var stray = 0
             try txn.scan(db.codes, prefix: Keys.prefix(coll.info.id)) { _, _ in stray += 1; return true }
@@ -333,6 +335,24 @@ extension Store {
             if !codes.withUnsafeBytes({ memcmp($0.baseAddress!, p, pq.codeSize) == 0 }) { wrong += 1 }
         }
         if wrong > 0 { note("'\(coll.name)': \(wrong) rows' codes differ from their vectors' encoding") }
+    }
+
+    /// SQ8 codes: as PQ codes (every live row has them; deep: they equal its vector encoded again).
+    private func checkScalarCodes(_ txn: Transaction, _ coll: VectorCollection, _ sq: ScalarQuantizer, live: Set<UInt32>, deep: Bool,
+                                  note: (String) -> Void) throws {
+        let reader = SlotBlocks.Reader(coll.scalarCodeBlocks, txn: txn, slotBound: (live.max() ?? 0) + 1)
+        let vectors = SlotBlocks.Reader(coll.vectorBlocks, txn: txn, slotBound: (live.max() ?? 0) + 1)
+        var codes = [Int8](repeating: 0, count: coll.dimension)
+        var wrong = 0
+        for slot in live.sorted() {
+            let p: UnsafeRawPointer?
+            do { p = try reader.pointer(slot) } catch { note("'\(coll.name)': \(error)"); return }
+            guard let p else { note("'\(coll.name)': slot \(slot) has no SQ8 codes"); continue }
+            guard deep, let (_, x) = try? coll.vectorEntry(vectors, slot) else { continue }
+            sq.encode(x.assumingMemoryBound(to: Float.self), into: &codes)
+            if !codes.withUnsafeBytes({ memcmp($0.baseAddress!, p, coll.dimension) == 0 }) { wrong += 1 }
+        }
+        if wrong > 0 { note("'\(coll.name)': \(wrong) rows' SQ8 codes differ from their vectors' encoding") }
     }
 }
 

@@ -25,9 +25,9 @@ final class QuantizerCache: @unchecked Sendable {
 public struct IndexStatus: Sendable, Equatable {
     /// The recipe, canonical form.
     public var recipe: String
-    /// Whether the recipe asks for product quantization.
+    /// Whether the recipe asks for codes: product quantization or SQ8.
     public var wantsCodes: Bool
-    /// Whether codebooks are trained (rows then carry codes, kept up to date on every write).
+    /// Whether the quantizer is trained (rows then carry codes, kept up to date on every write).
     public var codesTrained: Bool
     /// Whether the recipe asks for an HNSW graph.
     public var wantsGraph: Bool
@@ -109,19 +109,21 @@ extension VectorCollection {
 
     /// The index build, checking `control` for cancellation up to its commit.
     func buildIndex(threads: Int?, control: OperationControl) throws {
-        guard pqComponent != nil || hnswComponent != nil else {
+        guard pqComponent != nil || hnswComponent != nil || sq8Component else {
             throw SextantError(.invalidArgument, "collection '\(name)' has index \(info.indexRecipe): nothing to build", context: ["collection": name])
         }
-        control.expect(steps: (pqComponent != nil ? 3 : 0) + (hnswComponent != nil ? 3 : 0) + 1)
+        control.expect(steps: (pqComponent != nil || sq8Component ? 3 : 0) + (hnswComponent != nil ? 3 : 0) + 1)
         // Codebooks are trained outside the write transaction (it takes seconds and must not
         // hold the writer); codes and graph are then written in one transaction.
         let pq = pqComponent != nil ? try trainCodebook(control: control) : nil
+        let sq = sq8Component ? try trainScalarQuantizer(control: control) : nil
         try control.checkCancellation("the index build")
         // Peak memory: each phase's pages, not those of the rows written or sampled before it.
         store.env.releaseMappedPages()
         try store.env.write { txn in
             _ = try state(txn)
             if let pq { try storeCodes(pq, txn, control: control) }
+            if let sq { try storeScalarCodes(sq, txn, control: control) }
             if hnswComponent != nil {
                 try buildGraph(txn, threads: max(1, threads ?? store.configuration.searchThreads), control: control)
             }
@@ -137,8 +139,26 @@ extension VectorCollection {
     /// Samples the rows (in a read transaction) and trains a codebook on them.
     func trainCodebook(control: OperationControl) throws -> ProductQuantizer? {
         guard let (m, bits, _) = pqComponent else { return nil }
+        let (sample, rows) = try trainingSample(control: control)
+        let n = sample.count / dimension
+        guard n >= 1 << bits else {
+            throw SextantError(.invalidArgument, "collection '\(name)' has \(rows) rows; PQ with \(bits)-bit codes needs at least \(1 << bits) to train", context: ["collection": name])
+        }
+        control.note("training \(m)x\(bits) codebooks on \(n) vectors")
+        return try control.phase(.training) {
+            do {
+                return try ProductQuantizer(training: sample, dimension: dimension, subspaceCount: m, bits: bits, metric: kernelMetric,
+                                            options: PQTrainingOptions(seed: UInt64(cid)))
+            } catch {
+                throw SextantError(.invalidArgument, "cannot train PQ\(m)x\(bits) for '\(name)': \(error)", context: ["collection": name])
+            }
+        }
+    }
+
+    /// A deterministic sample of at most 65,536 live rows' vectors (row-major) and the row count.
+    func trainingSample(control: OperationControl) throws -> (sample: [Float], rows: Int) {
         let sampleLimit = 65_536
-        let (sample, rows): ([Float], Int) = try store.env.read { txn in
+        return try store.env.read { txn in
             let st = try state(txn)
             let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
             let step = max(1, live.count / sampleLimit)
@@ -160,19 +180,6 @@ extension VectorCollection {
             control.finishPhase()
             return (out, Int(st.count))
         }
-        let n = sample.count / dimension
-        guard n >= 1 << bits else {
-            throw SextantError(.invalidArgument, "collection '\(name)' has \(rows) rows; PQ with \(bits)-bit codes needs at least \(1 << bits) to train", context: ["collection": name])
-        }
-        control.note("training \(m)x\(bits) codebooks on \(n) vectors")
-        return try control.phase(.training) {
-            do {
-                return try ProductQuantizer(training: sample, dimension: dimension, subspaceCount: m, bits: bits, metric: kernelMetric,
-                                            options: PQTrainingOptions(seed: UInt64(cid)))
-            } catch {
-                throw SextantError(.invalidArgument, "cannot train PQ\(m)x\(bits) for '\(name)': \(error)", context: ["collection": name])
-            }
-        }
     }
 
     /// Stores `pq` as the codebook (a new version) and encodes every live row with it.
@@ -187,14 +194,7 @@ extension VectorCollection {
         record += pq.serialized()
         try txn.put(db.index, key: indexKey("pq"), value: record)
         // Drop every old code block (a new codebook may have another code size).
-        try txn.withCursor(db.codes) { c in
-            let prefix = Keys.prefix(cid)
-            var more = try c.seek(prefix)
-            while more, c.key.starts(with: prefix) {
-                try c.deleteCurrent()
-                more = try c.seek(prefix)
-            }
-        }
+        try deleteRecords(db.codes, txn: txn)
         let writer = SlotBlocks.Writer(codeBlocks(pq))
         var codes = [UInt8](repeating: 0, count: pq.codeSize)
         let reader = try vectorReader(txn)
@@ -227,9 +227,11 @@ extension VectorCollection {
         try store.env.read { txn in
             let st = try state(txn)
             let pq = try quantizer(txn)
-            return IndexStatus(recipe: info.indexRecipe, wantsCodes: pqComponent != nil, codesTrained: pq != nil,
+            let sq = try scalarQuantizer(txn)
+            let trained = pq != nil || sq != nil
+            return IndexStatus(recipe: info.indexRecipe, wantsCodes: pqComponent != nil || sq8Component, codesTrained: trained,
                                wantsGraph: hnswComponent != nil, graphBuilt: try graphBuilt(txn),
-                               codeBytes: pq?.codeSize ?? 0, codedRows: pq == nil ? 0 : Int(st.count))
+                               codeBytes: pq?.codeSize ?? (sq != nil ? dimension : 0), codedRows: trained ? Int(st.count) : 0)
         }
     }
 

@@ -143,8 +143,8 @@ extension GroupRunner {
         -> ([TopK], [VectorCollection.QueryStats]) {
         let (gr, src, context) = try graphState()
         let before = context.distanceCount
-        let found: [Neighbor] = try t.vector.withUnsafeBytes { qp in
-            try HNSW.search(BlockVectors.Query(pointer: qp.baseAddress!, inverseNorm: 1), k: t.width, ef: t.width,
+        let found: [Neighbor] = try src.withQuery(t.vector) { query in
+            try HNSW.search(query, k: t.width, ef: t.width,
                             storage: gr, distances: src, context: context)
         }
         let shared = (context.distanceCount - before) / t.members.count

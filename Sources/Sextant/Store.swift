@@ -1,4 +1,5 @@
 import Foundation
+import SextantKernels
 import SextantStorage
 
 /// A Sextant store: one LMDB environment (a directory) holding any number of collections.
@@ -138,6 +139,10 @@ public final class Store: Sendable {
             throw SextantError(.invalidArgument, "dimension must be 1…\(CollectionInfo.maxDimension), got \(dimension)", context: ["collection": name])
         }
         let recipe = try IndexRecipe(parsing: indexRecipe ?? "Flat")
+        if recipe.components.contains(.sq8) && dimension > ScalarQuantizer.maxDimension {
+            throw SextantError(.invalidArgument, "SQ8 supports dimensions up to \(ScalarQuantizer.maxDimension), got \(dimension)",
+                               context: ["collection": name])
+        }
         let info = try env.write { txn in
             try register(txn, name) { id in
                 CollectionInfo(name: name, id: id, dimension: dimension, metric: metric, schema: schema,

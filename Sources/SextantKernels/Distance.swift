@@ -35,6 +35,10 @@ extension Distance {
     @inlinable
     public static func dot(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, dimension: Int) -> Float {
         precondition(dimension >= 0, "negative dimension")
+        // The AVX2 kernel sums in the same canonical order (tile_avx2.c): the same bits.
+        if dimension >= 16 && sextant_distance_dispatch() != 0 {
+            return sextant_pair_avx2(0, a.assumingMemoryBound(to: Float.self), b.assumingMemoryBound(to: Float.self), dimension)
+        }
         return _dot(a, b, dimension)
     }
 

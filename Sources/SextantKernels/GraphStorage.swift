@@ -137,11 +137,25 @@ public protocol GraphDistanceSource {
     /// A hint that `node` is about to be scored: a source in memory can ask the CPU to fetch
     /// the start of its vector. The default does nothing.
     func prefetch(_ node: UInt32)
+
+    /// A hint that `node`'s result distance is about to be computed (the default does nothing).
+    func prefetchResult(_ node: UInt32)
+
+    /// Whether searches re-rank their whole beam by ``resultDistance(_:to:)`` before taking the
+    /// best `k` (a source whose traversal distances are approximations, e.g. of quantized
+    /// codes), instead of re-scoring only the final `k`. The default is false.
+    var rescoresBeam: Bool { get }
 }
 
 extension GraphDistanceSource {
     @inlinable
     public func resultDistance(_ query: Query, to node: UInt32) throws -> Float? { nil }
+
+    @inlinable
+    public var rescoresBeam: Bool { false }
+
+    @inlinable @inline(__always)
+    public func prefetchResult(_ node: UInt32) {}
 
     @inlinable @inline(__always)
     public func prefetch(_ node: UInt32) {}

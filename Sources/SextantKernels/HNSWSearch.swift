@@ -139,7 +139,7 @@ extension HNSW {
         context.results.push(~key)
         try beamSearch(query, level: 0, ef: Swift.max(ef, k), storage: storage, distances: distances,
                        context: context, eligible: _EveryNode(), twoHop: false)
-        return try reported(context.takeResults(k), query, distances)
+        return try reportedBest(k, ef: ef, query, distances, context)
     }
 
     /// Filtered search: the best `min(k, matches)` nodes that pass `filter`.
@@ -205,7 +205,7 @@ extension HNSW {
         }
         try beamSearch(query, level: 0, ef: Swift.max(ef, k), storage: storage, distances: distances,
                        context: context, eligible: eligible, twoHop: twoHop)
-        let found = try reported(context.takeResults(k), query, distances)
+        let found = try reportedBest(k, ef: ef, query, distances, context)
         let wanted = Swift.min(k, matches ?? k)
         if found.count >= wanted {
             return HNSWSearchResult(neighbors: found, strategy: twoHop ? .graphTwoHop : .graph, isComplete: true)
@@ -217,6 +217,17 @@ extension HNSW {
         return HNSWSearchResult(neighbors: r, strategy: .exhaustive, isComplete: true)
     }
 
+    /// The best `k` of the beam in `context`, with the source's result distances: the whole
+    /// beam re-ranked when the source asks for it, else the traversal's best `k` re-scored.
+    @inlinable
+    static func reportedBest<D: GraphDistanceSource>(_ k: Int, ef: Int, _ query: D.Query, _ distances: D,
+                                                     _ context: HNSWSearchContext) throws -> [Neighbor] {
+        guard distances.rescoresBeam else { return try reported(context.takeResults(k), query, distances) }
+        var all = try reported(context.takeResults(Swift.max(ef, k)), query, distances)
+        if all.count > k { all.removeLast(all.count - k) }
+        return all
+    }
+
     /// `results` with the source's result distances (``GraphDistanceSource/resultDistance(_:to:)``)
     /// in place of the traversal's, best first again. Only the final `k` are rescored: the
     /// traversal's distances are within a few ulps of these, which can reorder near-ties but
@@ -225,6 +236,8 @@ extension HNSW {
     static func reported<D: GraphDistanceSource>(_ results: [Neighbor], _ query: D.Query, _ distances: D) throws -> [Neighbor] {
         var out = results
         var changed = false
+        // The results' rows are fetched together instead of one miss after another.
+        for r in results { distances.prefetchResult(UInt32(truncatingIfNeeded: r.id)) }
         for i in out.indices {
             guard let d = try distances.resultDistance(query, to: UInt32(truncatingIfNeeded: out[i].id)) else { return results }
             if d.bitPattern != out[i].distance.bitPattern {

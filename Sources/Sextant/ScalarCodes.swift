@@ -1,0 +1,132 @@
+import SextantKernels
+import SextantStorage
+
+// SQ8 recipes: 8-bit scalar codes of every row, which graph traversal scores instead of the
+// float32 vectors (a quarter of the bytes per visited node); searches re-rank their beam with
+// the full vectors. Stored like PQ codes, in the codes database (`dimension` bytes a slot); the
+// quantizer under the collection's `sq8` index key as `version u64 LE ‖ serialized`.
+
+extension VectorCollection {
+    var sq8Component: Bool { recipe.components.contains(.sq8) }
+
+    /// The trained scalar quantizer, or nil before training (or without SQ8).
+    func scalarQuantizer(_ txn: Transaction) throws -> ScalarQuantizer? {
+        guard sq8Component else { return nil }
+        let found: ScalarQuantizer?? = try txn.withValue(db.index, key: indexKey("sq8")) { v in
+            guard v.count > 8 else { throw SextantError(.corrupted, "SQ8 record has \(v.count) bytes", context: ["collection": name]) }
+            do { return try ScalarQuantizer(serialized: UnsafeRawBufferPointer(rebasing: v[8...])) } catch {
+                throw SextantError(.corrupted, "SQ8 quantizer of '\(name)' does not decode: \(error)", context: ["collection": name])
+            }
+        }
+        guard let sq = found ?? nil else { return nil }
+        guard sq.dimension == dimension else {
+            throw SextantError(.corrupted, "SQ8 quantizer of '\(name)' has dimension \(sq.dimension)", context: ["collection": name])
+        }
+        return sq
+    }
+
+    var scalarCodeBlocks: SlotBlocks { SlotBlocks(db: db.codes, cid: cid, stride: dimension) }
+
+    /// Trains the scalar quantizer on a sample of the rows (outside the write transaction).
+    func trainScalarQuantizer(control: OperationControl) throws -> ScalarQuantizer {
+        let (sample, rows) = try trainingSample(control: control)
+        guard rows > 0 else {
+            throw SextantError(.invalidArgument, "collection '\(name)' has no rows to train SQ8 on", context: ["collection": name])
+        }
+        control.note("training SQ8 on \(sample.count / dimension) vectors")
+        return try control.phase(.training) {
+            do {
+                return try ScalarQuantizer(training: sample, dimension: dimension, kind: metric == .l2 ? .l2 : .ip, normalizes: metric == .cosine)
+            } catch {
+                throw SextantError(.invalidArgument, "cannot train SQ8 for '\(name)': \(error)", context: ["collection": name])
+            }
+        }
+    }
+
+    /// Stores `sq` (a new version) and encodes every live row with it, replacing all codes.
+    func storeScalarCodes(_ sq: ScalarQuantizer, _ txn: Transaction, control: OperationControl) throws {
+        let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
+        control.note("encoding \(live.count) rows")
+        control.begin(.encoding, total: live.count)
+        let old: UInt64 = try txn.withValue(db.index, key: indexKey("sq8")) { v in
+            v.count >= 8 ? UInt64(littleEndian: v.loadUnaligned(as: UInt64.self)) : 0
+        } ?? 0
+        try txn.put(db.index, key: indexKey("sq8"), value: withUnsafeBytes(of: (old + 1).littleEndian) { Array($0) } + sq.serialized())
+        try deleteRecords(db.codes, txn: txn)
+        let writer = SlotBlocks.Writer(scalarCodeBlocks)
+        var codes = [Int8](repeating: 0, count: dimension)
+        let reader = try vectorReader(txn)
+        var i = 0
+        for slot in live {
+            if i & 4095 == 0 {
+                try control.checkCancellation("the index build")
+                control.report(i)
+            }
+            i += 1
+            let (_, x) = try vectorEntry(reader, slot)
+            sq.encode(x.assumingMemoryBound(to: Float.self), into: &codes)
+            try codes.withUnsafeBytes { try writer.set(txn, slot: slot, $0) }
+        }
+        try writer.flush(txn)
+        control.finishPhase()
+    }
+
+    /// Removes this collection's records from `database`.
+    func deleteRecords(_ database: Database, txn: Transaction) throws {
+        try txn.withCursor(database) { c in
+            let prefix = Keys.prefix(cid)
+            var more = try c.seek(prefix)
+            while more, c.key.starts(with: prefix) {
+                try c.deleteCurrent()
+                more = try c.seek(prefix)
+            }
+        }
+    }
+
+    /// The traversal's view of the codes in `txn` (nil without SQ8 or before training).
+    func scalarTraversal(_ txn: Transaction) throws -> ScalarTraversal? {
+        guard let sq = try scalarQuantizer(txn) else { return nil }
+        return ScalarTraversal(quantizer: sq, reader: SlotBlocks.Reader(scalarCodeBlocks, txn: txn, slotBound: try state(txn).nextSlot,
+                                                                       shared: store.blockPointers))
+    }
+}
+
+/// The codes a graph search traverses over: the quantizer and a reader of its code blocks.
+struct ScalarTraversal {
+    let quantizer: ScalarQuantizer
+    let reader: SlotBlocks.Reader
+
+    /// Where a node's codes are.
+    @inline(__always)
+    func codes(_ node: UInt32) throws -> UnsafeRawPointer {
+        guard let p = try reader.pointer(node) else {
+            throw SextantError(.corrupted, "graph node \(node) has no SQ8 codes", context: ["slot": String(node)])
+        }
+        return p
+    }
+}
+
+/// SQ8 codes, kept in step with the rows: every written row encoded, deleted rows' codes cleared.
+struct ScalarCodeStore: IndexMaintainer {
+    private let txn: Transaction
+    private let sq: ScalarQuantizer
+    private let writer: SlotBlocks.Writer
+    private var codes: [Int8]
+
+    init(_ c: VectorCollection, _ txn: Transaction, _ sq: ScalarQuantizer) {
+        (self.txn, self.sq) = (txn, sq)
+        writer = SlotBlocks.Writer(c.scalarCodeBlocks)
+        codes = [Int8](repeating: 0, count: sq.dimension)
+    }
+
+    var needsOldVector: Bool { false }
+
+    mutating func written(_ slot: UInt32, _ row: VectorCollection.PreparedRow, cell: Int?, replacing old: StoredRow?) throws {
+        row.vector.withUnsafeBufferPointer { sq.encode($0.baseAddress!, into: &codes) }
+        try codes.withUnsafeBytes { try writer.set(txn, slot: slot, $0) }
+    }
+
+    mutating func deleted(_ old: StoredRow) throws { try writer.clear(txn, slot: old.slot) }
+
+    mutating func finish() throws { try writer.flush(txn) }
+}
