@@ -105,19 +105,35 @@ public struct RecallModel: Sendable, Equatable {
         return cs.map { Self.recall($0, at: x) }.min()
     }
 
-    /// The smallest measured knob (scaled to `k`) at which `kind` is expected to reach
-    /// `target` at selectivity `s`, with that expected recall; nil when no measured setting
-    /// reaches it (the plan is then not eligible for this target).
+    /// The smallest knob (scaled to `k`) at which `kind` is expected to reach `target` at
+    /// selectivity `s`, with that expected recall; nil when no measured setting reaches it (the
+    /// plan is then not eligible for this target).
+    ///
+    /// Between the two measured knobs around the target the knob is read off the straight line
+    /// joining them: recall grows with diminishing returns as the beam or re-rank depth widens
+    /// (a concave curve), so the chord lies below it and the knob it gives errs on the wide side.
+    /// When the curve is not increasing there (the chord would not reach the target by that
+    /// knob), the measured knob stands.
     public func setting(_ kind: PlanKind, selectivity s: Double, k: Int, target: Double) -> (knob: Int, recall: Double)? {
         let cs = bracket(kind, s)
         guard !cs.isEmpty else { return nil }
-        var need = 0
+        func knob(_ x: Double) -> Int { max(k, Int((x * Double(max(k, Self.measuredK)) / Double(Self.measuredK)).rounded(.up))) }
+        var measured = 0
+        var interpolated = 0.0
         for c in cs {
-            guard let p = c.points.first(where: { $0.recall >= target }) else { return nil }
-            need = max(need, p.knob)
+            guard let i = c.points.firstIndex(where: { $0.recall >= target }) else { return nil }
+            let b = c.points[i]
+            measured = max(measured, b.knob)
+            var x = Double(b.knob)
+            if i > 0, case let a = c.points[i - 1], b.recall > a.recall {
+                x = Double(a.knob) + (target - a.recall) / (b.recall - a.recall) * Double(b.knob - a.knob)
+            }
+            interpolated = max(interpolated, x)
         }
-        let knob = max(k, Int((Double(need) * Double(max(k, Self.measuredK)) / Double(Self.measuredK)).rounded(.up)))
-        return (knob, expectedRecall(kind, selectivity: s, k: k, knob: knob) ?? 0)
+        let chosen = knob(interpolated)
+        if let r = expectedRecall(kind, selectivity: s, k: k, knob: chosen), r >= target { return (chosen, r) }
+        let fallback = knob(Double(measured))
+        return (fallback, expectedRecall(kind, selectivity: s, k: k, knob: fallback) ?? 0)
     }
 }
 

@@ -17,17 +17,22 @@ import SextantTestSupport
             ],
         ])
         #expect(model.curves[.filteredGraph]![1].points.map(\.recall) == [0.7, 0.85, 0.85, 0.97])
-        #expect(model.setting(.filteredGraph, selectivity: 1, k: 10, target: 0.95)?.knob == 32)
-        #expect(model.setting(.filteredGraph, selectivity: 0.1, k: 10, target: 0.95)?.knob == 128)
+        // Between the measured knobs around the target, the chord's knob: 16 + (0.05 / 0.06) · 16
+        // = 29.3 → 30 (expected 0.9525), and 64 + (0.10 / 0.12) · 64 = 117.3 → 118.
+        #expect(model.setting(.filteredGraph, selectivity: 1, k: 10, target: 0.95)?.knob == 30)
+        #expect(model.setting(.filteredGraph, selectivity: 1, k: 10, target: 0.95).map { $0.recall >= 0.95 } == true)
+        #expect(model.setting(.filteredGraph, selectivity: 0.1, k: 10, target: 0.95)?.knob == 118)
         // Between two bands the stricter one decides; below the lowest the lowest stands.
-        #expect(model.setting(.filteredGraph, selectivity: 0.3, k: 10, target: 0.95)?.knob == 128)
-        #expect(model.setting(.filteredGraph, selectivity: 0.001, k: 10, target: 0.95)?.knob == 128)
+        #expect(model.setting(.filteredGraph, selectivity: 0.3, k: 10, target: 0.95)?.knob == 118)
+        #expect(model.setting(.filteredGraph, selectivity: 0.001, k: 10, target: 0.95)?.knob == 118)
+        // A measured knob that reaches the target exactly is its own answer.
+        #expect(model.setting(.filteredGraph, selectivity: 1, k: 10, target: 0.96)?.knob == 32)
         // Nothing measured reaches 0.999: the plan is not eligible.
         #expect(model.setting(.filteredGraph, selectivity: 1, k: 10, target: 0.999) == nil)
         // k scales the knob; never below k.
-        #expect(model.setting(.filteredGraph, selectivity: 1, k: 20, target: 0.95)?.knob == 64)
+        #expect(model.setting(.filteredGraph, selectivity: 1, k: 20, target: 0.95)?.knob == 59)
         #expect(model.setting(.filteredGraph, selectivity: 1, k: 100, target: 0.5)?.knob == 160)
-        #expect(model.setting(.filteredGraph, selectivity: 1, k: 1, target: 0.95)?.knob == 32)
+        #expect(model.setting(.filteredGraph, selectivity: 1, k: 1, target: 0.95)?.knob == 30)
         #expect(model.expectedRecall(.filteredGraph, selectivity: 1, k: 1, knob: 32) == 0.96)
         // Expected recall interpolates between measured knobs and is the minimum of two bands.
         let r = try #require(model.expectedRecall(.filteredGraph, selectivity: 1, k: 10, knob: 48))
