@@ -1,3 +1,4 @@
+import CSextantSIMD
 import SextantKernels
 import SextantStorage
 
@@ -90,6 +91,14 @@ final class LMDBGraph: MutableGraphStorage {
             let l = Int(p.load(fromByteOffset: 2, as: UInt8.self))
             return l == 0 ? nil : l - 1
         }
+    }
+
+    /// The level-0 list of `node` (its count and `2M` slots), fetched ahead of its expansion.
+    /// Upper levels are few and small; pending (written) blocks are already in memory.
+    @inline(__always)
+    func prefetchNeighbors(of node: UInt32, level: Int) {
+        guard level == 0, pendingBlocks.isEmpty, node < nodeIDBound, let base = try? reader.blockPointer(blocks.block(of: node)) else { return }
+        sextant_prefetch(base + blocks.offset(node, region: 0), 4 + 8 * parameters.m)
     }
 
     @inline(__always)
