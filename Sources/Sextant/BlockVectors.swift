@@ -44,7 +44,7 @@ struct BlockVectors: GraphDistanceSource {
         }
     }
 
-    /// With SQ8 codes, the beam is re-ranked with the full vectors (its order is approximate).
+    /// With SQ8 codes, the head of the beam is re-ranked with the full vectors (its order is approximate).
     var rescoresBeam: Bool { traversal != nil }
 
     /// The node's vector and, for cosine only, its stored norm (the norms sit on other cache
