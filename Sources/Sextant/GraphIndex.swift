@@ -29,7 +29,8 @@ extension VectorCollection {
     /// The graph of a collection whose graph is built, else nil.
     func graph(_ txn: Transaction) throws -> LMDBGraph? {
         guard let params = hnswComponent, try graphBuilt(txn) else { return nil }
-        return try LMDBGraph(txn: txn, db: db, cid: cid, parameters: params, nodeIDBound: try state(txn).nextSlot)
+        return try LMDBGraph(txn: txn, db: db, cid: cid, parameters: params, nodeIDBound: try state(txn).nextSlot,
+                             shared: store.blockPointers)
     }
 
     /// A graph built in memory, not yet stored: node `i` is slot `slots[i]`.
@@ -104,7 +105,8 @@ extension VectorCollection {
                 }
             }
         }
-        let g = try LMDBGraph(txn: txn, db: db, cid: cid, parameters: params, nodeIDBound: try state(txn).nextSlot)
+        let g = try LMDBGraph(txn: txn, db: db, cid: cid, parameters: params, nodeIDBound: try state(txn).nextSlot,
+                             shared: store.blockPointers)
         var mapped = [UInt32]()
         for (i, slot) in slots.enumerated() {
             if i & 4095 == 0 {

@@ -32,7 +32,10 @@ final class LMDBGraph: MutableGraphStorage {
 
     static func entrySize(m: Int) -> Int { 4 + 8 * m }
 
-    init(txn: Transaction, db: Store.Databases, cid: UInt32, parameters: HNSWParameters, nodeIDBound: UInt32) throws {
+    /// `shared`: the store's block addresses, shared by the read transactions of one snapshot
+    /// (a search opens a graph per call; without it every call looked its blocks up again).
+    init(txn: Transaction, db: Store.Databases, cid: UInt32, parameters: HNSWParameters, nodeIDBound: UInt32,
+         shared: BlockPointerCache? = nil) throws {
         self.txn = txn
         self.cid = cid
         self.links = db.links
@@ -40,7 +43,7 @@ final class LMDBGraph: MutableGraphStorage {
         self.parameters = parameters
         self.nodeIDBound = nodeIDBound
         blocks = SlotBlocks(db: db.graph, cid: cid, stride: LMDBGraph.entrySize(m: parameters.m))
-        reader = SlotBlocks.Reader(blocks, txn: txn, slotBound: nodeIDBound)
+        reader = SlotBlocks.Reader(blocks, txn: txn, slotBound: nodeIDBound, shared: shared)
         entry = try LMDBGraph.readHeader(txn, db.index, cid: cid)?.entry
     }
 
