@@ -16,6 +16,10 @@ import SextantTestSupport
         defer { store.close() }
         let e = sextantError { try store.createCollection("c", dimension: 40_000, metric: .l2, indexRecipe: "HNSW8,SQ8") }
         #expect(e?.code == .invalidArgument)
+        // A multi-vector collection's encoding likewise (40 · 2^10 · 1 = 40,960 dimensions).
+        let fde = FDEParameters(tokenDimension: 4, repetitions: 40, simhashBits: 10, projectionDimension: 1, finalDimension: nil, seed: 1)
+        #expect(sextantError { try store.createMultiVectorCollection("m", fde: fde, indexRecipe: "HNSW8,SQ8") }?.code == .invalidArgument)
+        #expect(try store.createMultiVectorCollection("m", fde: fde, indexRecipe: "HNSW8").dimension == 40_960)
     }
 
     @Test(arguments: [Metric.l2, .ip, .cosine])

@@ -97,6 +97,10 @@ extension Store {
             throw SextantError(.readOnly, "the store is read-only", context: ["collection": name])
         }
         let recipe = try IndexRecipe(parsing: indexRecipe ?? "Flat")
+        if recipe.components.contains(.sq8) && fde.dimension > ScalarQuantizer.maxDimension {
+            throw SextantError(.invalidArgument, "SQ8 supports dimensions up to \(ScalarQuantizer.maxDimension); the encoding has \(fde.dimension)",
+                               context: ["collection": name])
+        }
         let info = try env.write { txn in
             try register(txn, name) { id in
                 var info = CollectionInfo(name: name, id: id, dimension: fde.dimension, metric: .ip, schema: schema,
