@@ -143,16 +143,28 @@ struct Child {
         print("partition crash campaign: 7 kills and a completed run; outcomes \(outcomes.sorted { $0.key < $1.key }); check --deep passed after each")
     }
 
-    @Test func graphWritersKilledAtRandomLoseNothingAcknowledged() throws {
+    /// With SQ8 too: the writer's codes are written in the same transactions as its rows.
+    @Test(arguments: ["HNSW4_32", "HNSW4_32,SQ8"])
+    func graphWritersKilledAtRandomLoseNothingAcknowledged(recipe: String) throws {
         guard CrashTests.sextantBinary != nil else { print("graph crash campaign: no sextant binary; skipped"); return }
-        let dir = temporaryStorePath("graph-campaign")
+        let sq8 = recipe.hasSuffix("SQ8")
+        let dir = temporaryStorePath(sq8 ? "graph-campaign-sq8" : "graph-campaign")
         let dim = 8
-        var rng = SeededRandom(seed: 77)
+        var rng = SeededRandom(seed: sq8 ? 78 : 77)
         var acknowledged = 0, found = 0
-        for trial in 0..<CampaignTests.graphCrashTrials {
+        if sq8 {
+            // SQ8 trains on rows: 300 of them, with ids outside the writer's id space.
+            #expect(try CrashTests.run(["generate", dir + "/data", "--rows", "300", "--dim", String(dim), "--queries", "0"]) == 0)
+            try (0..<300).map { String(1_000_000 + $0) }.joined(separator: "\n").write(toFile: dir + "/ids.txt", atomically: true, encoding: .utf8)
+        }
+        for trial in 0..<(sq8 ? max(1, CampaignTests.graphCrashTrials / 2) : CampaignTests.graphCrashTrials) {
             let db = "\(dir)/db\(trial)"
-            #expect(try CrashTests.run(["create", db, "c", "--dim", String(dim), "--metric", "l2", "--index", "HNSW4_32", "--schema", StressWorkload.schema.spelling]) == 0)
-            #expect(try CrashTests.run(["index", db, "c"]) == 0)  // an empty graph: rows are linked as written
+            #expect(try CrashTests.run(["create", db, "c", "--dim", String(dim), "--metric", "l2", "--index", recipe, "--schema", StressWorkload.schema.spelling]) == 0)
+            if sq8 {
+                #expect(try CrashTests.run(["import", db, "c", "--vectors", dir + "/data/base.fvecs", "--ids", dir + "/ids.txt"]) == 0)
+            } else {
+                #expect(try CrashTests.run(["index", db, "c"]) == 0)  // an empty graph: rows are linked as written
+            }
             let seed = UInt64(trial + 1000)
             let w = try Child(["stress", db, "c", "--mode", "write", "--seed", String(seed)])
             usleep(UInt32(20_000 + rng.next() % 400_000))
@@ -179,7 +191,7 @@ struct Child {
             }
             try? FileManager.default.removeItem(atPath: db)
         }
-        print("graph crash campaign: \(CampaignTests.graphCrashTrials) writers killed with SIGKILL, \(acknowledged) acknowledged steps, \(found) acknowledged rows found by graph search, check --deep passed after each")
+        print("graph crash campaign (\(recipe)): writers killed with SIGKILL, \(acknowledged) acknowledged steps, \(found) acknowledged rows found by graph search, check --deep passed after each")
     }
 
     /// Four reader processes query while a writer process imports: no errors, no torn snapshot.
