@@ -150,7 +150,7 @@ extension VectorCollection {
         p.nextSlot = try state(txn).nextSlot
         p.hasGraph = try graphBuilt(txn)
         p.hasCodes = try quantizer(txn) != nil
-        p.live = try IndexReader(txn: txn, db: db.postings, cid: cid).live().count
+        p.live = try match(txn, nil).slots.count
         // A Flat collection needs the model only to weigh a partition-major pass.
         if p.hasGraph || p.hasCodes || grouping.members.count > 1 {
             let t = monotonicSeconds()

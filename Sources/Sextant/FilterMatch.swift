@@ -17,11 +17,14 @@ extension VectorCollection {
     /// The exact set of live slots satisfying `filter`: the index's proven matches plus the
     /// undecided rows that pass a check against their stored attributes.
     func match(_ txn: Transaction, _ filter: BoundFilter?, explain: Bool = false) throws -> FilterMatch {
-        // Workloads repeat predicates: a result evaluated in the same snapshot is reused.
+        // Workloads repeat predicates: a result evaluated in the same snapshot is reused. No
+        // predicate is every live row, cached as TRUE (an unfiltered search read and decoded the
+        // whole live set on every call: 128 KB at a million rows).
         let snapshot = txn.isWritable ? nil : txn.snapshotID
-        if !explain, let snapshot, let filter, let hit = store.filterCache.get(cid, filter.predicate, snapshot: snapshot) { return hit }
+        let key = filter?.predicate ?? .matchAll
+        if !explain, let snapshot, let hit = store.filterCache.get(cid, key, snapshot: snapshot) { return hit }
         let m = try evaluateMatch(txn, filter, explain: explain)
-        if !explain, let snapshot, let filter { store.filterCache.put(cid, filter.predicate, snapshot: snapshot, m) }
+        if !explain, let snapshot { store.filterCache.put(cid, key, snapshot: snapshot, m) }
         return m
     }
 
