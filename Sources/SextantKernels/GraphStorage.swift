@@ -141,7 +141,7 @@ public protocol GraphDistanceSource {
     /// A hint that `node`'s result distance is about to be computed (the default does nothing).
     func prefetchResult(_ node: UInt32)
 
-    /// Whether searches re-rank the head of their beam (its best `max(4k, 32)`) by
+    /// Whether searches re-rank the head of their beam (its best `max(2k, 20)`) by
     /// ``resultDistance(_:to:)`` before taking the best `k` (a source whose traversal distances are approximations, e.g. of quantized
     /// codes), instead of re-scoring only the final `k`. The default is false.
     var rescoresBeam: Bool { get }

@@ -218,14 +218,14 @@ extension HNSW {
     }
 
     /// The best `k` of the beam in `context`, with the source's result distances: when the
-    /// source asks for it, the beam's best `max(4k, 32)` (at most the beam) re-ranked — the
+    /// source asks for it, the beam's best `max(2k, 20)` (at most the beam) re-ranked — the
     /// traversal's order is approximate but close, and a row of the true best `k` ranked below
     /// that by it is rare — else the traversal's best `k` re-scored.
     @inlinable
     static func reportedBest<D: GraphDistanceSource>(_ k: Int, ef: Int, _ query: D.Query, _ distances: D,
                                                      _ context: HNSWSearchContext) throws -> [Neighbor] {
         guard distances.rescoresBeam else { return try reported(context.takeResults(k), query, distances) }
-        var all = try reported(context.takeResults(Swift.min(Swift.max(ef, k), Swift.max(4 * k, 32))), query, distances)
+        var all = try reported(context.takeResults(Swift.min(Swift.max(ef, k), Swift.max(2 * k, 20))), query, distances)
         if all.count > k { all.removeLast(all.count - k) }
         return all
     }
