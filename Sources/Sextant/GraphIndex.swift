@@ -95,16 +95,7 @@ extension VectorCollection {
         let slots = pending.slots, built = pending.graph
         control.begin(.storing, total: slots.count)
         // Replace whatever graph there was.
-        for d in [db.graph, db.links] {
-            try txn.withCursor(d) { c in
-                let prefix = Keys.prefix(cid)
-                var more = try c.seek(prefix)
-                while more, c.key.starts(with: prefix) {
-                    try c.deleteCurrent()
-                    more = try c.seek(prefix)
-                }
-            }
-        }
+        for d in [db.graph, db.links] { try txn.deleteAll(d, prefix: Keys.prefix(cid)) }
         let g = try LMDBGraph(txn: txn, db: db, cid: cid, parameters: params, nodeIDBound: try state(txn).nextSlot,
                              shared: store.blockPointers)
         var mapped = [UInt32]()

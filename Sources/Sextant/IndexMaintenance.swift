@@ -43,7 +43,7 @@ struct IndexMaintenance {
         cells = cellQuantizer.map { CellPostings(c, txn, quantizer: $0) }
         if let cells { parts.append(cells) }
         if let pq = try c.quantizer(txn) { parts.append(CodeStore(c, txn, pq)) }
-        if let sq = try c.scalarQuantizer(txn) { parts.append(ScalarCodeStore(c, txn, sq)) }
+        if let sq = try c.scalarQuantizer(txn) { parts.append(CodeStore(c, txn, sq)) }
         if try c.graphBuilt(txn) { parts.append(GraphLinks(c, txn)) }
         self.parts = parts
         needsOldVector = parts.contains { $0.needsOldVector }
@@ -130,25 +130,36 @@ struct CellPostings: IndexMaintainer {
     mutating func finish() throws { try delta.apply(txn, collection.db.postings) }
 }
 
-/// PQ codes: once codebooks are trained, every written row gets its codes in the same
-/// transaction.
+/// PQ or SQ8 codes: once the quantizer is trained, every written row gets its codes in the
+/// same transaction, and a deleted row's codes go with it.
 struct CodeStore: IndexMaintainer {
-    private let collection: VectorCollection
     private let txn: Transaction
-    private let pq: ProductQuantizer
     private let writer: SlotBlocks.Writer
     private var codes: [UInt8]
+    private let encode: ([Float], inout [UInt8]) throws -> Void
 
     init(_ c: VectorCollection, _ txn: Transaction, _ pq: ProductQuantizer) {
-        (collection, self.txn, self.pq) = (c, txn, pq)
-        writer = SlotBlocks.Writer(c.codeBlocks(pq))
-        codes = [UInt8](repeating: 0, count: pq.codeSize)
+        self.init(txn, c.codeBlocks(pq), codeSize: pq.codeSize) { v, out in try c.encode(pq, v, into: &out) }
+    }
+
+    init(_ c: VectorCollection, _ txn: Transaction, _ sq: ScalarQuantizer) {
+        self.init(txn, c.scalarCodeBlocks, codeSize: sq.dimension) { v, out in
+            v.withUnsafeBufferPointer { x in
+                out.withUnsafeMutableBytes { sq.encode(x.baseAddress!, into: $0.baseAddress!.assumingMemoryBound(to: Int8.self)) }
+            }
+        }
+    }
+
+    private init(_ txn: Transaction, _ blocks: SlotBlocks, codeSize: Int, encode: @escaping ([Float], inout [UInt8]) throws -> Void) {
+        (self.txn, self.encode) = (txn, encode)
+        writer = SlotBlocks.Writer(blocks)
+        codes = [UInt8](repeating: 0, count: codeSize)
     }
 
     var needsOldVector: Bool { false }
 
     mutating func written(_ slot: UInt32, _ row: VectorCollection.PreparedRow, cell: Int?, replacing old: StoredRow?) throws {
-        try collection.encode(pq, row.vector, into: &codes)
+        try encode(row.vector, &codes)
         try codes.withUnsafeBytes { try writer.set(txn, slot: slot, $0) }
     }
 

@@ -308,51 +308,39 @@ extension AttributeIndex {
 }
 
 extension Store {
-    /// With trained codebooks: every live row's code block exists; with `deep`, each row's codes
-    /// equal its vector encoded again (encoding is deterministic).
+    /// With a trained quantizer (PQ or SQ8): every live row's codes exist; with `deep`, each
+    /// row's codes equal its vector encoded again (encoding is deterministic).
     func checkCodes(_ txn: Transaction, _ coll: VectorCollection, live: Set<UInt32>, deep: Bool, note: (String) -> Void) throws {
         let pq: ProductQuantizer?
         let sq: ScalarQuantizer?
         do { (pq, sq) = (try coll.quantizer(txn), try coll.scalarQuantizer(txn)) } catch { note("'\(coll.name)': \(error)"); return }
-        if let sq { return try checkScalarCodes(txn, coll, sq, live: live, deep: deep, note: note) }
-        guard let pq else {
+        let blocks: SlotBlocks
+        var codes: [UInt8]
+        let encode: (UnsafeRawPointer, inout [UInt8]) throws -> Void
+        if let sq {
+            (blocks, codes) = (coll.scalarCodeBlocks, [UInt8](repeating: 0, count: coll.dimension))
+            encode = { x, out in out.withUnsafeMutableBytes { sq.encode(x.assumingMemoryBound(to: Float.self), into: $0.baseAddress!.assumingMemoryBound(to: Int8.self)) } }
+        } else if let pq {
+            (blocks, codes) = (coll.codeBlocks(pq), [UInt8](repeating: 0, count: pq.codeSize))
+            encode = { x, out in try coll.encode(pq, VectorCollection.floats(x, coll.dimension), into: &out) }
+        } else {
             var stray = 0
             try txn.scan(db.codes, prefix: Keys.prefix(coll.info.id)) { _, _ in stray += 1; return true }
             if stray > 0 { note("'\(coll.name)': \(stray) code blocks but no codebook") }
             return
         }
-        let reader = SlotBlocks.Reader(coll.codeBlocks(pq), txn: txn, slotBound: (live.max() ?? 0) + 1)
+        let reader = SlotBlocks.Reader(blocks, txn: txn, slotBound: (live.max() ?? 0) + 1)
         let vectors = SlotBlocks.Reader(coll.vectorBlocks, txn: txn, slotBound: (live.max() ?? 0) + 1)
-        var codes = [UInt8](repeating: 0, count: pq.codeSize)
         var wrong = 0
         for slot in live.sorted() {
             let p: UnsafeRawPointer?
             do { p = try reader.pointer(slot) } catch { note("'\(coll.name)': \(error)"); return }
             guard let p else { note("'\(coll.name)': slot \(slot) has no codes"); continue }
-            guard deep else { continue }
-            guard let (_, x) = try? coll.vectorEntry(vectors, slot) else { continue }
-            try coll.encode(pq, VectorCollection.floats(x, coll.dimension), into: &codes)
-            if !codes.withUnsafeBytes({ memcmp($0.baseAddress!, p, pq.codeSize) == 0 }) { wrong += 1 }
+            guard deep, let (_, x) = try? coll.vectorEntry(vectors, slot) else { continue }
+            try encode(x, &codes)
+            if !codes.withUnsafeBytes({ memcmp($0.baseAddress!, p, codes.count) == 0 }) { wrong += 1 }
         }
         if wrong > 0 { note("'\(coll.name)': \(wrong) rows' codes differ from their vectors' encoding") }
-    }
-
-    /// SQ8 codes: as PQ codes (every live row has them; deep: they equal its vector encoded again).
-    private func checkScalarCodes(_ txn: Transaction, _ coll: VectorCollection, _ sq: ScalarQuantizer, live: Set<UInt32>, deep: Bool,
-                                  note: (String) -> Void) throws {
-        let reader = SlotBlocks.Reader(coll.scalarCodeBlocks, txn: txn, slotBound: (live.max() ?? 0) + 1)
-        let vectors = SlotBlocks.Reader(coll.vectorBlocks, txn: txn, slotBound: (live.max() ?? 0) + 1)
-        var codes = [Int8](repeating: 0, count: coll.dimension)
-        var wrong = 0
-        for slot in live.sorted() {
-            let p: UnsafeRawPointer?
-            do { p = try reader.pointer(slot) } catch { note("'\(coll.name)': \(error)"); return }
-            guard let p else { note("'\(coll.name)': slot \(slot) has no SQ8 codes"); continue }
-            guard deep, let (_, x) = try? coll.vectorEntry(vectors, slot) else { continue }
-            sq.encode(x.assumingMemoryBound(to: Float.self), into: &codes)
-            if !codes.withUnsafeBytes({ memcmp($0.baseAddress!, p, coll.dimension) == 0 }) { wrong += 1 }
-        }
-        if wrong > 0 { note("'\(coll.name)': \(wrong) rows' SQ8 codes differ from their vectors' encoding") }
     }
 }
 

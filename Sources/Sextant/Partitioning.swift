@@ -355,15 +355,8 @@ extension VectorCollection {
     /// Removes every row of the collection (ids, rows, vectors, free list, postings, codes,
     /// graph) and resets its counters; the catalog entry, codebook, layout and cost model stay.
     private func clearRows(_ txn: Transaction) throws {
-        let prefix = Keys.prefix(cid)
         for d in [db.ids, db.rows, db.vectors, db.free, db.postings, db.codes, db.graph, db.links] {
-            try txn.withCursor(d) { c in
-                var more = try c.seek(prefix)
-                while more, c.key.count >= 4, c.key.starts(with: prefix) {
-                    try c.deleteCurrent()
-                    more = try c.seek(prefix)
-                }
-            }
+            try txn.deleteAll(d, prefix: Keys.prefix(cid))
         }
         _ = try txn.delete(db.index, key: indexKey("hnsw"))
         try CollectionState(count: 0, nextSlot: 0).write(txn, db.state, cid: cid)

@@ -184,19 +184,28 @@ extension VectorCollection {
 
     /// Stores `pq` as the codebook (a new version) and encodes every live row with it.
     func storeCodes(_ pq: ProductQuantizer, _ txn: Transaction, control: OperationControl) throws {
+        var codes = [UInt8](repeating: 0, count: pq.codeSize)
+        try storeQuantizer(key: "pq", pq.serialized(), codes: codeBlocks(pq), txn, control: control) { x in
+            try encode(pq, VectorCollection.floats(x, dimension), into: &codes)
+            return codes
+        }
+    }
+
+    /// Stores a quantizer under index key `key` (`version u64 LE ‖ serialized`, the version one
+    /// past the old record's) and replaces every code block with each live row's `encode` of
+    /// its vector (the codes of PQ and SQ8 share the codes database; a new quantizer may have
+    /// another code size).
+    func storeQuantizer(key: String, _ serialized: [UInt8], codes: SlotBlocks, _ txn: Transaction, control: OperationControl,
+                        encode: (UnsafeRawPointer) throws -> [UInt8]) throws {
         let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
         control.note("encoding \(live.count) rows")
         control.begin(.encoding, total: live.count)
-        let old: UInt64 = try txn.withValue(db.index, key: indexKey("pq")) { v in
+        let old: UInt64 = try txn.withValue(db.index, key: indexKey(key)) { v in
             v.count >= 8 ? UInt64(littleEndian: v.loadUnaligned(as: UInt64.self)) : 0
         } ?? 0
-        var record = withUnsafeBytes(of: (old + 1).littleEndian) { Array($0) }
-        record += pq.serialized()
-        try txn.put(db.index, key: indexKey("pq"), value: record)
-        // Drop every old code block (a new codebook may have another code size).
-        try deleteRecords(db.codes, txn: txn)
-        let writer = SlotBlocks.Writer(codeBlocks(pq))
-        var codes = [UInt8](repeating: 0, count: pq.codeSize)
+        try txn.put(db.index, key: indexKey(key), value: withUnsafeBytes(of: (old + 1).littleEndian) { Array($0) } + serialized)
+        try txn.deleteAll(db.codes, prefix: Keys.prefix(cid))
+        let writer = SlotBlocks.Writer(codes)
         let reader = try vectorReader(txn)
         var i = 0
         for slot in live {
@@ -206,8 +215,7 @@ extension VectorCollection {
             }
             i += 1
             let (_, x) = try vectorEntry(reader, slot)
-            try encode(pq, VectorCollection.floats(x, dimension), into: &codes)
-            try codes.withUnsafeBytes { try writer.set(txn, slot: slot, $0) }
+            try encode(x).withUnsafeBytes { try writer.set(txn, slot: slot, $0) }
         }
         try writer.flush(txn)
         control.finishPhase()

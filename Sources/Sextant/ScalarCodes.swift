@@ -45,41 +45,10 @@ extension VectorCollection {
 
     /// Stores `sq` (a new version) and encodes every live row with it, replacing all codes.
     func storeScalarCodes(_ sq: ScalarQuantizer, _ txn: Transaction, control: OperationControl) throws {
-        let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
-        control.note("encoding \(live.count) rows")
-        control.begin(.encoding, total: live.count)
-        let old: UInt64 = try txn.withValue(db.index, key: indexKey("sq8")) { v in
-            v.count >= 8 ? UInt64(littleEndian: v.loadUnaligned(as: UInt64.self)) : 0
-        } ?? 0
-        try txn.put(db.index, key: indexKey("sq8"), value: withUnsafeBytes(of: (old + 1).littleEndian) { Array($0) } + sq.serialized())
-        try deleteRecords(db.codes, txn: txn)
-        let writer = SlotBlocks.Writer(scalarCodeBlocks)
-        var codes = [Int8](repeating: 0, count: dimension)
-        let reader = try vectorReader(txn)
-        var i = 0
-        for slot in live {
-            if i & 4095 == 0 {
-                try control.checkCancellation("the index build")
-                control.report(i)
-            }
-            i += 1
-            let (_, x) = try vectorEntry(reader, slot)
-            sq.encode(x.assumingMemoryBound(to: Float.self), into: &codes)
-            try codes.withUnsafeBytes { try writer.set(txn, slot: slot, $0) }
-        }
-        try writer.flush(txn)
-        control.finishPhase()
-    }
-
-    /// Removes this collection's records from `database`.
-    func deleteRecords(_ database: Database, txn: Transaction) throws {
-        try txn.withCursor(database) { c in
-            let prefix = Keys.prefix(cid)
-            var more = try c.seek(prefix)
-            while more, c.key.starts(with: prefix) {
-                try c.deleteCurrent()
-                more = try c.seek(prefix)
-            }
+        var codes = [UInt8](repeating: 0, count: dimension)
+        try storeQuantizer(key: "sq8", sq.serialized(), codes: scalarCodeBlocks, txn, control: control) { x in
+            codes.withUnsafeMutableBytes { sq.encode(x.assumingMemoryBound(to: Float.self), into: $0.baseAddress!.assumingMemoryBound(to: Int8.self)) }
+            return codes
         }
     }
 
@@ -104,29 +73,4 @@ struct ScalarTraversal {
         }
         return p
     }
-}
-
-/// SQ8 codes, kept in step with the rows: every written row encoded, deleted rows' codes cleared.
-struct ScalarCodeStore: IndexMaintainer {
-    private let txn: Transaction
-    private let sq: ScalarQuantizer
-    private let writer: SlotBlocks.Writer
-    private var codes: [Int8]
-
-    init(_ c: VectorCollection, _ txn: Transaction, _ sq: ScalarQuantizer) {
-        (self.txn, self.sq) = (txn, sq)
-        writer = SlotBlocks.Writer(c.scalarCodeBlocks)
-        codes = [Int8](repeating: 0, count: sq.dimension)
-    }
-
-    var needsOldVector: Bool { false }
-
-    mutating func written(_ slot: UInt32, _ row: VectorCollection.PreparedRow, cell: Int?, replacing old: StoredRow?) throws {
-        row.vector.withUnsafeBufferPointer { sq.encode($0.baseAddress!, into: &codes) }
-        try codes.withUnsafeBytes { try writer.set(txn, slot: slot, $0) }
-    }
-
-    mutating func deleted(_ old: StoredRow) throws { try writer.clear(txn, slot: old.slot) }
-
-    mutating func finish() throws { try writer.flush(txn) }
 }

@@ -218,13 +218,7 @@ public final class Store: Sendable {
             }
             let prefix = Keys.prefix(info.id)
             for d in [db.ids, db.rows, db.vectors, db.free, db.postings, db.codes, db.index, db.graph, db.links] + (db.tokens.map { [$0] } ?? []) {
-                try txn.withCursor(d) { c in
-                    var more = try c.seek(prefix)
-                    while more, c.key.count >= 4, c.key.starts(with: prefix) {
-                        try c.deleteCurrent()
-                        more = try c.seek(prefix)
-                    }
-                }
+                try txn.deleteAll(d, prefix: prefix)
             }
             try txn.delete(db.state, key: prefix)
             try txn.delete(db.meta, key: Store.catalogKey(name))

@@ -163,6 +163,17 @@ package final class Transaction {
         return try body(cursor)
     }
 
+    /// Deletes every entry of `db` whose key starts with `prefix` (a write transaction's).
+    package func deleteAll(_ db: Database, prefix: [UInt8]) throws {
+        try withCursor(db) { c in
+            var more = try c.seek(prefix)
+            while more, c.key.starts(with: prefix) {
+                try c.deleteCurrent()
+                more = try c.seek(prefix)
+            }
+        }
+    }
+
     /// Visits entries in key order from the first key `>= start` while `body` returns true.
     /// The buffers are valid only during each call.
     package func scan(
