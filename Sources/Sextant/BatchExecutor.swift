@@ -26,8 +26,11 @@ extension VectorCollection {
     struct BatchGrouping {
         /// Queries of each group (same predicate, and same probed cells when probing).
         var members: [[PreparedQuery]] = []
-        /// Per group, the cells nearest its first query (probing only).
+        /// Per group, the probed cells nearest its first query, nearest first, and that query's
+        /// distance to every cell (probing only: further cells are taken in that order when the
+        /// probed ones hold fewer than k matches).
         var cellOrder: [[Int]] = []
+        var cellDistances: [[Float]] = []
         var groupOfQuery: [Int]
         /// For a query identical to an earlier one (vector bits, k, predicate), that query.
         var duplicateOf: [Int?]
@@ -124,9 +127,11 @@ extension VectorCollection {
             firstWith[identity] = q.index
             var key = GroupKey(predicate: q.predicateID, cells: nil)
             var order: [Int] = []
+            var distances: [Float] = []
             if let cq = out.cellQuantizer, let probes = options.probes {
-                order = cq.nearest(q.vector, count: cq.cells)
-                key.cells = order.prefix(probes).sorted()
+                distances = cq.distances(to: q.vector)
+                order = CoarseQuantizer.nearest(distances, count: probes)
+                key.cells = order.sorted()
             }
             let g: Int
             if let e = groupIndex[key] { g = e } else {
@@ -134,6 +139,7 @@ extension VectorCollection {
                 groupIndex[key] = g
                 out.members.append([])
                 out.cellOrder.append(order)
+                out.cellDistances.append(distances)
             }
             out.members[g].append(q)
             out.groupOfQuery[q.index] = g
@@ -200,19 +206,30 @@ extension VectorCollection {
         let m = try match(txn, group[0].filter)
         var rows = m.slots
         var probed: [Int]? = nil
-        if grouping.cellQuantizer != nil, let probes = options.probes {
-            // The probed cells' matches; further cells in the group's order while they
-            // hold fewer than k of the matches (never fewer than min(k, matches) rows).
+        if let cq = grouping.cellQuantizer {
+            // The probed cells' matches, cell by cell (cells are disjoint); further cells,
+            // nearest first, while they hold fewer than k of the matches (never fewer than
+            // min(k, matches) rows).
             let need = min(group.map(\.k).max() ?? 1, m.slots.count)
             var inCells = Bitmap()
+            var found = 0
             var taken: [Int] = []
-            for c in grouping.cellOrder[g] {
-                if taken.count >= probes && m.slots.intersectionCount(inCells) >= need { break }
-                inCells.formUnion(try reader.cell(c))
+            func take(_ c: Int) throws {
+                let part = m.slots.intersection(try cellSlots(txn, c, reader: reader))
+                found += part.count
+                inCells.formUnion(part)
                 taken.append(c)
             }
-            rows.formIntersection(inCells)
-            probed = taken.count == grouping.cellOrder[g].count ? nil : taken.sorted()
+            for c in grouping.cellOrder[g] { try take(c) }
+            if found < need {
+                let probed = Set(taken)
+                for c in CoarseQuantizer.nearest(grouping.cellDistances[g], count: cq.cells) where !probed.contains(c) {
+                    if found >= need { break }
+                    try take(c)
+                }
+            }
+            rows = inCells
+            probed = taken.count == cq.cells ? nil : taken.sorted()
         }
         return GroupRows(candidates: rows, estimated: nil, cells: probed)
     }

@@ -29,8 +29,25 @@ extension VectorCollection {
                                 quantizer: layout.cells > 0 ? try coarseQuantizer(txn) : nil)
     }
 
-    /// The coarse quantizer of the collection's layout (stored under its `cells` key), or nil.
+    /// The coarse quantizer of the collection's layout (stored under its `cells` key), or nil;
+    /// decoded once per read snapshot.
     func coarseQuantizer(_ txn: Transaction) throws -> CoarseQuantizer? {
+        if txn.isWritable { return try readCoarseQuantizer(txn) }
+        return try cellEntry(txn).quantizer
+    }
+
+    /// The snapshot's cells (read transactions only).
+    func cellEntry(_ txn: Transaction) throws -> CellCache.Entry {
+        try store.cellCache.entry(cid, snapshot: txn.snapshotID) { try readCoarseQuantizer(txn) }
+    }
+
+    /// The slots of cell `c` in the snapshot of `txn`, decoded once per read snapshot.
+    func cellSlots(_ txn: Transaction, _ c: Int, reader: IndexReader) throws -> Bitmap {
+        if txn.isWritable { return try reader.cell(c) }
+        return try cellEntry(txn).cell(c) { try reader.cell(c) }
+    }
+
+    private func readCoarseQuantizer(_ txn: Transaction) throws -> CoarseQuantizer? {
         let found: CoarseQuantizer?? = try txn.withValue(db.index, key: indexKey("cells")) { v in
             do { return try CoarseQuantizer(serialized: v) } catch {
                 throw SextantError(.corrupted, "cells of '\(name)': \(error)", context: ["collection": name])

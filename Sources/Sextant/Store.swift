@@ -30,6 +30,8 @@ public final class Store: Sendable {
     let attributeSamples = AttributeSampleCache()
     /// Vector and code block pointers per snapshot, shared by read transactions.
     let blockPointers = BlockPointerCache()
+    /// Coarse quantizers and decoded cell postings per snapshot, for probing searches.
+    let cellCache = CellCache()
 
     struct Databases: Sendable {
         let meta, state, ids, rows, vectors, free, postings, codes, index, graph, links: Database

@@ -86,6 +86,25 @@ public struct CoarseQuantizer: Sendable, Equatable {
         }
     }
 
+    /// Squared L2 distance from `x` (`dimension` floats) to every centroid, by cell number.
+    public func distances(to x: [Float]) -> [Float] {
+        precondition(x.count == dimension, "dimension mismatch")
+        return x.withUnsafeBytes { distances($0.baseAddress!) }
+    }
+
+    /// The `count` cells with the smallest of `distances` (one per cell), nearest first, ties to
+    /// the smaller number. A bounded heap: a query probes a few cells of up to 4,096.
+    public static func nearest(_ distances: [Float], count: Int) -> [Int] {
+        let n = min(max(0, count), distances.count)
+        guard n > 0 else { return [] }
+        guard n < distances.count / 4 else {
+            return Array(distances.indices.sorted { distances[$0] < distances[$1] || (distances[$0] == distances[$1] && $0 < $1) }.prefix(n))
+        }
+        var heap = TopK(k: n)
+        for (j, d) in distances.enumerated() { _ = heap.insert(distance: d, id: UInt64(j)) }
+        return heap.sortedResults().map { Int($0.id) }
+    }
+
     /// The cell of `x` (`dimension` floats): its nearest centroid, ties to the smaller number.
     public func cell(of x: UnsafeRawPointer) -> Int {
         let d = distances(x)
@@ -101,9 +120,7 @@ public struct CoarseQuantizer: Sendable, Equatable {
 
     /// The `count` cells nearest to `x`, nearest first (ties to the smaller number).
     public func nearest(_ x: [Float], count: Int) -> [Int] {
-        precondition(x.count == dimension, "dimension mismatch")
-        let d = x.withUnsafeBytes { distances($0.baseAddress!) }
-        return Array((0..<cells).sorted { d[$0] < d[$1] || (d[$0] == d[$1] && $0 < $1) }.prefix(max(0, count)))
+        CoarseQuantizer.nearest(distances(to: x), count: count)
     }
 
     /// `"SXCQ" ‖ version u32 ‖ cells u32 ‖ dimension u32 ‖ centroids f32…` (little-endian).

@@ -34,6 +34,17 @@ import SextantTestSupport
         #expect(try bytes.withUnsafeBytes { try CoarseQuantizer(serialized: $0) } == a)
     }
 
+    @Test func nearestCellsSelectLikeASortWithTiesToTheSmallerNumber() {
+        var rng = SeededRandom(seed: 5)
+        // Few distinct values, so ties are everywhere; the heap path (count < cells / 4) and the
+        // sort path must both give the sorted prefix.
+        let d = (0..<256).map { _ in Float(rng.next() % 7) }
+        let sorted = d.indices.sorted { d[$0] < d[$1] || (d[$0] == d[$1] && $0 < $1) }
+        for count in [0, 1, 3, 17, 63, 64, 65, 200, 256, 300] {
+            #expect(CoarseQuantizer.nearest(d, count: count) == Array(sorted.prefix(count)), "count \(count)")
+        }
+    }
+
     @Test func badInputIsTyped() {
         let x = Self.data(100, d: 4, seed: 1)
         #expect(throws: PQError.self) { try CoarseQuantizer(training: x, dimension: 4, cells: 20, seed: 1) }
