@@ -69,10 +69,11 @@ extension VectorCollection {
         clock.end("prepare")
         let threads = snapshot?.count ?? max(1, store.configuration.searchThreads)
         return try withSnapshot(snapshot, count: threads) { txns -> Execution in
-            let txn = txns[0]
-            _ = try state(txn)
-            let grouping = try group(prepared, count: queries.count, options: options, txn)
-            let planning = try plan(grouping, options: options, profile: profile, txns)
+            // One view of the collection per transaction of the snapshot: planning reads the
+            // first, search thread w the w-th, each resolving state, readers and indexes once.
+            let views = try txns.map { try CollectionSnapshot(self, $0) }
+            let grouping = try group(prepared, count: queries.count, options: options, views[0])
+            let planning = try plan(grouping, options: options, profile: profile, views)
             // The cost model lookup (or measurement) belongs to planning, though it ran in the
             // planning snapshot's transaction.
             clock.end("filter", deferring: planning.modelSeconds)
@@ -81,13 +82,13 @@ extension VectorCollection {
             // Queries that share a traversal leave their groups before the pass is weighed.
             let traversals = sharedTraversals(&groups, planning, options: options)
             let pass = partitionPass(&groups, model: planning.model, slotBound: planning.nextSlot,
-                                     slotsPerBlock: try vectorReader(txn).blocks.slotsPerBlock, forced: options.forcedPlan)
+                                     slotsPerBlock: try views[0].vectors().blocks.slotsPerBlock, forced: options.forcedPlan)
             clock.end("plan")
             let items = workItems(groups, pass: pass, traversals: traversals, slotBound: planning.nextSlot, threads: threads)
             control?.begin(.searching, total: queries.count)
             // Identical queries count as done at once.
             control?.advance(by: Double(grouping.duplicates))
-            let parts = try run(items, groups: groups, pass: pass, traversals: traversals, txns: txns, options: options,
+            let parts = try run(items, groups: groups, pass: pass, traversals: traversals, views: views, options: options,
                                 planning: planning, control: control)
             control?.finishPhase()
             clock.end("search")
@@ -101,7 +102,7 @@ extension VectorCollection {
 
     /// Sets identical queries aside and groups the others by predicate (and probed cells), in
     /// order of first appearance.
-    func group(_ prepared: [PreparedQuery], count: Int, options: SearchOptions, _ txn: Transaction) throws -> BatchGrouping {
+    func group(_ prepared: [PreparedQuery], count: Int, options: SearchOptions, _ view: CollectionSnapshot) throws -> BatchGrouping {
         // Predicates by their batch number (equal predicates, equal numbers).
         struct Identity: Hashable {
             var vectorID: Int
@@ -114,7 +115,7 @@ extension VectorCollection {
         }
         var out = BatchGrouping(groupOfQuery: [Int](repeating: 0, count: count), duplicateOf: [Int?](repeating: nil, count: count))
         // Probing: each query's cells, nearest first (the exact plan reads every cell).
-        if options.probes != nil && options.forcedPlan != .exact { out.cellQuantizer = try coarseQuantizer(txn) }
+        if options.probes != nil && options.forcedPlan != .exact { out.cellQuantizer = try view.coarseQuantizer() }
         var firstWith: [Identity: Int] = [:]
         var groupIndex: [GroupKey: Int] = [:]
         for q in prepared {
@@ -150,13 +151,13 @@ extension VectorCollection {
     /// Reads each group's exact matches (in its probed cells), the index state and the cost
     /// model: the state in the first transaction, the groups' matches on as many threads as the
     /// snapshot has transactions (a batch's filter stage is otherwise serial).
-    func plan(_ grouping: BatchGrouping, options: SearchOptions, profile: Bool, _ txns: [Transaction]) throws -> BatchPlanning {
-        let txn = txns[0]
+    func plan(_ grouping: BatchGrouping, options: SearchOptions, profile: Bool, _ views: [CollectionSnapshot]) throws -> BatchPlanning {
+        let view = views[0], txn = view.txn
         var p = BatchPlanning()
-        p.nextSlot = try state(txn).nextSlot
-        p.hasGraph = try graphBuilt(txn)
-        p.hasCodes = try quantizer(txn) != nil
-        p.live = try match(txn, nil).slots.count
+        p.nextSlot = view.slotBound
+        p.hasGraph = try view.graph() != nil
+        p.hasCodes = try view.quantizer() != nil
+        p.live = try view.live().count
         // A Flat collection needs the model only to weigh a partition-major pass.
         if p.hasGraph || p.hasCodes || grouping.members.count > 1 {
             let t = monotonicSeconds()
@@ -164,8 +165,8 @@ extension VectorCollection {
             p.modelSeconds = monotonicSeconds() - t
         }
         let header = p
-        let rows = try Self.perGroup(grouping.members.count, txns) { g, txn in
-            try self.groupRows(g, grouping, header, options: options, txn)
+        let rows = try Self.perGroup(grouping.members.count, views) { g, view in
+            try self.groupRows(g, grouping, header, options: options, view)
         }
         for r in rows {
             p.candidates.append(r.candidates)
@@ -197,13 +198,13 @@ extension VectorCollection {
     }
 
     func groupRows(_ g: Int, _ grouping: BatchGrouping, _ p: BatchPlanning, options: SearchOptions,
-                   _ txn: Transaction) throws -> GroupRows {
+                   _ view: CollectionSnapshot) throws -> GroupRows {
         let group = grouping.members[g]
-        let reader = IndexReader(txn: txn, db: db.postings, cid: cid)
-        if let estimate = try deferredEstimate(group, p, options: options, txn, reader: reader) {
+        let reader = view.postings
+        if let estimate = try deferredEstimate(group, p, options: options, view.txn, reader: reader) {
             return GroupRows(estimated: estimate)
         }
-        let m = try match(txn, group[0].filter)
+        let m = try view.match(group[0].filter)
         var rows = m.slots
         var probed: [Int]? = nil
         if let cq = grouping.cellQuantizer {
@@ -215,7 +216,7 @@ extension VectorCollection {
             var found = 0
             var taken: [Int] = []
             func take(_ c: Int) throws {
-                let part = m.slots.intersection(try cellSlots(txn, c, reader: reader))
+                let part = m.slots.intersection(try view.cell(c))
                 found += part.count
                 inCells.formUnion(part)
                 taken.append(c)
@@ -234,14 +235,14 @@ extension VectorCollection {
         return GroupRows(candidates: rows, estimated: nil, cells: probed)
     }
 
-    /// `body(i, txn)` for i in 0..<count, on one thread per transaction of the snapshot (each
+    /// `body(i, view)` for i in 0..<count, on one thread per transaction of the snapshot (each
     /// transaction used by its thread only); results in order, the first error thrown.
-    static func perGroup<T>(_ count: Int, _ txns: [Transaction], _ body: @escaping (Int, Transaction) throws -> T) throws -> [T] {
-        let workers = min(txns.count, count)
-        if workers <= 1 { return try (0..<count).map { try body($0, txns[0]) } }
+    static func perGroup<T>(_ count: Int, _ views: [CollectionSnapshot], _ body: @escaping (Int, CollectionSnapshot) throws -> T) throws -> [T] {
+        let workers = min(views.count, count)
+        if workers <= 1 { return try (0..<count).map { try body($0, views[0]) } }
         let results = ClaimedResults<T>(count: count)
         let failure = FirstError()
-        let shared = SnapshotTransactions(txns)
+        let shared = SnapshotViews(views)
         let run = UncheckedSendable(body)
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             while failure.error == nil {
@@ -375,16 +376,16 @@ extension VectorCollection {
 
     /// Runs the items on the search threads; worker w uses transaction w of the snapshot, and
     /// only it (LMDB: one thread at a time). Returns each item's partial top-k lists.
-    func run(_ items: [WorkItem], groups: [PlannedGroup], pass: PartitionPass?, traversals: [SharedTraversal], txns: [Transaction],
+    func run(_ items: [WorkItem], groups: [PlannedGroup], pass: PartitionPass?, traversals: [SharedTraversal], views: [CollectionSnapshot],
              options: SearchOptions, planning: BatchPlanning, control: OperationControl?) throws -> [PartialResults.Part] {
         let partials = PartialResults(count: items.count)
         let failure = FirstError()
         let slotCount = Double(max(1, planning.nextSlot))
         let (ef, rerank, refine, live) = (options.ef, options.rerank, refines, planning.live)
-        let workerTxns = SnapshotTransactions(txns)
+        let workerViews = SnapshotViews(views)
         let work: @Sendable (Int) -> Void = { [self] w in
             do {
-                var runner = try GroupRunner(collection: self, txn: workerTxns[w])
+                var runner = GroupRunner(workerViews[w])
                 defer { runner.finish() }
                 var passRunner: PartitionPassRunner? = nil
                 while failure.error == nil {
@@ -415,7 +416,7 @@ extension VectorCollection {
                 }
             } catch { failure.set(error) }
         }
-        let workers = min(txns.count, items.count)
+        let workers = min(views.count, items.count)
         if workers <= 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: work) }
         if let e = failure.error { throw e }
         return partials.values

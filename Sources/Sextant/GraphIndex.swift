@@ -13,13 +13,6 @@ extension VectorCollection {
         BlockVectors(reader: try vectorReader(txn), kind: metric == .l2 ? .l2 : .ip, cosine: metric == .cosine, dimension: dimension)
     }
 
-    /// The distances searches traverse with: SQ8 codes when the recipe has them (trained),
-    /// else as ``graphSource(_:)``.
-    func searchSource(_ txn: Transaction) throws -> BlockVectors {
-        BlockVectors(reader: try vectorReader(txn), kind: metric == .l2 ? .l2 : .ip, cosine: metric == .cosine, dimension: dimension,
-                     traversal: try scalarTraversal(txn))
-    }
-
     /// Whether the recipe has a graph and it is built (one header lookup; no graph handle).
     func graphBuilt(_ txn: Transaction) throws -> Bool {
         guard hnswComponent != nil else { return false }

@@ -40,35 +40,33 @@ final class FirstError: @unchecked Sendable {
 }
 
 
-/// The transactions of one batch snapshot, handed to the search threads (worker w uses
-/// element w only, so no transaction is used by two threads at once).
-struct SnapshotTransactions: @unchecked Sendable {
-    private let txns: [Transaction]
-    init(_ txns: [Transaction]) { self.txns = txns }
-    subscript(w: Int) -> Transaction { txns[w] }
+/// The collection views of one batch snapshot, one per transaction, handed to the search
+/// threads (worker w uses element w only, so no transaction is used by two threads at once).
+struct SnapshotViews: @unchecked Sendable {
+    private let views: [CollectionSnapshot]
+    init(_ views: [CollectionSnapshot]) { self.views = views }
+    subscript(w: Int) -> CollectionSnapshot { views[w] }
 }
 
 /// The state one search thread keeps while it runs work items inside its read transaction
 /// (of the batch's snapshot): the graph, codebooks and scratch it opened once.
 struct GroupRunner {
-    let collection: VectorCollection
-    let txn: Transaction
+    /// The collection as this thread's transaction sees it.
+    let view: CollectionSnapshot
     var bitsets: [Int: DenseBitset] = [:]
-    var graph: LMDBGraph?
-    var source: BlockVectors?
     var context: HNSWSearchContext?
-    var pq: ProductQuantizer?
     private(set) var session: ScanSession
 
-    init(collection: VectorCollection, txn: Transaction) throws {
-        self.collection = collection
-        self.txn = txn
-        session = ScanSession(collection, txn)
-        _ = try collection.state(txn)
+    init(_ view: CollectionSnapshot) {
+        self.view = view
+        session = ScanSession(view)
     }
 
+    var collection: VectorCollection { view.collection }
+    var txn: Transaction { view.txn }
+
     /// A fresh scan session (its tables are keyed by vector number, unique within one batch).
-    mutating func newSession() { session = ScanSession(collection, txn) }
+    mutating func newSession() { session = ScanSession(view) }
 
     mutating func finish() {
         if let context { collection.store.searchContexts.give(context) }
@@ -76,14 +74,12 @@ struct GroupRunner {
     }
 
     mutating func graphState() throws -> (LMDBGraph, BlockVectors, HNSWSearchContext) {
-        if let graph, let source, let context { return (graph, source, context) }
-        guard let g = try collection.graph(txn) else {
+        guard let g = try view.graph() else {
             throw SextantError(.notFound, "the graph of '\(collection.name)' was dropped during the search")
         }
-        let s = try collection.searchSource(txn)
-        let c = collection.store.searchContexts.take()
-        (graph, source, context) = (g, s, c)
-        return (g, s, c)
+        let c = context ?? collection.store.searchContexts.take()
+        context = c
+        return (g, try view.searchSource(), c)
     }
 
     mutating func run(_ group: VectorCollection.PlannedGroup, groupIndex g: Int, item: VectorCollection.WorkItem, ef: Int?,
@@ -97,9 +93,7 @@ struct GroupRunner {
 
     /// The codebooks, read once per thread.
     mutating func quantizer() throws -> ProductQuantizer {
-        if let pq { return pq }
-        guard let p = try collection.quantizer(txn) else { throw SextantError(.notFound, "codebooks were dropped") }
-        pq = p
+        guard let p = try view.quantizer() else { throw SextantError(.notFound, "codebooks were dropped") }
         return p
     }
 }

@@ -14,9 +14,12 @@ final class PlanProbe {
     private var setKey: Int?
 
     init(_ collection: VectorCollection, _ txn: Transaction, live: Int) throws {
-        runner = try GroupRunner(collection: collection, txn: txn)
+        runner = GroupRunner(try CollectionSnapshot(collection, txn))
         self.live = live
     }
+
+    /// The collection in the probe's transaction.
+    var view: CollectionSnapshot { runner.view }
 
     deinit { runner.finish() }
 

@@ -251,7 +251,7 @@ extension VectorCollection {
     /// best `k` by approximate distance).
     func codeSearch(_ q: PreparedQuery, pq: ProductQuantizer, rerank: Int, candidates: Bitmap, _ txn: Transaction,
                     session: ScanSession? = nil) throws -> TopK {
-        let session = session ?? ScanSession(self, txn)
+        let session = try session ?? ScanSession(CollectionSnapshot(self, txn))
         let heap = try codeCandidates(q, pq: pq, keep: rerank > 0 ? max(rerank, q.k) : q.k, candidates: candidates, txn, session: session)
         return try rerankCodes(q, heap, rerank: rerank, txn, vectors: try session.vectors())
     }
@@ -293,7 +293,7 @@ extension VectorCollection {
     /// ``codeSearch``.
     func codeGroupSearch(_ queries: [PreparedQuery], pq: ProductQuantizer, rerank: (Int) -> Int, candidates: Bitmap,
                          _ txn: Transaction, session: ScanSession? = nil) throws -> [TopK] {
-        let session = session ?? ScanSession(self, txn)
+        let session = try session ?? ScanSession(CollectionSnapshot(self, txn))
         let tables = queries.map { session.fastTable($0, pq) }
         var heaps = queries.map { q in TopK(k: max(rerank(q.k), q.k)) }
         let reader = try session.codes(pq)
@@ -462,24 +462,19 @@ struct CodeBlockScanner {
 /// (with a lock on the shared cache) per query; and the code lookup tables of each query
 /// vector, so a vector asked with several predicates builds its tables once.
 final class ScanSession {
-    let collection: VectorCollection
-    let txn: Transaction
-    private var vectorReader: SlotBlocks.Reader?
-    private var codeReader: SlotBlocks.Reader?
+    /// The collection in the session's transaction (readers resolved there once).
+    let view: CollectionSnapshot
     private var tables: [Int: PQDistanceTable] = [:]
     private var fastTables: [Int: PQFastScanTable] = [:]
 
-    init(_ collection: VectorCollection, _ txn: Transaction) {
-        self.collection = collection
-        self.txn = txn
+    init(_ view: CollectionSnapshot) {
+        self.view = view
     }
 
-    func vectors() throws -> SlotBlocks.Reader {
-        if let vectorReader { return vectorReader }
-        let r = try collection.vectorReader(txn)
-        vectorReader = r
-        return r
-    }
+    var collection: VectorCollection { view.collection }
+    var txn: Transaction { view.txn }
+
+    func vectors() throws -> SlotBlocks.Reader { try view.vectors() }
 
     /// The float lookup table of a query (the codebook is fixed for the transaction).
     func table(_ q: VectorCollection.PreparedQuery, _ pq: ProductQuantizer) -> PQDistanceTable {
@@ -497,11 +492,5 @@ final class ScanSession {
         return t
     }
 
-    func codes(_ pq: ProductQuantizer) throws -> SlotBlocks.Reader {
-        if let codeReader { return codeReader }
-        let r = SlotBlocks.Reader(collection.codeBlocks(pq), txn: txn, slotBound: try collection.state(txn).nextSlot,
-                                  shared: collection.store.blockPointers)
-        codeReader = r
-        return r
-    }
+    func codes(_ pq: ProductQuantizer) throws -> SlotBlocks.Reader { try view.codes(pq) }
 }

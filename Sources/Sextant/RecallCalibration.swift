@@ -193,7 +193,6 @@ extension VectorCollection {
     /// `run.queries` (whose truths are scanned here).
     private func familyRecall(_ family: [Bitmap?], selectivity s: Double, matches m: Int, _ run: RecallCalibrationRun,
                               queries given: [(PreparedQuery, Set<UInt64>)]?) throws -> (graph: [[Double]], post: [[Double]], codes: [[Double]]) {
-        let txn = run.txn
         let queries = given?.map(\.0) ?? run.queries
         // Sums per kind of query (one kind with the caller's vectors).
         let kinds = !run.fromWorkload && queries.count >= 2 ? 2 : 1
@@ -219,7 +218,7 @@ extension VectorCollection {
                                    gSum: &gSum, pSum: &pSum, pMeasured: &pMeasured)
             }
             if let pq = run.pq {
-                try addCodesRecall(q, allowed: allowed, pq: pq, txn, recall: recall, cSum: &cSum)
+                try addCodesRecall(q, allowed: allowed, pq: pq, run.probe.view, recall: recall, cSum: &cSum)
             }
         }
         var graphRecall: [[Double]] = [], postRecall: [[Double]] = [], codeRecall: [[Double]] = []
@@ -271,10 +270,11 @@ extension VectorCollection {
     }
 
     /// Adds one query's codes recall at each re-rank depth to `cSum`.
-    private func addCodesRecall(_ q: PreparedQuery, allowed: Bitmap, pq: ProductQuantizer, _ txn: Transaction, recall: (TopK) -> Double,
+    private func addCodesRecall(_ q: PreparedQuery, allowed: Bitmap, pq: ProductQuantizer, _ view: CollectionSnapshot, recall: (TopK) -> Double,
                                 cSum: inout RecallTally) throws {
         // One scan for every depth: the deepest list's prefixes are the others.
-        let session = ScanSession(self, txn)
+        let session = ScanSession(view)
+        let txn = view.txn
         let deepest = try codeCandidates(q, pq: pq, keep: Self.recallCodeKnobs.last!, candidates: allowed, txn, session: session)
         let ranked = deepest.sortedResults()
         for (i, r) in Self.recallCodeKnobs.enumerated() {

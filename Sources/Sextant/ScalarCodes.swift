@@ -51,13 +51,6 @@ extension VectorCollection {
             return codes
         }
     }
-
-    /// The traversal's view of the codes in `txn` (nil without SQ8 or before training).
-    func scalarTraversal(_ txn: Transaction) throws -> ScalarTraversal? {
-        guard let sq = try scalarQuantizer(txn) else { return nil }
-        return ScalarTraversal(quantizer: sq, reader: SlotBlocks.Reader(scalarCodeBlocks, txn: txn, slotBound: try state(txn).nextSlot,
-                                                                       shared: store.blockPointers))
-    }
 }
 
 /// The codes a graph search traverses over: the quantizer and a reader of its code blocks.

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-import Sextant
+@testable import Sextant
 import SextantTestSupport
+import SextantStorage
 
 @Suite struct ConcurrencyTests {
     /// Readers on other threads see whole transactions only: each batch moves every row of the
@@ -41,6 +42,37 @@ import SextantTestSupport
         Thread.sleep(forTimeInterval: 0.2)
         #expect(errors.items.isEmpty, "\(errors.items.prefix(3))")
         #expect(try store.check().isConsistent)
+    }
+
+    /// A batch's view of a collection is the transaction's: a write committed while it is open
+    /// changes neither its state, nor its live rows, nor what its readers read; a view made
+    /// afterwards sees the write.
+    @Test func collectionSnapshotKeepsItsTransactionsView() throws {
+        let store = try Store(path: temporaryStorePath())
+        defer { store.close() }
+        let c = try store.createCollection("c", dimension: 4, metric: .l2, schema: Schema([]))
+        try c.upsert((0..<100).map { Row(id: UInt64($0), vector: [Float($0), 0, 0, 0], attributes: [:]) })
+        try store.env.readSnapshot(count: 2) { txns in
+            let views = try txns.map { try CollectionSnapshot(c, $0) }
+            try c.delete((0..<50).map(UInt64.init))
+            try c.upsert([Row(id: 500, vector: [1, 1, 1, 1], attributes: [:])])
+            for view in views {
+                #expect(view.state.count == 100 && view.slotBound == 100)
+                #expect(try view.live().count == 100)
+                let (id, _) = try c.vectorEntry(try view.vectors(), 7)
+                #expect(id == 7)
+                #expect(try view.graph() == nil && view.quantizer() == nil && view.coarseQuantizer() == nil)
+            }
+        }
+        try store.env.readSnapshot(count: 1) { txns in
+            let view = try CollectionSnapshot(c, txns[0])
+            #expect(view.state.count == 51)
+            #expect(try view.live().count == 51)
+        }
+        try store.dropCollection("c")
+        try store.env.readSnapshot(count: 1) { txns in
+            #expect(sextantError { _ = try CollectionSnapshot(c, txns[0]) }?.code == .notFound)
+        }
     }
 
     /// A query split between two search threads sees one snapshot. The writer alternates

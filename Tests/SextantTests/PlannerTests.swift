@@ -326,7 +326,7 @@ import SextantTestSupport
                                           PlanProbe.Settings(ef: ef)).heaps[0]
                     #expect(ids(p) == (try searched(.postFilter, ef: ef)))
                 }
-                let deepest = try coll.codeCandidates(q, pq: pq, keep: 200, candidates: matches, txn, session: ScanSession(coll, txn))
+                let deepest = try coll.codeCandidates(q, pq: pq, keep: 200, candidates: matches, txn, session: ScanSession(try CollectionSnapshot(coll, txn)))
                 for depth in [10, 40, 200] {
                     let planned = try probe.run(CodesPlan(), [q], candidates: matches, restricted: true,
                                                 PlanProbe.Settings(rerank: depth, refine: true)).heaps[0]

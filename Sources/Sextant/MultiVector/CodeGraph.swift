@@ -75,7 +75,7 @@ extension VectorCollection {
     /// full vectors. Results carry external ids and exact distances.
     func codeGraphSearch(_ vector: [Float], k: Int, ef: Int, allowed: Bitmap?, _ txn: Transaction, _ cg: CodeGraph) throws -> [SearchResult] {
         let table = vector.withUnsafeBufferPointer { cg.pq.distanceTable(query: $0) }
-        let session = ScanSession(self, txn)
+        let session = ScanSession(try CollectionSnapshot(self, txn))
         let source = CodeGraphSource(codes: try session.codes(cg.pq), codeSize: cg.pq.codeSize)
         let context = store.searchContexts.take()
         defer { store.searchContexts.give(context) }
