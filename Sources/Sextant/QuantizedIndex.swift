@@ -306,6 +306,7 @@ extension VectorCollection {
         var slots: [UInt32] = []
         slots.reserveCapacity(chunk)
         var sums = [UInt16](repeating: 0, count: chunk)
+        var pairSums = queries.count > 1 ? [UInt16](repeating: 0, count: chunk) : []
         var hits = [UInt32](repeating: 0, count: chunk)
         var iterator = candidates.makeIterator()
         var done = false
@@ -325,14 +326,13 @@ extension VectorCollection {
             // Heaps hold raw sums (the dequantized distance is increasing in the sum); one SIMD
             // compare per 16 sums keeps only those at or below the bound.
             let n = slots.count
-            for i in 0..<tables.count {
-                sums.withUnsafeMutableBufferPointer { tables[i].sums(codes: codes, into: $0) }
+            // Keeps query i's codes at or below the chunk's keep-th smallest sum (and the heap's
+            // bound): one counting pass bounds that sum from above, so the heap sees about
+            // `keep` inserts plus one bucket instead of every code of the chunk.
+            func select(_ i: Int, _ sums: [UInt16]) {
                 // Work on the heap outside the array: no per-insert uniqueness check.
                 var heap = TopK(k: 0)
                 swap(&heap, &heaps[i])
-                // Only codes at or below the chunk's keep-th smallest sum (and the heap's bound)
-                // can make the list: one counting pass bounds that sum from above, so the heap
-                // sees about `keep` inserts plus one bucket instead of every code of the chunk.
                 let keep = heap.k
                 hits.withUnsafeMutableBufferPointer { hp in
                     sums.withUnsafeBufferPointer { sp in
@@ -348,6 +348,23 @@ extension VectorCollection {
                     }
                 }
                 swap(&heap, &heaps[i])
+            }
+            // Heaps hold raw sums (the dequantized distance is increasing in the sum). Queries
+            // go in pairs: one pass over the chunk's blocks serves two tables.
+            var i = 0
+            while i < tables.count {
+                if i + 1 < tables.count {
+                    sums.withUnsafeMutableBufferPointer { s0 in
+                        pairSums.withUnsafeMutableBufferPointer { s1 in PQFastScanTable.sums(tables[i], tables[i + 1], codes: codes, into: s0, s1) }
+                    }
+                    select(i, sums)
+                    select(i + 1, pairSums)
+                    i += 2
+                } else {
+                    sums.withUnsafeMutableBufferPointer { tables[i].sums(codes: codes, into: $0) }
+                    select(i, sums)
+                    i += 1
+                }
             }
         }
         return try queries.indices.map { i in

@@ -189,6 +189,30 @@ public struct PQFastScanTable: Sendable, Hashable {
         accumulate(codes, firstBlock: 0, blockCount: codes.blockCount, path: .automatic, into: out.baseAddress!)
     }
 
+    /// The sums of two tables over the same codes, into `out0` and `out1` (each
+    /// `codes.blockCount * 32` values): identical to two ``sums(codes:into:)`` calls, and with
+    /// AVX2 one pass over the blocks serves both (the codes are loaded and split once).
+    public static func sums(_ t0: PQFastScanTable, _ t1: PQFastScanTable, codes: PQFastScanCodes,
+                            into out0: UnsafeMutableBufferPointer<UInt16>, _ out1: UnsafeMutableBufferPointer<UInt16>) {
+        precondition(out0.count >= codes.blockCount * 32 && out1.count >= codes.blockCount * 32, "sum buffer too small")
+        precondition(t0.subspaceCount == t1.subspaceCount, "tables have different subspace counts")
+        guard codes.count > 0 else { return }
+        guard isAVX2Available else {
+            t0.sums(codes: codes, into: out0)
+            t1.sums(codes: codes, into: out1)
+            return
+        }
+        precondition(codes.subspaceCount == t0.subspaceCount, "codes and table have different subspace counts")
+        codes.blocks.withUnsafeBufferPointer { b in
+            t0.lut.withUnsafeBufferPointer { l0 in
+                t1.lut.withUnsafeBufferPointer { l1 in
+                    sextant_fastscan_accumulate2_avx2(b.baseAddress!, codes.blockCount, t0.subspaceCount, l0.baseAddress!, l1.baseAddress!,
+                                                      out0.baseAddress!, out1.baseAddress!)
+                }
+            }
+        }
+    }
+
     /// The 16-bit sums of every code (one per vector), before dequantization.
     public func sums(codes: PQFastScanCodes, path: FastScanPath = .automatic) -> [UInt16] {
         guard codes.count > 0 else { return [] }

@@ -96,6 +96,13 @@ import CSextantSIMD
                 }
                 #expect(Int(scalar[v]) == s)
             }
+            // Two tables in one pass give each table's own sums.
+            var other = values
+            other.reverse()
+            let second = PQFastScanTable(PQDistanceTable(subspaceCount: m, bits: 4, values: other))
+            var s0 = [UInt16](repeating: 0, count: codes.blockCount * 32), s1 = s0
+            s0.withUnsafeMutableBufferPointer { a in s1.withUnsafeMutableBufferPointer { b in PQFastScanTable.sums(table, second, codes: codes, into: a, b) } }
+            #expect(Array(s0.prefix(n)) == scalar && Array(s1.prefix(n)) == second.sums(codes: codes, path: .scalar))
             let top = table.nearest(codes: codes, k: 10, path: .scalar)
             #expect(top == table.nearest(codes: codes, k: 10, path: .avx2))
             #expect(top == table.nearest(codes: codes, k: 10, path: .ssse3))

@@ -39,6 +39,11 @@ void sextant_fastscan_accumulate_ssse3(const uint8_t *blocks, size_t block_count
 void sextant_fastscan_accumulate_avx2(const uint8_t *blocks, size_t block_count, size_t m,
                                       const uint8_t *lut, uint16_t *out);
 
+/// Two tables over the same blocks (sums identical to two calls of the one-table kernel, each
+/// code load and nibble split shared); only call it when sextant_cpu_has_avx2() is nonzero.
+void sextant_fastscan_accumulate2_avx2(const uint8_t *blocks, size_t block_count, size_t m,
+                                       const uint8_t *lut0, const uint8_t *lut1, uint16_t *out0, uint16_t *out1);
+
 /// Picks AVX2, else SSSE3, else the scalar path, by what the CPU supports.
 void sextant_fastscan_accumulate(const uint8_t *blocks, size_t block_count, size_t m,
                                  const uint8_t *lut, uint16_t *out);
