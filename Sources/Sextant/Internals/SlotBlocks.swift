@@ -107,13 +107,23 @@ struct SlotBlocks {
     final class Reader {
         let blocks: SlotBlocks
         let txn: Transaction
-        // Read on every graph hop and scored row: a reader belongs to one transaction on one
-        // thread, so the runtime exclusivity check (a TLS lookup per access) is skipped.
-        @exclusivity(unchecked) private var cache: [UnsafeRawPointer?]
-        @exclusivity(unchecked) private var resolved: [Bool]
+        // Read on every graph hop and scored row, so plain memory owned by the reader: an array
+        // property of a class is retained and released around each read, and the runtime
+        // exclusivity check costs a TLS lookup per access. A reader belongs to one transaction
+        // on one thread. Entry i: block i's pointer (nil: no such block), once `resolved[i]`.
+        private let cache: UnsafeMutablePointer<UnsafeRawPointer?>
+        private let resolved: UnsafeMutablePointer<Bool>
+        private let blockBound: Int
+        // The layout as plain values, for the same reason.
+        private let perBlock: UInt32
+        private let regionOffset: UnsafeMutablePointer<Int>
+        private let regionStride: UnsafeMutablePointer<Int>
 
         /// Pointers other read transactions of the same snapshot resolved (nil: none shared).
         let shared: BlockPointerCache.Table?
+        /// `shared`, unretained: binding the optional reference on every lookup cost a retain
+        /// and a release (a search resolves about a thousand blocks); `shared` keeps it alive.
+        private let sharedTable: Unmanaged<BlockPointerCache.Table>?
 
         init(_ blocks: SlotBlocks, txn: Transaction, slotBound: UInt32, shared: BlockPointerCache? = nil) {
             self.blocks = blocks
@@ -121,17 +131,33 @@ struct SlotBlocks {
             // Only read transactions have a map generation: a write transaction's pages are its own.
             let n = Int(slotBound) / blocks.slotsPerBlock + 1
             self.shared = txn.mapGeneration >= 0 ? shared?.table(blocks, snapshot: txn.snapshotID, generation: txn.mapGeneration, blockBound: n) : nil
-            cache = Array(repeating: nil, count: n)
-            resolved = Array(repeating: false, count: n)
+            sharedTable = self.shared.map { Unmanaged.passUnretained($0) }
+            blockBound = n
+            cache = .allocate(capacity: n)
+            cache.initialize(repeating: nil, count: n)
+            resolved = .allocate(capacity: n)
+            resolved.initialize(repeating: false, count: n)
+            perBlock = UInt32(blocks.slotsPerBlock)
+            regionOffset = .allocate(capacity: blocks.strides.count)
+            regionOffset.initialize(from: blocks.regionOffsets, count: blocks.strides.count)
+            regionStride = .allocate(capacity: blocks.strides.count)
+            regionStride.initialize(from: blocks.strides, count: blocks.strides.count)
+        }
+
+        deinit {
+            cache.deallocate()
+            resolved.deallocate()
+            regionOffset.deallocate()
+            regionStride.deallocate()
         }
 
         /// The block's bytes, or nil when the block was never written.
         @inline(__always)
         func blockPointer(_ b: UInt32) throws -> UnsafeRawPointer? {
             let i = Int(b)
-            if i < resolved.count && resolved[i] { return cache[i] }
-            if let shared, let known = shared.lookup(b) {
-                if i < resolved.count { cache[i] = known; resolved[i] = true }
+            if i < blockBound && resolved[i] { return cache[i] }
+            if let sharedTable, let known = sharedTable._withUnsafeGuaranteedRef({ $0.lookup(b) }) {
+                if i < blockBound { cache[i] = known; resolved[i] = true }
                 return known
             }
             let p: UnsafeRawPointer? = try blocks.withKey(b) { k in
@@ -142,7 +168,7 @@ struct SlotBlocks {
                     return v.baseAddress
                 }
             } ?? nil
-            if i < resolved.count { cache[i] = p; resolved[i] = true }
+            if i < blockBound { cache[i] = p; resolved[i] = true }
             shared?.publish(b, p)
             return p
         }
@@ -150,8 +176,8 @@ struct SlotBlocks {
         /// Pointer to `slot`'s entry in region `r`, valid until the transaction ends.
         @inline(__always)
         func pointer(_ slot: UInt32, region r: Int = 0) throws -> UnsafeRawPointer? {
-            guard let base = try blockPointer(blocks.block(of: slot)) else { return nil }
-            return base + blocks.offset(slot, region: r)
+            guard let base = try blockPointer(slot / perBlock) else { return nil }
+            return base + regionOffset[r] + Int(slot % perBlock) * regionStride[r]
         }
     }
 }
