@@ -99,8 +99,8 @@ extension VectorCollection {
     }
 
     /// Builds the recipe's indexes (see ``buildIndex(threads:progress:)``), reporting typed
-    /// progress: phases `reading`, `training` and `encoding` for PQ, `reading`, `linking` and
-    /// `storing` for the graph, then `calibrating`.
+    /// progress: `reading` and `training` for PQ or SQ8, then `reading`, `linking` and `storing`
+    /// for the graph, then `encoding` (the codes), then `calibrating`.
     ///
     /// - Throws: as ``buildIndex(threads:progress:)``.
     public func buildIndex(threads: Int? = nil, onProgress: @escaping @Sendable (OperationProgress) -> Void) throws {
@@ -114,7 +114,7 @@ extension VectorCollection {
         }
         control.expect(steps: (pqComponent != nil || sq8Component ? 3 : 0) + (hnswComponent != nil ? 3 : 0) + 1)
         // Codebooks are trained outside the write transaction (it takes seconds and must not
-        // hold the writer); codes and graph are then written in one transaction.
+        // hold the writer); graph and codes are then written in one transaction.
         let pq = pqComponent != nil ? try trainCodebook(control: control) : nil
         let sq = sq8Component ? try trainScalarQuantizer(control: control) : nil
         try control.checkCancellation("the index build")
@@ -122,11 +122,16 @@ extension VectorCollection {
         store.env.releaseMappedPages()
         try store.env.write { txn in
             _ = try state(txn)
-            if let pq { try storeCodes(pq, txn, control: control) }
-            if let sq { try storeScalarCodes(sq, txn, control: control) }
+            // The graph first (it links with the float vectors, not the codes): the codes' changed
+            // pages, held until the commit, then never sit beside the graph linked in memory,
+            // which is freed once stored (1M x 128 SQ8: peak resident memory 1.28 GB with the
+            // codes first).
             if hnswComponent != nil {
                 try buildGraph(txn, threads: max(1, threads ?? store.configuration.searchThreads), control: control)
+                store.env.releaseMappedPages()
             }
+            if let pq { try storeCodes(pq, txn, control: control) }
+            if let sq { try storeScalarCodes(sq, txn, control: control) }
             // The last point at which stopping leaves the store unchanged.
             try control.checkCancellation("the index build")
         }

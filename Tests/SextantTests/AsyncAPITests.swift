@@ -185,7 +185,7 @@ struct StoreContent: Equatable {
         { $0.phase == phase }
     }
 
-    @Test(arguments: [("reading", 1), ("training", 2), ("encoding", 3), ("reading", 4), ("linking", 5), ("storing", 6)])
+    @Test(arguments: [("reading", 1), ("training", 2), ("reading", 3), ("linking", 4), ("storing", 5), ("encoding", 6)])
     func cancelIndexBuild(phase: String, step: Int) async throws {
         let store = try Store(path: temporaryStorePath("cancel-index-\(phase)-\(step)"))
         defer { store.close() }

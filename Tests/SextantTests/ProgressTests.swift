@@ -50,7 +50,7 @@ import SextantTestSupport
         let log = ProgressLog()
         try await c.buildIndex(threads: 2, onProgress: log.add)
         let phases = Self.expectWellFormed(log.all)
-        #expect(phases == ["reading", "training", "encoding", "reading", "linking", "storing", "calibrating"])
+        #expect(phases == ["reading", "training", "reading", "linking", "storing", "encoding", "calibrating"])
         #expect(log.all.contains { $0.phase == .linking && $0.total == 1500 })
         // The synchronous form with typed progress reports the same phases.
         let sync = ProgressLog()
