@@ -156,7 +156,7 @@ extension VectorCollection {
         var p = BatchPlanning()
         p.nextSlot = view.slotBound
         p.hasGraph = try view.graph() != nil
-        p.hasCodes = try view.quantizer() != nil
+        p.hasCodes = try view.hasCodes()
         p.live = try view.live().count
         // A Flat collection needs the model only to weigh a partition-major pass.
         if p.hasGraph || p.hasCodes || grouping.members.count > 1 {
@@ -268,7 +268,7 @@ extension VectorCollection {
         if options.forcedPlan == .postFilter { return estimate }
         let k = group.map(\.k).max() ?? 1
         let est = estimates(model, matches: estimate, live: p.live, queries: group.count, k: k, ef: options.ef, rerank: options.rerank,
-                            defaultRerank: refines ? max(100, 10 * k) : 0, target: options.recall,
+                            defaultRerank: defaultRerank(k: k), target: options.recall,
                             hasGraph: p.hasGraph, hasCodes: p.hasCodes)
         // Every other plan first evaluates the predicate as a set, which costs at least
         // `setSecondsPerMatch` per matching row; the deferred search does not.
@@ -294,12 +294,11 @@ extension VectorCollection {
     /// Each group's plan and knob: the cheapest estimate meeting the recall target, or the forced plan.
     func planGroups(_ members: [[PreparedQuery]], _ planning: BatchPlanning, options: SearchOptions, profile: Bool) -> [PlannedGroup] {
         let forced = options.forcedPlan
-        let refine = refines
         var groups: [PlannedGroup] = []
         for (g, qs) in members.enumerated() {
             let m = planning.estimated[g] ?? planning.candidates[g].count
             let k = qs.map(\.k).max() ?? 1
-            let defaultRerank = refine ? max(100, 10 * k) : 0
+            let defaultRerank = defaultRerank(k: k)
             var est: [PlanEstimate] = []
             if let model = planning.model {
                 est = estimates(model, matches: m, live: planning.live, queries: qs.count, k: k, ef: options.ef, rerank: options.rerank,

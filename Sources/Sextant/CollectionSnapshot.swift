@@ -26,6 +26,8 @@ final class CollectionSnapshot {
     private var graphHandle: LMDBGraph??
     private var traversalSource: BlockVectors?
     private var productQuantizer: ProductQuantizer??
+    private var sq8Quantizer: ScalarQuantizer??
+    private var sq8Reader: SlotBlocks.Reader?
     private var cellQuantizer: CoarseQuantizer??
 
     /// The collection in `txn`; throws `notFound` when it was dropped.
@@ -79,10 +81,7 @@ final class CollectionSnapshot {
     func searchSource() throws -> BlockVectors {
         if let traversalSource { return traversalSource }
         var traversal: ScalarTraversal? = nil
-        if let sq = try collection.scalarQuantizer(txn) {
-            traversal = ScalarTraversal(quantizer: sq, reader: SlotBlocks.Reader(collection.scalarCodeBlocks, txn: txn, slotBound: slotBound,
-                                                                                  shared: collection.store.blockPointers))
-        }
+        if let sq = try scalarQuantizer() { traversal = ScalarTraversal(quantizer: sq, reader: scalarCodes()) }
         let m = collection.metric
         let s = BlockVectors(reader: try vectors(), kind: m == .l2 ? .l2 : .ip, cosine: m == .cosine, dimension: collection.dimension,
                              traversal: traversal)
@@ -96,6 +95,27 @@ final class CollectionSnapshot {
         let pq = try collection.quantizer(txn)
         productQuantizer = .some(pq)
         return pq
+    }
+
+    /// The SQ8 quantizer, or nil when the recipe has none or it is not trained yet.
+    func scalarQuantizer() throws -> ScalarQuantizer? {
+        if let sq8Quantizer { return sq8Quantizer }
+        let sq = try collection.scalarQuantizer(txn)
+        sq8Quantizer = .some(sq)
+        return sq
+    }
+
+    /// The SQ8 code blocks (`dimension` bytes a slot).
+    func scalarCodes() -> SlotBlocks.Reader {
+        if let sq8Reader { return sq8Reader }
+        let r = SlotBlocks.Reader(collection.scalarCodeBlocks, txn: txn, slotBound: slotBound, shared: collection.store.blockPointers)
+        sq8Reader = r
+        return r
+    }
+
+    /// Whether rows carry codes a codes plan can score: PQ codebooks or an SQ8 quantizer, trained.
+    func hasCodes() throws -> Bool {
+        try quantizer() != nil || scalarQuantizer() != nil
     }
 
     /// The coarse quantizer of a layout with cells, else nil.

@@ -126,6 +126,7 @@ extension ExactPlan {
 
 extension CodesPlan {
     func run(_ w: PlanWork, _ runner: inout GroupRunner) throws -> ([TopK], [VectorCollection.QueryStats]) {
+        if try runner.view.quantizer() == nil, let sq = try runner.view.scalarQuantizer() { return try runScalar(w, sq, &runner) }
         let pq = try runner.quantizer()
         let cands = w.group.candidates
         let (rerank, refine) = (w.rerank, w.refine)
@@ -144,6 +145,24 @@ extension CodesPlan {
             let r = rerankFor(q.k)
             heaps.append(try collection.codeSearch(q, pq: pq, rerank: r, candidates: cands, txn, session: session))
             stats.append(.init(rowsScored: cands.count + min(r, cands.count), detail: r > 0 ? "re-ranked best \(r)" : "approximate distances"))
+        }
+        return (heaps, stats)
+    }
+}
+
+extension CodesPlan {
+    /// Over SQ8 codes: per query, every match's code scored and the best re-ranked with the full
+    /// vectors (by default the `max(2k, 20)` SQ8 graph searches re-rank; 0 reports the codes'
+    /// distances).
+    private func runScalar(_ w: PlanWork, _ sq: ScalarQuantizer, _ runner: inout GroupRunner) throws -> ([TopK], [VectorCollection.QueryStats]) {
+        let cands = w.group.candidates
+        var heaps: [TopK] = [], stats: [VectorCollection.QueryStats] = []
+        for q in w.queries {
+            let depth = w.rerank ?? max(2 * q.k, 20)
+            let best = try runner.collection.scalarCandidates(q, sq: sq, keep: max(depth, q.k), candidates: cands, runner.view)
+            heaps.append(try runner.collection.rerankCodes(q, best, rerank: depth, runner.txn, vectors: try runner.session.vectors()))
+            stats.append(.init(rowsScored: cands.count + min(depth, cands.count),
+                               detail: depth > 0 ? "SQ8 codes scored, best \(depth) re-ranked" : "SQ8 distances"))
         }
         return (heaps, stats)
     }

@@ -76,7 +76,7 @@ extension VectorCollection {
         var layout = try store.env.write { txn -> PartitionLayout in
             _ = try state(txn)
             let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
-            let key = CostModelCache.CalibrationKey(hasGraph: try graphBuilt(txn), hasCodes: try self.quantizer(txn) != nil, liveRows: live.count)
+            let key = CostModelCache.CalibrationKey(hasGraph: try graphBuilt(txn), hasCodes: try hasCodes(txn), liveRows: live.count)
             keptRecall = try storedCostModel(txn, key)?.recall
             control.begin(.placing, total: live.count)
             var cutSets = try boundCuts.map { try match(txn, $0).slots }

@@ -9,7 +9,7 @@ public enum PlanKind: String, Sendable, CaseIterable, Hashable {
     /// tested against. Its cost grows with the number of matches; in a batch, queries with the
     /// same predicate share one pass (tiled many-to-many kernel).
     case exact
-    /// The PQ codes of every matching row are scored, the best re-scored with full vectors.
+    /// The codes (PQ, or SQ8) of every matching row are scored, the best re-scored with full vectors.
     case codes
     /// HNSW traversal that returns only matching rows (non-matching rows are traversed, so the
     /// graph stays connected; selective filters expand two hops through them).
@@ -104,7 +104,7 @@ extension VectorCollection {
         let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
         let g = try graph(txn)
         let pq = try quantizer(txn)
-        let key = CostModelCache.CalibrationKey(hasGraph: g != nil, hasCodes: pq != nil, liveRows: live.count)
+        let key = CostModelCache.CalibrationKey(hasGraph: g != nil, hasCodes: try hasCodes(txn), liveRows: live.count)
         if let m = store.costModels.get(cid, key) { return m }
         let m = try storedCostModel(txn, key) ?? calibrate(txn, live: live, graph: g, pq: pq)
         store.costModels.put(cid, key, m)
@@ -127,7 +127,7 @@ extension VectorCollection {
         // Every plan is timed as a search runs it (PhysicalPlan.run).
         let probe = try PlanProbe(self, txn, live: n)
         try measureScanCosts(&model, sample, probe, txn)
-        if let pq { try measureCodeCosts(&model, pq: pq, sample, probe) }
+        if try pq != nil || scalarQuantizer(txn) != nil { try measureCodeCosts(&model, pq: pq, sample, probe) }
         if g != nil, n >= 64 { try measureGraphCosts(&model, live: live, queries: Array(sample.queries.prefix(8)), probe) }
         model.recall = try kept ?? calibrateRecall(txn, live: live, graph: g, pq: pq, queryVectors: queryVectors)
         model.calibrationSeconds = monotonicSeconds() - started
@@ -195,9 +195,9 @@ extension VectorCollection {
         }
     }
 
-    /// Measures the codes plan's cost per code and, for 4-bit codes, the shared fast-scan pass's
-    /// costs per block.
-    private func measureCodeCosts(_ model: inout CostModel, pq: ProductQuantizer, _ sample: CostSample, _ probe: PlanProbe) throws {
+    /// Measures the codes plan's cost per code (PQ or SQ8) and, for 4-bit PQ codes, the shared
+    /// fast-scan pass's costs per block.
+    private func measureCodeCosts(_ model: inout CostModel, pq: ProductQuantizer?, _ sample: CostSample, _ probe: PlanProbe) throws {
         let sampleSet = sample.slots, rows = sample.rows, queries = sample.queries
         // Approximate distances only (re-rank 0): the re-rank is the exact plan's per-row cost.
         func codes(_ qs: ArraySlice<PreparedQuery>, shared: Bool) throws -> Double {
@@ -207,7 +207,7 @@ extension VectorCollection {
             }
         }
         model.codePerRow = max(1e-10, try codes(queries[0..<1], shared: false) / rows)
-        if pq.bits == 4 && pq.subspaceCount <= maxFastScanSubspaces && queries.count >= 2 {
+        if let pq, pq.bits == 4 && pq.subspaceCount <= maxFastScanSubspaces && queries.count >= 2 {
             // The shared fast-scan pass as it runs: codes taken from the map at the
             // sample's scattered slots, re-packed, scanned with one and with several
             // queries' tables; the difference splits the cost into the shared re-pack and the
@@ -312,7 +312,7 @@ extension VectorCollection {
             _ = try state(txn)
             let live = try IndexReader(txn: txn, db: db.postings, cid: cid).live()
             let g = try graph(txn), pq = try quantizer(txn)
-            let key = CostModelCache.CalibrationKey(hasGraph: g != nil, hasCodes: pq != nil, liveRows: live.count)
+            let key = CostModelCache.CalibrationKey(hasGraph: g != nil, hasCodes: try hasCodes(txn), liveRows: live.count)
             return (try calibrate(txn, live: live, graph: g, pq: pq, queryVectors: queries.flatMap { $0.isEmpty ? nil : $0 }, recall: recall), key)
         }
         store.costModels.put(cid, key, model)

@@ -50,6 +50,13 @@ extension VectorCollection {
 
     var refines: Bool { recipe.components.contains(.refine) }
 
+    /// The codes plan's re-rank depth when neither the caller nor the recall model sets one:
+    /// `max(100, 10k)` with `Refine`, `max(2k, 20)` over SQ8 codes (as SQ8 graph searches re-rank
+    /// their beam), else 0 (the codes' own distances).
+    func defaultRerank(k: Int) -> Int {
+        refines ? max(100, 10 * k) : sq8Component ? max(2 * k, 20) : 0
+    }
+
     var kernelMetric: DistanceKind {
         switch metric { case .l2: .l2; case .ip: .ip; case .cosine: .cosine }
     }

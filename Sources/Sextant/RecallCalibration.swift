@@ -18,7 +18,8 @@ extension VectorCollection {
     /// every knob, scored against the exact plan. Nil without a graph or codes.
     func calibrateRecall(_ txn: Transaction, live: Bitmap, graph g: LMDBGraph?, pq: ProductQuantizer?,
                          queryVectors: [[Float]]? = nil) throws -> RecallModel? {
-        guard g != nil || pq != nil else { return nil }
+        let sq = pq == nil ? try scalarQuantizer(txn) : nil
+        guard g != nil || pq != nil || sq != nil else { return nil }
         let n = live.count
         guard n >= 2 * RecallModel.measuredK else { return nil }
         let k = RecallModel.measuredK
@@ -32,7 +33,7 @@ extension VectorCollection {
         let probe = try PlanProbe(self, txn, live: n)
         let unfiltered = try unfilteredCalibrationQueries(queryVectors, filtered: queries, rows: rows, probe)
         let run = RecallCalibrationRun(txn: txn, n: n, queries: queries, unfiltered: unfiltered, fromWorkload: given != nil, rows: rows,
-                                       others: others, near: near, far: far, hasGraph: g != nil, pq: pq, probe: probe)
+                                       others: others, near: near, far: far, hasGraph: g != nil, pq: pq, sq: sq, probe: probe)
         var curves: [PlanKind: [RecallModel.Curve]] = [:]
         for s in Self.recallBands {
             let m = Int((s * Double(others.count)).rounded())
@@ -45,7 +46,7 @@ extension VectorCollection {
                 codeRecall += measured.codes
             }
             Self.addCurves(&curves, selectivity: s, matches: m, graph: graphRecall, post: postRecall, codes: codeRecall,
-                           hasGraph: g != nil, hasCodes: pq != nil)
+                           hasGraph: g != nil, hasCodes: pq != nil || sq != nil)
         }
         return RecallModel(curves: curves, fromWorkload: given != nil)
     }
@@ -219,6 +220,8 @@ extension VectorCollection {
             }
             if let pq = run.pq {
                 try addCodesRecall(q, allowed: allowed, pq: pq, run.probe.view, recall: recall, cSum: &cSum)
+            } else if let sq = run.sq {
+                try addCodesRecall(q, allowed: allowed, sq: sq, run.probe.view, recall: recall, cSum: &cSum)
             }
         }
         var graphRecall: [[Double]] = [], postRecall: [[Double]] = [], codeRecall: [[Double]] = []
@@ -284,6 +287,19 @@ extension VectorCollection {
         }
     }
 
+    /// The same over SQ8 codes: one scan keeping the deepest list, its prefixes re-ranked.
+    private func addCodesRecall(_ q: PreparedQuery, allowed: Bitmap, sq: ScalarQuantizer, _ view: CollectionSnapshot, recall: (TopK) -> Double,
+                                cSum: inout RecallTally) throws {
+        let deepest = try scalarCandidates(q, sq: sq, keep: Self.recallCodeKnobs.last!, candidates: allowed, view)
+        let ranked = deepest.sortedResults()
+        let session = ScanSession(view)
+        for (i, r) in Self.recallCodeKnobs.enumerated() {
+            var prefix = TopK(k: r)
+            for c in ranked.prefix(r) { _ = prefix.insert(distance: c.distance, id: c.id) }
+            cSum.add(i, recall(try rerankCodes(q, prefix, rerank: r, view.txn, vectors: try session.vectors())))
+        }
+    }
+
     /// Adds band `s`'s curves to `curves`: each plan's worst family at each knob.
     private static func addCurves(_ curves: inout [PlanKind: [RecallModel.Curve]], selectivity s: Double, matches m: Int,
                                   graph graphRecall: [[Double]], post postRecall: [[Double]], codes codeRecall: [[Double]],
@@ -327,6 +343,8 @@ private struct RecallCalibrationRun {
     /// Whether there is a graph; the codes (nil without them).
     let hasGraph: Bool
     let pq: ProductQuantizer?
+    /// The SQ8 quantizer when the codes are SQ8 (nil with PQ or without codes).
+    let sq: ScalarQuantizer?
     /// Runs the plans.
     let probe: PlanProbe
 

@@ -27,6 +27,11 @@ extension VectorCollection {
 
     var scalarCodeBlocks: SlotBlocks { SlotBlocks(db: db.codes, cid: cid, stride: dimension) }
 
+    /// Whether rows carry codes a codes plan can score: PQ codebooks or an SQ8 quantizer, trained.
+    func hasCodes(_ txn: Transaction) throws -> Bool {
+        try quantizer(txn) != nil || scalarQuantizer(txn) != nil
+    }
+
     /// Trains the scalar quantizer on a sample of the rows (outside the write transaction).
     func trainScalarQuantizer(control: OperationControl) throws -> ScalarQuantizer {
         let (sample, rows) = try trainingSample(control: control)
@@ -50,6 +55,45 @@ extension VectorCollection {
             codes.withUnsafeMutableBytes { sq.encode(x.assumingMemoryBound(to: Float.self), into: $0.baseAddress!.assumingMemoryBound(to: Int8.self)) }
             return codes
         }
+    }
+}
+
+extension VectorCollection {
+    /// The codes plan over SQ8 codes: the best `keep` of `candidates` by their SQ8 distance
+    /// (approximate), as slots with those distances, for ``rerankCodes(_:_:rerank:_:vectors:)``.
+    /// A quarter of the bytes of the float vectors per scored row, read a chunk of rows at a time.
+    func scalarCandidates(_ q: PreparedQuery, sq: ScalarQuantizer, keep: Int, candidates: Bitmap, _ view: CollectionSnapshot) throws -> TopK {
+        var heap = TopK(k: max(1, keep))
+        let reader = view.scalarCodes()
+        let d = dimension
+        let chunk = 256
+        try withUnsafeTemporaryAllocation(of: Int16.self, capacity: d) { levels in
+            q.vector.withUnsafeBufferPointer { v in sq.quantize(query: v.baseAddress!, into: levels.baseAddress!) }
+            try withUnsafeTemporaryAllocation(of: UnsafeRawPointer.self, capacity: chunk) { rows in
+                try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: chunk) { slots in
+                    try withUnsafeTemporaryAllocation(of: Int32.self, capacity: chunk) { sums in
+                        var n = 0
+                        func flush() {
+                            guard n > 0 else { return }
+                            sq.sums(UnsafePointer(levels.baseAddress!), UnsafeBufferPointer(rebasing: rows[0..<n]), into: sums.baseAddress!)
+                            for j in 0..<n { heap.insert(distance: sq.distance(fromSum: sums[j]), id: UInt64(slots[j])) }
+                            n = 0
+                        }
+                        for slot in candidates {
+                            guard let p = try reader.pointer(slot) else {
+                                throw SextantError(.corrupted, "live slot \(slot) has no SQ8 codes", context: ["collection": name, "slot": String(slot)])
+                            }
+                            rows[n] = p
+                            slots[n] = slot
+                            n += 1
+                            if n == chunk { flush() }
+                        }
+                        flush()
+                    }
+                }
+            }
+        }
+        return heap
     }
 }
 

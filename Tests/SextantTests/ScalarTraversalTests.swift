@@ -50,6 +50,31 @@ import SextantTestSupport
             }
             #expect(try GraphSearchTests.recall(coll, data, filter: f) >= 0.85, "\(sql)")
         }
+        // The codes plan over SQ8 codes: the matches' codes scored, the best re-ranked, so the
+        // rows are the matches' and every distance is the exact plan's; re-rank 0 reports the
+        // codes' own distances.
+        for sql in ["category = 'cat0'", "price < 3", "category = 'none'", "price < 50"] {
+            let f = try Filter(sql: sql)
+            let matches = try coll.count(where: f)
+            var hits = 0, total = 0
+            for i in 0..<10 {
+                let got = try coll.search(data.query(i), k: 10, filter: f, options: SearchOptions(plan: .codes))
+                let exact = try coll.search(data.query(i), k: max(1, matches), filter: f, options: SearchOptions(exact: true))
+                let byID = Dictionary(uniqueKeysWithValues: exact.map { ($0.id, $0.distance) })
+                #expect(got.count == min(10, matches), "codes \(sql)")
+                #expect(got.allSatisfy { byID[$0.id] == $0.distance }, "codes \(sql): a row outside the matches or an inexact distance")
+                hits += Set(exact.prefix(10).map(\.id)).intersection(got.map(\.id)).count
+                total += min(10, exact.count)
+                let raw = try coll.search(data.query(i), k: 10, filter: f, options: SearchOptions(rerank: 0, plan: .codes))
+                #expect(raw.count == min(10, matches) && raw.allSatisfy { byID[$0.id] != nil })
+            }
+            #expect(Double(hits) >= 0.95 * Double(total), "codes \(sql): \(hits) of \(total)")
+            let e = try coll.explainSearch(data.query(0), k: 10, filter: f, options: SearchOptions(plan: .codes))
+            #expect(matches == 0 || e.detail.contains("SQ8 codes scored"), "\(e.detail)")
+        }
+        // Calibration measures the plan: its cost per code and its recall by re-rank depth.
+        let model = try coll.costModel()
+        #expect(model.codePerRow != nil && model.recall?.curves[.codes] != nil)
     }
 
     @Test func codesFollowWritesDeletesAndPartition() throws {
