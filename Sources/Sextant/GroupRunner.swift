@@ -91,8 +91,8 @@ struct GroupRunner {
         return try plan.run(work, &self)
     }
 
-    /// The codebooks, read once per thread.
-    mutating func quantizer() throws -> ProductQuantizer {
+    /// The codebooks (read once per transaction by the view).
+    func quantizer() throws -> ProductQuantizer {
         guard let p = try view.quantizer() else { throw SextantError(.notFound, "codebooks were dropped") }
         return p
     }

@@ -500,9 +500,6 @@ final class ScanSession {
         self.view = view
     }
 
-    var collection: VectorCollection { view.collection }
-    var txn: Transaction { view.txn }
-
     func vectors() throws -> SlotBlocks.Reader { try view.vectors() }
 
     /// The float lookup table of a query (the codebook is fixed for the transaction).
