@@ -1,0 +1,83 @@
+import SextantKernels
+import SextantStorage
+
+// The per-thread scanning state of the codes plans: one query's pass over the code blocks
+// holding its candidates, and what a search thread's queries share in one transaction.
+
+/// One query's scan over the code blocks holding its candidates: rows of the current block
+/// are collected, then scored all at once — the whole block contiguously when at least a
+/// quarter of it are candidates, else just the candidates.
+struct CodeBlockScanner {
+    let table: PQDistanceTable
+    let per: Int
+    var heap: TopK
+    var rows: [Int]
+    var dist: [Float]
+    var n = 0
+
+    init(table: PQDistanceTable, keep: Int, slotsPerBlock per: Int) {
+        self.table = table
+        self.per = per
+        heap = TopK(k: keep)
+        rows = [Int](repeating: 0, count: per)
+        dist = [Float](repeating: 0, count: per)
+    }
+
+    @inline(__always)
+    mutating func add(_ row: Int) {
+        rows[n] = row
+        n += 1
+    }
+
+    mutating func flush(_ codes: UnsafePointer<UInt8>, first: UInt64) throws {
+        guard n > 0 else { return }
+        let (n, per, table) = (self.n, self.per, self.table)
+        rows.withUnsafeBufferPointer { r in
+            dist.withUnsafeMutableBufferPointer { d in
+                if n * 4 >= per {
+                    table.distances(codes: codes, count: per, into: d.baseAddress!)
+                    for j in 0..<n { _ = heap.insert(distance: d[r[j]], id: first + UInt64(r[j])) }
+                } else {
+                    table.distances(codes: codes, rows: UnsafeBufferPointer(rebasing: r[0..<n]), into: d.baseAddress!)
+                    for j in 0..<n { _ = heap.insert(distance: d[j], id: first + UInt64(r[j])) }
+                }
+            }
+        }
+        self.n = 0
+    }
+}
+
+/// What one thread's searches of a batch share in one transaction: the block readers of the
+/// collection, made on first use, so block addresses resolve once per thread instead of once
+/// (with a lock on the shared cache) per query; and the code lookup tables of each query
+/// vector, so a vector asked with several predicates builds its tables once.
+final class ScanSession {
+    /// The collection in the session's transaction (readers resolved there once).
+    let view: CollectionSnapshot
+    private var tables: [Int: PQDistanceTable] = [:]
+    private var fastTables: [Int: PQFastScanTable] = [:]
+
+    init(_ view: CollectionSnapshot) {
+        self.view = view
+    }
+
+    func vectors() throws -> SlotBlocks.Reader { try view.vectors() }
+
+    /// The float lookup table of a query (the codebook is fixed for the transaction).
+    func table(_ q: VectorCollection.PreparedQuery, _ pq: ProductQuantizer) -> PQDistanceTable {
+        if let t = tables[q.vectorID] { return t }
+        let t = q.vector.withUnsafeBufferPointer { pq.distanceTable(query: $0) }
+        tables[q.vectorID] = t
+        return t
+    }
+
+    /// The quantized (fast-scan) lookup table of a query.
+    func fastTable(_ q: VectorCollection.PreparedQuery, _ pq: ProductQuantizer) -> PQFastScanTable {
+        if let t = fastTables[q.vectorID] { return t }
+        let t = PQFastScanTable(table(q, pq))
+        fastTables[q.vectorID] = t
+        return t
+    }
+
+    func codes(_ pq: ProductQuantizer) throws -> SlotBlocks.Reader { try view.codes(pq) }
+}
