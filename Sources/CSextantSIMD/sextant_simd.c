@@ -56,6 +56,22 @@ void sextant_fastscan_accumulate_scalar(const uint8_t *blocks, size_t block_coun
 }
 
 #if SEXTANT_X86
+// The four accumulators of one block (see below) into 32 sums: low-byte sums recovered,
+// the two lanes folded (even + odd sub-quantizers), even/odd vectors interleaved.
+__attribute__((target("avx2")))
+static inline void fastscan_fold_store(__m256i lo_whole, __m256i lo_high, __m256i hi_whole, __m256i hi_high, uint16_t *o) {
+    __m256i lo_even = _mm256_sub_epi16(lo_whole, _mm256_slli_epi16(lo_high, 8)), lo_odd = lo_high;
+    __m256i hi_even = _mm256_sub_epi16(hi_whole, _mm256_slli_epi16(hi_high, 8)), hi_odd = hi_high;
+    __m128i le = _mm_add_epi16(_mm256_castsi256_si128(lo_even), _mm256_extracti128_si256(lo_even, 1));
+    __m128i lodd = _mm_add_epi16(_mm256_castsi256_si128(lo_odd), _mm256_extracti128_si256(lo_odd, 1));
+    __m128i he = _mm_add_epi16(_mm256_castsi256_si128(hi_even), _mm256_extracti128_si256(hi_even, 1));
+    __m128i hodd = _mm_add_epi16(_mm256_castsi256_si128(hi_odd), _mm256_extracti128_si256(hi_odd, 1));
+    _mm_storeu_si128((__m128i *)(o + 0), _mm_unpacklo_epi16(le, lodd));
+    _mm_storeu_si128((__m128i *)(o + 8), _mm_unpackhi_epi16(le, lodd));
+    _mm_storeu_si128((__m128i *)(o + 16), _mm_unpacklo_epi16(he, hodd));
+    _mm_storeu_si128((__m128i *)(o + 24), _mm_unpackhi_epi16(he, hodd));
+}
+
 __attribute__((target("avx2")))
 void sextant_fastscan_accumulate_avx2(const uint8_t *blocks, size_t block_count, size_t m,
                                       const uint8_t *lut, uint16_t *out) {
@@ -82,37 +98,13 @@ void sextant_fastscan_accumulate_avx2(const uint8_t *blocks, size_t block_count,
             hi_whole = _mm256_add_epi16(hi_whole, rhi);
             hi_high = _mm256_add_epi16(hi_high, _mm256_srli_epi16(rhi, 8));
         }
-        __m256i lo_even = _mm256_sub_epi16(lo_whole, _mm256_slli_epi16(lo_high, 8)), lo_odd = lo_high;
-        __m256i hi_even = _mm256_sub_epi16(hi_whole, _mm256_slli_epi16(hi_high, 8)), hi_odd = hi_high;
-        // Fold the two lanes (even + odd sub-quantizers), then interleave even/odd vectors.
-        __m128i le = _mm_add_epi16(_mm256_castsi256_si128(lo_even), _mm256_extracti128_si256(lo_even, 1));
-        __m128i lodd = _mm_add_epi16(_mm256_castsi256_si128(lo_odd), _mm256_extracti128_si256(lo_odd, 1));
-        __m128i he = _mm_add_epi16(_mm256_castsi256_si128(hi_even), _mm256_extracti128_si256(hi_even, 1));
-        __m128i hodd = _mm_add_epi16(_mm256_castsi256_si128(hi_odd), _mm256_extracti128_si256(hi_odd, 1));
-        uint16_t *o = out + 32 * b;
-        _mm_storeu_si128((__m128i *)(o + 0), _mm_unpacklo_epi16(le, lodd));
-        _mm_storeu_si128((__m128i *)(o + 8), _mm_unpackhi_epi16(le, lodd));
-        _mm_storeu_si128((__m128i *)(o + 16), _mm_unpacklo_epi16(he, hodd));
-        _mm_storeu_si128((__m128i *)(o + 24), _mm_unpackhi_epi16(he, hodd));
+        fastscan_fold_store(lo_whole, lo_high, hi_whole, hi_high, out + 32 * b);
     }
 }
 // Two queries over the same blocks: each 32-byte code load and its nibble split serve both
 // tables, and a batch's shared pass streams its chunk of blocks once per pair instead of once
 // per query. Per query the arithmetic is that of sextant_fastscan_accumulate_avx2, so the sums
 // are identical.
-__attribute__((target("avx2")))
-static inline void fastscan_fold_store(__m256i lo_whole, __m256i lo_high, __m256i hi_whole, __m256i hi_high, uint16_t *o) {
-    __m256i lo_even = _mm256_sub_epi16(lo_whole, _mm256_slli_epi16(lo_high, 8)), lo_odd = lo_high;
-    __m256i hi_even = _mm256_sub_epi16(hi_whole, _mm256_slli_epi16(hi_high, 8)), hi_odd = hi_high;
-    __m128i le = _mm_add_epi16(_mm256_castsi256_si128(lo_even), _mm256_extracti128_si256(lo_even, 1));
-    __m128i lodd = _mm_add_epi16(_mm256_castsi256_si128(lo_odd), _mm256_extracti128_si256(lo_odd, 1));
-    __m128i he = _mm_add_epi16(_mm256_castsi256_si128(hi_even), _mm256_extracti128_si256(hi_even, 1));
-    __m128i hodd = _mm_add_epi16(_mm256_castsi256_si128(hi_odd), _mm256_extracti128_si256(hi_odd, 1));
-    _mm_storeu_si128((__m128i *)(o + 0), _mm_unpacklo_epi16(le, lodd));
-    _mm_storeu_si128((__m128i *)(o + 8), _mm_unpackhi_epi16(le, lodd));
-    _mm_storeu_si128((__m128i *)(o + 16), _mm_unpacklo_epi16(he, hodd));
-    _mm_storeu_si128((__m128i *)(o + 24), _mm_unpackhi_epi16(he, hodd));
-}
 
 __attribute__((target("avx2")))
 void sextant_fastscan_accumulate2_avx2(const uint8_t *blocks, size_t block_count, size_t m,
