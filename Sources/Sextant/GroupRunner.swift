@@ -69,7 +69,14 @@ struct GroupRunner {
     mutating func newSession() { session = ScanSession(view) }
 
     mutating func finish() {
-        if let context { collection.store.searchContexts.give(context) }
+        if let context {
+            // The last eligibility bitset's memory serves the context's next filtered search.
+            if let spare = bitsets.first?.value.storage {
+                bitsets = [:]
+                context.spareBitsetWords = spare
+            }
+            collection.store.searchContexts.give(context)
+        }
         context = nil
     }
 
@@ -189,8 +196,12 @@ private func runGraphPlan(_ kind: PlanKind, _ w: PlanWork, _ runner: inout Group
     let allowed: Bitmap? = group.restricted ?? (group.filter != nil || group.cells != nil) ? cands : nil
     var bits: DenseBitset? = nil
     if let allowed, kind == .filteredGraph {
-        bits = runner.bitsets[w.groupIndex] ?? DenseBitset(allowed, bound: gr.nodeIDBound)
-        runner.bitsets[w.groupIndex] = bits
+        if let cached = runner.bitsets[w.groupIndex] {
+            bits = cached
+        } else {
+            bits = DenseBitset(allowed, bound: gr.nodeIDBound, reusing: &context.spareBitsetWords)
+            runner.bitsets[w.groupIndex] = bits
+        }
     }
     for q in w.queries {
         let before = context.distanceCount

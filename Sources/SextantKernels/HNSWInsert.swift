@@ -64,8 +64,8 @@ extension HNSW {
             let bound = storage.nodeIDBound
             context.begin(bound: bound)
             // The node itself must not come back as its own neighbour.
-            if node < bound { context.visited[Int(node)] = context.epoch }
-            if cur < bound { context.visited[Int(cur)] = context.epoch }
+            if node < bound { context.markVisited(node) }
+            if cur < bound { context.markVisited(cur) }
             let key = _hnswKey(curDistance, cur)
             context.candidates.push(key)
             context.results.push(~key)

@@ -47,14 +47,11 @@ extension HNSW {
                 try storage.withNeighbors(of: u, level: lc) { list.append(contentsOf: $0) }
                 guard list.contains(where: { deleted.contains($0) }) else { continue }
                 context.begin(bound: bound)
-                let visited = context.visited
-                let epoch = context.epoch
-                visited[Int(u)] = epoch
+                context.markVisited(u)
                 keys.removeAll(keepingCapacity: true)
                 frontier.removeAll(keepingCapacity: true)
                 func consider(_ x: UInt32) throws {
-                    guard x < bound, visited[Int(x)] != epoch else { return }
-                    visited[Int(x)] = epoch
+                    guard x < bound, context.visited.bound > Int(x), context.visited.insert(x) else { return }
                     if deleted.contains(x) {
                         frontier.append(x)
                     } else if let l = try storage.level(of: x), l >= lc {
@@ -410,8 +407,8 @@ extension HNSW {
             let query = try distances.query(for: u)
             let (cur, curDistance) = try descend(query, from: ep, toLevel: 0, storage: storage, distances: distances, context: context)
             context.begin(bound: bound)
-            context.visited[Int(u)] = context.epoch
-            context.visited[Int(cur)] = context.epoch
+            context.markVisited(u)
+            context.markVisited(cur)
             let key = _hnswKey(curDistance, cur)
             context.candidates.push(key)
             if reached[Int(cur)] { context.results.push(~key) }

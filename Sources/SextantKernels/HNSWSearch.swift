@@ -133,7 +133,7 @@ extension HNSW {
         let bound = storage.nodeIDBound
         let (cur, curDistance) = try descend(query, from: ep, toLevel: 0, storage: storage, distances: distances, context: context)
         context.begin(bound: bound)
-        if cur < bound { context.visited[Int(cur)] = context.epoch }
+        if cur < bound { context.markVisited(cur) }
         let key = _hnswKey(curDistance, cur)
         context.candidates.push(key)
         context.results.push(~key)
@@ -192,9 +192,9 @@ extension HNSW {
                 if starts.count > wanted || i > 100_000 { break }
             }
         }
-        for s in starts where s < bound && context.visited[Int(s)] != context.epoch {
+        for s in starts where s < bound && !context.visited.contains(s) {
             guard try storage.level(of: s) != nil else { continue }
-            context.visited[Int(s)] = context.epoch
+            context.markVisited(s)
             let d = try distances.distance(query, to: s)
             let key = _hnswKey(d, s)
             context.candidates.push(key)
@@ -328,9 +328,9 @@ extension HNSW {
             context.candidates = candidates
             context.results = results
         }
-        let visited = context.visited
-        let epoch = context.epoch
-        let bound = Swift.min(storage.nodeIDBound, UInt32(truncatingIfNeeded: context.visitedCapacity))
+        var visited = context.visited
+        defer { context.visited = visited }
+        let bound = UInt32(truncatingIfNeeded: Swift.min(Int(storage.nodeIDBound), visited.bound))
         let ids = context.ids
         let dists = context.dists
         let capacity = context.scratchCapacity
@@ -349,8 +349,7 @@ extension HNSW {
             if !twoHop {
                 n = try storage.withNeighbors(of: c, level: level) { nb -> Int in
                     var m = 0
-                    for x in nb where x < bound && visited[Int(x)] != epoch && m < capacity {
-                        visited[Int(x)] = epoch
+                    for x in nb where x < bound && m < capacity && visited.insert(x) {
                         distances.prefetch(x)
                         ids[m] = x
                         m &+= 1
@@ -363,9 +362,9 @@ extension HNSW {
                 var h = 0
                 n = try storage.withNeighbors(of: c, level: level) { nb -> Int in
                     var m = 0
-                    for x in nb where x < bound && visited[Int(x)] != epoch {
+                    for x in nb where x < bound && !visited.contains(x) {
                         if eligible.isEligible(x) {
-                            visited[Int(x)] = epoch
+                            _ = visited.insert(x)
                             if m < capacity { ids[m] = x; m &+= 1 }
                         } else if h < hopCapacity {
                             // Not marked: other candidates sharing this neighbour must be
@@ -379,8 +378,8 @@ extension HNSW {
                 for j in 0..<h {
                     n = try storage.withNeighbors(of: hops[j], level: level) { nb -> Int in
                         var m = n
-                        for x in nb where x < bound && visited[Int(x)] != epoch && m < capacity && eligible.isEligible(x) {
-                            visited[Int(x)] = epoch
+                        for x in nb where x < bound && m < capacity && !visited.contains(x) && eligible.isEligible(x) {
+                            _ = visited.insert(x)
                             ids[m] = x
                             m &+= 1
                         }

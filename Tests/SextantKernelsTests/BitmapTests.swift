@@ -184,7 +184,7 @@ private func sortedArray(_ s: Set<UInt32>) -> [UInt32] { s.sorted() }
     }
 
     /// The dense form used by filtered traversal holds exactly the members below its bound,
-    /// whatever containers (array, bitset, runs) hold them.
+    /// whatever containers (array, bitset, runs) hold them, in fresh or reused memory.
     @Test(arguments: BitmapDistribution.allCases)
     func denseBitsetAgreesWithMembership(distribution: BitmapDistribution) {
         var rng = SeededRandom(seed: 0xDE5E_0000 &+ UInt64(distribution.rawValue.count))
@@ -193,13 +193,23 @@ private func sortedArray(_ s: Set<UInt32>) -> [UInt32] { s.sorted() }
         let set = Set(values)
         var runs = Bitmap(values)
         runs.runOptimize()
+        // Neighbours of the members: what a reused buffer would wrongly keep if not cleared.
+        let neighbours = Bitmap(values.flatMap { [$0 &+ 1, $0 &- 1, $0 &+ 64] })
+        var spare: [UInt64] = []
         for b in [makeBitmap(values, &rng), runs] {
         for bound: UInt32 in [0, 1, 63, 64, 65, 4097, 65535, 65536, 65600, (3 << 16) + 17, 8 << 16] {
-            let dense = DenseBitset(b, bound: bound)
-            for id in set { #expect(dense.contains(id) == (id < bound), "id \(id) bound \(bound)") }
-            // Non-members, near members and at the bound's edges.
-            for probe in set.prefix(200).flatMap({ [$0 &+ 1, $0 &- 1, $0 &+ 64] }) + [bound, bound &+ 1, bound &- 1, bound | 63] where !set.contains(probe) {
-                #expect(!dense.contains(probe), "non-member \(probe) bound \(bound)")
+            // Fresh memory, and memory last used (same size, then another) by a different set.
+            let fresh = DenseBitset(b, bound: bound)
+            spare = DenseBitset(neighbours, bound: bound, reusing: &spare).storage
+            let reused = DenseBitset(b, bound: bound, reusing: &spare)
+            #expect(spare.isEmpty)
+            spare = reused.storage
+            for dense in [fresh, reused] {
+                for id in set { #expect(dense.contains(id) == (id < bound), "id \(id) bound \(bound)") }
+                // Non-members, near members and at the bound's edges.
+                for probe in set.prefix(200).flatMap({ [$0 &+ 1, $0 &- 1, $0 &+ 64] }) + [bound, bound &+ 1, bound &- 1, bound | 63] where !set.contains(probe) {
+                    #expect(!dense.contains(probe), "non-member \(probe) bound \(bound)")
+                }
             }
         }
         }
