@@ -149,6 +149,7 @@ struct BlockVectors: GraphDistanceSource {
                     let (x, norm) = try locate(nodes[start + j])
                     pointers[j] = x
                     pointers[chunk + j] = norm
+                    sextant_prefetch(x, 4 * dimension)
                     if cosine { sextant_prefetch(norm, 4) }
                 }
                 let xs = UnsafeBufferPointer(rebasing: pointers[0..<n])
@@ -188,6 +189,7 @@ struct BlockVectors: GraphDistanceSource {
                                 throw SextantError(.corrupted, "graph node \(nodes[start + j]) has no SQ8 codes", context: ["slot": String(nodes[start + j])])
                             }
                             rows[j] = p.assumingMemoryBound(to: Int8.self)
+                            sextant_prefetch(p, dimension)
                         }
                     }
                     sextant_sq8_batch_avx2(codeL2, levels, rows.baseAddress, n, dimension, sums.baseAddress!)
