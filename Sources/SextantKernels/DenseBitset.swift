@@ -21,27 +21,36 @@ public struct DenseBitset: Sendable {
         let count = (Int(bound) + 63) / 64
         var w: [UInt64] = []
         swap(&w, &storage)
-        if w.count == count {
-            w.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-        } else {
-            w = [UInt64](repeating: 0, count: count)
-        }
+        // Reused memory is cleared only where no bitset container overwrites it whole.
+        let reused = w.count == count
+        if !reused { w = [UInt64](repeating: 0, count: count) }
         w.withUnsafeMutableBufferPointer { p in
+            var cleared = 0
+            func clear(upTo end: Int) {
+                if reused && cleared < end { (p.baseAddress! + cleared).update(repeating: 0, count: end - cleared) }
+                cleared = Swift.max(cleared, end)
+            }
             for (key, container) in zip(bitmap.keys, bitmap.containers) {
                 let base = Int(key) << 10
                 guard base < count else { break }
+                let end = Swift.min(base + 1024, count)
                 switch container {
                 case .array(let values):
+                    clear(upTo: end)
                     for v in values {
                         let i = base + Int(v >> 6)
                         if i < count { p[i] |= 1 << UInt64(v & 63) }
                     }
                 case .bitset(let words, _):
+                    clear(upTo: base)
                     for j in 0..<Swift.min(words.count, count - base) { p[base + j] = words[j] }
+                    cleared = Swift.max(cleared, base + Swift.min(words.count, count - base))
                 case .run(let runs, _):
+                    clear(upTo: end)
                     for r in runs { Self.setRange(p, from: base * 64 + Int(r.start), through: base * 64 + Int(r.end)) }
                 }
             }
+            clear(upTo: count)
             // Ids at or above `bound` that shared the last word with ids below it.
             if bound % 64 != 0, count > 0 { p[count - 1] &= (1 << UInt64(bound % 64)) - 1 }
         }
