@@ -110,7 +110,8 @@ struct SlotBlocks {
         // Read on every graph hop and scored row, so plain memory owned by the reader: an array
         // property of a class is retained and released around each read, and the runtime
         // exclusivity check costs a TLS lookup per access. A reader belongs to one transaction
-        // on one thread. Entry i: block i's pointer (nil: no such block), once `resolved[i]`.
+        // on one thread. Entry i: block i's pointer (nil: no such block), once `resolved[i]`; kept
+        // by write transactions only (read transactions share their snapshot's table).
         private let cache: UnsafeMutablePointer<UnsafeRawPointer?>
         private let resolved: UnsafeMutablePointer<Bool>
         private let blockBound: Int
@@ -132,11 +133,15 @@ struct SlotBlocks {
             let n = Int(slotBound) / blocks.slotsPerBlock + 1
             self.shared = txn.mapGeneration >= 0 ? shared?.table(blocks, snapshot: txn.snapshotID, generation: txn.mapGeneration, blockBound: n) : nil
             sharedTable = self.shared.map { Unmanaged.passUnretained($0) }
-            blockBound = n
-            cache = .allocate(capacity: n)
-            cache.initialize(repeating: nil, count: n)
-            resolved = .allocate(capacity: n)
-            resolved.initialize(repeating: false, count: n)
+            // A read transaction looks blocks up in the snapshot's shared table; only a write
+            // transaction keeps pointers of its own (clearing them per reader was a tenth of a
+            // search call that scored nothing).
+            let own = self.shared == nil ? n : 0
+            blockBound = own
+            cache = .allocate(capacity: max(own, 1))
+            cache.initialize(repeating: nil, count: own)
+            resolved = .allocate(capacity: max(own, 1))
+            resolved.initialize(repeating: false, count: own)
             perBlock = UInt32(blocks.slotsPerBlock)
             regionOffset = .allocate(capacity: blocks.strides.count)
             regionOffset.initialize(from: blocks.regionOffsets, count: blocks.strides.count)
@@ -155,12 +160,22 @@ struct SlotBlocks {
         @inline(__always)
         func blockPointer(_ b: UInt32) throws -> UnsafeRawPointer? {
             let i = Int(b)
-            if i < blockBound && resolved[i] { return cache[i] }
-            if let sharedTable, let known = sharedTable._withUnsafeGuaranteedRef({ $0.lookup(b) }) {
-                if i < blockBound { cache[i] = known; resolved[i] = true }
-                return known
+            if let sharedTable {
+                // Blocks past the table's capacity (maps over 64 GiB) are looked up each time.
+                if let known = sharedTable._withUnsafeGuaranteedRef({ $0.lookup(b) }) { return known }
+                let p = try fetch(b)
+                sharedTable._withUnsafeGuaranteedRef { $0.publish(b, p) }
+                return p
             }
-            let p: UnsafeRawPointer? = try blocks.withKey(b) { k in
+            if i < blockBound && resolved[i] { return cache[i] }
+            let p = try fetch(b)
+            if i < blockBound { cache[i] = p; resolved[i] = true }
+            return p
+        }
+
+        /// Block `b`'s bytes from the B-tree.
+        private func fetch(_ b: UInt32) throws -> UnsafeRawPointer? {
+            try blocks.withKey(b) { k in
                 try txn.withValue(blocks.db, key: k) { v -> UnsafeRawPointer? in
                     guard v.count == blocks.blockBytes else {
                         throw SextantError(.corrupted, "index block \(b) has \(v.count) bytes, expected \(blocks.blockBytes)", context: ["block": String(b)])
@@ -168,9 +183,6 @@ struct SlotBlocks {
                     return v.baseAddress
                 }
             } ?? nil
-            if i < blockBound { cache[i] = p; resolved[i] = true }
-            shared?.publish(b, p)
-            return p
         }
 
         /// Pointer to `slot`'s entry in region `r`, valid until the transaction ends.
