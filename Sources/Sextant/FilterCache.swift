@@ -55,3 +55,49 @@ final class FilterCache: @unchecked Sendable {
         }
     }
 }
+
+/// Flat bitsets of predicates that filtered graph searches met more than once in one
+/// snapshot, so repeated predicates (a tenant, a category) are laid out once per snapshot, not
+/// once per call: building one is a 125 KB fill per million rows, about 5 % of a filtered
+/// search at 10 % selectivity. A predicate enters on its second sighting (a stream of distinct
+/// ranges would only churn it); at most `capacity` bitsets are kept, least recently used first
+/// out, so the cache holds at most `capacity` × slots / 8 bytes.
+final class DenseBitsetCache: @unchecked Sendable {
+    struct Key: Hashable {
+        var cid: UInt32
+        var predicate: Filter
+        var snapshot: Int
+        var bound: UInt32
+    }
+    private var entries: [(key: Key, bits: DenseBitset)] = []
+    private var seen: [Key] = []
+    private let capacity: Int
+    private let lock = NSLock()
+
+    init(capacity: Int = 8) { self.capacity = capacity }
+
+    /// The cached bitset of `key`, or nil — then `shouldKeep` says whether the caller should
+    /// build it in memory of its own and ``put(_:_:)`` it (a second sighting).
+    func get(_ key: Key) -> (bits: DenseBitset?, shouldKeep: Bool) {
+        lock.lock(); defer { lock.unlock() }
+        if let i = entries.firstIndex(where: { $0.key == key }) {
+            let e = entries.remove(at: i)
+            entries.append(e)
+            return (e.bits, false)
+        }
+        if let i = seen.firstIndex(of: key) {
+            seen.remove(at: i)
+            return (nil, true)
+        }
+        seen.append(key)
+        if seen.count > 4 * capacity { seen.removeFirst() }
+        return (nil, false)
+    }
+
+    func put(_ key: Key, _ bits: DenseBitset) {
+        lock.lock(); defer { lock.unlock() }
+        entries.removeAll { $0.key == key || $0.key.snapshot < key.snapshot && $0.key.cid == key.cid }
+        entries.append((key, bits))
+        if entries.count > capacity { entries.removeFirst() }
+    }
+}

@@ -54,6 +54,8 @@ struct GroupRunner {
     /// The collection as this thread's transaction sees it.
     let view: CollectionSnapshot
     var bitsets: [Int: DenseBitset] = [:]
+    /// The group whose bitset was built in the context's spare memory (given back at finish).
+    var spareGroup: Int?
     var context: HNSWSearchContext?
     private(set) var session: ScanSession
 
@@ -70,11 +72,13 @@ struct GroupRunner {
 
     mutating func finish() {
         if let context {
-            // The last eligibility bitset's memory serves the context's next filtered search.
-            if let spare = bitsets.first?.value.storage {
+            // The memory the context lent an eligibility bitset serves its next filtered search
+            // (a bitset the store's cache shares is not lent memory).
+            if let g = spareGroup, let spare = bitsets[g]?.storage {
                 bitsets = [:]
                 context.spareBitsetWords = spare
             }
+            spareGroup = nil
             collection.store.searchContexts.give(context)
         }
         context = nil
@@ -199,7 +203,22 @@ private func runGraphPlan(_ kind: PlanKind, _ w: PlanWork, _ runner: inout Group
         if let cached = runner.bitsets[w.groupIndex] {
             bits = cached
         } else {
-            bits = DenseBitset(allowed, bound: gr.nodeIDBound, reusing: &context.spareBitsetWords)
+            // A predicate's own matches (not cut to cells) may repeat across calls.
+            let key = group.predicate.flatMap { p in
+                group.cells == nil && group.restricted == nil
+                    ? DenseBitsetCache.Key(cid: collection.cid, predicate: p, snapshot: txn.snapshotID, bound: gr.nodeIDBound) : nil
+            }
+            let shared = key.map { collection.store.denseBitsets.get($0) }
+            if let hit = shared?.bits {
+                bits = hit
+            } else if let key, shared?.shouldKeep == true {
+                let b = DenseBitset(allowed, bound: gr.nodeIDBound)
+                collection.store.denseBitsets.put(key, b)
+                bits = b
+            } else {
+                bits = DenseBitset(allowed, bound: gr.nodeIDBound, reusing: &context.spareBitsetWords)
+                runner.spareGroup = w.groupIndex
+            }
             runner.bitsets[w.groupIndex] = bits
         }
     }

@@ -44,7 +44,7 @@ final class PlanProbe {
     /// once for the runs that share it.
     func run(_ plan: some PhysicalPlan, _ queries: [VectorCollection.PreparedQuery], candidates: Bitmap, restricted: Bool,
              setKey: Int = 0, _ settings: Settings = Settings()) throws -> (heaps: [TopK], stats: [VectorCollection.QueryStats]) {
-        if setKey != self.setKey { runner.bitsets.removeAll(); self.setKey = setKey }
+        if setKey != self.setKey { runner.bitsets.removeAll(); runner.spareGroup = nil; self.setKey = setKey }
         runner.newSession()
         let planned = QueryPlan(kind: plan.kind, forced: true, matches: candidates.count, liveRows: live, queries: queries.count,
                                 estimates: [], estimatedRows: candidates.count)

@@ -26,6 +26,8 @@ public final class Store: Sendable {
     let costModels = CostModelCache()
     /// Matching rows of recent predicates, per snapshot.
     let filterCache = FilterCache()
+    /// Flat bitsets of predicates filtered graph searches repeat, per snapshot.
+    let denseBitsets = DenseBitsetCache()
     /// A decoded sample of each collection's rows per snapshot, for selectivity estimates.
     let attributeSamples = AttributeSampleCache()
     /// Vector and code block pointers per snapshot, shared by read transactions.

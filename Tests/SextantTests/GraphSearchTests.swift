@@ -63,6 +63,37 @@ import SextantTestSupport
         }
     }
 
+    /// A predicate repeated across calls: its flat bitset is built in the context's memory
+    /// the first time, kept by the store's cache the second and shared the third; every call
+    /// gives the same rows as the first, and a write (a new snapshot) is never served the old
+    /// bitset: deleted rows are gone and re-filtered rows appear.
+    @Test func repeatedPredicateBitsetFollowsTheSnapshot() throws {
+        let store = try Store(path: temporaryStorePath("hnsw-dense-cache"))
+        defer { store.close() }
+        let data = SyntheticDataset(rows: 3000, dimension: 16, queries: 6, clusters: 20, seed: 11)
+        let coll = try store.createCollection("c", dimension: 16, metric: .l2, schema: SyntheticDataset.schema, indexRecipe: "HNSW8")
+        try coll.upsert((0..<3000).map { Row(id: UInt64($0), vector: data.vector($0), attributes: data.attributes[$0]) })
+        try coll.buildIndex(threads: 2)
+        let f = try Filter(sql: "in_stock = TRUE")
+        let graph = SearchOptions(ef: 400, plan: .filteredGraph)
+        func both(_ q: Int) throws -> ([UInt64], [UInt64]) {
+            (try coll.search(data.query(q), k: 10, filter: f, options: graph).map(\.id),
+             try coll.search(data.query(q), k: 10, filter: f, options: SearchOptions(exact: true)).map(\.id))
+        }
+        let first = try both(0)
+        for _ in 0..<3 { #expect(try both(0).0 == first.0) }
+        #expect(Set(first.0) == Set(first.1))
+        // Take the results out of the set (the write starts a new snapshot).
+        try coll.upsert(first.0.map { Row(id: $0, vector: data.vector(Int($0)), attributes: ["in_stock": .bool(false)]) })
+        for q in 0..<data.queryCount {
+            for _ in 0..<3 {
+                let (approx, exact) = try both(q)
+                #expect(Set(approx).isDisjoint(with: first.0))
+                #expect(Set(approx) == Set(exact), "query \(q)")
+            }
+        }
+    }
+
     @Test func checkFindsADamagedGraph() throws {
         let path = temporaryStorePath("hnsw-damage")
         let store = try Store(path: path)
