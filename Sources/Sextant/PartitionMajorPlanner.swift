@@ -102,11 +102,8 @@ struct PartitionPassPlanner {
 
     /// Blocks holding at least one of `slots`.
     func blockCount(_ slots: Bitmap) -> Int {
-        var n = 0, current = UInt32.max
-        let per = UInt32(slotsPerBlock)
-        slots.forEach { s in
-            if s / per != current { current = s / per; n += 1 }
-        }
+        var n = 0
+        slots.forEachRangeCount(width: slotsPerBlock) { _, _ in n += 1 }
         return n
     }
 }
@@ -129,11 +126,12 @@ private struct Units {
 
     /// Each group's matches per unit, as a fraction of the unit's slots (sparse).
     func touched(_ groups: [PartitionPassPlanner.Group]) -> [[(unit: Int, fraction: Double)]] {
-        var counts = [Int](repeating: 0, count: count)
-        return groups.map { g in
-            g.candidates.forEach { counts[Int($0) / unitSlots] += 1 }
-            defer { for u in counts.indices { counts[u] = 0 } }
-            return counts.indices.compactMap { u in counts[u] > 0 ? (u, Swift.min(1, Double(counts[u]) / size(u))) : nil }
+        groups.map { g in
+            var out: [(unit: Int, fraction: Double)] = []
+            g.candidates.forEachRangeCount(width: unitSlots) { u, n in
+                if u < count { out.append((u, Swift.min(1, Double(n) / size(u)))) }
+            }
+            return out
         }
     }
 }

@@ -287,6 +287,55 @@ public struct Bitmap: Sendable, Hashable, Sequence {
         }
     }
 
+    /// Calls `body(range, count)` for each range of ids `range·width ..< (range+1)·width` that
+    /// holds members, with how many, in ascending order. Bitset containers are counted a word at
+    /// a time and runs by their length, so a dense set costs its words, not its members.
+    public func forEachRangeCount(width: Int, _ body: (Int, Int) -> Void) {
+        precondition(width > 0, "range width must be positive")
+        var current = -1, n = 0
+        @inline(__always) func add(_ range: Int, _ c: Int) {
+            if range != current {
+                if n > 0 { body(current, n) }
+                current = range
+                n = 0
+            }
+            n += c
+        }
+        /// Members of `bits` (ids `first ..< first + 64`), split at range edges.
+        @inline(__always) func addWord(_ first: Int, _ bits: UInt64) {
+            var w = bits
+            while w != 0 {
+                let lo = first + w.trailingZeroBitCount
+                let r = lo / width
+                let end = (r + 1) * width - first
+                let inRange = end >= 64 ? w : w & ((1 << UInt64(end)) &- 1)
+                add(r, inRange.nonzeroBitCount)
+                w &= ~inRange
+            }
+        }
+        for i in 0..<keys.count {
+            let base = Int(keys[i]) << 16
+            switch containers[i] {
+            case .array(let values):
+                for v in values { add((base + Int(v)) / width, 1) }
+            case .bitset(let words, _):
+                for j in 0..<words.count where words[j] != 0 { addWord(base + j * 64, words[j]) }
+            case .run(let runs, _):
+                for run in runs {
+                    var lo = base + Int(run.start)
+                    let hi = base + Int(run.end)
+                    while lo <= hi {
+                        let r = lo / width
+                        let end = Swift.min(hi, (r + 1) * width - 1)
+                        add(r, end - lo + 1)
+                        lo = end + 1
+                    }
+                }
+            }
+        }
+        if n > 0 { body(current, n) }
+    }
+
     /// The ids in ascending order.
     public func toArray() -> [UInt32] {
         var out = [UInt32]()

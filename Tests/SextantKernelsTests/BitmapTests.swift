@@ -215,6 +215,29 @@ private func sortedArray(_ s: Set<UInt32>) -> [UInt32] { s.sorted() }
         }
     }
 
+    /// Members per range of ids, counted container by container (words, runs), equal the
+    /// counts of the members one by one, for widths that split words and containers or span them.
+    @Test(arguments: BitmapDistribution.allCases)
+    func rangeCountsAgreeWithMembers(distribution: BitmapDistribution) {
+        var rng = SeededRandom(seed: 0x4A46_0000 &+ UInt64(distribution.rawValue.count))
+        let values = bitmapValues(distribution, &rng)
+        var runs = Bitmap(values)
+        runs.runOptimize()
+        for b in [makeBitmap(values, &rng), runs] {
+            for width in [1, 3, 63, 64, 100, 128, 4096, 65535, 65536, 70_000, 1 << 40] {
+                var expected: [(Int, Int)] = []
+                b.forEach { v in
+                    let r = Int(v) / width
+                    if expected.last?.0 == r { expected[expected.count - 1].1 += 1 } else { expected.append((r, 1)) }
+                }
+                var got: [(Int, Int)] = []
+                b.forEachRangeCount(width: width) { got.append(($0, $1)) }
+                #expect(got.map(\.0) == expected.map(\.0), "width \(width)")
+                #expect(got.map(\.1) == expected.map(\.1), "width \(width)")
+            }
+        }
+    }
+
     /// The builder a range scan fills (single ids, and chunks of little-endian low halves in
     /// any order of high keys) builds exactly the set inserted.
     @Test(arguments: BitmapDistribution.allCases)
