@@ -34,12 +34,11 @@ struct VectorBits: Hashable {
     }
 
     private static func mix4(_ h: (UInt64, UInt64, UInt64, UInt64)) -> UInt64 {
-        var x = h.0
-        for y in [h.1, h.2, h.3] {
-            x = (x ^ (y &* 0x94D0_49BB_1331_11EB)) &* 0xBF58_476D_1CE4_E5B9
-            x ^= x >> 31
+        @inline(__always) func fold(_ x: UInt64, _ y: UInt64) -> UInt64 {
+            let z = (x ^ (y &* 0x94D0_49BB_1331_11EB)) &* 0xBF58_476D_1CE4_E5B9
+            return z ^ (z >> 31)
         }
-        return x
+        return fold(fold(fold(h.0, h.1), h.2), h.3)
     }
 
     func hash(into hasher: inout Hasher) { hasher.combine(digest) }

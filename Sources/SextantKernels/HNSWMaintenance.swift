@@ -51,7 +51,7 @@ extension HNSW {
                 keys.removeAll(keepingCapacity: true)
                 frontier.removeAll(keepingCapacity: true)
                 func consider(_ x: UInt32) throws {
-                    guard x < bound, context.visited.bound > Int(x), context.visited.insert(x) else { return }
+                    guard x < bound, context.visited.insert(x) else { return }
                     if deleted.contains(x) {
                         frontier.append(x)
                     } else if let l = try storage.level(of: x), l >= lc {

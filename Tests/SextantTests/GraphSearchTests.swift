@@ -49,13 +49,19 @@ import SextantTestSupport
         #expect(try coll.search(data.query(3), k: 1).first?.id == 1_000_000)
     }
 
+    /// An `HNSW8` collection "c" holding every row of `data`, its graph built.
+    static func builtHNSW8(_ store: Store, _ data: SyntheticDataset) throws -> VectorCollection {
+        let coll = try store.createCollection("c", dimension: 16, metric: .l2, schema: SyntheticDataset.schema, indexRecipe: "HNSW8")
+        try coll.upsert((0..<data.count).map { Row(id: UInt64($0), vector: data.vector($0), attributes: data.attributes[$0]) })
+        try coll.buildIndex(threads: 2)
+        return coll
+    }
+
     @Test func filteredGraphSearchReturnsMinKMatches() throws {
         let store = try Store(path: temporaryStorePath("hnsw-filter"))
         defer { store.close() }
         let data = SyntheticDataset(rows: 3000, dimension: 16, queries: 30, clusters: 20, seed: 9)
-        let coll = try store.createCollection("c", dimension: 16, metric: .l2, schema: SyntheticDataset.schema, indexRecipe: "HNSW8")
-        try coll.upsert((0..<3000).map { Row(id: UInt64($0), vector: data.vector($0), attributes: data.attributes[$0]) })
-        try coll.buildIndex(threads: 2)
+        let coll = try Self.builtHNSW8(store, data)
         for sql in ["category = 'cat0'", "in_stock = TRUE", "category = 'cat41' OR category = 'cat42'", "price < 3", "category = 'none'"] {
             let f = try Filter(sql: sql)
             let r = try Self.recall(coll, data, filter: f)
@@ -66,14 +72,12 @@ import SextantTestSupport
     /// A predicate repeated across calls: its flat bitset is built in the context's memory
     /// the first time, kept by the store's cache the second and shared the third; every call
     /// gives the same rows as the first, and a write (a new snapshot) is never served the old
-    /// bitset: deleted rows are gone and re-filtered rows appear.
+    /// bitset: rows the write took out of the set never come back.
     @Test func repeatedPredicateBitsetFollowsTheSnapshot() throws {
         let store = try Store(path: temporaryStorePath("hnsw-dense-cache"))
         defer { store.close() }
         let data = SyntheticDataset(rows: 3000, dimension: 16, queries: 6, clusters: 20, seed: 11)
-        let coll = try store.createCollection("c", dimension: 16, metric: .l2, schema: SyntheticDataset.schema, indexRecipe: "HNSW8")
-        try coll.upsert((0..<3000).map { Row(id: UInt64($0), vector: data.vector($0), attributes: data.attributes[$0]) })
-        try coll.buildIndex(threads: 2)
+        let coll = try Self.builtHNSW8(store, data)
         let f = try Filter(sql: "in_stock = TRUE")
         let graph = SearchOptions(ef: 400, plan: .filteredGraph)
         func both(_ q: Int) throws -> ([UInt64], [UInt64]) {
