@@ -25,11 +25,16 @@ static inline float canonical_hsum(__m256 lo, __m256 hi) {
 // One chunk's term added to a pair's accumulator: (q - x)^2 for L2, q * x for the dot.
 #define TERM(l2, q, x) ((l2) ? _mm256_mul_ps(_mm256_sub_ps(q, x), _mm256_sub_ps(q, x)) : _mm256_mul_ps(q, x))
 
+// Vector j of a tile: at `vectors + j * stride`, or at `list[j]` when a list is given.
+#define ROW(j) ((const float *)(list ? list[j] : (const void *)(vectors + (j) * stride)))
+
 // Rows 2 at a time (q1 may equal q0 when rows == 1; out1 is then unused) against `count`
-// vectors, two at a time; the zero-padded tails of the queries are prepared once.
-__attribute__((target("avx2")))
-static void tile_rows(int l2, const float *q0, const float *q1, int rows, const unsigned char *vectors, size_t stride,
-                      size_t count, size_t d, float *out0, float *out1) {
+// vectors, two at a time; the zero-padded tails of the queries are prepared once. Vectors are
+// strided (`list` NULL) or listed by address; each caller passes one of the two as a constant,
+// so the inlined copy has no per-vector branch.
+__attribute__((target("avx2"), always_inline))
+static inline void tile_rows(int l2, const float *q0, const float *q1, int rows, const unsigned char *vectors, size_t stride,
+                             const void *const *list, size_t count, size_t d, float *out0, float *out1) {
     size_t full = d / 16 * 16, r = d - full;
     float tq0[16] = {0}, tq1[16] = {0};
     if (r) {
@@ -38,7 +43,7 @@ static void tile_rows(int l2, const float *q0, const float *q1, int rows, const 
     }
     size_t j = 0;
     for (; j + 2 <= count; j += 2) {
-        const float *x0 = (const float *)(vectors + j * stride), *x1 = (const float *)(vectors + (j + 1) * stride);
+        const float *x0 = ROW(j), *x1 = ROW(j + 1);
         __m256 a0l = _mm256_setzero_ps(), a0h = a0l, a1l = a0l, a1h = a0l, b0l = a0l, b0h = a0l, b1l = a0l, b1h = a0l;
         for (size_t i = 0; i < full; i += 16) {
             __m256 ul = _mm256_loadu_ps(x0 + i), uh = _mm256_loadu_ps(x0 + i + 8);
@@ -78,7 +83,7 @@ static void tile_rows(int l2, const float *q0, const float *q1, int rows, const 
     // the loop above, the last vector paired with itself, measured 3-4 % slower on pypi's exact
     // batch, so the loop stays written out.)
     if (j < count) {
-        const float *x0 = (const float *)(vectors + j * stride);
+        const float *x0 = ROW(j);
         __m256 a0l = _mm256_setzero_ps(), a0h = a0l, a1l = a0l, a1h = a0l;
         for (size_t i = 0; i < full; i += 16) {
             __m256 ul = _mm256_loadu_ps(x0 + i), uh = _mm256_loadu_ps(x0 + i + 8);
@@ -127,9 +132,17 @@ float sextant_pair_avx2(int l2, const float *q, const float *x, size_t d) {
     return canonical_hsum(al, ah);
 }
 
+__attribute__((target("avx2")))
 void sextant_tile_rows_avx2(int l2, const float *q0, const float *q1, const void *vectors, size_t stride_bytes,
                             size_t count, size_t dimension, float *out0, float *out1) {
-    tile_rows(l2, q0, q1 ? q1 : q0, q1 ? 2 : 1, (const unsigned char *)vectors, stride_bytes, count, dimension, out0, out1);
+    tile_rows(l2, q0, q1 ? q1 : q0, q1 ? 2 : 1, (const unsigned char *)vectors, stride_bytes, NULL, count, dimension,
+              out0, out1);
+}
+
+__attribute__((target("avx2")))
+void sextant_tile_list_avx2(int l2, const float *q0, const float *q1, const void *const *vectors, size_t count,
+                            size_t dimension, float *out0, float *out1) {
+    tile_rows(l2, q0, q1 ? q1 : q0, q1 ? 2 : 1, NULL, 0, vectors, count, dimension, out0, out1);
 }
 
 #else
@@ -143,6 +156,11 @@ float sextant_pair_avx2(int l2, const float *q, const float *x, size_t d) {
 void sextant_tile_rows_avx2(int l2, const float *q0, const float *q1, const void *vectors, size_t stride_bytes,
                             size_t count, size_t dimension, float *out0, float *out1) {
     (void)l2; (void)q0; (void)q1; (void)vectors; (void)stride_bytes; (void)count; (void)dimension; (void)out0; (void)out1;
+}
+
+void sextant_tile_list_avx2(int l2, const float *q0, const float *q1, const void *const *vectors, size_t count,
+                            size_t dimension, float *out0, float *out1) {
+    (void)l2; (void)q0; (void)q1; (void)vectors; (void)count; (void)dimension; (void)out0; (void)out1;
 }
 
 #endif

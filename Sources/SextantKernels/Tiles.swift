@@ -209,3 +209,90 @@ extension Distance {
         }
     }
 }
+
+extension Distance {
+    /// A distance matrix over vectors given by address: `out[i * outputRowStride + j]` =
+    /// distance(query i, the vector at `rows[j]`), for `.l2` (squared) and `.ip` (negated dot).
+    ///
+    /// Rows scattered through a memory map are scored where they lie, with no copy; results
+    /// are bit-identical to ``tile(_:queries:queryCount:queryNorms:vectors:vectorCount:dimension:vectorStrideBytes:into:outputRowStride:)``
+    /// and ``oneToMany(_:query:vectors:count:dimension:strideBytes:queryNorm:into:)`` for every
+    /// pair. Cosine callers use `.ip` on the normalised query and apply each row's stored norm.
+    ///
+    /// - Parameters:
+    ///   - queries: `queryCount` packed row-major queries of `dimension` floats, any alignment.
+    ///   - rows: `rowCount` addresses, each of `dimension` floats at any alignment.
+    ///   - out: a `queryCount × rowCount` matrix with rows `outputRowStride` floats apart.
+    public static func tile(
+        _ kind: DistanceKind, queries: UnsafeRawPointer, queryCount: Int, rows: UnsafePointer<UnsafeRawPointer>,
+        rowCount: Int, dimension d: Int, into out: UnsafeMutablePointer<Float>, outputRowStride ldo: Int
+    ) {
+        precondition(kind != .cosine, "the listed-rows tile takes .l2 or .ip")
+        precondition(queryCount >= 0 && rowCount >= 0 && d >= 0 && ldo >= rowCount, "bad tile shape")
+        guard queryCount > 0, rowCount > 0 else { return }
+        // Rows per cache block, as in the strided tile: every query visits a block while it
+        // is in L1/L2.
+        let block = max(2, tileBlockBytes / max(4 &* d, 1))
+        var j0 = 0
+        while j0 < rowCount {
+            let n = min(block, rowCount &- j0)
+            if kind == .l2 {
+                _tileListed(_L2Term.self, queries, queryCount, rows + j0, n, d, out + j0, ldo)
+            } else {
+                _tileListed(_DotTerm.self, queries, queryCount, rows + j0, n, d, out + j0, ldo)
+            }
+            j0 &+= n
+        }
+        if kind == .ip {
+            for i in 0..<queryCount {
+                let o = out + i &* ldo
+                for j in 0..<rowCount { o[j] = -o[j] }
+            }
+        }
+    }
+
+    /// Raw sums of one block of listed rows: the AVX2 kernel two queries at a time, or the
+    /// portable 2 × 2 kernel (the same canonical order).
+    @inline(__always)
+    internal static func _tileListed<T: _PairTerm>(
+        _: T.Type, _ queries: UnsafeRawPointer, _ nq: Int, _ rows: UnsafePointer<UnsafeRawPointer>, _ n: Int, _ d: Int,
+        _ out: UnsafeMutablePointer<Float>, _ ldo: Int
+    ) {
+        let qStride = d &* 4
+        if sextant_distance_dispatch() != 0 {
+            // The C signature takes `const void *const *`: an array of optional pointers in Swift.
+            rows.withMemoryRebound(to: UnsafeRawPointer?.self, capacity: n) { list in
+                var i = 0
+                while i < nq {
+                    let q0 = queries + i &* qStride
+                    let two = i &+ 1 < nq
+                    sextant_tile_list_avx2(T.isL2 ? 1 : 0, q0.assumingMemoryBound(to: Float.self),
+                                           two ? (q0 + qStride).assumingMemoryBound(to: Float.self) : nil,
+                                           list, n, d, out + i &* ldo, two ? out + (i &+ 1) &* ldo : nil)
+                    i &+= two ? 2 : 1
+                }
+            }
+            return
+        }
+        var i = 0
+        while i &+ 2 <= nq {
+            let q0 = queries + i &* qStride, q1 = q0 + qStride
+            let o0 = out + i &* ldo, o1 = o0 + ldo
+            var j = 0
+            while j &+ 2 <= n {
+                let r = _twoByTwo(T.self, q0, q1, rows[j], rows[j &+ 1], d)
+                (o0[j], o1[j], o0[j &+ 1], o1[j &+ 1]) = (r[0], r[1], r[2], r[3])
+                j &+= 2
+            }
+            if j < n {
+                o0[j] = _pair(T.self, q0, rows[j], d)
+                o1[j] = _pair(T.self, q1, rows[j], d)
+            }
+            i &+= 2
+        }
+        if i < nq {
+            let q = queries + i &* qStride
+            for j in 0..<n { out[i &* ldo &+ j] = _pair(T.self, q, rows[j], d) }
+        }
+    }
+}

@@ -141,6 +141,46 @@ func store(_ v: [Float], into raw: UnsafeMutableRawBufferPointer, at byteOffset:
         }
     }
 
+    /// The listed-rows tile (rows scored where they lie) gives the strided tile's bits for
+    /// every pair, accelerated and portable, across odd query and row counts, rows in any order
+    /// at 4-byte offsets, and more rows than one cache block.
+    @Test(arguments: [DistanceKind.l2, .ip])
+    func listedRowsAreBitIdenticalToTheTile(kind: DistanceKind) {
+        var rng = SeededRandom(seed: 41)
+        for (d, nq, nv) in [(384, 5, 67), (128, 8, 300), (17, 3, 9), (1, 1, 1), (33, 2, 0), (1536, 3, 40)] {
+            let queries = (0..<nq).flatMap { _ in randomVector(d, &rng) }
+            let vectors = (0..<nv).flatMap { _ in randomVector(d, &rng) }
+            let matrix = Distance.tile(kind, queries: queries, vectors: vectors, dimension: d)
+            // The rows one float past each record's start, listed in reverse order.
+            var records = [Float](repeating: 0, count: nv * (d + 1))
+            for j in 0..<nv { for t in 0..<d { records[j * (d + 1) + 1 + t] = vectors[j * d + t] } }
+            let ldo = nv + 3
+            for portable in [false, true] {
+                var out = [Float](repeating: -7, count: nq * ldo)
+                records.withUnsafeBytes { r in
+                    let list = (0..<nv).reversed().map { UnsafeRawPointer(r.baseAddress! + 4 * ($0 * (d + 1) + 1)) }
+                    queries.withUnsafeBytes { q in
+                        list.withUnsafeBufferPointer { l in
+                            out.withUnsafeMutableBufferPointer { o in
+                                TraversalDistance.forcePortable(portable)
+                                Distance.tile(kind, queries: q.baseAddress!, queryCount: nq, rows: l.baseAddress!, rowCount: nv,
+                                              dimension: d, into: o.baseAddress!, outputRowStride: ldo)
+                                TraversalDistance.forcePortable(false)
+                            }
+                        }
+                    }
+                }
+                for i in 0..<nq {
+                    for j in 0..<nv {
+                        #expect(out[i * ldo + j].bitPattern == matrix[i * nv + (nv - 1 - j)].bitPattern,
+                                "kind \(kind) d \(d) portable \(portable) query \(i) row \(j)")
+                    }
+                    #expect(out[(i * ldo + nv)..<((i + 1) * ldo)].allSatisfy { $0 == -7 }, "padding untouched")
+                }
+            }
+        }
+    }
+
     @Test func stridedVectorsAndOutputStride() {
         // Vectors laid out as .fvecs records (4-byte prefix), output rows padded.
         var rng = SeededRandom(seed: 5)

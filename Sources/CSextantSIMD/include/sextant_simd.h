@@ -96,17 +96,22 @@ int sextant_cpu_has_avx2_fma(void);
 /// means: use the portable Swift kernels (SextantKernels' Distance).
 int sextant_distance_dispatch(void);
 
+/// One pair in the canonical order with AVX2 (see sextant_tile_rows_avx2): the raw sum of
+/// (q - x)^2 terms (`l2` nonzero) or q * x terms over `d` floats.
+float sextant_pair_avx2(int l2, const float *q, const float *x, size_t d);
+
 /// Raw sums of the Swift kernels' canonical order (PairKernels.swift), bit for bit, with AVX2:
 /// out0[j] = sum over query q0 and vector j (`vectors + j * stride_bytes`, `dimension` floats),
 /// out1[j] likewise for q1 (NULL q1: one query; out1 unused). `l2` nonzero: (q - x)^2 terms,
 /// zero: q * x. Only call it when sextant_distance_dispatch() is nonzero. Reads no float past
 /// `dimension` of any vector.
-/// One pair in the canonical order with AVX2 (see sextant_tile_rows_avx2): the raw sum of
-/// (q - x)^2 terms (`l2` nonzero) or q * x terms over `d` floats.
-float sextant_pair_avx2(int l2, const float *q, const float *x, size_t d);
-
 void sextant_tile_rows_avx2(int l2, const float *q0, const float *q1, const void *vectors, size_t stride_bytes,
                             size_t count, size_t dimension, float *out0, float *out1);
+
+/// sextant_tile_rows_avx2 with vector j at `vectors[j]` (any float alignment): rows scattered
+/// through a map are scored where they lie instead of being copied together first.
+void sextant_tile_list_avx2(int l2, const float *q0, const float *q1, const void *const *vectors, size_t count,
+                            size_t dimension, float *out0, float *out1);
 
 /// Test hook: nonzero forces sextant_distance_dispatch() to 0 on the calling thread (the
 /// portable path); zero undoes it.
