@@ -338,9 +338,9 @@ extension VectorCollection {
             // Heaps hold raw sums (the dequantized distance is increasing in the sum); one SIMD
             // compare per 16 sums keeps only those at or below the bound.
             let n = slots.count
-            // Keeps query i's codes at or below the chunk's keep-th smallest sum (and the heap's
-            // bound): one counting pass bounds that sum from above, so the heap sees about
-            // `keep` inserts plus one bucket instead of every code of the chunk.
+            // Keeps query i's codes at or below its heap's threshold or, while the heap is not
+            // full, the chunk's keep-th smallest sum (one counting pass bounds it from above):
+            // the heap sees about `keep` inserts instead of every code of the chunk.
             func select(_ i: Int, _ sums: [UInt16]) {
                 // Work on the heap outside the array: no per-insert uniqueness check.
                 var heap = TopK(k: 0)
@@ -349,8 +349,11 @@ extension VectorCollection {
                 hits.withUnsafeMutableBufferPointer { hp in
                     sums.withUnsafeBufferPointer { sp in
                         slots.withUnsafeBufferPointer { slp in
-                            var limit = SumSelection.rankBound(UnsafeBufferPointer(rebasing: sp[0..<n]), rank: min(keep, n))
-                            if heap.isFull { limit = min(limit, UInt16(clamping: Int(heap.threshold))) }
+                            // A full heap's threshold is exact, and after the first chunk it admits
+                            // about `keep` sums of a chunk: the counting pass would cost more than
+                            // the few extra inserts it saves.
+                            let limit = heap.isFull ? UInt16(clamping: Int(heap.threshold))
+                                : SumSelection.rankBound(UnsafeBufferPointer(rebasing: sp[0..<n]), rank: min(keep, n))
                             let found = sextant_u16_at_most(sp.baseAddress!, n, limit, hp.baseAddress!)
                             for h in 0..<found {
                                 let j = Int(hp[h])
