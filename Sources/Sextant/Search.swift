@@ -273,11 +273,18 @@ extension VectorCollection {
         prepared.reserveCapacity(queries.count)
         var bound: [Filter: (filter: BoundFilter, id: Int)] = [:]
         var vectorIDs: [VectorBits: Int] = [:]
+        // Queries whose vectors share one array's storage (a workload naming the same row
+        // again) are the same vector: recognised by address, neither validated nor hashed again.
+        var byStorage: [UnsafeRawPointer: Int] = [:]
         for (i, q) in queries.enumerated() {
             guard q.k >= 1 else {
                 throw SextantError(.invalidArgument, "k must be at least 1, got \(q.k)", context: ["query": String(i)])
             }
-            do { try validate(vector: q.vector, row: nil) } catch { throw error.adding(["query": String(i)]) }
+            let storage = queries.count > 1 ? q.vector.withUnsafeBytes { $0.baseAddress } : nil
+            let sameStorage = storage.flatMap { byStorage[$0] }.flatMap { queries[$0].vector.count == q.vector.count ? $0 : nil }
+            if sameStorage == nil {
+                do { try validate(vector: q.vector, row: nil) } catch { throw error.adding(["query": String(i)]) }
+            }
             var filter: BoundFilter? = nil
             var predicateID = 0
             if let p = q.filter, p != .matchAll {
@@ -293,9 +300,12 @@ extension VectorCollection {
             // repeated vector shares the first one's (normalised) copy: a fresh 1.5 KB array per
             // query was a tenth of a 5,000-query batch, mostly page faults, all of it serial.
             var vectorID = i
-            if queries.count > 1 {
+            if let first = sameStorage {
+                vectorID = prepared[first].vectorID
+            } else if queries.count > 1 {
                 let key = VectorBits(q.vector)
                 if let first = vectorIDs[key] { vectorID = first } else { vectorIDs[key] = i }
+                if let storage { byStorage[storage] = i }
             }
             let vector = vectorID != i ? prepared[vectorID].vector
                 : metric == .cosine ? VectorCollection.normalized(q.vector) : q.vector

@@ -48,7 +48,14 @@ struct Batch: ParsableCommand {
             guard d == coll.dimension else {
                 throw SextantError(.dimensionMismatch, "queries have dimension \(d); collection '\(collection)' has \(coll.dimension)")
             }
-            let qs = items.map { Sextant.Query(vector: Array(flat[$0.row * d..<($0.row + 1) * d]), k: k, filter: $0.filter) }
+            // Lines naming the same row share one array (as an application reusing its vectors
+            // would): less memory, and the engine recognises them without hashing.
+            var rowVectors: [Int: [Float]] = [:]
+            let qs = items.map { item -> Sextant.Query in
+                let v = rowVectors[item.row] ?? Array(flat[item.row * d..<(item.row + 1) * d])
+                rowVectors[item.row] = v
+                return Sextant.Query(vector: v, k: k, filter: item.filter)
+            }
             let progress = Progress(total: qs.count, unit: "queries", json: store.json)
             let options = try search.options
             let t0 = Date()

@@ -106,6 +106,24 @@ import SextantTestSupport
                     #expect(e.results[i] == (try coll.search(q.vector, k: q.k, filter: q.filter, options: options)))
                 }
             }
+            // The same batch with the repeats sharing one array's storage (recognised by address)
+            // and the last repeat a fresh copy (recognised by its bits): the same answers.
+            let vectors = (0..<4).map { data.query($0) }
+            var sharing: [Query] = []
+            for r in 0..<3 {
+                for i in 0..<4 {
+                    let v = r < 2 ? vectors[i] : Array(vectors[i].map { $0 })
+                    sharing.append(Query(vector: v, k: 10, filter: i % 2 == 0 ? f : nil))
+                }
+            }
+            sharing.append(Query(vector: vectors[0], k: 9, filter: f))
+            sharing.append(Query(vector: vectors[0], k: 10, filter: try Filter(sql: "price < 41")))
+            let s = try coll.explainBatch(sharing, options: options)
+            #expect(s.results == e.results)
+            #expect(s.groups.map(\.duplicates).reduce(0, +) == 8)
+            // A vector sharing storage with an invalid one is not let through unchecked.
+            let bad = [Float](repeating: .nan, count: vectors[0].count)
+            #expect(throws: SextantError.self) { try coll.search([Query(vector: bad, k: 10), Query(vector: bad, k: 10)]) }
         }
     }
 
