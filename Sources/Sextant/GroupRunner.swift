@@ -288,7 +288,7 @@ struct GroupScanner {
     mutating func flush() {
         guard filled > 0 else { return }
         let (nq, d, block, filled, kind) = (self.nq, self.d, self.block, self.filled, self.kind)
-        queries.withUnsafeBytes { q in
+        queries.withRowAddresses(dimension: d) { q in
             rows.withUnsafeBufferPointer { r in
                 out.withUnsafeMutableBufferPointer { o in
                     Distance.tile(kind, queries: q, queryCount: nq, rows: r.baseAddress!, rowCount: filled,
@@ -383,5 +383,12 @@ final class AlignedFloats: @unchecked Sendable {
 
     deinit { base.deallocate() }
 
-    func withUnsafeBytes<R>(_ body: (UnsafeRawPointer) throws -> R) rethrows -> R { try body(base) }
+    /// The addresses of the consecutive vectors of `dimension` floats held here.
+    func withRowAddresses<R>(dimension d: Int, _ body: (UnsafePointer<UnsafeRawPointer>) throws -> R) rethrows -> R {
+        let n = d > 0 ? count / d : 0
+        return try withUnsafeTemporaryAllocation(of: UnsafeRawPointer.self, capacity: max(1, n)) { list in
+            for i in 0..<n { list.initializeElement(at: i, to: UnsafeRawPointer(base + 4 * i * d)) }
+            return try body(UnsafePointer(list.baseAddress!))
+        }
+    }
 }

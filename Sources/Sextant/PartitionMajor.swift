@@ -30,8 +30,9 @@ struct PartitionPass: @unchecked Sendable {
     let members: [[Member]]
     /// Distinct vectors of each pass group.
     let groupVectors: [[Int]]
-    /// Distinct query vectors, row-major (normalised for cosine, as the exact plan uses them).
-    let vectors: [Float]
+    /// Distinct query vectors, row-major on 64-byte boundaries (normalised for cosine, as the
+    /// exact plan uses them).
+    let vectors: AlignedFloats
     let vectorCount: Int
     let memberCount: Int
     let dimension: Int
@@ -76,7 +77,7 @@ struct PartitionPass: @unchecked Sendable {
         }
         self.members = members
         self.groupVectors = groupVectors
-        self.vectors = vectors
+        self.vectors = AlignedFloats(vectors)
         self.vectorCount = vectorIndex.count
         self.memberCount = memberCount
         // Entries (block, group, mask), grouped by block.
@@ -179,9 +180,10 @@ struct PartitionPassRunner {
     private var active: [Int] = []
     /// Per vector: where its distances start in `out`, and the signature (need mask) it was scored with.
     private var rowStart: [Int]
-    private var queryScratch: [Float] = []
-    private var rowScratch: [Float] = []
-    private var normScratch: [Float] = []
+    /// The current run's query addresses, and its rows' addresses and stored norms in the block.
+    private var queryList: [UnsafeRawPointer] = []
+    private var rowList: [UnsafeRawPointer] = []
+    private var rowNorms: [Float] = []
     private var out: [Float] = []
 
     init(_ pass: PartitionPass, metric: Metric) {
@@ -212,7 +214,7 @@ struct PartitionPassRunner {
             }
             collectNeeds(entries, iteration: i)
             let ids = base + layout.regionOffsets[0]
-            score(base: base, layout: layout)
+            scoreBlock(base: base, layout: layout)
             deliver(entries, ids: ids, into: &heaps)
         }
         return PartitionPass.Partial(heaps: heaps, matches: matches)
@@ -242,9 +244,9 @@ struct PartitionPassRunner {
     }
 
     /// Scores each run of active vectors sharing a need mask against the mask's rows, with one
-    /// tile per run; the block's rows are read in place when the mask is the whole block.
-    private mutating func score(base: UnsafeRawPointer, layout: SlotBlocks) {
-        let w = pass.words, d = pass.dimension, per = pass.slotsPerBlock
+    /// tile per run; rows and query vectors are read where they lie.
+    private mutating func scoreBlock(base: UnsafeRawPointer, layout: SlotBlocks) {
+        let w = pass.words
         active.sort { a, b in
             for j in 0..<w where need[a * w + j] != need[b * w + j] { return need[a * w + j] < need[b * w + j] }
             return a < b
@@ -261,71 +263,53 @@ struct PartitionPassRunner {
             let count = end - start
             total += count * rows
             if out.count < total { out.append(contentsOf: repeatElement(0, count: total - out.count)) }
-            // The run's query vectors, contiguous.
-            if queryScratch.count < count * d { queryScratch = [Float](repeating: 0, count: count * d) }
-            pass.vectors.withUnsafeBufferPointer { src in
-                queryScratch.withUnsafeMutableBufferPointer { dst in
-                    for (r, v) in active[start..<end].enumerated() {
-                        (dst.baseAddress! + r * d).update(from: src.baseAddress! + v * d, count: d)
-                    }
-                }
-            }
-            let vectorsRegion = base + layout.regionOffsets[1]
-            let normsRegion = base + layout.regionOffsets[2]
-            let offset = rowStart[v0]
-            if rows == per {
-                tile(count: count, vectors: vectorsRegion, rows: rows, norms: normsRegion, at: offset)
-            } else {
-                gather(v0, base: base, layout: layout)
-                rowScratch.withUnsafeBytes { x in
-                    normScratch.withUnsafeBytes { n in
-                        tile(count: count, vectors: x.baseAddress!, rows: rows, norms: n.baseAddress!, at: offset)
-                    }
-                }
-            }
+            listRows(v0, base: base, layout: layout)
+            score(active[start..<end], at: rowStart[v0])
             start = end
         }
     }
 
-    /// Copies the vectors and norms of the rows in `need[v]` into the scratch buffers.
-    private mutating func gather(_ v: Int, base: UnsafeRawPointer, layout: SlotBlocks) {
-        let w = pass.words, d = pass.dimension
+    /// The addresses and stored norms of the rows in `need[v]`, where they lie in the block.
+    private mutating func listRows(_ v: Int, base: UnsafeRawPointer, layout: SlotBlocks) {
+        let w = pass.words
         let per = UInt32(pass.slotsPerBlock)
-        var rows = 0
-        for j in 0..<w { rows += need[v * w + j].nonzeroBitCount }
-        if rowScratch.count < rows * d { rowScratch = [Float](repeating: 0, count: rows * d) }
-        if normScratch.count < rows { normScratch = [Float](repeating: 0, count: rows) }
-        rowScratch.withUnsafeMutableBytes { dst in
-            normScratch.withUnsafeMutableBufferPointer { norms in
-                var r = 0
-                for j in 0..<w {
-                    var word = need[v * w + j]
-                    while word != 0 {
-                        let slot = UInt32(j * 64 + word.trailingZeroBitCount)
-                        word &= word - 1
-                        (dst.baseAddress! + 4 * r * d).copyMemory(from: base + layout.offset(slot % per, region: 1), byteCount: 4 * d)
-                        norms[r] = base.loadUnaligned(fromByteOffset: layout.offset(slot % per, region: 2), as: Float.self)
-                        r += 1
-                    }
-                }
+        rowList.removeAll(keepingCapacity: true)
+        rowNorms.removeAll(keepingCapacity: true)
+        for j in 0..<w {
+            var word = need[v * w + j]
+            while word != 0 {
+                let slot = UInt32(j * 64 + word.trailingZeroBitCount)
+                word &= word - 1
+                rowList.append(base + layout.offset(slot % per, region: 1))
+                rowNorms.append(base.loadUnaligned(fromByteOffset: layout.offset(slot % per, region: 2), as: Float.self))
             }
         }
     }
 
-    /// One tile of `count` scratch query vectors by `rows` vectors into `out[at...]` (row stride
-    /// `rows`), then the exact plan's cosine arithmetic: `1 + (−q̂·x) · (1/‖x‖)`.
-    private mutating func tile(count: Int, vectors: UnsafeRawPointer, rows: Int, norms: UnsafeRawPointer, at offset: Int) {
+    /// One tile of the run's query vectors by the listed rows into `out[at...]` (row stride: the
+    /// row count), scored where both lie; then the exact plan's cosine arithmetic:
+    /// `1 + (−q̂·x) · (1/‖x‖)`.
+    private mutating func score(_ run: ArraySlice<Int>, at offset: Int) {
         let (kind, d, cosine) = (self.kind, pass.dimension, self.cosine)
-        queryScratch.withUnsafeBytes { q in
-            out.withUnsafeMutableBufferPointer { o in
-                let dst = o.baseAddress! + offset
-                Distance.tile(kind, queries: q.baseAddress!, queryCount: count, vectors: vectors, vectorCount: rows,
-                              dimension: d, into: dst, outputRowStride: rows)
-                guard cosine else { return }
-                for j in 0..<rows {
-                    let norm = norms.loadUnaligned(fromByteOffset: 4 * j, as: Float.self)
-                    let inv = norm > 0 ? 1 / norm : 0
-                    for i in 0..<count { dst[i * rows + j] = 1 + dst[i * rows + j] * inv }
+        let rows = rowList.count
+        pass.vectors.withRowAddresses(dimension: d) { all in
+            queryList.removeAll(keepingCapacity: true)
+            for v in run { queryList.append(all[v]) }
+        }
+        let count = run.count
+        queryList.withUnsafeBufferPointer { q in
+            rowList.withUnsafeBufferPointer { r in
+                out.withUnsafeMutableBufferPointer { o in
+                    let dst = o.baseAddress! + offset
+                    Distance.tile(kind, queries: q.baseAddress!, queryCount: count, rows: r.baseAddress!, rowCount: rows,
+                                  dimension: d, into: dst, outputRowStride: rows)
+                    guard cosine else { return }
+                    rowNorms.withUnsafeMutableBufferPointer { nb in
+                        for j in 0..<rows { nb[j] = nb[j] > 0 ? 1 / nb[j] : 0 }
+                        for i in 0..<count {
+                            for j in 0..<rows { dst[i * rows + j] = 1 + dst[i * rows + j] * nb[j] }
+                        }
+                    }
                 }
             }
         }

@@ -160,10 +160,11 @@ func store(_ v: [Float], into raw: UnsafeMutableRawBufferPointer, at byteOffset:
                 records.withUnsafeBytes { r in
                     let list = (0..<nv).reversed().map { UnsafeRawPointer(r.baseAddress! + 4 * ($0 * (d + 1) + 1)) }
                     queries.withUnsafeBytes { q in
+                        let qlist = (0..<nq).map { q.baseAddress! + 4 * $0 * d }
                         list.withUnsafeBufferPointer { l in
                             out.withUnsafeMutableBufferPointer { o in
                                 TraversalDistance.forcePortable(portable)
-                                Distance.tile(kind, queries: q.baseAddress!, queryCount: nq, rows: l.baseAddress!, rowCount: nv,
+                                Distance.tile(kind, queries: qlist, queryCount: nq, rows: l.baseAddress!, rowCount: nv,
                                               dimension: d, into: o.baseAddress!, outputRowStride: ldo)
                                 TraversalDistance.forcePortable(false)
                             }
