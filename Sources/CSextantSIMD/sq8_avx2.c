@@ -19,8 +19,8 @@ static inline int32_t hsum_epi32(__m256i v) {
 
 __attribute__((target("avx2")))
 static inline void prefetch_rows(const int8_t *const *x, size_t from, size_t n, size_t d) {
-    for (size_t j = from; j < n && j < from + 4; j++)
-        for (size_t b = 0; b < d; b += 64) _mm_prefetch((const char *)x[j] + b, _MM_HINT_T0);
+    // Every line of each row (sextant_prefetch covers the last line of a row that starts inside one).
+    for (size_t j = from; j < n && j < from + 4; j++) sextant_prefetch(x[j], d);
 }
 
 __attribute__((target("avx2")))

@@ -166,8 +166,12 @@ static inline void sextant_spin_unlock(uint8_t *lock) {
 /// no prefetch of its own; graph traversal uses it to overlap the next neighbours' cache misses.
 static inline void sextant_prefetch(const void *p, size_t bytes) {
 #if defined(__GNUC__) || defined(__clang__)
-    const char *c = (const char *)p;
-    for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(c + off, 0, 3);
+    // Every line the range touches: from p's line to the line of its last byte. (Stepping 64
+    // bytes from p itself misses the last line of a range that starts inside a line, as every
+    // vector in a block does: LMDB puts an overflow page's data 16 bytes past the page.)
+    if (bytes == 0) return;
+    uintptr_t line = (uintptr_t)p & ~(uintptr_t)63, last = (uintptr_t)p + bytes - 1;
+    for (; line <= last; line += 64) __builtin_prefetch((const void *)line, 0, 3);
 #else
     (void)p; (void)bytes;
 #endif
