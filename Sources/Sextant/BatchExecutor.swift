@@ -335,11 +335,12 @@ extension VectorCollection {
     /// The work items, in the order threads claim them.
     func workItems(_ groups: [PlannedGroup], pass: PartitionPass?, traversals: [SharedTraversal] = [], slotBound: UInt32,
                    threads: Int) -> [WorkItem] {
-        // Exact groups in chunks of 64 queries (one shared pass each); the other plans in chunks
-        // of 4 (per-query work, small items balance the threads); the pass in block ranges.
+        // Exact groups in chunks of 64 queries and shared fast-scan groups of 128 (one shared pass
+        // each); the other plans in chunks of 4 (per-query work, small items balance the
+        // threads); the pass in block ranges.
         var items: [WorkItem] = []
         for (g, group) in groups.enumerated() where pass == nil || group.plan.kind != .partitionMajor {
-            let chunk = group.plan.kind == .exact || group.sharedCodePass ? sharedPassQueries : 4
+            let chunk = group.sharedCodePass ? sharedCodePassQueries : group.plan.kind == .exact ? sharedPassQueries : 4
             for start in stride(from: 0, to: group.queries.count, by: chunk) {
                 items.append(WorkItem(group: g, range: start..<min(start + chunk, group.queries.count), slots: nil))
             }

@@ -83,8 +83,6 @@ public struct CostModel: Sendable {
         return exp(log(max(ya, 1e-12)) + t * (log(max(yb, 1e-12)) - log(max(ya, 1e-12))))
     }
 
-    /// Seconds for `g` queries to scan the codes of `m` matches in shared passes (each pass
-    /// gathers and re-packs the matches' codes once), without re-ranking; nil without 4-bit codes.
     /// Seconds for `g` queries to scan the codes of `m` of `n` live rows one query at a time
     /// (float lookup tables), without re-ranking. Where matches fill a quarter of the rows or
     /// more, the scan reads whole code blocks (every row of a block with a quarter or more
@@ -96,9 +94,11 @@ public struct CostModel: Sendable {
         return Double(g) * rows * perCode
     }
 
+    /// Seconds for `g` queries to scan the codes of `m` matches in shared passes (each pass
+    /// gathers and re-packs the matches' codes once), without re-ranking; nil without 4-bit codes.
     func sharedCodePass(matches m: Int, queries g: Int) -> Double? {
         guard let repack = codeBlockRepack, let scan = codeBlockScan, let per = codeSlotsPerBlock, per > 0 else { return nil }
-        let passes = Double((g + sharedPassQueries - 1) / sharedPassQueries)
+        let passes = Double((g + sharedCodePassQueries - 1) / sharedCodePassQueries)
         return Double(m) / Double(per) * (passes * repack + Double(g) * scan)
     }
 

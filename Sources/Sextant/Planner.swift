@@ -67,8 +67,12 @@ public struct PlanEstimate: Sendable {
     public var knob: Int? = nil
 }
 
-/// Queries per shared pass over a group's rows or codes.
+/// Queries per shared pass over a group's rows.
 let sharedPassQueries = 64
+
+/// Queries per shared fast-scan pass over a group's codes: each pass gathers and re-packs the
+/// codes once, and a query's lookup table is small (16 bytes a sub-space), so passes are larger.
+let sharedCodePassQueries = 128
 
 /// Fast scan's 16-bit sums hold at most 256 sub-quantizers; wider 4-bit codes are scanned with
 /// float tables only.
