@@ -77,6 +77,7 @@ public final class Store: Sendable {
             self.path = env.path
             self.configuration = configuration
             try checkOrWriteFormat()
+            if configuration.prefaultMap { prefault() }
         } catch {
             env.close()
             throw error
@@ -114,6 +115,17 @@ public final class Store: Sendable {
             try txn.put(db.meta, key: Array("magic".utf8), value: Array(Store.magic.utf8))
         }
     }
+
+    /// Maps every page of the data file into this process now, so that reads take no page
+    /// faults (Linux 5.14 and later, `MADV_POPULATE_READ`; elsewhere it does nothing).
+    ///
+    /// A fresh process otherwise faults in each 64 KiB of the map it first reads, inside its
+    /// first searches, and threads faulting on one map at once slow each other down. Worth it
+    /// before a large batch on a store that fits in memory: it reads the file from disk where
+    /// the page cache does not hold it, and leaves the whole file resident. Results do not
+    /// change. Returns whether the pages were mapped.
+    @discardableResult
+    public func prefault() -> Bool { env.populateMappedPages() }
 
     /// Flushes commits made in `SyncMode.noSync` mode to disk.
     ///

@@ -22,6 +22,7 @@ struct Batch: ParsableCommand {
     @Flag(name: .long, help: "Answer each line with its own search call (the baseline a batch is compared with).") var oneByOne = false
     @Flag(name: .long, help: "Print each predicate group's plan, matches and rows scored on stderr.") var explain = false
     @OptionGroup var search: SearchFlags
+    @Option(name: .long, help: "Map the whole store into memory before searching: auto (when it fits in half the memory), on, off.") var prefault: PrefaultChoice = .auto
     @Option(name: .long, help: "Multi-vector collections: token count per query (int32 .npy or .ivecs); --queries then holds every query's tokens in order and workload rows number the queries.") var queryCounts: String?
     @Option(name: .long, help: "Multi-vector collections: candidates re-ranked with exact Chamfer (default max(400, 40k); the HNSW beam --ef defaults to 4x candidates).") var candidates: Int?
 
@@ -38,6 +39,7 @@ struct Batch: ParsableCommand {
             if let threads = search.threads { config.searchThreads = threads }
             let db = try Store(path: store.db, configuration: config)
             defer { db.close() }
+            prefault.apply(db, path: store.db, json: store.json)
             let coll = try db.collection(collection)
             try FilePredicates(filters: items.map(\.filter), file: workload, lines: lines).bind(to: coll.schema)
             if let queryCounts {

@@ -19,6 +19,7 @@ struct Bench: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Only the first N queries.") var limit: Int?
     @Flag(name: .long, help: "Also time every plan forced on every query and report how often the planner's choice is within 1.5x of the fastest.") var comparePlans = false
     @OptionGroup var search: SearchFlags
+    @Option(name: .long, help: "Map the whole store into memory before searching: auto (when it fits in half the memory), on, off.") var prefault: PrefaultChoice = .auto
     @Option(name: .long, help: "Multi-vector collections: token count per query (int32 .npy or .ivecs).") var queryCounts: String?
     @Option(name: .long, help: "Multi-vector collections: candidates re-ranked with exact Chamfer (default max(400, 40k); the HNSW beam --ef defaults to 4x candidates).") var candidates: Int?
 
@@ -56,6 +57,7 @@ struct Bench: ParsableCommand {
             if let threads = search.threads { config.searchThreads = threads }
             let db = try Store(path: store.db, configuration: config)
             defer { db.close() }
+            prefault.apply(db, path: store.db, json: store.json)
             let coll = try db.collection(collection)
             try loaded.bind(to: coll.schema)
             let d = qf.dimension

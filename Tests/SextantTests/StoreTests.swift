@@ -24,6 +24,53 @@ import SextantTestSupport
         #expect(try store.check().isConsistent)
     }
 
+    /// A store opened with `prefaultMap` (or prefaulted later) answers exactly as one that is
+    /// not, and where the kernel supports it the data file's pages are resident in this process.
+    @Test func prefaultedStoreAnswersTheSame() throws {
+        let path = temporaryStorePath()
+        do {
+            let store = try Store(path: path)
+            let c = try store.createCollection("items", dimension: 8, metric: .l2)
+            var rng = SeededRandom(seed: 17)
+            try c.upsert((0..<3000).map { i in Row(id: UInt64(i), vector: (0..<8).map { _ in Float.random(in: -1...1, using: &rng) }) })
+            store.close()
+        }
+        let q: [Float] = [0.1, -0.2, 0.3, 0, 0.5, -0.6, 0.7, 0.05]
+        let plain = try Store(path: path)
+        let expected = try plain.collection("items").search(q, k: 10, options: SearchOptions(exact: true))
+        plain.close()
+        var config = Store.Configuration()
+        config.prefaultMap = true
+        config.readOnly = true
+        let warm = try Store(path: path, configuration: config)
+        defer { warm.close() }
+        // Measured before anything is read: what opening mapped.
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: path + "/data.mdb")[.size] as? Int)
+        let resident = try residentBytes(of: (path as NSString).lastPathComponent + "/data.mdb")
+        #expect(try warm.collection("items").search(q, k: 10, options: SearchOptions(exact: true)) == expected)
+        if warm.prefault() {
+            #expect(resident >= size * 9 / 10, "resident \(resident) of \(size) bytes after opening")
+        }
+    }
+
+    /// Resident bytes of this process's mappings of files whose path ends with `suffix`.
+    private func residentBytes(of suffix: String) throws -> Int {
+        // Read to the end: procfs reports a size of 0.
+        let handle = try #require(FileHandle(forReadingAtPath: "/proc/self/smaps"))
+        defer { try? handle.close() }
+        let smaps = String(decoding: try handle.readToEnd() ?? Data(), as: UTF8.self)
+        var resident = 0, inFile = false
+        for line in smaps.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if fields.count >= 5, fields[0].contains("-"), !fields[0].hasSuffix(":") {
+                inFile = line.hasSuffix(suffix)
+            } else if inFile, line.hasPrefix("Rss:"), fields.count >= 2 {
+                resident += (Int(fields[1]) ?? 0) * 1024
+            }
+        }
+        return resident
+    }
+
     @Test func invalidCollectionDefinitions() throws {
         let store = try Store(path: temporaryStorePath())
         defer { store.close() }
