@@ -50,9 +50,11 @@ for round in $(seq "$R"); do
                 batch2) pre="taskset -c 0,1"; extra="--threads 2";;
             esac
             case $n in *-part) [ $mode = obo1 ] && continue;; esac
-            $pre "$S" batch "$W/$n" c --workload "$D/workload-batch.jsonl" --queries "$D/queries.npy" --out "$W/out.ivecs" \
-                --truth "$D/gt-batch.ivecs" --json $extra 2>/dev/null | tail -1 |
-                python3 -c "import json,sys; j=json.load(sys.stdin); print('$n $mode', round(j['qps']), j.get('recall'), j.get('short_results'))"
+            # The summary is parsed after the run: a parser starting in the pipe would take a core
+            # from a 2-thread batch while it runs.
+            line=$($pre "$S" batch "$W/$n" c --workload "$D/workload-batch.jsonl" --queries "$D/queries.npy" --out "$W/out.ivecs" \
+                --truth "$D/gt-batch.ivecs" --json $extra 2>/dev/null | tail -1)
+            echo "$line" | python3 -c "import json,sys; j=json.load(sys.stdin); print('$n $mode', round(j['qps']), j.get('recall'), j.get('short_results'))"
         done
     done
 done
