@@ -383,6 +383,9 @@ final class AlignedFloats: @unchecked Sendable {
 
     deinit { base.deallocate() }
 
+    /// The address of the first float.
+    func withBaseAddress<R>(_ body: (UnsafeRawPointer) throws -> R) rethrows -> R { try body(base) }
+
     /// The addresses of the consecutive vectors of `dimension` floats held here.
     func withRowAddresses<R>(dimension d: Int, _ body: (UnsafePointer<UnsafeRawPointer>) throws -> R) rethrows -> R {
         let n = d > 0 ? count / d : 0

@@ -292,9 +292,9 @@ struct PartitionPassRunner {
     private mutating func score(_ run: ArraySlice<Int>, at offset: Int) {
         let (kind, d, cosine) = (self.kind, pass.dimension, self.cosine)
         let rows = rowList.count
-        pass.vectors.withRowAddresses(dimension: d) { all in
+        pass.vectors.withBaseAddress { base in
             queryList.removeAll(keepingCapacity: true)
-            for v in run { queryList.append(all[v]) }
+            for v in run { queryList.append(base + 4 * v * d) }
         }
         let count = run.count
         queryList.withUnsafeBufferPointer { q in

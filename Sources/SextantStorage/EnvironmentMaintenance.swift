@@ -78,7 +78,12 @@ extension Environment {
         guard fstat(fd, &st) == 0, st.st_size > 0 else { return }
         // LMDB reports the map's address only with MDB_FIXEDMAP: find the data file's mapping
         // (same device and inode) among this process's mappings.
-        guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return }
+        // Read to the end: procfs reports a size of 0, and `String(contentsOfFile:)` then returns
+        // only the first page (about 40 mappings; a process with more would never find its map).
+        guard let handle = FileHandle(forReadingAtPath: "/proc/self/maps") else { return }
+        defer { try? handle.close() }
+        guard let bytes = try? handle.readToEnd() else { return }
+        let maps = String(decoding: bytes, as: UTF8.self)
         for line in maps.split(separator: "\n") {
             let f = line.split(separator: " ", omittingEmptySubsequences: true)
             guard f.count >= 6, let inode = UInt64(f[4]), inode == UInt64(st.st_ino) else { continue }
