@@ -253,7 +253,10 @@ private func runGraphPlan(_ kind: PlanKind, _ w: PlanWork, _ runner: inout Group
 /// same arithmetic on every path, so results are identical alone or batched.
 struct GroupScanner {
     var heaps: [TopK]
-    let queries: AlignedFloats
+    /// Several queries: their vectors on 64-byte boundaries, and each one's address there (the
+    /// storage lives as long as the scanner). Alone, the query is scored from `q0`.
+    let queries: AlignedFloats?
+    let queryRows: [UnsafeRawPointer]
     let q0: [Float]
     let nq: Int
     let d: Int
@@ -270,10 +273,13 @@ struct GroupScanner {
 
     init(_ group: [VectorCollection.PreparedQuery], dimension d: Int, metric: Metric) {
         heaps = group.map { TopK(k: $0.k) }
-        queries = AlignedFloats(group.flatMap { $0.vector })
         q0 = group[0].vector
         nq = group.count
         self.d = d
+        let count = group.count
+        let held = count > 1 ? AlignedFloats(group.flatMap { $0.vector }) : nil
+        queries = held
+        queryRows = held?.withBaseAddress { base in (0..<count).map { base + 4 * $0 * d } } ?? []
         kind = metric == .l2 ? .l2 : .ip
         cosine = metric == .cosine
         single = nq == 1
@@ -288,11 +294,14 @@ struct GroupScanner {
     mutating func flush() {
         guard filled > 0 else { return }
         let (nq, d, block, filled, kind) = (self.nq, self.d, self.block, self.filled, self.kind)
-        queries.withRowAddresses(dimension: d) { q in
-            rows.withUnsafeBufferPointer { r in
-                out.withUnsafeMutableBufferPointer { o in
-                    Distance.tile(kind, queries: q, queryCount: nq, rows: r.baseAddress!, rowCount: filled,
-                                  dimension: d, into: o.baseAddress!, outputRowStride: block)
+        // `queryRows` point into `queries`: keep it alive across the kernel.
+        withExtendedLifetime(queries) {
+            queryRows.withUnsafeBufferPointer { q in
+                rows.withUnsafeBufferPointer { r in
+                    out.withUnsafeMutableBufferPointer { o in
+                        Distance.tile(kind, queries: q.baseAddress!, queryCount: nq, rows: r.baseAddress!, rowCount: filled,
+                                      dimension: d, into: o.baseAddress!, outputRowStride: block)
+                    }
                 }
             }
         }
@@ -378,20 +387,11 @@ final class AlignedFloats: @unchecked Sendable {
     init(_ values: [Float]) {
         count = values.count
         base = UnsafeMutableRawPointer.allocate(byteCount: max(1, 4 * values.count), alignment: 64)
-        values.withUnsafeBytes { base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        values.withUnsafeBytes { if let src = $0.baseAddress { base.copyMemory(from: src, byteCount: $0.count) } }
     }
 
     deinit { base.deallocate() }
 
     /// The address of the first float.
     func withBaseAddress<R>(_ body: (UnsafeRawPointer) throws -> R) rethrows -> R { try body(base) }
-
-    /// The addresses of the consecutive vectors of `dimension` floats held here.
-    func withRowAddresses<R>(dimension d: Int, _ body: (UnsafePointer<UnsafeRawPointer>) throws -> R) rethrows -> R {
-        let n = d > 0 ? count / d : 0
-        return try withUnsafeTemporaryAllocation(of: UnsafeRawPointer.self, capacity: max(1, n)) { list in
-            for i in 0..<n { list.initializeElement(at: i, to: UnsafeRawPointer(base + 4 * i * d)) }
-            return try body(UnsafePointer(list.baseAddress!))
-        }
-    }
 }

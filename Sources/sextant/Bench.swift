@@ -34,6 +34,7 @@ struct Bench: ParsableCommand {
             if let queryCounts {
                 let db = try openStore(store.db, readOnly: true)
                 defer { db.close() }
+                prefault.apply(db, path: store.db, json: store.json)
                 let coll = try db.collection(collection)
                 let n = try VectorFile(path: queryCounts)
                 let preds = try loadFilters(where: `where`, filters: filters, count: n.count * n.dimension).filters
