@@ -56,6 +56,9 @@ final class ScanSession {
     let view: CollectionSnapshot
     private var tables: [Int: PQDistanceTable] = [:]
     private var fastTables: [Int: PQFastScanTable] = [:]
+    private var group: PQGroupTable?
+    private var byteTables: [Int: PQByteTable] = [:]
+    private var codeLists: ([UnsafeRawPointer], [UInt32]) = ([], [])
 
     init(_ view: CollectionSnapshot) {
         self.view = view
@@ -77,6 +80,30 @@ final class ScanSession {
         let t = PQFastScanTable(table(q, pq))
         fastTables[q.vectorID] = t
         return t
+    }
+
+    /// The byte-quantized lookup table of a query (8-bit shared passes).
+    func byteTable(_ q: VectorCollection.PreparedQuery, _ pq: ProductQuantizer) -> PQByteTable {
+        if let t = byteTables[q.vectorID] { return t }
+        let t = PQByteTable(table(q, pq))
+        byteTables[q.vectorID] = t
+        return t
+    }
+
+    /// The thread's lists of code addresses and slots (taken, then returned, by a shared pass).
+    func takeCodeLists() -> ([UnsafeRawPointer], [UInt32]) {
+        defer { codeLists = ([], []) }
+        return codeLists
+    }
+
+    func returnCodeLists(_ addresses: [UnsafeRawPointer], _ slots: [UInt32]) { codeLists = (addresses, slots) }
+
+    /// The thread's interleaved table buffer for 8-bit shared passes (reused: it is `m · 8` KiB).
+    func groupTable(_ pq: ProductQuantizer) -> PQGroupTable {
+        if let g = group, g.subspaceCount == pq.subspaceCount { return g }
+        let g = PQGroupTable(subspaceCount: pq.subspaceCount)
+        group = g
+        return g
     }
 
     func codes(_ pq: ProductQuantizer) throws -> SlotBlocks.Reader { try view.codes(pq) }

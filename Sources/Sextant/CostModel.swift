@@ -24,13 +24,18 @@ public struct CostModel: Sendable {
     public var passPerEntry: Double? = nil
     /// Seconds per PQ code scored for one query (nil without trained codes).
     public var codePerRow: Double?
-    /// 4-bit codes scanned by a group in one pass: seconds to re-pack one code block for fast
-    /// scan, and to scan it with one query's table (nil without 4-bit codes).
+    /// PQ codes scanned by a group in one pass: seconds to gather one code block's codes (and
+    /// for 4-bit codes re-pack them for fast scan) once for the group (nil without PQ codes, or
+    /// in records measured before 8-bit passes existed, for 8-bit codes).
     public var codeBlockRepack: Double?
-    /// Seconds to scan one re-packed fast-scan block per query.
+    /// Seconds to scan one gathered code block per query.
     public var codeBlockScan: Double?
     /// Slots per code block and code blocks in the collection, for the blocks a group touches.
     public var codeSlotsPerBlock: Int?
+    /// Queries served by one ``codeBlockRepack``: a fast-scan pass re-packs once for its 128
+    /// queries, an 8-bit pass reads the codes once per 32 queries (one interleaved table);
+    /// nil in records that predate it (128).
+    public var codePassLanes: Int? = nil
     /// Filtered traversal at the default beam width: seconds per query by selectivity, from
     /// 1 (no filter) down; interpolated log-log (nil without a graph).
     public var graphBySelectivity: [GraphPoint]?
@@ -95,10 +100,11 @@ public struct CostModel: Sendable {
     }
 
     /// Seconds for `g` queries to scan the codes of `m` matches in shared passes (each pass
-    /// gathers and re-packs the matches' codes once), without re-ranking; nil without 4-bit codes.
+    /// gathers the matches' codes once), without re-ranking; nil without a measured pass.
     func sharedCodePass(matches m: Int, queries g: Int) -> Double? {
         guard let repack = codeBlockRepack, let scan = codeBlockScan, let per = codeSlotsPerBlock, per > 0 else { return nil }
-        let passes = Double((g + sharedCodePassQueries - 1) / sharedCodePassQueries)
+        let lanes = max(1, codePassLanes ?? sharedCodePassQueries)
+        let passes = Double((g + lanes - 1) / lanes)
         return Double(m) / Double(per) * (passes * repack + Double(g) * scan)
     }
 
@@ -195,6 +201,7 @@ extension CostModel {
             ("graphBase", num(graphBase)), ("graphPerEf", num(graphPerEf)), ("defaultEF", .int(Int64(defaultEF))),
             ("calibrationSeconds", .double(calibrationSeconds)), ("codeBlockRepack", num(codeBlockRepack)),
             ("codeBlockScan", num(codeBlockScan)), ("codeSlotsPerBlock", codeSlotsPerBlock.map { .int(Int64($0)) } ?? .null),
+            ("codePassLanes", codePassLanes.map { .int(Int64($0)) } ?? .null),
             ("recall", recall?.json ?? .null),
         ])).jsonText.utf8)
     }
@@ -232,6 +239,7 @@ extension CostModel {
                               graphBySelectivity: points, graphBase: d("graphBase"), graphPerEf: d("graphPerEf"), defaultEF: Int(ef),
                               liveRows: Int(live), calibrationSeconds: d("calibrationSeconds") ?? 0)
         var withRecall = model
+        if case .int(let l)? = json["codePassLanes"], l >= 1, l <= 1 << 20 { withRecall.codePassLanes = Int(l) }
         withRecall.passPerPair = d("passPerPair")
         withRecall.passPerEntry = withRecall.passPerPair == nil ? nil : d("passPerEntry")
         switch json["recall"] {

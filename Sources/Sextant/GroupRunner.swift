@@ -147,7 +147,7 @@ extension CodesPlan {
             let heaps = try collection.codeGroupSearch(w.queries, pq: pq, rerank: rerankFor, candidates: cands, txn, session: session)
             let stats = w.queries.map { q in
                 VectorCollection.QueryStats(rowsScored: cands.count + min(rerankFor(q.k), cands.count),
-                                            detail: "shared fast-scan pass, \(w.queries.count) queries, re-ranked best \(rerankFor(q.k))")
+                                            detail: "shared \(pq.bits == 8 ? "code" : "fast-scan") pass, \(w.queries.count) queries, re-ranked best \(rerankFor(q.k))")
             }
             return (heaps, stats)
         }

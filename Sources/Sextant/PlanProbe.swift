@@ -5,8 +5,9 @@ import SextantStorage
 /// times the plans and scores their recall through this, so the costs and recall the planner
 /// chooses by are those of the code a search runs (``PhysicalPlan/run(_:_:)``).
 ///
-/// Single-threaded, inside the caller's transaction. Each run gets a fresh scan session (its
-/// lookup tables are keyed by the queries' vector numbers, which differ between runs); the graph
+/// Single-threaded, inside the caller's transaction. Each run gets a fresh scan session unless
+/// told to keep it (its lookup tables are keyed by the queries' vector numbers, which differ
+/// between runs); the graph
 /// and its search context stay open across runs, as a search thread keeps them.
 final class PlanProbe {
     private var runner: GroupRunner
@@ -31,8 +32,12 @@ final class PlanProbe {
         var rerank: Int? = nil
         /// Whether the recipe refines (the codes plan's default re-rank depth).
         var refine = false
-        /// The codes plan in shared fast-scan passes instead of query by query.
+        /// The codes plan in shared code passes instead of query by query.
         var sharedCodePass = false
+        /// Keep the previous run's scan session (its lookup tables), for runs of the same
+        /// queries: a batch builds a vector's tables once per thread, however many groups or
+        /// passes use them, so a pass's cost per code should not carry them.
+        var keepSession = false
         /// Matches up to which the filtered graph plan scores every match instead of traversing
         /// (nil: the plan's own threshold; 0 times the traversal at every selectivity).
         var exhaustiveBelow: Int? = nil
@@ -45,7 +50,7 @@ final class PlanProbe {
     func run(_ plan: some PhysicalPlan, _ queries: [VectorCollection.PreparedQuery], candidates: Bitmap, restricted: Bool,
              setKey: Int = 0, _ settings: Settings = Settings()) throws -> (heaps: [TopK], stats: [VectorCollection.QueryStats]) {
         if setKey != self.setKey { runner.bitsets.removeAll(); runner.spareGroup = nil; self.setKey = setKey }
-        runner.newSession()
+        if !settings.keepSession { runner.newSession() }
         let planned = QueryPlan(kind: plan.kind, forced: true, matches: candidates.count, liveRows: live, queries: queries.count,
                                 estimates: [], estimatedRows: candidates.count)
         var group = VectorCollection.PlannedGroup(predicate: nil, filter: nil, queries: queries, plan: planned, candidates: candidates,

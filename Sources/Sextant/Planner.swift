@@ -70,8 +70,8 @@ public struct PlanEstimate: Sendable {
 /// Queries per shared pass over a group's rows.
 let sharedPassQueries = 64
 
-/// Queries per shared fast-scan pass over a group's codes: each pass gathers and re-packs the
-/// codes once, and a query's lookup table is small (16 bytes a sub-space), so passes are larger.
+/// Queries per shared pass over a group's codes: each pass gathers (and for 4-bit codes
+/// re-packs) the codes once, and scoring a code is cheap next to reading it, so passes are larger.
 let sharedCodePassQueries = 128
 
 /// Fast scan's 16-bit sums hold at most 256 sub-quantizers; wider 4-bit codes are scanned with
@@ -199,24 +199,31 @@ extension VectorCollection {
         }
     }
 
-    /// Measures the codes plan's cost per code (PQ or SQ8) and, for 4-bit PQ codes, the shared
-    /// fast-scan pass's costs per block.
+    /// Measures the codes plan's cost per code (PQ or SQ8) and, for PQ codes, the shared pass's
+    /// costs per block.
     private func measureCodeCosts(_ model: inout CostModel, pq: ProductQuantizer?, _ sample: CostSample, _ probe: PlanProbe) throws {
         let sampleSet = sample.slots, rows = sample.rows, queries = sample.queries
         // Approximate distances only (re-rank 0): the re-rank is the exact plan's per-row cost.
         func codes(_ qs: ArraySlice<PreparedQuery>, shared: Bool) throws -> Double {
-            try bestOfThree {
+            // A shared pass is timed with its queries' tables built (an untimed run first): a
+            // batch builds them once per vector and thread, not once per pass.
+            if shared {
                 _ = try probe.run(CodesPlan(), Array(qs), candidates: sampleSet, restricted: true,
-                                  PlanProbe.Settings(rerank: 0, sharedCodePass: shared))
+                                  PlanProbe.Settings(rerank: 0, sharedCodePass: true))
+            }
+            return try bestOfThree {
+                _ = try probe.run(CodesPlan(), Array(qs), candidates: sampleSet, restricted: true,
+                                  PlanProbe.Settings(rerank: 0, sharedCodePass: shared, keepSession: shared))
             }
         }
         model.codePerRow = max(1e-10, try codes(queries[0..<1], shared: false) / rows)
-        if let pq, pq.bits == 4 && pq.subspaceCount <= maxFastScanSubspaces && queries.count >= 2 {
-            // The shared fast-scan pass as it runs: codes taken from the map at the
-            // sample's scattered slots, re-packed, scanned with one and with several
-            // queries' tables; the difference splits the cost into the shared re-pack and the
-            // per-query scan.
-            let g = min(8, queries.count)
+        if let pq, pq.bits == 8 || pq.subspaceCount <= maxFastScanSubspaces, queries.count >= 2 {
+            // The shared pass as it runs: codes taken from the map at the sample's scattered
+            // slots (and for 4-bit codes re-packed), scanned with one and with several queries'
+            // tables; the difference splits the cost into the shared gathering and the
+            // per-query scan. An 8-bit pass reads the codes once per 32 queries: both timings
+            // read them once, and a group pays the read once per 32 of its queries.
+            let g = min(pq.bits == 8 ? PQGroupTable.lanes : 8, queries.count)
             let one = try codes(queries[0..<1], shared: true)
             let many = try codes(queries[0..<g], shared: true)
             let scanPerCode = max(1e-10, (many - one) / (Double(g - 1) * rows))
@@ -225,6 +232,7 @@ extension VectorCollection {
             model.codeBlockRepack = repackPerCode * Double(per)
             model.codeBlockScan = scanPerCode * Double(per)
             model.codeSlotsPerBlock = per
+            model.codePassLanes = pq.bits == 8 ? PQGroupTable.lanes : sharedCodePassQueries
         }
     }
 

@@ -118,7 +118,7 @@ public struct BatchExplanation: Sendable {
         public var plan: QueryPlan
         /// Distance computations made for the whole group.
         public var rowsScored: Int
-        /// How the group ran (e.g. "shared pass, 64 queries", "shared fast-scan pass, …").
+        /// How the group ran (e.g. "shared pass, 64 queries", "shared code pass, …").
         public var detail: String
         /// Partitions holding at least one of the group's matches.
         public var partitionsTouched: Int
@@ -228,8 +228,9 @@ extension VectorCollection {
         var candidates: Bitmap
         /// Partitions holding at least one match (explain only; 1 without a layout).
         var partitionsTouched = 1
-        /// Codes plan: scan the group's codes in shared fast-scan passes (4-bit codes, when the
-        /// cost model says re-packing pays for itself) instead of query by query.
+        /// Codes plan: scan the group's codes in shared passes (fast scan for 4-bit codes,
+        /// interleaved tables for 8-bit ones), when the cost model says gathering the codes once
+        /// pays for itself, instead of query by query.
         var sharedCodePass = false
         /// The vector cells the group reads (``SearchOptions/probes``); nil: every cell.
         var cells: [Int]? = nil

@@ -166,18 +166,22 @@ import SextantTestSupport
         #expect(b.results.count == 9 && b.results.allSatisfy { $0.count == 5 })
     }
 
-    @Test func sharedCodePassKeepsTheGuaranteesOfTheCodesPlan() throws {
-        let (store, coll, data) = try Self.make("planner-shared-codes", recipe: "PQ8x4fs,Refine")
+    /// 4-bit codes (fast scan) and 8-bit codes (interleaved byte tables).
+    @Test(arguments: ["PQ8x4fs,Refine", "PQ8x8,Refine"])
+    func sharedCodePassKeepsTheGuaranteesOfTheCodesPlan(recipe: String) throws {
+        let (store, coll, data) = try Self.make("planner-shared-codes", recipe: recipe)
         defer { store.close() }
         for sql in ["price < 40", "category = 'none'", "in_stock = TRUE"] {
             let f = try Filter(sql: sql)
             let matches = try coll.count(where: f)
             let allowed = Set(try coll.search(data.query(0), k: max(1, matches), filter: f, options: SearchOptions(exact: true)).map(\.id))
-            // 70 queries: more than one shared pass of 64.
-            let qs = (0..<70).map { Query(vector: data.query($0 % data.queryCount), k: 10, filter: f) }
+            // 140 queries: more than one shared pass of 128, and 8-bit blocks of 32 with a
+            // partial last one.
+            let qs = (0..<140).map { Query(vector: data.query($0 % data.queryCount), k: 10, filter: f) }
             let b = try coll.explainBatch(qs, options: SearchOptions(plan: .codes))
             #expect(b.groups.count == 1 && b.groups[0].plan.kind == .codes)
-            if matches > 0 { #expect(b.groups[0].detail.hasPrefix("shared fast-scan pass"), "\(b.groups[0].detail)") }
+            let pass = recipe.contains("fs") ? "shared fast-scan pass" : "shared code pass"
+            if matches > 0 { #expect(b.groups[0].detail.hasPrefix(pass), "\(b.groups[0].detail)") }
             var hits = 0, total = 0
             for (i, got) in b.results.enumerated() {
                 #expect(got.count == min(10, matches))
@@ -352,11 +356,11 @@ import SextantTestSupport
                     for c in deepest.sortedResults().prefix(depth) { _ = prefix.insert(distance: c.distance, id: c.id) }
                     let shortcut = try coll.rerankCodes(q, prefix, rerank: depth, txn, vectors: try coll.vectorReader(txn))
                     #expect(ids(planned) == ids(shortcut), "re-rank depth \(depth)")
-                    // The search runs the plan query by query or as a shared fast-scan pass, as
+                    // The search runs the plan query by query or as a shared code pass, as
                     // its cost model (measured, so timing-dependent) finds cheaper; the probe
                     // runs the same path.
                     let e = try coll.explainSearch(data.query(i), k: 10, filter: f, options: SearchOptions(rerank: depth, plan: .codes))
-                    let asSearched = e.detail.contains("shared fast-scan pass")
+                    let asSearched = e.detail.contains("shared fast-scan pass") || e.detail.contains("shared code pass")
                         ? try probe.run(CodesPlan(), [q], candidates: matches, restricted: true,
                                         PlanProbe.Settings(rerank: depth, refine: true, sharedCodePass: true)).heaps[0]
                         : planned

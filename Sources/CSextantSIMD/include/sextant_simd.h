@@ -183,6 +183,31 @@ static inline void sextant_prefetch(const void *p, size_t bytes) {
 /// and d <= 32,768 keep every sum within int32.
 void sextant_sq8_batch_avx2(int l2, const int16_t *q, const int8_t *const *x, size_t n, size_t d, int32_t *out);
 
+/// 8-bit ADC of listed codes for 32 queries at once: `lut` holds the queries' byte-quantized
+/// tables interleaved (entry c of sub-space j for lane l at lut[(j * 256 + c) * 32 + l], 32-byte
+/// aligned), `codes[i]` points at code i (`m` bytes, any alignment, m <= 257), and
+/// out[i * 32 + l] gets lane l's sum of its entries. Integer sums: every path agrees. AVX2 when
+/// the CPU has it, else the scalar loop.
+void sextant_adc8_group32(const uint8_t *lut, size_t m, const void *const *codes, size_t count, uint16_t *out);
+
+/// The scalar path of sextant_adc8_group32, for tests.
+void sextant_adc8_group32_scalar(const uint8_t *lut, size_t m, const void *const *codes, size_t count, uint16_t *out);
+
+/// The group scan's selection: writes i * 32 + l (ascending) for every sums[i * 32 + l] <=
+/// limits[l] (32 limits, one per lane) over `rows` rows of 32 sums, and returns how many; `out`
+/// must have room for rows * 32. AVX2 when the CPU has it, else a scalar loop (same output).
+size_t sextant_lanes_at_most(const uint16_t *sums, size_t rows, const uint16_t *limits, uint32_t *out);
+
+/// Interleaves 32 byte tables of `entries` bytes: dst[e * 32 + l] = tables[l][e] (a table may
+/// be passed for several lanes). SSE2 16 x 16 transposes on x86, a loop elsewhere.
+void sextant_interleave32(const uint8_t *const *tables, size_t entries, uint8_t *dst);
+
+/// Quantizes an ADC table of `m` rows of `k` floats to bytes: entry = round((v - min of its row)
+/// * scale), scale = 255 / (the widest row's max - min), so that a code's float distance is
+/// within m / (2 * scale) of sum / scale + offset (offset = the sum of the row minima, to which
+/// the caller adds the table's bias).
+void sextant_quantize_table(const float *values, size_t m, size_t k, uint8_t *out, float *scale, float *offset);
+
 #ifdef __cplusplus
 }
 #endif
