@@ -383,9 +383,10 @@ extension VectorCollection {
         let slotCount = Double(max(1, planning.nextSlot))
         let (ef, rerank, refine, live) = (options.ef, options.rerank, refines, planning.live)
         let workerViews = SnapshotViews(views)
+        let tables = BatchTables()
         let work: @Sendable (Int) -> Void = { [self] w in
             do {
-                var runner = GroupRunner(workerViews[w])
+                var runner = GroupRunner(workerViews[w], tables: tables)
                 defer { runner.finish() }
                 var passRunner: PartitionPassRunner? = nil
                 while failure.error == nil {

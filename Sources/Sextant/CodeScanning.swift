@@ -1,3 +1,4 @@
+import Foundation
 import SextantKernels
 import SextantStorage
 
@@ -59,9 +60,12 @@ final class ScanSession {
     private var group: PQGroupTable?
     private var byteTables: [Int: PQByteTable] = [:]
     private var codeLists: ([UnsafeRawPointer], [UInt32]) = ([], [])
+    /// The batch's tables, shared with its other threads (nil: this session's own only).
+    private let shared: BatchTables?
 
-    init(_ view: CollectionSnapshot) {
+    init(_ view: CollectionSnapshot, shared: BatchTables? = nil) {
         self.view = view
+        self.shared = shared
     }
 
     func vectors() throws -> SlotBlocks.Reader { try view.vectors() }
@@ -77,7 +81,7 @@ final class ScanSession {
     /// The quantized (fast-scan) lookup table of a query.
     func fastTable(_ q: VectorCollection.PreparedQuery, _ pq: ProductQuantizer) -> PQFastScanTable {
         if let t = fastTables[q.vectorID] { return t }
-        let t = PQFastScanTable(table(q, pq))
+        let t = shared?.fastTable(q.vectorID) { PQFastScanTable(table(q, pq)) } ?? PQFastScanTable(table(q, pq))
         fastTables[q.vectorID] = t
         return t
     }
@@ -85,7 +89,7 @@ final class ScanSession {
     /// The byte-quantized lookup table of a query (8-bit shared passes).
     func byteTable(_ q: VectorCollection.PreparedQuery, _ pq: ProductQuantizer) -> PQByteTable {
         if let t = byteTables[q.vectorID] { return t }
-        let t = PQByteTable(table(q, pq))
+        let t = shared?.byteTable(q.vectorID) { PQByteTable(table(q, pq)) } ?? PQByteTable(table(q, pq))
         byteTables[q.vectorID] = t
         return t
     }
@@ -107,4 +111,37 @@ final class ScanSession {
     }
 
     func codes(_ pq: ProductQuantizer) throws -> SlotBlocks.Reader { try view.codes(pq) }
+}
+
+/// The quantized lookup tables of one batch's query vectors, shared by its search threads: a
+/// vector whose groups run on different threads has its tables built once (with 2 threads,
+/// building them per thread took twice the time of one thread's share). Keyed by vector number,
+/// unique within a batch.
+final class BatchTables: @unchecked Sendable {
+    private var fast: [Int: PQFastScanTable] = [:]
+    private var bytes: [Int: PQByteTable] = [:]
+    private let lock = NSLock()
+
+    /// Built outside the lock: two threads may both build a table, and the first one stored wins.
+    func fastTable(_ id: Int, build: () -> PQFastScanTable) -> PQFastScanTable {
+        lock.lock()
+        if let t = fast[id] { lock.unlock(); return t }
+        lock.unlock()
+        let t = build()
+        lock.lock(); defer { lock.unlock() }
+        if let other = fast[id] { return other }
+        fast[id] = t
+        return t
+    }
+
+    func byteTable(_ id: Int, build: () -> PQByteTable) -> PQByteTable {
+        lock.lock()
+        if let t = bytes[id] { lock.unlock(); return t }
+        lock.unlock()
+        let t = build()
+        lock.lock(); defer { lock.unlock() }
+        if let other = bytes[id] { return other }
+        bytes[id] = t
+        return t
+    }
 }

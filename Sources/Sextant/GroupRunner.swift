@@ -59,9 +59,9 @@ struct GroupRunner {
     var context: HNSWSearchContext?
     private(set) var session: ScanSession
 
-    init(_ view: CollectionSnapshot) {
+    init(_ view: CollectionSnapshot, tables: BatchTables? = nil) {
         self.view = view
-        session = ScanSession(view)
+        session = ScanSession(view, shared: tables)
     }
 
     var collection: VectorCollection { view.collection }
