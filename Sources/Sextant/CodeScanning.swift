@@ -89,7 +89,9 @@ final class ScanSession {
     /// The byte-quantized lookup table of a query (8-bit shared passes).
     func byteTable(_ q: VectorCollection.PreparedQuery, _ pq: ProductQuantizer) -> PQByteTable {
         if let t = byteTables[q.vectorID] { return t }
-        let t = shared?.byteTable(q.vectorID) { PQByteTable(table(q, pq)) } ?? PQByteTable(table(q, pq))
+        // Straight from the vector: the float table is not kept (48 KiB a vector at m = 48).
+        let build = { q.vector.withUnsafeBufferPointer { PQByteTable(pq, query: $0) } }
+        let t = shared?.byteTable(q.vectorID, build: build) ?? build()
         byteTables[q.vectorID] = t
         return t
     }

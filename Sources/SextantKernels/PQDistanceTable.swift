@@ -39,6 +39,18 @@ extension ProductQuantizer {
     /// `‖q_j − c‖²` for l2, `−q_j·c` for ip and cosine (cosine normalises the query first and
     /// sets the table's bias to 1).
     public func distanceTable(query: UnsafeBufferPointer<Float>) -> PQDistanceTable {
+        let values = [Float](unsafeUninitializedCapacity: subspaceCount * centroidCount) { out, initialized in
+            fillDistanceTable(query: query, into: out.baseAddress!)
+            initialized = subspaceCount * centroidCount
+        }
+        return PQDistanceTable(subspaceCount: subspaceCount, bits: bits, values: values,
+                               bias: metric == .cosine ? 1 : 0)
+    }
+
+    /// Writes the `subspaceCount × centroidCount` entries of ``distanceTable(query:)-(UnsafeBufferPointer<Float>)``
+    /// to `out` (the same values; the bias is 1 for cosine, else 0), for callers that keep only
+    /// a derived table.
+    public func fillDistanceTable(query: UnsafeBufferPointer<Float>, into out: UnsafeMutablePointer<Float>) {
         precondition(query.count == dimension, "dimension mismatch")
         let k = centroidCount, dsub = subspaceDimension
         var scale: Float = 1
@@ -46,32 +58,27 @@ extension ProductQuantizer {
             let norm = Distance.norm(UnsafeRawPointer(query.baseAddress!), dimension: dimension)
             if norm > 0 { scale = 1 / norm }
         }
-        let values = [Float](unsafeUninitializedCapacity: subspaceCount * k) { out, initialized in
-            centroidsT.withUnsafeBytes { ct in
-                for j in 0..<subspaceCount {
-                    let book = ct.baseAddress! + j * k * dsub * 4
-                    var b = 0
-                    while b < k {
-                        var acc = SIMD16<Float>()
-                        for i in 0..<dsub {
-                            let c = book.loadUnaligned(fromByteOffset: (i * k + b) * 4, as: SIMD16<Float>.self)
-                            let q = SIMD16<Float>(repeating: query[j * dsub + i] * scale)
-                            if metric == .l2 {
-                                let d = c - q
-                                acc += d * d
-                            } else {
-                                acc -= q * c
-                            }
+        centroidsT.withUnsafeBytes { ct in
+            for j in 0..<subspaceCount {
+                let book = ct.baseAddress! + j * k * dsub * 4
+                var b = 0
+                while b < k {
+                    var acc = SIMD16<Float>()
+                    for i in 0..<dsub {
+                        let c = book.loadUnaligned(fromByteOffset: (i * k + b) * 4, as: SIMD16<Float>.self)
+                        let q = SIMD16<Float>(repeating: query[j * dsub + i] * scale)
+                        if metric == .l2 {
+                            let d = c - q
+                            acc += d * d
+                        } else {
+                            acc -= q * c
                         }
-                        for lane in 0..<16 { out[j * k + b + lane] = acc[lane] }
-                        b += 16
                     }
+                    UnsafeMutableRawPointer(out + j * k + b).storeBytes(of: acc, as: SIMD16<Float>.self)
+                    b += 16
                 }
             }
-            initialized = subspaceCount * k
         }
-        return PQDistanceTable(subspaceCount: subspaceCount, bits: bits, values: values,
-                               bias: metric == .cosine ? 1 : 0)
     }
 
     /// Array form of ``distanceTable(query:)-(UnsafeBufferPointer<Float>)``.

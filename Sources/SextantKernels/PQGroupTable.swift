@@ -16,17 +16,31 @@ public struct PQByteTable: Sendable {
     /// Quantizes an 8-bit float table.
     public init(_ table: PQDistanceTable) {
         precondition(table.bits == 8, "needs an 8-bit table")
-        precondition(table.subspaceCount <= 257, "16-bit sums hold at most 257 sub-spaces")
-        var scale: Float = 1, offset: Float = 0
-        entries = [UInt8](unsafeUninitializedCapacity: table.values.count) { out, initialized in
-            table.values.withUnsafeBufferPointer { v in
-                sextant_quantize_table(v.baseAddress!, table.subspaceCount, 256, out.baseAddress!, &scale, &offset)
-            }
-            initialized = table.values.count
+        self = table.values.withUnsafeBufferPointer { PQByteTable(values: $0.baseAddress!, subspaceCount: table.subspaceCount, bias: table.bias) }
+    }
+
+    /// The quantized table of `query` for an 8-bit quantizer: the same as quantizing
+    /// ``ProductQuantizer/distanceTable(query:)-(UnsafeBufferPointer<Float>)``, without keeping
+    /// (or allocating anew) the float table.
+    public init(_ pq: ProductQuantizer, query: UnsafeBufferPointer<Float>) {
+        precondition(pq.bits == 8, "needs an 8-bit quantizer")
+        let count = pq.subspaceCount * pq.centroidCount
+        self = withUnsafeTemporaryAllocation(of: Float.self, capacity: count) { scratch in
+            pq.fillDistanceTable(query: query, into: scratch.baseAddress!)
+            return PQByteTable(values: scratch.baseAddress!, subspaceCount: pq.subspaceCount, bias: pq.metric == .cosine ? 1 : 0)
         }
-        subspaceCount = table.subspaceCount
+    }
+
+    private init(values: UnsafePointer<Float>, subspaceCount m: Int, bias: Float) {
+        precondition(m <= 257, "16-bit sums hold at most 257 sub-spaces")
+        var scale: Float = 1, offset: Float = 0
+        entries = [UInt8](unsafeUninitializedCapacity: m * 256) { out, initialized in
+            sextant_quantize_table(values, m, 256, out.baseAddress!, &scale, &offset)
+            initialized = m * 256
+        }
+        subspaceCount = m
         self.scale = scale
-        self.offset = offset + table.bias
+        self.offset = offset + bias
     }
 
     /// Bound on `|dequantized − float ADC|` from the byte rounding: `m / (2 · scale)`.

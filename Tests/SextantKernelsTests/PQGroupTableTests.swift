@@ -25,6 +25,11 @@ import CSextantSIMD
         for laneCount in [5, 32] {
             let floatTables = Self.queries(laneCount, seed: UInt64(m * 100 + laneCount)).map { pq.distanceTable(query: $0) }
             let bytes = floatTables.map { PQByteTable($0) }
+            // Quantized straight from the query: the same table.
+            for (i, q) in Self.queries(laneCount, seed: UInt64(m * 100 + laneCount)).enumerated() {
+                let direct = q.withUnsafeBufferPointer { PQByteTable(pq, query: $0) }
+                #expect(direct.entries == bytes[i].entries && direct.scale == bytes[i].scale && direct.offset == bytes[i].offset)
+            }
             let group = PQGroupTable(subspaceCount: m)
             group.load(bytes)
             #expect(group.count == laneCount)
