@@ -25,7 +25,7 @@ extension VectorCollection {
                                  _ txn: Transaction, session: ScanSession) throws -> [TopK] {
         // Each query keeps its best (sum, slot) pairs; the dequantized distance is increasing in
         // the sum.
-        var heaps = SumHeaps(capacities: queries.map { max(rerank($0.k), $0.k) })
+        let heaps = SumHeaps(capacities: queries.map { max(rerank($0.k), $0.k) })
         let reader = try session.codes(pq)
         // The session's lists, kept between items: a fresh list of a large group's addresses
         // would be fresh pages to fault in every time.
@@ -191,17 +191,20 @@ extension VectorCollection {
 /// Max-heaps of `sum << 32 | slot` keys, one per query of a shared 8-bit pass, in one buffer:
 /// a query keeps its `capacity` smallest keys, i.e. the smallest sums, ties to the smaller slot
 /// (``TopK``'s order). One integer compare orders two candidates.
-private struct SumHeaps {
-    private var storage: [UInt64]
-    private var offsets: [Int]
+private final class SumHeaps {
+    private let storage: UnsafeMutablePointer<UInt64>
+    private let offsets: [Int]
     private var counts: [Int]
 
     init(capacities: [Int]) {
-        offsets = [0]
+        var offsets = [0]
         for c in capacities { offsets.append(offsets.last! + c) }
-        storage = [UInt64](repeating: 0, count: offsets.last!)
+        self.offsets = offsets
+        storage = .allocate(capacity: max(1, offsets.last!))
         counts = [Int](repeating: 0, count: capacities.count)
     }
+
+    deinit { storage.deallocate() }
 
     func capacity(_ h: Int) -> Int { offsets[h + 1] - offsets[h] }
 
@@ -209,42 +212,40 @@ private struct SumHeaps {
     /// once the heap is full a later slot with the top's sum loses the tie: the bound is one
     /// below it (the heap's own compare still decides at a sum of 0).
     func limit(_ h: Int) -> UInt16 {
-        guard counts[h] == capacity(h), capacity(h) > 0 else { return capacity(h) == 0 ? 0 : .max }
+        let cap = capacity(h)
+        guard counts[h] == cap, cap > 0 else { return cap == 0 ? 0 : .max }
         return UInt16(truncatingIfNeeded: max(storage[offsets[h]] >> 32, 1) - 1)
     }
 
-    func keys(_ h: Int) -> ArraySlice<UInt64> { storage[offsets[h]..<(offsets[h] + counts[h])] }
+    func keys(_ h: Int) -> UnsafeBufferPointer<UInt64> { UnsafeBufferPointer(start: storage + offsets[h], count: counts[h]) }
 
-    mutating func offer(_ h: Int, sum: UInt16, slot: UInt32) {
+    func offer(_ h: Int, sum: UInt16, slot: UInt32) {
         let key = UInt64(sum) << 32 | UInt64(slot)
-        let (base, cap, n) = (offsets[h], offsets[h + 1] - offsets[h], counts[h])
-        storage.withUnsafeMutableBufferPointer { all in
-            let heap = all.baseAddress! + base
-            if n < cap {
-                // Sift up.
-                var i = n
-                while i > 0 {
-                    let parent = (i - 1) >> 1
-                    guard heap[parent] < key else { break }
-                    heap[i] = heap[parent]
-                    i = parent
-                }
-                heap[i] = key
-            } else if cap > 0 && key < heap[0] {
-                // Replace the largest and sift down.
-                var i = 0
-                while true {
-                    let l = 2 * i + 1
-                    guard l < cap else { break }
-                    let r = l + 1
-                    let c = r < cap && heap[r] > heap[l] ? r : l
-                    guard heap[c] > key else { break }
-                    heap[i] = heap[c]
-                    i = c
-                }
-                heap[i] = key
+        let (heap, cap, n) = (storage + offsets[h], offsets[h + 1] - offsets[h], counts[h])
+        if n < cap {
+            // Sift up.
+            var i = n
+            while i > 0 {
+                let parent = (i - 1) >> 1
+                guard heap[parent] < key else { break }
+                heap[i] = heap[parent]
+                i = parent
             }
+            heap[i] = key
+            counts[h] = n + 1
+        } else if cap > 0 && key < heap[0] {
+            // Replace the largest and sift down.
+            var i = 0
+            while true {
+                let l = 2 * i + 1
+                guard l < cap else { break }
+                let r = l + 1
+                let c = r < cap && heap[r] > heap[l] ? r : l
+                guard heap[c] > key else { break }
+                heap[i] = heap[c]
+                i = c
+            }
+            heap[i] = key
         }
-        if n < cap { counts[h] = n + 1 }
     }
 }
