@@ -234,16 +234,24 @@ private final class SumHeaps {
             heap[i] = key
             counts[h] = n + 1
         } else if cap > 0 && key < heap[0] {
-            // Replace the largest and sift down.
+            // Replace the largest: move the hole down to a leaf along the larger children (a
+            // select per level, no data-dependent exit), then sift the key up from there. Keys
+            // arrive in random order, so stopping where the key fits mispredicts a branch at a
+            // random depth; this walk mispredicts about once, on the way up.
             var i = 0
-            while true {
-                let l = 2 * i + 1
-                guard l < cap else { break }
+            var l = 1
+            while l < cap {
                 let r = l + 1
                 let c = r < cap && heap[r] > heap[l] ? r : l
-                guard heap[c] > key else { break }
                 heap[i] = heap[c]
                 i = c
+                l = 2 * i + 1
+            }
+            while i > 0 {
+                let parent = (i - 1) >> 1
+                guard heap[parent] < key else { break }
+                heap[i] = heap[parent]
+                i = parent
             }
             heap[i] = key
         }
