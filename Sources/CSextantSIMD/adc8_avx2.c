@@ -9,6 +9,8 @@
 #include "sextant_simd.h"
 #include <string.h>
 
+#pragma clang fp contract(off)
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define SEXTANT_ADC8_X86 1
@@ -66,6 +68,29 @@ static void group32_avx2(const uint8_t *lut, size_t m, const void *const *codes,
         __m256i a0 = zero, a1 = zero;
         for (size_t j = 0; j < m; j++) ADD_ENTRY(a0, a1, lut + j * 8192 + ((size_t)c[j] << 5));
         store_lanes(out + i * 32, a0, a1);
+    }
+}
+
+// ADC table entries for 8 centroids at a time, in the portable loop's order (below).
+__attribute__((target("avx2")))
+static void pq_table_avx2(const float *centroids_t, size_t m, size_t k, size_t dsub, const float *query, float scale, int l2,
+                          float *out) {
+    for (size_t j = 0; j < m; j++) {
+        const float *book = centroids_t + j * k * dsub;
+        for (size_t b = 0; b < k; b += 8) {
+            __m256 acc = _mm256_setzero_ps();
+            for (size_t i = 0; i < dsub; i++) {
+                __m256 c = _mm256_loadu_ps(book + i * k + b);
+                __m256 q = _mm256_set1_ps(query[j * dsub + i] * scale);
+                if (l2) {
+                    __m256 d = _mm256_sub_ps(c, q);
+                    acc = _mm256_add_ps(acc, _mm256_mul_ps(d, d));
+                } else {
+                    acc = _mm256_sub_ps(acc, _mm256_mul_ps(q, c));
+                }
+            }
+            _mm256_storeu_ps(out + j * k + b, acc);
+        }
     }
 }
 
@@ -200,4 +225,27 @@ void sextant_quantize_table(const float *values, size_t m, size_t k, uint8_t *ou
     }
     *scale = s;
     *offset = base;
+}
+
+void sextant_pq_table_scalar(const float *centroids_t, size_t m, size_t k, size_t dsub, const float *query, float scale, int l2,
+                             float *out) {
+    for (size_t j = 0; j < m; j++) {
+        const float *book = centroids_t + j * k * dsub;
+        for (size_t c = 0; c < k; c++) {
+            float acc = 0;
+            for (size_t i = 0; i < dsub; i++) {
+                float x = book[i * k + c], q = query[j * dsub + i] * scale;
+                if (l2) { float d = x - q; acc = acc + d * d; } else { acc = acc - q * x; }
+            }
+            out[j * k + c] = acc;
+        }
+    }
+}
+
+void sextant_pq_table(const float *centroids_t, size_t m, size_t k, size_t dsub, const float *query, float scale, int l2,
+                      float *out) {
+#ifdef SEXTANT_ADC8_X86
+    if (k % 8 == 0 && sextant_cpu_has_avx2()) { pq_table_avx2(centroids_t, m, k, dsub, query, scale, l2, out); return; }
+#endif
+    sextant_pq_table_scalar(centroids_t, m, k, dsub, query, scale, l2, out);
 }

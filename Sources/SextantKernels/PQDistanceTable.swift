@@ -1,3 +1,4 @@
+import CSextantSIMD
 // Asymmetric distance computation (ADC): per-query tables and the scans that use them.
 
 /// Per-query lookup table for asymmetric distances: entry `(j, c)` is the distance
@@ -58,26 +59,10 @@ extension ProductQuantizer {
             let norm = Distance.norm(UnsafeRawPointer(query.baseAddress!), dimension: dimension)
             if norm > 0 { scale = 1 / norm }
         }
-        centroidsT.withUnsafeBytes { ct in
-            for j in 0..<subspaceCount {
-                let book = ct.baseAddress! + j * k * dsub * 4
-                var b = 0
-                while b < k {
-                    var acc = SIMD16<Float>()
-                    for i in 0..<dsub {
-                        let c = book.loadUnaligned(fromByteOffset: (i * k + b) * 4, as: SIMD16<Float>.self)
-                        let q = SIMD16<Float>(repeating: query[j * dsub + i] * scale)
-                        if metric == .l2 {
-                            let d = c - q
-                            acc += d * d
-                        } else {
-                            acc -= q * c
-                        }
-                    }
-                    UnsafeMutableRawPointer(out + j * k + b).storeBytes(of: acc, as: SIMD16<Float>.self)
-                    b += 16
-                }
-            }
+        // Each entry sums its sub-space's terms in order, one IEEE operation a step (AVX2 eight
+        // centroids at a time, or a scalar loop): the same floats on every path.
+        centroidsT.withUnsafeBufferPointer { ct in
+            sextant_pq_table(ct.baseAddress!, subspaceCount, k, dsub, query.baseAddress!, scale, metric == .l2 ? 1 : 0, out)
         }
     }
 

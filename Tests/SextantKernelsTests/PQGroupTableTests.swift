@@ -110,4 +110,47 @@ import CSextantSIMD
         let flat = PQByteTable(PQDistanceTable(subspaceCount: 2, bits: 8, values: [Float](repeating: 3, count: 512), bias: 1))
         #expect(flat.entries.allSatisfy { $0 == 0 } && flat.distance(sum: 0) == 7)
     }
+
+    /// The C table kernels (AVX2 and scalar) give the floats of the plain per-lane loop, for
+    /// 8-bit (k = 256) and 4-bit (k = 16) codebooks and every metric.
+    @Test(arguments: [(8, DistanceKind.l2), (8, .ip), (8, .cosine), (4, .l2), (4, .ip)])
+    func tableKernelsAgreeBitForBit(bits: Int, metric: DistanceKind) {
+        let pq = Fixture.pq(bits: bits, metric: metric)
+        let (m, k, dsub) = (pq.subspaceCount, pq.centroidCount, pq.subspaceDimension)
+        for q in Self.queries(3, seed: UInt64(bits * 10 + Int(metric.rawValue))) {
+            let table = pq.distanceTable(query: q)
+            var scale: Float = 1
+            if metric == .cosine {
+                let norm = Distance.norm(q)
+                if norm > 0 { scale = 1 / norm }
+            }
+            // The reference: per entry, terms in order, each a separate operation.
+            // The codebooks dimension-major per sub-space, as the kernels read them.
+            var ct = [Float](repeating: 0, count: m * k * dsub)
+            for j in 0..<m {
+                for c in 0..<k {
+                    for i in 0..<dsub { ct[j * k * dsub + i * k + c] = pq.centroids[(j * k + c) * dsub + i] }
+                }
+            }
+            var reference = [Float](repeating: 0, count: m * k)
+            for j in 0..<m {
+                for c in 0..<k {
+                    var acc: Float = 0
+                    for i in 0..<dsub {
+                        let x = ct[j * k * dsub + i * k + c], qi = q[j * dsub + i] * scale
+                        if metric == .l2 { let d = x - qi; acc = acc + d * d } else { acc = acc - qi * x }
+                    }
+                    reference[j * k + c] = acc
+                }
+            }
+            var scalar = [Float](repeating: 0, count: m * k)
+            ct.withUnsafeBufferPointer { ctp in
+                q.withUnsafeBufferPointer { qp in
+                    sextant_pq_table_scalar(ctp.baseAddress!, m, k, dsub, qp.baseAddress!, scale, metric == .l2 ? 1 : 0, &scalar)
+                }
+            }
+            #expect(table.values.map(\.bitPattern) == reference.map(\.bitPattern))
+            #expect(scalar.map(\.bitPattern) == reference.map(\.bitPattern))
+        }
+    }
 }

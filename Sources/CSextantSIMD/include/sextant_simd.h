@@ -208,6 +208,18 @@ void sextant_interleave32(const uint8_t *const *tables, size_t entries, uint8_t 
 /// the caller adds the table's bias).
 void sextant_quantize_table(const float *values, size_t m, size_t k, uint8_t *out, float *scale, float *offset);
 
+/// ADC table of a query: out[j * k + c] = sum over i < dsub of (x - q)^2 (`l2` nonzero) or the
+/// running acc - q * x (else), x = centroids_t[(j * k * dsub) + i * k + c] (sub-space j's
+/// centroids dimension-major), q = query[j * dsub + i] * scale, each step a separate IEEE
+/// operation in order i = 0, 1, ...: every path gives the same floats. AVX2 (8 centroids at a
+/// time) when the CPU has it and k is a multiple of 8, else the scalar loop.
+void sextant_pq_table(const float *centroids_t, size_t m, size_t k, size_t dsub, const float *query, float scale, int l2,
+                      float *out);
+
+/// The scalar path of sextant_pq_table, for tests.
+void sextant_pq_table_scalar(const float *centroids_t, size_t m, size_t k, size_t dsub, const float *query, float scale, int l2,
+                             float *out);
+
 #ifdef __cplusplus
 }
 #endif
