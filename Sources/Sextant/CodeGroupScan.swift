@@ -36,10 +36,7 @@ extension VectorCollection {
         addresses.reserveCapacity(candidates.count)
         slots.reserveCapacity(candidates.count)
         for slot in candidates {
-            guard let p = try reader.pointer(slot) else {
-                throw SextantError(.corrupted, "row of slot \(slot) has no code", context: ["collection": name])
-            }
-            addresses.append(p)
+            addresses.append(try codeAddress(reader, slot))
             slots.append(slot)
         }
         let lanes = PQGroupTable.lanes
@@ -96,6 +93,14 @@ extension VectorCollection {
         }
     }
 
+    /// Where a live slot's code lies in the map; a live slot without one is a corrupted store.
+    private func codeAddress(_ reader: SlotBlocks.Reader, _ slot: UInt32) throws -> UnsafeRawPointer {
+        guard let p = try reader.pointer(slot) else {
+            throw SextantError(.corrupted, "row of slot \(slot) has no code", context: ["collection": name])
+        }
+        return p
+    }
+
     /// Scores the group's candidates' 4-bit codes in one pass: the candidates' codes are
     /// gathered (4,096 at a time) into a contiguous buffer, re-packed for fast scan once, and
     /// scanned with every query's quantized table (`PQFastScanTable`), so reading and
@@ -123,10 +128,7 @@ extension VectorCollection {
             slots.removeAll(keepingCapacity: true)
             addresses.removeAll(keepingCapacity: true)
             while slots.count < chunk, let slot = iterator.next() {
-                guard let p = try reader.pointer(slot) else {
-                    throw SextantError(.corrupted, "row of slot \(slot) has no code", context: ["collection": name])
-                }
-                addresses.append(p)
+                addresses.append(try codeAddress(reader, slot))
                 slots.append(slot)
             }
             done = slots.count < chunk
@@ -223,15 +225,7 @@ private final class SumHeaps {
         let key = UInt64(sum) << 32 | UInt64(slot)
         let (heap, cap, n) = (storage + offsets[h], offsets[h + 1] - offsets[h], counts[h])
         if n < cap {
-            // Sift up.
-            var i = n
-            while i > 0 {
-                let parent = (i - 1) >> 1
-                guard heap[parent] < key else { break }
-                heap[i] = heap[parent]
-                i = parent
-            }
-            heap[i] = key
+            Self.siftUp(heap, from: n, key)
             counts[h] = n + 1
         } else if cap > 0 && key < heap[0] {
             // Replace the largest: move the hole down to a leaf along the larger children (a
@@ -247,13 +241,19 @@ private final class SumHeaps {
                 i = c
                 l = 2 * i + 1
             }
-            while i > 0 {
-                let parent = (i - 1) >> 1
-                guard heap[parent] < key else { break }
-                heap[i] = heap[parent]
-                i = parent
-            }
-            heap[i] = key
+            Self.siftUp(heap, from: i, key)
         }
+    }
+
+    /// Puts `key` in the hole at `i`, moving smaller ancestors down.
+    private static func siftUp(_ heap: UnsafeMutablePointer<UInt64>, from hole: Int, _ key: UInt64) {
+        var i = hole
+        while i > 0 {
+            let parent = (i - 1) >> 1
+            guard heap[parent] < key else { break }
+            heap[i] = heap[parent]
+            i = parent
+        }
+        heap[i] = key
     }
 }

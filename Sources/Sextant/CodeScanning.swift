@@ -81,7 +81,8 @@ final class ScanSession {
     /// The quantized (fast-scan) lookup table of a query.
     func fastTable(_ q: VectorCollection.PreparedQuery, _ pq: ProductQuantizer) -> PQFastScanTable {
         if let t = fastTables[q.vectorID] { return t }
-        let t = shared?.fastTable(q.vectorID) { PQFastScanTable(table(q, pq)) } ?? PQFastScanTable(table(q, pq))
+        let build = { PQFastScanTable(self.table(q, pq)) }
+        let t = shared?.fast.table(q.vectorID, build: build) ?? build()
         fastTables[q.vectorID] = t
         return t
     }
@@ -91,7 +92,7 @@ final class ScanSession {
         if let t = byteTables[q.vectorID] { return t }
         // Straight from the vector: the float table is not kept (48 KiB a vector at m = 48).
         let build = { q.vector.withUnsafeBufferPointer { PQByteTable(pq, query: $0) } }
-        let t = shared?.byteTable(q.vectorID, build: build) ?? build()
+        let t = shared?.bytes.table(q.vectorID, build: build) ?? build()
         byteTables[q.vectorID] = t
         return t
     }
@@ -119,31 +120,25 @@ final class ScanSession {
 /// vector whose groups run on different threads has its tables built once (with 2 threads,
 /// building them per thread took twice the time of one thread's share). Keyed by vector number,
 /// unique within a batch.
-final class BatchTables: @unchecked Sendable {
-    private var fast: [Int: PQFastScanTable] = [:]
-    private var bytes: [Int: PQByteTable] = [:]
+final class BatchTables: Sendable {
+    let fast = SharedTables<PQFastScanTable>()
+    let bytes = SharedTables<PQByteTable>()
+}
+
+/// One kind of table by vector number, for concurrent threads. A table is built outside the
+/// lock: two threads may both build one, and the first stored wins.
+final class SharedTables<T: Sendable>: @unchecked Sendable {
+    private var tables: [Int: T] = [:]
     private let lock = NSLock()
 
-    /// Built outside the lock: two threads may both build a table, and the first one stored wins.
-    func fastTable(_ id: Int, build: () -> PQFastScanTable) -> PQFastScanTable {
+    func table(_ id: Int, build: () -> T) -> T {
         lock.lock()
-        if let t = fast[id] { lock.unlock(); return t }
+        if let t = tables[id] { lock.unlock(); return t }
         lock.unlock()
         let t = build()
         lock.lock(); defer { lock.unlock() }
-        if let other = fast[id] { return other }
-        fast[id] = t
-        return t
-    }
-
-    func byteTable(_ id: Int, build: () -> PQByteTable) -> PQByteTable {
-        lock.lock()
-        if let t = bytes[id] { lock.unlock(); return t }
-        lock.unlock()
-        let t = build()
-        lock.lock(); defer { lock.unlock() }
-        if let other = bytes[id] { return other }
-        bytes[id] = t
+        if let other = tables[id] { return other }
+        tables[id] = t
         return t
     }
 }

@@ -35,7 +35,7 @@ final class PlanProbe {
         /// The codes plan in shared code passes instead of query by query.
         var sharedCodePass = false
         /// Keep the previous run's scan session (its lookup tables), for runs of the same
-        /// queries: a batch builds a vector's tables once per thread, however many groups or
+        /// queries: a batch builds a vector's quantized tables once, however many groups or
         /// passes use them, so a pass's cost per code should not carry them.
         var keepSession = false
         /// Matches up to which the filtered graph plan scores every match instead of traversing

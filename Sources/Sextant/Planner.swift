@@ -206,7 +206,7 @@ extension VectorCollection {
         // Approximate distances only (re-rank 0): the re-rank is the exact plan's per-row cost.
         func codes(_ qs: ArraySlice<PreparedQuery>, shared: Bool) throws -> Double {
             // A shared pass is timed with its queries' tables built (an untimed run first): a
-            // batch builds them once per vector and thread, not once per pass.
+            // batch builds them once per vector, not once per pass.
             if shared {
                 _ = try probe.run(CodesPlan(), Array(qs), candidates: sampleSet, restricted: true,
                                   PlanProbe.Settings(rerank: 0, sharedCodePass: true))
